@@ -1,0 +1,147 @@
+"""The facade over a data directory: what the CLI and a Python user call first.
+
+A :class:`Broker` is not a server: it is a handle on a directory. Any number of them, in any number
+of processes, may be open on the same directory at once; all coordination goes through the files
+and their locks. ``Broker().list_topics()`` in a fresh process sees what every other process wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import Any
+
+from .config import DEFAULT_PARTITIONS, TopicConfig, validate_topic_name
+from .errors import DataDirError
+from .log import RecoveryReport, RetentionReport
+from .topic import TOPIC_FILE, Topic
+
+__all__ = ["Broker", "resolve_data_dir", "DEFAULT_DATA_DIR", "ENV_DATA_DIR"]
+
+DEFAULT_DATA_DIR = "segments"
+ENV_DATA_DIR = "LOGBROKER_DATA_DIR"
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None, create: bool = True) -> str:
+    """``data_dir``, else ``$LOGBROKER_DATA_DIR``, else ``./segments``; created when missing.
+
+    Raises DataDirError when the path exists and is not a directory.
+    """
+    path = os.fspath(data_dir) if data_dir else os.environ.get(ENV_DATA_DIR) or DEFAULT_DATA_DIR
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if not create:
+            raise DataDirError(f"data directory {path} does not exist", path=path) from None
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise DataDirError(f"cannot create data directory {path}: {exc.strerror}", path=path) from None
+        return path
+    except NotADirectoryError:
+        raise DataDirError(f"data directory {path} is not a directory", path=path) from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise DataDirError(f"data directory {path} is not a directory", path=path)
+    return path
+
+
+class Broker:
+    """A handle on one data directory."""
+
+    def __init__(self, data_dir: str | os.PathLike | None = None) -> None:
+        self.data_dir = resolve_data_dir(data_dir)
+
+    # -- topics -------------------------------------------------------------------------------
+
+    def list_topics(self) -> list[str]:
+        names = []
+        for name in os.listdir(self.data_dir):
+            if name.startswith("__"):
+                continue
+            if os.path.isfile(os.path.join(self.data_dir, name, TOPIC_FILE)):
+                names.append(name)
+        return sorted(names)
+
+    def topic(self, name: str) -> Topic:
+        return Topic(self.data_dir, name)
+
+    def create_topic(self, name: str, partitions: int = DEFAULT_PARTITIONS,
+                     config: dict[str, Any] | None = None) -> Topic:
+        return Topic.create(self.data_dir, name, partitions, config)
+
+    def delete_topic(self, name: str) -> None:
+        self.topic(name).delete()
+
+    def alter_topic(self, name: str, config: dict[str, Any] | None = None,
+                    partitions: int | None = None) -> Topic:
+        return self.topic(name).alter(config, partitions)
+
+    def describe_topic(self, name: str) -> dict[str, Any]:
+        """Partitions with log start/end offsets, segments and sizes, and the topic's config."""
+        t = self.topic(name)
+        parts = []
+        for p in range(t.partitions):
+            reader = t.reader(p)
+            try:
+                state = reader.state()
+                log_start = reader.log_start_offset()
+                segments = []
+                from .segment import list_segments, log_name
+                for base in list_segments(reader.directory):
+                    try:
+                        size = os.path.getsize(os.path.join(reader.directory, log_name(base)))
+                    except FileNotFoundError:
+                        continue
+                    segments.append({"base_offset": base, "size": size, "file": log_name(base)})
+            finally:
+                reader.close()
+            parts.append({
+                "partition": p,
+                "log_start_offset": log_start,
+                "log_end_offset": state.high_watermark,
+                "records": state.high_watermark - log_start,
+                "size": sum(s["size"] for s in segments),
+                "segments": segments,
+            })
+        return {"topic": name, "partitions": t.partitions, "config": t.config.to_kafka(),
+                "partition_details": parts}
+
+    # -- clients ------------------------------------------------------------------------------
+
+    def producer(self, **kwargs: Any):
+        from .producer import Producer
+        return Producer(self.data_dir, **kwargs)
+
+    # -- maintenance --------------------------------------------------------------------------
+
+    def apply_retention(self, topic: str | None = None, dry_run: bool = False,
+                        now: int | None = None) -> list[RetentionReport]:
+        names = [topic] if topic else self.list_topics()
+        reports = []
+        for name in names:
+            t = self.topic(name)
+            try:
+                for p in range(t.partitions):
+                    reports.append(t.log(p).apply_retention(now=now, dry_run=dry_run))
+            finally:
+                t.close()
+        return reports
+
+    def recover(self, topic: str | None = None) -> list[RecoveryReport]:
+        names = [topic] if topic else self.list_topics()
+        reports = []
+        for name in names:
+            t = self.topic(name)
+            try:
+                for p in range(t.partitions):
+                    reports.append(t.log(p).recover())
+            finally:
+                t.close()
+        return reports
+
+
+def default_config() -> TopicConfig:
+    return TopicConfig()
+
+
+__all__.append("validate_topic_name")

@@ -1,0 +1,142 @@
+"""The one exception hierarchy of logbroker.
+
+The library raises these; only the CLI turns them into one-line messages and exit codes.
+Every error carries what it is about (topic, partition, offset, path, position) as attributes,
+and its ``str()`` is one line a person can act on.
+
+    LogBrokerError
+    ├── InvalidNameError            a topic or group name breaks the naming rule
+    ├── InvalidConfigError          an unknown config key or a bad value
+    ├── DataDirError                the data directory is missing, not a directory, or unsafe
+    ├── UnsafePathError             a symlink where a topic, partition or segment should be
+    ├── TopicExistsError
+    ├── UnknownTopicError
+    ├── UnknownPartitionError
+    ├── UnknownGroupError
+    ├── RecordTooLargeError         a record or batch over max.message.bytes
+    ├── InvalidRecordError          a value that is not JSON logbroker can store (NaN, bad key...)
+    ├── OffsetOutOfRangeError       an offset below the log start offset or beyond the log end offset
+    ├── CorruptionError             damaged bytes in the middle of a log, index or checkpoint
+    ├── StorageError                an I/O failure while writing
+    │   ├── DiskFullError           ENOSPC / EDQUOT / EFBIG: the append was undone
+    │   └── FsyncError              fsync failed: the append was not acknowledged, the log is fenced
+    ├── FencedError                 a partition refusing appends after an fsync failure
+    └── GroupError                  consumer-group coordination
+        ├── CommitFailedError       a commit from a member that no longer owns the partition
+        └── GroupNotEmptyError      an operation that needs a group with no live member
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LogBrokerError",
+    "InvalidNameError",
+    "InvalidConfigError",
+    "DataDirError",
+    "UnsafePathError",
+    "TopicExistsError",
+    "UnknownTopicError",
+    "UnknownPartitionError",
+    "UnknownGroupError",
+    "RecordTooLargeError",
+    "InvalidRecordError",
+    "OffsetOutOfRangeError",
+    "CorruptionError",
+    "StorageError",
+    "DiskFullError",
+    "FsyncError",
+    "FencedError",
+    "GroupError",
+    "CommitFailedError",
+    "GroupNotEmptyError",
+]
+
+
+class LogBrokerError(Exception):
+    """Base of every error logbroker raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, **context: object) -> None:
+        super().__init__(message)
+        self.message = message
+        for name, value in context.items():
+            setattr(self, name, value)
+
+
+class InvalidNameError(LogBrokerError, ValueError):
+    exit_code = 2
+
+
+class InvalidConfigError(LogBrokerError, ValueError):
+    exit_code = 2
+
+
+class DataDirError(LogBrokerError):
+    exit_code = 2
+
+
+class UnsafePathError(LogBrokerError):
+    exit_code = 2
+
+
+class TopicExistsError(LogBrokerError):
+    pass
+
+
+class UnknownTopicError(LogBrokerError):
+    pass
+
+
+class UnknownPartitionError(LogBrokerError, ValueError):
+    pass
+
+
+class UnknownGroupError(LogBrokerError):
+    pass
+
+
+class RecordTooLargeError(LogBrokerError, ValueError):
+    pass
+
+
+class InvalidRecordError(LogBrokerError, ValueError):
+    pass
+
+
+class OffsetOutOfRangeError(LogBrokerError):
+    pass
+
+
+class CorruptionError(LogBrokerError):
+    """Damaged bytes that are not a torn tail. ``exit_code`` 3 is what ``inspect --verify`` uses."""
+
+    exit_code = 3
+
+
+class StorageError(LogBrokerError, OSError):
+    pass
+
+
+class DiskFullError(StorageError):
+    pass
+
+
+class FsyncError(StorageError):
+    pass
+
+
+class FencedError(LogBrokerError):
+    pass
+
+
+class GroupError(LogBrokerError):
+    pass
+
+
+class CommitFailedError(GroupError):
+    pass
+
+
+class GroupNotEmptyError(GroupError):
+    pass

@@ -1,0 +1,261 @@
+"""Every durability rule of logbroker, in one place.
+
+Nothing else in the package calls ``os.fsync``, ``os.fdatasync``, ``os.replace`` or ``flock``.
+
+Rules (see RELIABILITY.md in the project for why each exists):
+
+- **fsync errors are fatal.** After a failed fsync the kernel may have dropped the dirty pages and
+  marked them clean, so a retry can "succeed" with the data gone. :func:`sync_file` raises
+  :class:`~logbroker.errors.FsyncError` and callers never acknowledge, never retry.
+- **New names need a directory fsync.** :func:`sync_dir` after creating, renaming or unlinking.
+- **Small metadata is replaced atomically**: :func:`atomic_write` writes a unique temp file in the
+  same directory, fsyncs it, ``os.replace``\\ s it over the target and fsyncs the directory. A crash
+  leaves the old file or the new one, never a mix; leftover ``*.tmp`` files are garbage.
+- **Locks are flock, opened O_CLOEXEC**, never ``lockf`` (a POSIX lock silently drops when any other
+  descriptor of the file is closed). flock is released by the kernel the instant its holder dies,
+  which is what makes kill -9 of a producer or consumer safe.
+- **Paths never follow symlinks** below the data directory: :func:`open_dir_nofollow` and
+  :func:`check_not_symlink` refuse them.
+- **Short writes are undone.** :func:`append_all` writes one buffer with one ``write`` (so concurrent
+  writers' bytes never interleave); if the kernel writes less (disk full) the file is truncated back
+  to its previous size before the error is raised.
+
+The fsync policy (``always``, ``interval``, ``never``) is decided here too: :class:`FsyncPolicy`.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import secrets
+import stat
+import time
+from dataclasses import dataclass
+
+from .errors import DiskFullError, FsyncError, StorageError, UnsafePathError
+
+__all__ = [
+    "FsyncPolicy",
+    "FileLock",
+    "sync_file",
+    "sync_dir",
+    "atomic_write",
+    "append_all",
+    "check_not_symlink",
+    "make_dir",
+    "remove_file",
+    "rename_durably",
+    "TMP_SUFFIX",
+]
+
+TMP_SUFFIX = ".tmp"
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+# Fault injection for the torture tests: when set, called as hook(op, path_or_fd) before each
+# fsync / write performed here; it may raise OSError. Production code never sets it.
+fault_hook = None
+
+
+def _inject(op: str, target: object) -> None:
+    if fault_hook is not None:
+        fault_hook(op, target)
+
+
+POLICIES = ("always", "interval", "never")
+
+
+@dataclass(frozen=True, slots=True)
+class FsyncPolicy:
+    """When an append is made durable.
+
+    ``always``: fdatasync every batch before acknowledging it. ``interval``: fdatasync when
+    ``interval_ms`` have passed since the last sync of this process (and on flush/close).
+    ``never``: leave it to the OS. ``due`` is a pure function of the clock values it is given.
+    """
+
+    mode: str = "always"
+    interval_ms: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.mode not in POLICIES:
+            raise ValueError(f"fsync policy must be one of {', '.join(POLICIES)}, not {self.mode!r}")
+
+    def due(self, last_sync: float, now: float) -> bool:
+        if self.mode == "always":
+            return True
+        if self.mode == "never":
+            return False
+        return (now - last_sync) * 1000.0 >= self.interval_ms
+
+    @property
+    def visible_before_sync(self) -> bool:
+        """Under ``never`` records are visible as soon as written; otherwise after their fsync."""
+        return self.mode == "never"
+
+
+def sync_file(fd: int, path: str = "?") -> None:
+    """fdatasync ``fd``; any failure is an :class:`FsyncError` that must never be retried."""
+    try:
+        _inject("fsync", path)
+        os.fdatasync(fd)
+    except OSError as exc:
+        raise FsyncError(
+            f"fsync failed on {path}: {exc.strerror or exc}; the write is not acknowledged", path=path
+        ) from exc
+
+
+def sync_dir(path: str) -> None:
+    """fsync a directory so that names created, renamed or removed in it are durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _inject("fsync", path)
+        os.fsync(fd)
+    except OSError as exc:
+        raise FsyncError(f"fsync failed on directory {path}: {exc.strerror or exc}", path=path) from exc
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically and durably (temp, fsync, replace, fsync dir)."""
+    directory = os.path.dirname(path) or "."
+    tmp = f"{path}.{secrets.token_hex(4)}{TMP_SUFFIX}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    try:
+        try:
+            append_all(fd, data, tmp)
+            sync_file(fd, tmp)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    sync_dir(directory)
+
+
+def append_all(fd: int, data: bytes, path: str = "?") -> None:
+    """Write ``data`` with one ``write`` at the end of ``fd`` (opened O_APPEND).
+
+    A short write or a failed write truncates the file back to its size before the call, so the
+    file only ever holds whole batches; disk-full conditions raise :class:`DiskFullError`.
+    """
+    before = os.fstat(fd).st_size
+    try:
+        _inject("write", path)
+        written = os.write(fd, data)
+    except OSError as exc:
+        _truncate_back(fd, before)
+        if exc.errno in _DISK_FULL:
+            raise DiskFullError(f"disk full while writing {path}: {exc.strerror}", path=path) from exc
+        raise StorageError(f"write failed on {path}: {exc.strerror or exc}", path=path) from exc
+    if written != len(data):
+        # Never loop on a short write: another writer could slip in between the pieces.
+        _truncate_back(fd, before)
+        raise DiskFullError(
+            f"short write on {path} ({written} of {len(data)} bytes): disk full? nothing was kept",
+            path=path,
+        )
+
+
+def _truncate_back(fd: int, size: int) -> None:
+    try:
+        os.ftruncate(fd, size)
+    except OSError:
+        pass
+
+
+def truncate(fd: int, size: int, path: str = "?") -> None:
+    """Cut a file to ``size`` bytes and make the cut durable."""
+    os.ftruncate(fd, size)
+    sync_file(fd, path)
+
+
+def check_not_symlink(path: str, what: str) -> None:
+    """Refuse ``path`` when it is a symbolic link (the kernel would follow it out of the data dir)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafePathError(f"{what} {path} is a symbolic link; logbroker refuses to follow it", path=path)
+
+
+def make_dir(path: str) -> None:
+    """Create a directory and fsync its parent so the new name survives a crash."""
+    os.mkdir(path, 0o755)
+    sync_dir(os.path.dirname(path) or ".")
+
+
+def rename_durably(src: str, dst: str) -> None:
+    """Rename (refusing to overwrite a non-empty directory) and fsync the parent directory."""
+    os.rename(src, dst)
+    sync_dir(os.path.dirname(dst) or ".")
+
+
+def remove_file(path: str, missing_ok: bool = True) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        if not missing_ok:
+            raise
+
+
+class FileLock:
+    """An exclusive ``flock`` on a lock file, usable as a context manager.
+
+    The descriptor is opened O_CLOEXEC so a child process never inherits the lock. ``acquire``
+    blocks unless ``blocking=False``, in which case it returns False when someone else holds it.
+    """
+
+    __slots__ = ("path", "fd", "held")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        self.held = False
+
+    def acquire(self, blocking: bool = True, shared: bool = False) -> bool:
+        op = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        if not blocking:
+            op |= fcntl.LOCK_NB
+        try:
+            fcntl.flock(self.fd, op)
+        except BlockingIOError:
+            return False
+        self.held = True
+        return True
+
+    def release(self) -> None:
+        if self.held:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            self.held = False
+
+    def close(self) -> None:
+        self.release()
+        os.close(self.fd)
+        self.fd = -1
+
+    def __enter__(self) -> "FileLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def try_lock_path(path: str) -> FileLock | None:
+    """Take an exclusive lock on ``path`` without waiting; None when another process holds it."""
+    lock = FileLock(path)
+    if lock.acquire(blocking=False):
+        return lock
+    lock.close()
+    return None
+
+
+def monotonic_ms() -> int:
+    return int(time.monotonic() * 1000)

@@ -1,0 +1,480 @@
+"""One partition's log: append, roll, recover and retain (Kafka's ``UnifiedLog`` for one partition).
+
+Files owned: everything in ``<topic>/<topic>-<p>/`` (FORMAT.md).
+
+Concurrency contract:
+
+- Any number of processes may hold a :class:`PartitionLog` for the same partition. Every mutation
+  (append, roll, flush, retention, recovery) happens under the partition's exclusive ``flock`` on
+  ``.lock``, and starts by reading the partition state, so each process appends where the last
+  writer, whoever it was, stopped. Nothing a writer caches outlives its hold of the lock except open
+  file descriptors, which are reopened when the state names another active segment.
+- Before its first append a process checks the tail: the file must end exactly where the state says
+  and its last batch must be intact. Otherwise the active segment is recovered: torn bytes are cut,
+  the index is rebuilt, and the cut is reported (see :class:`RecoveryReport`).
+- Invariants after every mutation: offsets contiguous from the log start offset, every byte of every
+  segment part of a whole valid batch, high watermark <= log end offset, and the high watermark only
+  moves past records that are durable under the fsync policy.
+- Reads (:mod:`logbroker.reader`) take no lock.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from . import fsutil
+from .checkpoint import PartitionState, StateFile, read_log_start, write_log_start
+from .config import TopicConfig
+from .errors import CorruptionError, FencedError, RecordTooLargeError, UnsafePathError
+from .fsutil import FsyncPolicy
+from .index import IndexEntries, load_index
+from .policy import SegmentInfo, segments_to_delete, should_roll
+from .record import PendingRecord, encode_batch
+from .segment import index_name, list_segments, log_name, scan_segment, timeindex_name, valid_batch_after
+
+__all__ = ["PartitionLog", "RecoveryReport", "RetentionReport", "AppendResult", "partition_dir_name"]
+
+_APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+
+
+def partition_dir_name(topic: str, partition: int) -> str:
+    return f"{topic}-{partition}"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(slots=True)
+class RecoveryReport:
+    """What recovery changed. Empty ``actions`` means the partition was clean."""
+
+    topic: str
+    partition: int
+    actions: list[str] = field(default_factory=list)
+    truncated_bytes: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.actions)
+
+
+@dataclass(slots=True)
+class RetentionReport:
+    topic: str
+    partition: int
+    deleted: list[SegmentInfo] = field(default_factory=list)
+    reason: str = ""
+    log_start_offset: int = 0
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(s.size for s in self.deleted)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """Where an appended batch landed: offsets ``base_offset`` .. ``base_offset + count - 1``."""
+
+    partition: int
+    base_offset: int
+    count: int
+    timestamp: int
+
+
+class _Active:
+    """Open append descriptors of the active segment (valid while the state names ``base``)."""
+
+    __slots__ = ("base", "log", "index", "timeindex", "log_path")
+
+    def __init__(self, directory: str, base: int) -> None:
+        self.base = base
+        self.log_path = os.path.join(directory, log_name(base))
+        self.log = os.open(self.log_path, _APPEND_FLAGS, 0o644)
+        self.index = os.open(os.path.join(directory, index_name(base)), _APPEND_FLAGS, 0o644)
+        self.timeindex = os.open(os.path.join(directory, timeindex_name(base)), _APPEND_FLAGS, 0o644)
+
+    def close(self) -> None:
+        for fd in (self.log, self.index, self.timeindex):
+            os.close(fd)
+
+
+class PartitionLog:
+    """The writable log of one partition. See the module docstring for the contract."""
+
+    def __init__(self, topic: str, partition: int, directory: str, config: TopicConfig) -> None:
+        fsutil.check_not_symlink(directory, "partition directory")
+        if not os.path.isdir(directory):
+            raise UnsafePathError(f"partition directory {directory} is missing", path=directory)
+        self.topic = topic
+        self.partition = partition
+        self.directory = directory
+        self.config = config
+        self._lock = fsutil.FileLock(os.path.join(directory, ".lock"))
+        self._state_file = StateFile(directory, create=True)
+        self._active: _Active | None = None
+        self._verified = False  # the tail was checked by this process
+        self._fenced: str | None = None
+        self._last_sync = time.monotonic()
+        self.last_recovery: RecoveryReport | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._active is not None:
+            self._active.close()
+            self._active = None
+        self._state_file.close()
+        self._lock.close()
+
+    def __enter__(self) -> "PartitionLog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- appending ---------------------------------------------------------------------------
+
+    def append(self, records: list[PendingRecord], policy: FsyncPolicy | None = None,
+               now: int | None = None) -> list[AppendResult]:
+        """Append ``records`` in order; returns one result per batch written.
+
+        Records are grouped into batches of at most ``max.message.bytes``; each batch is one
+        ``write``. Raises RecordTooLargeError (nothing written) when one record alone is too large,
+        DiskFullError (the batch undone), FsyncError (not acknowledged; the log is fenced).
+        """
+        if not records:
+            return []
+        if self._fenced:
+            raise FencedError(self._fenced, topic=self.topic, partition=self.partition)
+        limit = self.config.max_message_bytes
+        for r in records:
+            if r.size > limit:
+                raise RecordTooLargeError(
+                    f"record of about {r.size} bytes is larger than max.message.bytes={limit} "
+                    f"(topic {self.topic}, partition {self.partition})", topic=self.topic)
+        policy = policy or FsyncPolicy(self.config.fsync, self.config.flush_ms)
+        groups = _group_by_size(records, limit)
+        results = []
+        with self._lock:
+            state = self._writer_state()
+            synced_to = None
+            for group in groups:
+                timestamp = now if now is not None else now_ms()
+                data, max_ts = encode_batch(state.log_end_offset, group)
+                if len(data) > limit and len(group) == 1:
+                    raise RecordTooLargeError(
+                        f"record of {len(data)} bytes is larger than max.message.bytes={limit}", topic=self.topic)
+                if should_roll(self.config, state.log_end_position, len(data), state.first_timestamp, timestamp):
+                    state = self._roll(state)
+                state = self._write_batch(state, data, len(group), group[0].timestamp, max_ts)
+                results.append(AppendResult(self.partition, state.log_end_offset - len(group), len(group),
+                                            group[0].timestamp))
+            if policy.visible_before_sync:
+                synced_to = state
+            elif policy.due(self._last_sync, time.monotonic()):
+                self._sync(self._active.log, self._active.log_path)
+                synced_to = state
+            if synced_to is not None:
+                state = _with_hw(state)
+            self._state_file.write(state)
+        return results
+
+    def flush(self) -> None:
+        """Make everything appended so far durable and visible (fsync, then move the high watermark)."""
+        if self._fenced:
+            raise FencedError(self._fenced, topic=self.topic, partition=self.partition)
+        with self._lock:
+            state = self._writer_state()
+            if state.high_watermark < state.log_end_offset:
+                self._sync(self._active.log, self._active.log_path)
+                self._state_file.write(_with_hw(state))
+
+    def _sync(self, fd: int, path: str) -> None:
+        try:
+            fsutil.sync_file(fd, path)
+        except Exception as exc:
+            self._fenced = (f"partition {self.topic}-{self.partition} refuses appends after a failed fsync "
+                            f"({exc}); reopen it to recover")
+            raise
+        self._last_sync = time.monotonic()
+
+    def _write_batch(self, state: PartitionState, data: bytes, count: int, first_ts: int,
+                     max_ts: int) -> PartitionState:
+        active = self._active
+        position = state.log_end_position
+        fsutil.append_all(active.log, data, active.log_path)
+        last_index = state.last_index_position
+        if position - last_index > self.config.index_interval_bytes:
+            idx, tidx = IndexEntries.encode_entry(active.base, state.log_end_offset, position, state.max_timestamp)
+            os.write(active.index, idx)
+            os.write(active.timeindex, tidx)
+            last_index = position
+        return PartitionState(
+            active_base=active.base,
+            log_end_offset=state.log_end_offset + count,
+            log_end_position=position + len(data),
+            last_batch_position=position,
+            high_watermark=state.high_watermark,
+            hw_position=state.hw_position,
+            last_index_position=last_index,
+            max_timestamp=max(state.max_timestamp, max_ts),
+            first_timestamp=state.first_timestamp if state.first_timestamp >= 0 else first_ts,
+        )
+
+    def _roll(self, state: PartitionState) -> PartitionState:
+        """Close the active segment and start a new one at the log end offset."""
+        old = self._active
+        self._sync(old.log, old.log_path)
+        closing = IndexEntries.encode_entry(old.base, state.log_end_offset, 0, state.max_timestamp)[1]
+        os.write(old.timeindex, closing)
+        new_base = state.log_end_offset
+        for name in (log_name(new_base), index_name(new_base), timeindex_name(new_base)):
+            # A roll that died before recording the new segment may have left empty files.
+            fsutil.remove_file(os.path.join(self.directory, name))
+        self._active = _Active(self.directory, new_base)
+        old.close()
+        fsutil.sync_dir(self.directory)
+        new_state = PartitionState(active_base=new_base, log_end_offset=new_base, high_watermark=new_base)
+        self._state_file.write(new_state)
+        return new_state
+
+    # -- state and recovery ------------------------------------------------------------------
+
+    def _writer_state(self) -> PartitionState:
+        """The state, validated against the files, with the active segment open. Lock held."""
+        state = self._state_file.read_or_none()
+        if state is None or not self._verified:
+            state = self._check_tail(state)
+        if self._active is None or self._active.base != state.active_base:
+            if self._active is not None:
+                self._active.close()
+            self._active = _Active(self.directory, state.active_base)
+        size = os.fstat(self._active.log).st_size
+        if size != state.log_end_position:
+            state = self._recover_active(state, f"segment size {size} differs from the recorded log end "
+                                                f"position {state.log_end_position}")
+        return state
+
+    def _check_tail(self, state: PartitionState | None) -> PartitionState:
+        """First append of this process (or lost state): verify the last batch, recover if needed."""
+        bases = list_segments(self.directory)
+        if not bases:
+            self._create_first_segment()
+            bases = [read_log_start(self.directory, self.topic, self.partition)]
+        if state is None or state.active_base != bases[-1]:
+            self._active = None
+            fresh = state is None and os.path.getsize(os.path.join(self.directory, log_name(bases[-1]))) == 0
+            state = self._recover_active(PartitionState(active_base=bases[-1]),
+                                         None if fresh else "partition state missing or stale", trusted=False)
+        else:
+            active = _Active(self.directory, state.active_base)
+            if self._active is not None:
+                self._active.close()
+            self._active = active
+            size = os.fstat(active.log).st_size
+            ok = size == state.log_end_position
+            if ok and size > 0:
+                rfd = os.open(active.log_path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    r = scan_segment(rfd, state.active_base, size, self.config.index_interval_bytes,
+                                     start=state.last_batch_position,
+                                     start_offset=None, entries=IndexEntries(state.active_base))
+                finally:
+                    os.close(rfd)
+                ok = r.error is None and r.valid_end == size and r.next_offset == state.log_end_offset
+            if not ok:
+                state = self._recover_active(state, "the last batch is not intact")
+            elif state.high_watermark < state.log_end_offset:
+                # A writer died between its write and its sync: make its records durable now.
+                self._sync(active.log, active.log_path)
+                state = _with_hw(state)
+                self._state_file.write(state)
+        self._verified = True
+        return state
+
+    def _create_first_segment(self) -> None:
+        base = read_log_start(self.directory, self.topic, self.partition)
+        _Active(self.directory, base).close()
+        fsutil.sync_dir(self.directory)
+
+    def _recover_active(self, state: PartitionState, why: str | None, trusted: bool = True) -> PartitionState:
+        """Rescan the active segment, cut a torn tail, rebuild its index. Lock held."""
+        report = RecoveryReport(self.topic, self.partition)
+        base = state.active_base
+        if self._active is None or self._active.base != base:
+            if self._active is not None:
+                self._active.close()
+            self._active = _Active(self.directory, base)
+        active = self._active
+        size = os.fstat(active.log).st_size
+        rfd = os.open(active.log_path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            result = scan_segment(rfd, base, size, self.config.index_interval_bytes)
+            if result.error is not None and not result.incomplete:
+                # Damage past the high watermark was never durable: a torn tail whatever follows.
+                # Below it (or with no trusted state), valid batches after the damage mean corruption.
+                in_tail = trusted and result.valid_end >= state.hw_position
+                if result.corrupt or (not in_tail and valid_batch_after(rfd, result.valid_end, size)):
+                    raise CorruptionError(
+                        f"corruption in {active.log_path} at position {result.valid_end} "
+                        f"(offset {result.next_offset}): {result.error}; valid records follow, so "
+                        f"logbroker will not cut them. Run `logbroker inspect {self.directory} --verify`",
+                        path=active.log_path, position=result.valid_end, offset=result.next_offset)
+        finally:
+            os.close(rfd)
+        if result.valid_end < size:
+            report.truncated_bytes = size - result.valid_end
+            report.actions.append(
+                f"truncated {size - result.valid_end} bytes of torn tail at position {result.valid_end} "
+                f"of {active.log_path} (offset {result.next_offset}): {result.error}")
+            fsutil.truncate(active.log, result.valid_end, active.log_path)
+        else:
+            fsutil.sync_file(active.log, active.log_path)
+        # Rewrite the active index in place: other writers keep valid descriptors to it.
+        entries = result.entries
+        idx, tidx = entries.encode()
+        for fd, data in ((active.index, idx), (active.timeindex, tidx)):
+            os.ftruncate(fd, 0)
+            if data:
+                os.write(fd, data)
+        if why or report.actions:
+            report.actions.insert(0, f"recovered {self.topic}-{self.partition}: {why or 'state rebuilt'}")
+        new_state = PartitionState(
+            active_base=base,
+            log_end_offset=result.next_offset,
+            log_end_position=result.valid_end,
+            last_batch_position=result.last_batch_position,
+            high_watermark=result.next_offset,
+            hw_position=result.valid_end,
+            last_index_position=entries.last_position(),
+            max_timestamp=result.max_timestamp,
+            first_timestamp=result.first_timestamp,
+        )
+        self._state_file.write(new_state)
+        self.last_recovery = report
+        return new_state
+
+    def recover(self) -> RecoveryReport:
+        """Full recovery: temp files, segments below the log start, indexes, the active segment's tail."""
+        report = RecoveryReport(self.topic, self.partition)
+        with self._lock:
+            for name in os.listdir(self.directory):
+                if name.endswith(fsutil.TMP_SUFFIX):
+                    fsutil.remove_file(os.path.join(self.directory, name))
+                    report.actions.append(f"removed leftover temp file {name}")
+            log_start = read_log_start(self.directory, self.topic, self.partition)
+            bases = list_segments(self.directory)
+            for i, base in enumerate(bases[:-1]):
+                if bases[i + 1] <= log_start:
+                    self._unlink_segment(base)
+                    report.actions.append(f"deleted segment {log_name(base)} below the log start offset {log_start}")
+            bases = list_segments(self.directory)
+            for i, base in enumerate(bases[:-1]):
+                if self._ensure_closed_index(base, bases[i + 1]):
+                    report.actions.append(f"rebuilt the indexes of segment {log_name(base)}")
+            self._verified = False
+            self.last_recovery = None
+            self._check_tail(self._state_file.read_or_none())
+            if self.last_recovery:
+                report.actions.extend(self.last_recovery.actions)
+                report.truncated_bytes = self.last_recovery.truncated_bytes
+        self.last_recovery = report
+        return report
+
+    def _ensure_closed_index(self, base: int, next_base: int) -> bool:
+        """Rebuild a closed segment's indexes when missing or insane; True when rebuilt."""
+        log_path = os.path.join(self.directory, log_name(base))
+        size = os.path.getsize(log_path)
+        idx_path = os.path.join(self.directory, index_name(base))
+        tidx_path = os.path.join(self.directory, timeindex_name(base))
+        entries = load_index(idx_path, tidx_path, base, size)
+        if entries is not None and entries.closing is not None and entries.closing[1] == next_base:
+            return False
+        fd = os.open(log_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        try:
+            result = scan_segment(fd, base, size, self.config.index_interval_bytes)
+        finally:
+            os.close(fd)
+        if result.error is not None:
+            raise CorruptionError(
+                f"corruption in closed segment {log_path} at position {result.valid_end} "
+                f"(offset {result.next_offset}): {result.error}",
+                path=log_path, position=result.valid_end, offset=result.next_offset)
+        result.entries.closing = (result.max_timestamp, result.next_offset)
+        from .index import write_index
+        write_index(idx_path, tidx_path, result.entries)
+        return True
+
+    # -- retention ---------------------------------------------------------------------------
+
+    def segment_infos(self) -> list[SegmentInfo]:
+        """Every segment with its size and newest timestamp, oldest first (the last is active)."""
+        from .reader import segment_max_timestamp  # reader sits beside log; avoid a cycle at import
+        bases = list_segments(self.directory)
+        state = self._state_file.read_or_none()
+        infos = []
+        for i, base in enumerate(bases):
+            path = os.path.join(self.directory, log_name(base))
+            try:
+                size = os.path.getsize(path)
+            except FileNotFoundError:
+                continue
+            if i + 1 < len(bases):
+                next_offset = bases[i + 1]
+                max_ts = segment_max_timestamp(self.directory, base, size)
+            else:
+                next_offset = state.log_end_offset if state else base
+                max_ts = state.max_timestamp if state else -1
+            infos.append(SegmentInfo(base, next_offset, size, max_ts))
+        return infos
+
+    def apply_retention(self, now: int | None = None, dry_run: bool = False) -> RetentionReport:
+        """Delete the closed segments that retention.ms / retention.bytes expire (oldest first).
+
+        The new log start offset is checkpointed before any file is unlinked, so a crash in between
+        leaves files that the next recovery deletes, never a log start pointing at missing data.
+        """
+        now = now_ms() if now is None else now
+        with self._lock:
+            log_start = read_log_start(self.directory, self.topic, self.partition)
+            infos = self.segment_infos()
+            doomed, reason = segments_to_delete(infos, self.config, now, log_start)
+            report = RetentionReport(self.topic, self.partition, doomed, reason, log_start)
+            if not doomed or dry_run:
+                if doomed:
+                    report.log_start_offset = max(log_start, doomed[-1].next_offset)
+                return report
+            new_start = max(log_start, doomed[-1].next_offset)
+            write_log_start(self.directory, self.topic, self.partition, new_start)
+            for seg in doomed:
+                self._unlink_segment(seg.base_offset)
+            fsutil.sync_dir(self.directory)
+            report.log_start_offset = new_start
+            return report
+
+    def _unlink_segment(self, base: int) -> None:
+        for name in (log_name(base), index_name(base), timeindex_name(base)):
+            fsutil.remove_file(os.path.join(self.directory, name))
+
+
+def _with_hw(state: PartitionState) -> PartitionState:
+    return PartitionState(state.active_base, state.log_end_offset, state.log_end_position,
+                          state.last_batch_position, state.log_end_offset, state.log_end_position,
+                          state.last_index_position, state.max_timestamp, state.first_timestamp)
+
+
+def _group_by_size(records: list[PendingRecord], limit: int) -> list[list[PendingRecord]]:
+    """Split records into runs whose encoded size stays under ``limit`` (one batch each)."""
+    groups: list[list[PendingRecord]] = []
+    current: list[PendingRecord] = []
+    size = 0
+    for r in records:
+        if current and size + r.size > limit:
+            groups.append(current)
+            current, size = [], 0
+        current.append(r)
+        size += r.size
+    groups.append(current)
+    return groups

@@ -1,0 +1,81 @@
+"""Roll and retention rules as pure functions of their inputs (``now`` is always passed in).
+
+Kafka's rules (``LogSegment.shouldRoll``, ``UnifiedLog.deleteOldSegments``), restated:
+
+- roll before an append when the active segment is not empty and either the append would take it
+  past ``segment.bytes`` or its first record is older than ``segment.ms``;
+- retention walks the *closed* segments oldest first, deleting while a rule holds and stopping at the
+  first segment it keeps: segments wholly below the log start offset; then, while the partition is
+  over ``retention.bytes`` by at least the segment's size; then, while the segment's newest timestamp
+  is more than ``retention.ms`` old. The active segment is never deleted.
+- a segment whose newest timestamp lies in the future (the clock went back) is not expired.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import TopicConfig
+
+__all__ = ["SegmentInfo", "should_roll", "segments_to_delete"]
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentInfo:
+    """What the policies need to know about one segment."""
+
+    base_offset: int
+    next_offset: int  # the base offset of the next segment, or the log end offset for the last
+    size: int
+    max_timestamp: int  # -1 for an empty segment
+
+
+def should_roll(config: TopicConfig, size: int, incoming_bytes: int, first_timestamp: int, now_ms: int) -> bool:
+    if size == 0:
+        return False
+    if size + incoming_bytes > config.segment_bytes:
+        return True
+    return first_timestamp >= 0 and now_ms - first_timestamp > config.segment_ms
+
+
+def segments_to_delete(segments: list[SegmentInfo], config: TopicConfig, now_ms: int,
+                       log_start_offset: int) -> tuple[list[SegmentInfo], str]:
+    """The oldest closed segments retention removes, and the rule that removed them.
+
+    ``segments`` is in offset order with the active segment last.
+    """
+    closed = segments[:-1]
+    doomed: list[SegmentInfo] = []
+    reasons: list[str] = []
+
+    for seg in closed:
+        if seg.next_offset <= log_start_offset:
+            doomed.append(seg)
+        else:
+            break
+    if doomed:
+        reasons.append("log start offset")
+
+    if config.retention_bytes >= 0:
+        excess = sum(s.size for s in segments) - config.retention_bytes - sum(s.size for s in doomed)
+        before = len(doomed)
+        for seg in closed[len(doomed):]:
+            if excess - seg.size >= 0:
+                doomed.append(seg)
+                excess -= seg.size
+            else:
+                break
+        if len(doomed) > before:
+            reasons.append("retention.bytes")
+
+    if config.retention_ms >= 0:
+        before = len(doomed)
+        for seg in closed[len(doomed):]:
+            if 0 <= seg.max_timestamp <= now_ms and now_ms - seg.max_timestamp > config.retention_ms:
+                doomed.append(seg)
+            else:
+                break
+        if len(doomed) > before:
+            reasons.append("retention.ms")
+
+    return doomed, ", ".join(reasons)

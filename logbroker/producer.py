@@ -1,0 +1,196 @@
+"""The producer: Kafka's ``send`` / ``flush`` / ``close`` over partition logs, with no server.
+
+``send`` encodes the record at once (so a bad value fails at the call that made it), picks the
+partition (explicit, else Kafka's murmur2 of the key, else sticky for unkeyed records), and buffers
+it. Buffers are appended as one batch per partition when they reach ``batch_size`` bytes, on
+``flush()`` and on ``close()``. A record is acknowledged (its future resolved) only once its batch was
+written and, under the ``always`` policy, fsynced. Appends from many producer processes to the same
+partition are serialized by the partition lock (see :mod:`logbroker.log`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .config import DEFAULT_PARTITIONS
+from .errors import LogBrokerError, UnknownTopicError
+from .fsutil import FsyncPolicy
+from .partitioner import Partitioner
+from .record import PendingRecord
+from .topic import Topic
+
+__all__ = ["Producer", "RecordMetadata", "FutureRecordMetadata"]
+
+log = logging.getLogger("logbroker")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMetadata:
+    """Where an acknowledged record landed (Kafka's RecordMetadata)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+
+
+class FutureRecordMetadata:
+    """The pending result of ``send``. ``get()`` flushes the producer if needed and returns it."""
+
+    __slots__ = ("_producer", "topic", "partition", "_metadata", "_error")
+
+    def __init__(self, producer: "Producer", topic: str, partition: int) -> None:
+        self._producer = producer
+        self.topic = topic
+        self.partition = partition
+        self._metadata: RecordMetadata | None = None
+        self._error: BaseException | None = None
+
+    def done(self) -> bool:
+        return self._metadata is not None or self._error is not None
+
+    def get(self, timeout: float | None = None) -> RecordMetadata:
+        if not self.done():
+            self._producer.flush()
+        if self._error is not None:
+            raise self._error
+        assert self._metadata is not None
+        return self._metadata
+
+    def _resolve(self, offset: int, timestamp: int) -> None:
+        self._metadata = RecordMetadata(self.topic, self.partition, offset, timestamp)
+
+    def _fail(self, error: BaseException) -> None:
+        self._error = error
+
+
+class Producer:
+    """Appends records to topics in ``data_dir``.
+
+    ``fsync``: None follows each topic's ``fsync`` config; or ``"always"``, ``"interval"``, ``"never"``.
+    ``batch_size``: bytes buffered per partition before a batch is written (Kafka's ``batch.size``);
+    0 writes every record at once. ``auto_create``: create missing topics with ``num_partitions``.
+    """
+
+    def __init__(self, data_dir: str, *, fsync: str | None = None, batch_size: int = 16384,
+                 auto_create: bool = True, num_partitions: int = DEFAULT_PARTITIONS,
+                 flush_ms: int | None = None) -> None:
+        from .broker import resolve_data_dir
+
+        self.data_dir = resolve_data_dir(data_dir)
+        self._fsync = fsync
+        self._flush_ms = flush_ms
+        if fsync is not None:
+            FsyncPolicy(fsync)  # validate now
+        self.batch_size = batch_size
+        self.auto_create = auto_create
+        self.num_partitions = num_partitions
+        self._topics: dict[str, Topic] = {}
+        self._partitioners: dict[str, Partitioner] = {}
+        self._buffers: dict[tuple[str, int], tuple[list[PendingRecord], list[FutureRecordMetadata]]] = {}
+        self._buffered_bytes: dict[tuple[str, int], int] = {}
+        self._closed = False
+
+    # -- Kafka's API --------------------------------------------------------------------------
+
+    def send(self, topic: str, value: Any = None, key: str | None = None, partition: int | None = None,
+             timestamp_ms: int | None = None, headers: dict[str, str] | None = None) -> FutureRecordMetadata:
+        if self._closed:
+            raise LogBrokerError("send() on a closed producer")
+        t = self._topic(topic)
+        if partition is not None:
+            t.check_partition(partition)
+        ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+        record = PendingRecord(ts, key, headers, value)
+        partitioner = self._partitioners[topic]
+        p = partitioner.partition(key, partition)
+        if key is None and partition is None:
+            partitioner.on_append(p, record.size)
+        future = FutureRecordMetadata(self, topic, p)
+        slot = (topic, p)
+        buf = self._buffers.get(slot)
+        if buf is None:
+            buf = self._buffers[slot] = ([], [])
+            self._buffered_bytes[slot] = 0
+        buf[0].append(record)
+        buf[1].append(future)
+        self._buffered_bytes[slot] += record.size
+        if self._buffered_bytes[slot] >= self.batch_size:
+            self._drain(slot)
+        return future
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Write every buffered record; afterwards all of them are acknowledged (or failed)."""
+        for slot in list(self._buffers):
+            self._drain(slot)
+        policy = self._policy_for
+        for t in self._topics.values():
+            if policy(t).mode == "interval":
+                for p in list(t._logs):
+                    t.log(p).flush()
+
+    def close(self, timeout: float | None = None) -> None:
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._closed = True
+            for t in self._topics.values():
+                t.close()
+
+    def partitions_for(self, topic: str) -> set[int]:
+        return set(range(self._topic(topic).partitions))
+
+    def __enter__(self) -> "Producer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _policy_for(self, t: Topic) -> FsyncPolicy:
+        mode = self._fsync or t.config.fsync
+        return FsyncPolicy(mode, self._flush_ms or t.config.flush_ms)
+
+    def _topic(self, name: str) -> Topic:
+        t = self._topics.get(name)
+        if t is None:
+            try:
+                t = Topic(self.data_dir, name)
+            except UnknownTopicError:
+                if not self.auto_create:
+                    raise
+                from .errors import TopicExistsError
+                try:
+                    t = Topic.create(self.data_dir, name, self.num_partitions)
+                    log.warning("created topic %r with %d partitions (auto-create; set the count with "
+                                "`logbroker topics create`)", name, self.num_partitions)
+                except TopicExistsError:
+                    t = Topic(self.data_dir, name)  # another process created it first
+            self._topics[name] = t
+            self._partitioners[name] = Partitioner(t.partitions)
+        return t
+
+    def _drain(self, slot: tuple[str, int]) -> None:
+        records, futures = self._buffers.pop(slot)
+        self._buffered_bytes.pop(slot, None)
+        if not records:
+            return
+        topic, partition = slot
+        t = self._topics[topic]
+        try:
+            results = t.log(partition).append(records, self._policy_for(t))
+        except BaseException as exc:
+            for f in futures:
+                f._fail(exc)
+            raise
+        i = 0
+        for res in results:
+            for j in range(res.count):
+                futures[i]._resolve(res.base_offset + j, records[i].timestamp)
+                i += 1

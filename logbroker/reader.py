@@ -1,0 +1,221 @@
+"""Reading one partition from any process, without a lock (Kafka's fetch path).
+
+Contract: a reader returns whole, checksum-verified batches only, in offset order, and never a
+record at or above the high watermark (so never one that is not durable under the fsync policy in
+force). It tolerates concurrent appends, rolls and retention: when the segment holding its position
+was deleted, it raises OffsetOutOfRangeError naming the new log start offset. Memory stays within one
+read chunk plus one batch whatever the log size.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .checkpoint import PartitionState, StateFile, read_log_start
+from .errors import CorruptionError, OffsetOutOfRangeError, UnknownPartitionError
+from .index import IndexEntries, TIME_ENTRY, load_index
+from .record import BadBatch, Record, batch_records
+from .segment import CHUNK, index_name, iter_batches, list_segments, log_name, scan_segment, timeindex_name
+
+__all__ = ["PartitionReader", "segment_max_timestamp"]
+
+
+def segment_max_timestamp(directory: str, base: int, size: int) -> int:
+    """Newest timestamp of a closed segment: its closing time-index entry, else a scan."""
+    path = os.path.join(directory, timeindex_name(base))
+    try:
+        tsize = os.path.getsize(path)
+        isize = os.path.getsize(os.path.join(directory, index_name(base)))
+        if tsize and tsize // TIME_ENTRY.size == isize // 8 + 1:
+            with open(path, "rb") as f:
+                f.seek(tsize - TIME_ENTRY.size)
+                return TIME_ENTRY.unpack(f.read(TIME_ENTRY.size))[0]
+    except FileNotFoundError:
+        pass
+    fd = os.open(os.path.join(directory, log_name(base)), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        return scan_segment(fd, base, size, 1 << 62).max_timestamp
+    finally:
+        os.close(fd)
+
+
+class _OpenSegment:
+    __slots__ = ("base", "fd", "path", "index")
+
+    def __init__(self, directory: str, base: int) -> None:
+        self.base = base
+        self.path = os.path.join(directory, log_name(base))
+        self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        self.index: IndexEntries | None = None
+
+    def load_index(self, directory: str, size: int) -> IndexEntries:
+        if self.index is None or (self.index.positions and self.index.positions[-1] >= size):
+            entries = load_index(os.path.join(directory, index_name(self.base)),
+                                 os.path.join(directory, timeindex_name(self.base)), self.base, size)
+            self.index = entries if entries is not None else IndexEntries(self.base)
+        return self.index
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class PartitionReader:
+    """Reads one partition. Not thread-safe; one per consumer and partition.
+
+    It keeps a cursor (the file position of the next offset it expects to be asked for), so
+    sequential reads never touch the index.
+    """
+
+    def __init__(self, topic: str, partition: int, directory: str) -> None:
+        if not os.path.isdir(directory):
+            raise UnknownPartitionError(f"partition {partition} of topic {topic} does not exist",
+                                        topic=topic, partition=partition)
+        self.topic = topic
+        self.partition = partition
+        self.directory = directory
+        self._state = StateFile(directory)
+        self._segment: _OpenSegment | None = None
+        self._cursor: tuple[int, int] | None = None  # (next offset, its file position) in self._segment
+
+    def close(self) -> None:
+        if self._segment is not None:
+            self._segment.close()
+            self._segment = None
+        self._state.close()
+
+    # -- offsets ------------------------------------------------------------------------------
+
+    def state(self) -> PartitionState:
+        if self._state.fd < 0:
+            self._state = StateFile(self.directory)
+        st = self._state.read()
+        if st is None:
+            base = read_log_start(self.directory, self.topic, self.partition)
+            return PartitionState(active_base=base, log_end_offset=base, high_watermark=base)
+        return st
+
+    def log_start_offset(self) -> int:
+        bases = list_segments(self.directory)
+        start = read_log_start(self.directory, self.topic, self.partition)
+        return max(start, bases[0]) if bases else start
+
+    def high_watermark(self) -> int:
+        """The log end offset as consumers see it: one past the last durable, visible record."""
+        return self.state().high_watermark
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def read(self, offset: int, max_records: int = 500, raw: bool = False) -> list[Record]:
+        """Up to ``max_records`` records from ``offset`` (fewer at the high watermark; [] at it)."""
+        state = self.state()
+        hw = state.high_watermark
+        if offset == hw:
+            return []
+        if offset > hw or offset < 0:
+            raise self._out_of_range(offset, hw)
+        out: list[Record] = []
+        while len(out) < max_records and offset < hw:
+            seg, pos = self._position(offset, state)
+            limit = state.hw_position if seg.base == state.active_base else os.fstat(seg.fd).st_size
+            if pos >= limit:
+                if seg.base == state.active_base:
+                    break
+                self._open(offset)  # the next segment starts at this offset
+                self._cursor = (offset, 0)
+                continue
+            got = self._read_segment(seg, pos, limit, offset, max_records - len(out), raw)
+            if not got:
+                break
+            out.extend(got)
+            offset = got[-1].offset + 1
+        return out
+
+    def _read_segment(self, seg: _OpenSegment, pos: int, limit: int, offset: int, want: int,
+                      raw: bool) -> list[Record]:
+        out: list[Record] = []
+        try:
+            for buf, start, first, rest, end, fpos in iter_batches(seg.fd, pos, limit, CHUNK):
+                recs = batch_records(buf, start, first, rest, end, self.topic, self.partition, offset, raw)
+                out.extend(recs)
+                self._cursor = (recs[-1].offset + 1 if recs else offset, fpos + end)
+                if len(out) >= want:
+                    break
+        except BadBatch as exc:
+            raise CorruptionError(
+                f"corruption in {seg.path} at position {exc.position}: {exc.reason}",
+                path=seg.path, position=exc.position, offset=offset) from None
+        if len(out) > want:
+            # Fewer than a whole batch was asked for: the next read finds its place by the index.
+            del out[want:]
+            self._cursor = None
+        return out
+
+    def _position(self, offset: int, state: PartitionState) -> tuple[_OpenSegment, int]:
+        if self._cursor is not None and self._cursor[0] == offset and self._segment is not None:
+            return self._segment, self._cursor[1]
+        seg = self._open(offset)
+        size = state.hw_position if seg.base == state.active_base else os.fstat(seg.fd).st_size
+        return seg, seg.load_index(self.directory, size).position_for_offset(offset)
+
+    def _open(self, offset: int) -> _OpenSegment:
+        """Open the segment holding ``offset`` (the one with the largest base <= offset)."""
+        bases = list_segments(self.directory)
+        candidates = [b for b in bases if b <= offset]
+        if not candidates:
+            raise self._out_of_range(offset, self.high_watermark())
+        base = candidates[-1]
+        if self._segment is not None and self._segment.base == base:
+            return self._segment
+        try:
+            seg = _OpenSegment(self.directory, base)
+        except FileNotFoundError:
+            raise self._out_of_range(offset, self.high_watermark()) from None
+        if self._segment is not None:
+            self._segment.close()
+        self._segment = seg
+        self._cursor = None
+        return seg
+
+    def _out_of_range(self, offset: int, hw: int) -> OffsetOutOfRangeError:
+        start = self.log_start_offset()
+        return OffsetOutOfRangeError(
+            f"offset {offset} is out of range for {self.topic}-{self.partition}: the log holds offsets "
+            f"{start} to {hw - 1}" if hw > start else
+            f"offset {offset} is out of range for {self.topic}-{self.partition}: the log is empty "
+            f"(log start offset {start}, log end offset {hw})",
+            topic=self.topic, partition=self.partition, offset=offset, log_start_offset=start,
+            log_end_offset=hw)
+
+    # -- timestamps ---------------------------------------------------------------------------
+
+    def offset_for_timestamp(self, timestamp: int) -> int | None:
+        """The first offset whose record has a timestamp >= ``timestamp``; None when there is none.
+
+        Kafka's lookup: the first segment whose newest timestamp is >= the target, then its time
+        index, then a short forward scan.
+        """
+        state = self.state()
+        bases = list_segments(self.directory)
+        for i, base in enumerate(bases):
+            active = base == state.active_base
+            path = os.path.join(self.directory, log_name(base))
+            try:
+                size = state.hw_position if active else os.path.getsize(path)
+            except FileNotFoundError:
+                continue
+            max_ts = state.max_timestamp if active else segment_max_timestamp(self.directory, base, size)
+            if max_ts < timestamp and not active:
+                continue
+            try:
+                seg = _OpenSegment(self.directory, base)
+            except FileNotFoundError:
+                continue
+            try:
+                pos = seg.load_index(self.directory, size).position_for_timestamp(timestamp)
+                for buf, start, first, rest, end, fpos in iter_batches(seg.fd, pos, size):
+                    for rec in batch_records(buf, start, first, rest, end, self.topic, self.partition, 0, raw=True):
+                        if rec.timestamp >= timestamp and rec.offset < state.high_watermark:
+                            return rec.offset
+            finally:
+                seg.close()
+        return None
