@@ -1,7 +1,7 @@
 """The producer: Kafka's ``send`` / ``flush`` / ``close`` over partition logs, with no server.
 
 ``send`` encodes the record at once (so a bad value fails at the call that made it), picks the
-partition (explicit, else Kafka's murmur2 of the key, else sticky for unkeyed records), and buffers
+partition (explicit, else Kafka's murmur2 of the key, else round-robin for unkeyed records), and buffers
 it. Buffers are appended as one batch per partition when they reach ``batch_size`` bytes, on
 ``flush()`` and on ``close()``. A record is acknowledged (its future resolved) only once its batch was
 written and, under the ``always`` policy, fsynced. Appends from many producer processes to the same
@@ -173,7 +173,9 @@ class Producer:
                 except TopicExistsError:
                     t = Topic(self.data_dir, name)  # another process created it first
             self._topics[name] = t
-            self._partitioners[name] = Partitioner(t.partitions)
+            # Unkeyed records go round-robin, one by one: with records spread evenly from the first
+            # one, a newcomer sees a group split the work even on a ten-record topic.
+            self._partitioners[name] = Partitioner(t.partitions, sticky_bytes=0)
         return t
 
     def _drain(self, slot: tuple[str, int]) -> None:

@@ -1,0 +1,127 @@
+"""Publishing JSON lines from a stream (what ``logbroker publish`` and kafka-console-producer do).
+
+Every line is one record. A line that is not valid JSON, is empty, holds a number JSON readers
+cannot keep exactly, or is larger than ``max.message.bytes`` is reported with its line number and
+skipped; the valid lines are still published. Memory stays bounded whatever the input: a line over
+the limit is skipped in chunks without ever being held whole.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable
+
+import orjson
+
+from .errors import LogBrokerError, UnknownTopicError
+from .producer import Producer
+from .topic import Topic
+
+__all__ = ["publish_lines", "PublishSummary", "iter_lines"]
+
+_LONG_DIGITS = re.compile(rb"\d{19,}")
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+@dataclass(slots=True)
+class PublishSummary:
+    published: int = 0
+    failed: int = 0
+    per_partition: dict[int, int] = field(default_factory=dict)
+    created: bool = False
+    partitions: int = 0
+
+
+def iter_lines(stream: BinaryIO, limit: int):
+    """Yield ``(line_number, line_or_None)``; None for a line longer than ``limit`` bytes."""
+    number = 0
+    while True:
+        line = stream.readline(limit + 2)
+        if not line:
+            return
+        number += 1
+        if not line.endswith(b"\n") and len(line) >= limit + 2:
+            # Too long: skip the rest of it in bounded chunks.
+            while True:
+                rest = stream.readline(1 << 20)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield number, None
+            continue
+        yield number, line.rstrip(b"\r\n")
+
+
+def _check_ints(line: bytes) -> None:
+    # orjson reads integers past 64 bits as floats, silently losing digits; refuse them instead.
+    def parse_int(text: str) -> int:
+        value = int(text)
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise ValueError(f"integer {text[:30]}{'...' if len(text) > 30 else ''} does not fit in 64 bits")
+        return value
+    json.loads(line, parse_int=parse_int)
+
+
+def parse_value(line: bytes) -> object:
+    """The JSON value of one input line; ValueError with a reason when it is not acceptable."""
+    if not line.strip():
+        raise ValueError("empty line")
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON: {exc}") from None
+    if _LONG_DIGITS.search(line):
+        _check_ints(line)
+    return value
+
+
+def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str | None = None,
+                  key: str | None = None, partition: int | None = None, fsync: str | None = None,
+                  num_partitions: int = 3, on_error: Callable[[str], None] | None = None,
+                  on_progress: Callable[[int], None] | None = None) -> PublishSummary:
+    summary = PublishSummary()
+    try:
+        Topic(data_dir, topic)
+    except UnknownTopicError:
+        summary.created = True
+    producer = Producer(data_dir, fsync=fsync, num_partitions=num_partitions, batch_size=256 * 1024)
+    try:
+        t = producer._topic(topic)
+        summary.partitions = t.partitions
+        if partition is not None:
+            t.check_partition(partition)
+        limit = t.config.max_message_bytes
+        futures = []
+        for number, line in iter_lines(stream, limit):
+            try:
+                if line is None:
+                    raise ValueError(f"line is larger than max.message.bytes={limit}")
+                value = parse_value(line)
+                k = key
+                if key_field is not None and isinstance(value, dict) and value.get(key_field) is not None:
+                    k = str(value[key_field])
+                futures.append(producer.send(topic, value, key=k, partition=partition))
+            except (ValueError, LogBrokerError) as exc:
+                summary.failed += 1
+                if on_error:
+                    on_error(f"line {number}: {exc}")
+                continue
+            if len(futures) >= 10000:
+                _settle(futures, summary)
+            if on_progress:
+                on_progress(summary.published + len(futures))
+        producer.flush()
+        _settle(futures, summary)
+    finally:
+        producer.close()
+    return summary
+
+
+def _settle(futures: list, summary: PublishSummary) -> None:
+    for f in futures:
+        if f.done():
+            md = f.get()
+            summary.published += 1
+            summary.per_partition[md.partition] = summary.per_partition.get(md.partition, 0) + 1
+    futures[:] = [f for f in futures if not f.done()]
