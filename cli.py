@@ -314,7 +314,10 @@ def main() -> None:
     import logging
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns the code of a typer.Exit instead of exiting.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except errors.LogBrokerError as exc:
         err(f"error: {exc}")
         sys.exit(exc.exit_code)

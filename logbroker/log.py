@@ -31,8 +31,9 @@ from .errors import CorruptionError, FencedError, RecordTooLargeError, UnsafePat
 from .fsutil import FsyncPolicy
 from .index import IndexEntries, load_index
 from .policy import SegmentInfo, segments_to_delete, should_roll
-from .record import PendingRecord, encode_batch
-from .segment import index_name, list_segments, log_name, scan_segment, timeindex_name, valid_batch_after
+from .record import BadBatch, PendingRecord, encode_batch
+from .segment import (index_name, iter_batches, list_segments, log_name, scan_segment, timeindex_name,
+                      valid_batch_after)
 
 __all__ = ["PartitionLog", "RecoveryReport", "RetentionReport", "AppendResult", "partition_dir_name"]
 
@@ -136,8 +137,7 @@ class PartitionLog:
 
     # -- appending ---------------------------------------------------------------------------
 
-    def append(self, records: list[PendingRecord], policy: FsyncPolicy | None = None,
-               now: int | None = None) -> list[AppendResult]:
+    def append(self, records: list[PendingRecord], policy: FsyncPolicy | None = None) -> list[AppendResult]:
         """Append ``records`` in order; returns one result per batch written.
 
         Records are grouped into batches of at most ``max.message.bytes``; each batch is one
@@ -161,12 +161,11 @@ class PartitionLog:
             state = self._writer_state()
             synced_to = None
             for group in groups:
-                timestamp = now if now is not None else now_ms()
                 data, max_ts = encode_batch(state.log_end_offset, group)
                 if len(data) > limit and len(group) == 1:
                     raise RecordTooLargeError(
                         f"record of {len(data)} bytes is larger than max.message.bytes={limit}", topic=self.topic)
-                if should_roll(self.config, state.log_end_position, len(data), state.first_timestamp, timestamp):
+                if should_roll(self.config, state.log_end_position, len(data), state.first_timestamp, max_ts):
                     state = self._roll(state)
                 state = self._write_batch(state, data, len(group), group[0].timestamp, max_ts)
                 results.append(AppendResult(self.partition, state.log_end_offset - len(group), len(group),
@@ -278,12 +277,9 @@ class PartitionLog:
             if ok and size > 0:
                 rfd = os.open(active.log_path, os.O_RDONLY | os.O_CLOEXEC)
                 try:
-                    r = scan_segment(rfd, state.active_base, size, self.config.index_interval_bytes,
-                                     start=state.last_batch_position,
-                                     start_offset=None, entries=IndexEntries(state.active_base))
+                    ok = _last_batch_intact(rfd, state, size)
                 finally:
                     os.close(rfd)
-                ok = r.error is None and r.valid_end == size and r.next_offset == state.log_end_offset
             if not ok:
                 state = self._recover_active(state, "the last batch is not intact")
             elif state.high_watermark < state.log_end_offset:
@@ -457,6 +453,19 @@ class PartitionLog:
     def _unlink_segment(self, base: int) -> None:
         for name in (log_name(base), index_name(base), timeindex_name(base)):
             fsutil.remove_file(os.path.join(self.directory, name))
+
+
+def _last_batch_intact(fd: int, state: PartitionState, size: int) -> bool:
+    """True when one whole valid batch runs from the recorded last batch position to ``size`` and
+    ends at the recorded log end offset (its first offset is not in the state, so read it)."""
+    try:
+        for _buf, _start, first, _rest, end, fpos in iter_batches(fd, state.last_batch_position, size):
+            batch = first.get("batch")
+            count = batch["count"] if batch else 1
+            return fpos + end == size and first["offset"] + count == state.log_end_offset
+    except BadBatch:
+        pass
+    return False
 
 
 def _with_hw(state: PartitionState) -> PartitionState:

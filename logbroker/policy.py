@@ -3,7 +3,7 @@
 Kafka's rules (``LogSegment.shouldRoll``, ``UnifiedLog.deleteOldSegments``), restated:
 
 - roll before an append when the active segment is not empty and either the append would take it
-  past ``segment.bytes`` or its first record is older than ``segment.ms``;
+  past ``segment.bytes`` or the incoming records are more than ``segment.ms`` newer than its first;
 - retention walks the *closed* segments oldest first, deleting while a rule holds and stopping at the
   first segment it keeps: segments wholly below the log start offset; then, while the partition is
   over ``retention.bytes`` by at least the segment's size; then, while the segment's newest timestamp
@@ -30,12 +30,15 @@ class SegmentInfo:
     max_timestamp: int  # -1 for an empty segment
 
 
-def should_roll(config: TopicConfig, size: int, incoming_bytes: int, first_timestamp: int, now_ms: int) -> bool:
+def should_roll(config: TopicConfig, size: int, incoming_bytes: int, first_timestamp: int,
+                incoming_max_timestamp: int) -> bool:
+    """Kafka's rule: by size, or when the incoming batch's newest timestamp is more than
+    ``segment.ms`` after the segment's first record (record time, not the wall clock)."""
     if size == 0:
         return False
     if size + incoming_bytes > config.segment_bytes:
         return True
-    return first_timestamp >= 0 and now_ms - first_timestamp > config.segment_ms
+    return first_timestamp >= 0 and incoming_max_timestamp - first_timestamp > config.segment_ms
 
 
 def segments_to_delete(segments: list[SegmentInfo], config: TopicConfig, now_ms: int,

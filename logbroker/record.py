@@ -190,11 +190,9 @@ def decode_batch(buf: bytes, pos: int, limit: int) -> tuple[dict, int, int]:
         raise BadBatch(BatchStatus.INCOMPLETE, "incomplete line")
     if buf[pos:pos + 8] != _PREFIX_HEAD or buf[pos + 16:pos + 18] != _PREFIX_TAIL:
         raise BadBatch(BatchStatus.INVALID, "line does not start with a crc prefix")
-    try:
-        crc = int(buf[pos + 8:pos + 16], 16)
-    except ValueError:
-        raise BadBatch(BatchStatus.INVALID, "crc is not hexadecimal") from None
-    if _crc32(buf[pos + PREFIX_LEN:nl]) != crc:
+    # Compare the hex text itself: int(..., 16) would also accept "A" for "a" or " " for "0",
+    # letting a flipped bit in the crc field pass unnoticed.
+    if b"%08x" % _crc32(buf[pos + PREFIX_LEN:nl]) != buf[pos + 8:pos + 16]:
         raise BadBatch(BatchStatus.INVALID, "line checksum mismatch")
     try:
         first = _loads(buf[pos:nl])
@@ -263,7 +261,7 @@ def parse_line(line: bytes) -> dict:
     """Parse and verify one line on its own (inspect and tests); raises ValueError when invalid."""
     if len(line) < PREFIX_LEN + 2 or line[:8] != _PREFIX_HEAD or line[16:18] != _PREFIX_TAIL:
         raise ValueError("line does not start with a crc prefix")
-    if _crc32(line[PREFIX_LEN:].rstrip(b"\n")) != int(line[8:16], 16):
+    if b"%08x" % _crc32(line[PREFIX_LEN:].rstrip(b"\n")) != line[8:16]:
         raise ValueError("line checksum mismatch")
     return _loads(line)
 
