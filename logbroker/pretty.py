@@ -1,0 +1,62 @@
+"""Human output for records: the tutorial's order block, and a key/value block for anything else.
+
+Used by ``logbroker consume --format pretty`` and the demo. Pure functions from a record to text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from .record import Record
+
+__all__ = ["format_pretty", "format_envelope", "format_value"]
+
+_ORDER_FIELDS = ("txid", "item", "name", "email", "purchase_time", "address")
+
+
+def _is_order(value: Any) -> bool:
+    return isinstance(value, dict) and all(f in value for f in _ORDER_FIELDS)
+
+
+def format_pretty(record: Record, number: int) -> str:
+    """The tutorial's block for an order; a readable key/value block for other records."""
+    v = record.value
+    where = f"partition {record.partition}, offset {record.offset}"
+    if _is_order(v):
+        lines = [
+            f"📦 Order #{number}",
+            f"   🆔 Transaction ID: {v['txid']}",
+            f"   🛍️  Product: {v['item']}" + (f" x{v['quantity']}" if "quantity" in v else "")
+            + (f" (${v['price']:.2f})" if isinstance(v.get("price"), (int, float)) else ""),
+            f"   👤 Customer: {v['name']}",
+            f"   📧 Email: {v['email']}",
+            f"   🕐 Purchase Time: {v['purchase_time']}",
+            f"   🏠 Address: {v['address']}",
+            f"   📍 Message ID: {record.topic}-{record.partition}@{record.offset} ({where})",
+        ]
+        return "\n".join(lines) + "\n"
+    lines = [f"📨 Record #{number} ({record.topic}, {where}, key {record.key!r})"]
+    if isinstance(v, dict) and v:
+        width = max(len(str(k)) for k in v)
+        for k, item in v.items():
+            shown = item if isinstance(item, str) else orjson.dumps(item).decode()
+            lines.append(f"   {str(k).ljust(width)} : {shown}")
+    else:
+        lines.append(f"   value: {format_value(v).decode()}")
+    for k, item in (record.headers or {}).items():
+        lines.append(f"   header {k}: {item}")
+    return "\n".join(lines) + "\n"
+
+
+def format_value(value: Any) -> bytes:
+    """A value as one JSON line (raw JSON bytes pass through unchanged)."""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    return orjson.dumps(value)
+
+
+def format_envelope(record: Record) -> bytes:
+    """Kafka's envelope as one JSON object: topic, partition, offset, timestamp, key, headers, value."""
+    return orjson.dumps(record.to_dict())
