@@ -220,6 +220,185 @@ def generate(
     out.flush()
 
 
+# -- consume, groups, replay --------------------------------------------------------------------
+
+groups_app = typer.Typer(help="List, describe, delete consumer groups and reset their offsets (like kafka-consumer-groups).",
+                         no_args_is_help=True)
+app.add_typer(groups_app, name="groups")
+
+
+def _record_writer(fmt: str):
+    from logbroker.pretty import format_envelope, format_pretty, format_value
+    out = sys.stdout.buffer
+    if fmt == "json":
+        return lambda record, n: out.write(format_value(record.value) + b"\n")
+    if fmt == "envelope":
+        return lambda record, n: out.write(format_envelope(record) + b"\n")
+    if fmt == "pretty":
+        return lambda record, n: out.write(format_pretty(record, n).encode() + b"\n")
+    raise errors.InvalidConfigError(f"--format must be json, envelope or pretty, not {fmt!r}")
+
+
+@app.command()
+def consume(
+    topic: Annotated[Optional[str], typer.Argument(envvar="KAFKA_TOPIC", show_envvar=True, help="Topic to read.")] = None,
+    group: Annotated[Optional[str], typer.Option("--group", "-g", envvar="KAFKA_CONSUMER_GROUP", show_envvar=True,
+                                                 help="Consumer group: share partitions, resume from commits.")] = None,
+    from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the log start offset when there is no commit.")] = False,
+    partition: Annotated[Optional[int], typer.Option("--partition", help="Read only this partition (no group).")] = None,
+    offset: Annotated[Optional[int], typer.Option("--offset", help="Start at this offset (needs --partition).")] = None,
+    from_time: Annotated[Optional[str], typer.Option("--from-time", help="Start at the first record at or after this ISO-8601 time.")] = None,
+    max_messages: Annotated[Optional[int], typer.Option("--max-messages", help="Exit after this many records.")] = None,
+    timeout_ms: Annotated[Optional[int], typer.Option("--timeout-ms", help="Exit after this long with no new record.")] = None,
+    format: Annotated[str, typer.Option("--format", help="json (values, one per line) | envelope | pretty.")] = "json",
+) -> None:
+    """Read records like kafka-console-consumer; follows the topic until Ctrl+C.
+
+    Example: logbroker consume orders --group billing --from-beginning --format pretty
+    """
+    from logbroker.console import consume as run_consume
+    if topic is None:
+        raise errors.InvalidNameError("no topic given: pass TOPIC or set KAFKA_TOPIC")
+    write = _record_writer(format)
+    paced = sys.stdout.isatty() or max_messages is None
+
+    def sink(record, n):
+        write(record, n)
+        if paced:
+            sys.stdout.flush()
+    count = run_consume(state.data_dir, topic, sink, group=group, from_beginning=from_beginning,
+                        partition=partition, offset=offset, from_time=from_time, max_messages=max_messages,
+                        timeout_ms=timeout_ms)
+    sys.stdout.flush()
+    err(f"Processed a total of {count} messages")
+
+
+@app.command()
+def replay(
+    topic: Annotated[str, typer.Argument(help="Topic to re-read.")],
+    from_offset: Annotated[Optional[int], typer.Option("--from-offset", help="First offset (inclusive).")] = None,
+    from_time: Annotated[Optional[str], typer.Option("--from-time", help="First record at or after this ISO-8601 time.")] = None,
+    to_offset: Annotated[Optional[int], typer.Option("--to-offset", help="Stop before this offset.")] = None,
+    to_time: Annotated[Optional[str], typer.Option("--to-time", help="Stop before the first record at or after this time.")] = None,
+    partition: Annotated[Optional[int], typer.Option("--partition", help="Only this partition.")] = None,
+    to_topic: Annotated[Optional[str], typer.Option("--to-topic", help="Re-publish into this topic instead of printing.")] = None,
+    format: Annotated[str, typer.Option("--format", help="json | envelope | pretty.")] = "envelope",
+) -> None:
+    """Re-read a historical range without touching any group's offsets.
+
+    Example: logbroker replay orders --from-offset 0 --to-offset 100 --partition 0
+    """
+    from logbroker.admin import replay as run_replay
+    if from_offset is None and from_time is None:
+        raise errors.InvalidConfigError("give --from-offset N or --from-time ISO8601")
+    records = run_replay(state.data_dir, topic, from_offset, to_offset, partition,
+                         from_time=from_time, to_time=to_time)
+    count = 0
+    if to_topic:
+        from logbroker.producer import Producer
+        with Producer(broker().data_dir, batch_size=256 * 1024) as producer:
+            for r in records:
+                producer.send(to_topic, r.value, key=r.key, timestamp_ms=r.timestamp, headers=r.headers or None)
+                count += 1
+        err(f"Replayed {count} records from {topic} into {to_topic}")
+        return
+    write = _record_writer(format)
+    for r in records:
+        count += 1
+        write(r, count)
+    sys.stdout.flush()
+    err(f"Replayed {count} records")
+
+
+@groups_app.command("list")
+def groups_list(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List consumer groups.  Example: logbroker groups list"""
+    from logbroker.admin import list_groups
+    names = list_groups(broker().data_dir)
+    if json:
+        print_json(names)
+    else:
+        for n in names:
+            typer.echo(n)
+
+
+@groups_app.command("describe")
+def groups_describe(
+    group: Annotated[str, typer.Argument(help="Group name.")],
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Committed offsets, lag and members of a group.  Example: logbroker groups describe billing"""
+    from logbroker.admin import describe_group
+    rows = describe_group(broker().data_dir, group)
+    if json:
+        print_json([{k: getattr(r, k) for k in r.__dataclass_fields__} for r in rows])
+        return
+    def dash(v):
+        return "-" if v is None else v
+    table = [[r.topic, r.partition, dash(r.current_offset), r.log_end_offset, dash(r.lag),
+              "-" if r.lag_ms is None else f"{r.lag_ms / 1000:.1f}s", dash(r.consumer_id)] for r in rows]
+    typer.echo(f"GROUP {group}")
+    print_table(["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "LAG-TIME", "CONSUMER-ID"], table)
+
+
+@groups_app.command("delete")
+def groups_delete(group: Annotated[str, typer.Argument(help="Group name.")]) -> None:
+    """Delete a group's committed offsets (refused while it has live members).  Example: logbroker groups delete billing"""
+    from logbroker.admin import delete_group
+    delete_group(broker().data_dir, group)
+    err(f"Deleted group {group}.")
+
+
+@groups_app.command("reset-offsets")
+def groups_reset_offsets(
+    group: Annotated[str, typer.Argument(help="Group name.")],
+    topic: Annotated[str, typer.Option("--topic", help="TOPIC or TOPIC:P,P,... to reset.")],
+    to_earliest: Annotated[bool, typer.Option("--to-earliest", help="To the log start offset.")] = False,
+    to_latest: Annotated[bool, typer.Option("--to-latest", help="To the log end offset.")] = False,
+    to_current: Annotated[bool, typer.Option("--to-current", help="To the current committed offset.")] = False,
+    to_offset: Annotated[Optional[int], typer.Option("--to-offset", help="To this offset.")] = None,
+    shift_by: Annotated[Optional[int], typer.Option("--shift-by", help="Move by N (negative: back).")] = None,
+    to_datetime: Annotated[Optional[str], typer.Option("--to-datetime", help="To the first record at or after this ISO-8601 time.")] = None,
+    by_duration: Annotated[Optional[str], typer.Option("--by-duration", help="To this ISO-8601 duration ago (e.g. PT1H).")] = None,
+    execute: Annotated[bool, typer.Option("--execute", help="Apply the plan (otherwise a dry run).")] = False,
+) -> None:
+    """Move a group's committed offsets, like kafka-consumer-groups --reset-offsets (dry run unless --execute).
+
+    Example: logbroker groups reset-offsets billing --topic orders --to-earliest --execute
+    """
+    from logbroker.admin import execute_reset, plan_reset_offsets
+    specs = [s for s, on in (("to-earliest", to_earliest), ("to-latest", to_latest), ("to-current", to_current),
+                             (("to-offset", to_offset), to_offset is not None), (("shift-by", shift_by), shift_by is not None),
+                             (("to-datetime", to_datetime), to_datetime is not None),
+                             (("by-duration", by_duration), by_duration is not None)) if on]
+    if len(specs) != 1:
+        raise errors.InvalidConfigError("give exactly one of --to-earliest, --to-latest, --to-current, --to-offset, "
+                                        "--shift-by, --to-datetime, --by-duration")
+    name, _, parts = topic.partition(":")
+    try:
+        partitions = [int(p) for p in parts.split(",")] if parts else None
+    except ValueError:
+        raise errors.InvalidConfigError(f"--topic {topic!r}: partitions must be integers, as in orders:0,2") from None
+    plan = plan_reset_offsets(broker().data_dir, group, name, partitions, specs[0])
+    print_table(["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET"],
+                [[group, r.topic, r.partition, "-" if r.old is None else r.old, r.new] for r in plan])
+    if execute:
+        execute_reset(plan)
+        err(f"Reset {len(plan)} partitions of group {group}.")
+    else:
+        err("Dry run: nothing changed. Add --execute to apply this plan.")
+
+
+@app.command()
+def demo(orders: Annotated[int, typer.Option("--orders", help="How many orders to publish.")] = 30) -> None:
+    """Show the whole model with real processes: groups split partitions, different groups fan out.
+
+    Example: logbroker demo
+    """
+    from logbroker.demo import run_demo
+    run_demo(state.data_dir, typer.echo, orders=orders)
+
+
 # -- inspect, retention, recover -----------------------------------------------------------------
 
 @app.command()
@@ -305,6 +484,77 @@ def recover(topic: Annotated[Optional[str], typer.Argument(help="Topic (default:
             typer.echo(f"{r.topic}-{r.partition}: {a}")
     if not changed:
         typer.echo(f"All {len(reports)} partitions are clean.")
+
+
+# -- bench (perf tools) --
+# Kafka's kafka-producer-perf-test / kafka-consumer-perf-test / EndToEndLatency; all logic lives in
+# logbroker/bench.py. The environment header goes first, then the result (or one JSON object).
+
+bench_app = typer.Typer(help="Throughput and latency benchmarks (like kafka-producer-perf-test).",
+                        no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+def _bench_out(result, json: bool, text: str) -> None:
+    if json:
+        print_json(result.to_dict())
+    else:
+        from logbroker.bench import format_environment
+        typer.echo(format_environment(result.environment))
+        typer.echo(text)
+
+
+@bench_app.command("produce")
+def bench_produce(
+    topic: Annotated[str, typer.Option("--topic", help="Topic (created with --partitions if missing).")],
+    num_records: Annotated[int, typer.Option("--num-records", help="Records to send.")],
+    record_size: Annotated[Optional[int], typer.Option("--record-size", help="Bytes of JSON per value (orders, padded).")] = None,
+    payload_file: Annotated[Optional[str], typer.Option("--payload-file", help="Values, one per line (JSON or text).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Records per batch (one write each).")] = 100,
+    fsync: Annotated[Optional[str], typer.Option("--fsync", help="always | interval | never (default: the topic's).")] = None,
+    producers: Annotated[int, typer.Option("--producers", help="Producer processes (spawned).")] = 1,
+    partitions: Annotated[int, typer.Option("--partitions", help="Partitions if the topic must be created.")] = 1,
+    throughput: Annotated[float, typer.Option("--throughput", help="Records/s for all producers; -1 = unthrottled.")] = -1,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Measure produce throughput and send-to-ack latency.  Example: logbroker bench produce --topic perf --num-records 100000 --record-size 250"""
+    from logbroker.bench import produce_perf
+    if (record_size is None) == (payload_file is None):
+        raise errors.InvalidConfigError("give exactly one of --record-size and --payload-file")
+    result = produce_perf(broker().data_dir, topic, num_records, record_size=record_size, payload_file=payload_file,
+                          batch_size=batch_size, fsync=fsync, producers=producers, partitions=partitions,
+                          throughput=throughput, progress=progress_enabled())
+    _bench_out(result, json, result.summary_line())
+
+
+@bench_app.command("consume")
+def bench_consume(
+    topic: Annotated[str, typer.Option("--topic", help="Topic to read from its log start offset.")],
+    group: Annotated[Optional[str], typer.Option("--group", help="Read as this consumer group.")] = None,
+    num_records: Annotated[Optional[int], typer.Option("--num-records", help="Records to read (default: all).")] = None,
+    consumers: Annotated[int, typer.Option("--consumers", help="Consumer processes (spawned).")] = 1,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Measure consume throughput in kafka-consumer-perf-test's columns.  Example: logbroker bench consume --topic perf"""
+    from logbroker.bench import consume_perf
+    result = consume_perf(broker().data_dir, topic, num_records, group=group, consumers=consumers,
+                          progress=progress_enabled())
+    if result.warning():
+        err(result.warning())
+    _bench_out(result, json, result.table())
+
+
+@bench_app.command("e2e")
+def bench_e2e(
+    rate: Annotated[float, typer.Option("--rate", help="Records per second to produce.")] = 1000.0,
+    num_records: Annotated[int, typer.Option("--num-records", help="Records to send.")] = 10000,
+    fsync: Annotated[Optional[str], typer.Option("--fsync", help="always | interval | never (default: always).")] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Measure producer-to-consumer latency across two processes.  Example: logbroker bench e2e --rate 1000 --num-records 10000"""
+    from logbroker.bench import e2e_perf
+    result = e2e_perf(broker().data_dir, rate, num_records, fsync=fsync, progress=progress_enabled())
+    _bench_out(result, json, result.summary_line())
 
 
 # -- entry point -------------------------------------------------------------------------------------

@@ -20,14 +20,16 @@ Concurrency contract:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from . import fsutil
 from .checkpoint import PartitionState, StateFile, read_log_start, write_log_start
 from .config import TopicConfig
-from .errors import CorruptionError, FencedError, RecordTooLargeError, UnsafePathError
+from .errors import CorruptionError, FencedError, FsyncError, RecordTooLargeError, UnsafePathError
 from .fsutil import FsyncPolicy
 from .index import IndexEntries, load_index
 from .policy import SegmentInfo, segments_to_delete, should_roll
@@ -157,7 +159,7 @@ class PartitionLog:
         policy = policy or FsyncPolicy(self.config.fsync, self.config.flush_ms)
         groups = _group_by_size(records, limit)
         results = []
-        with self._lock:
+        with self._locked():
             state = self._writer_state()
             synced_to = None
             for group in groups:
@@ -184,11 +186,22 @@ class PartitionLog:
         """Make everything appended so far durable and visible (fsync, then move the high watermark)."""
         if self._fenced:
             raise FencedError(self._fenced, topic=self.topic, partition=self.partition)
-        with self._lock:
+        with self._locked():
             state = self._writer_state()
             if state.high_watermark < state.log_end_offset:
                 self._sync(self._active.log, self._active.log_path)
                 self._state_file.write(_with_hw(state))
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the partition lock; any failed fsync inside (data, directory, checkpoint) fences."""
+        with self._lock:
+            try:
+                yield
+            except FsyncError as exc:
+                self._fenced = (f"partition {self.topic}-{self.partition} refuses appends after a failed "
+                                f"fsync ({exc}); reopen it to recover")
+                raise
 
     def _sync(self, fd: int, path: str) -> None:
         try:
@@ -355,7 +368,7 @@ class PartitionLog:
     def recover(self) -> RecoveryReport:
         """Full recovery: temp files, segments below the log start, indexes, the active segment's tail."""
         report = RecoveryReport(self.topic, self.partition)
-        with self._lock:
+        with self._locked():
             for name in os.listdir(self.directory):
                 if name.endswith(fsutil.TMP_SUFFIX):
                     fsutil.remove_file(os.path.join(self.directory, name))
@@ -372,7 +385,12 @@ class PartitionLog:
                     report.actions.append(f"rebuilt the indexes of segment {log_name(base)}")
             self._verified = False
             self.last_recovery = None
-            self._check_tail(self._state_file.read_or_none())
+            state = self._check_tail(self._state_file.read_or_none())
+            if not self.last_recovery and load_index(
+                    os.path.join(self.directory, index_name(state.active_base)),
+                    os.path.join(self.directory, timeindex_name(state.active_base)),
+                    state.active_base, state.log_end_position) is None:
+                self._recover_active(state, "the index of the active segment is missing or insane")
             if self.last_recovery:
                 report.actions.extend(self.last_recovery.actions)
                 report.truncated_bytes = self.last_recovery.truncated_bytes
@@ -433,7 +451,7 @@ class PartitionLog:
         leaves files that the next recovery deletes, never a log start pointing at missing data.
         """
         now = now_ms() if now is None else now
-        with self._lock:
+        with self._locked():
             log_start = read_log_start(self.directory, self.topic, self.partition)
             infos = self.segment_infos()
             doomed, reason = segments_to_delete(infos, self.config, now, log_start)

@@ -1,0 +1,129 @@
+"""One record line and one batch (FORMAT.md, "One record line"): encoding, decoding, checksums."""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from logbroker.errors import InvalidRecordError
+from logbroker.record import (BadBatch, BatchStatus, PendingRecord, batch_records, decode_batch, encode_batch,
+                              parse_line)
+
+from conftest import T0
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**63) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+records = st.tuples(
+    st.integers(0, 2**53), st.none() | st.text(max_size=20),
+    st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3), json_values,
+)
+
+
+def decode_all(data: bytes, raw: bool = False):
+    first, rest, end = decode_batch(data, 0, len(data))
+    assert end == len(data)
+    return batch_records(data, 0, first, rest, end, "t", 0, 0, raw)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 10**12), st.lists(records, min_size=1, max_size=20))
+def test_batch_round_trips_offsets_timestamps_keys_headers_and_values(base, batch):
+    pending = [PendingRecord(ts, key, headers, value) for ts, key, headers, value in batch]
+    data, max_ts = encode_batch(base, pending)
+    assert max_ts == max(ts for ts, *_ in batch)
+    got = decode_all(data)
+    assert [r.offset for r in got] == list(range(base, base + len(batch)))
+    assert [(r.timestamp, r.key, r.headers, r.value) for r in got] == [
+        (ts, key, headers, value) for ts, key, headers, value in batch]
+    raw = decode_all(data, raw=True)
+    assert [orjson.loads(r.value) for r in raw] == [value for *_, value in batch]
+    assert [(r.key, r.headers) for r in raw] == [(key, headers) for _, key, headers, _ in batch]
+
+
+def test_unicode_and_line_separators_stay_inside_one_line():
+    value = {"text": "K-pop 🎤 ß é \u2028 \u2029 \n \r \0 end", "中文": ["\t"]}
+    data, _ = encode_batch(0, [PendingRecord(T0, "ключ", {"h": "\n"}, value)])
+    assert data.count(b"\n") == 1 and data.endswith(b"\n")
+    [r] = decode_all(data)
+    assert (r.key, r.headers, r.value) == ("ключ", {"h": "\n"}, value)
+
+
+def test_big_batch_of_many_records_round_trips_and_is_one_write_unit():
+    pending = [PendingRecord(T0 + i, f"k{i % 7}", {"n": str(i)} if i % 3 == 0 else None, {"i": i, "pad": "x" * (i % 50)})
+               for i in range(5000)]
+    data, _ = encode_batch(42, pending)
+    got = decode_all(data)
+    assert [r.offset for r in got] == list(range(42, 5042))
+    assert [r.value["i"] for r in got] == list(range(5000))
+
+
+def test_line_grammar_matches_format_md():
+    data, _ = encode_batch(7, [PendingRecord(T0, "u1", None, {"item": "lightstick"}),
+                               PendingRecord(T0 + 1, None, None, [1, 2])])
+    first, second, empty = data.split(b"\n")
+    assert empty == b""
+    for line in (first, second):
+        assert line[:8] == b'{"crc":"' and line[16:18] == b'",'
+        assert line[8:16] == b"%08x" % zlib.crc32(line[18:])
+    assert first[18:].startswith(b'"offset":7,"timestamp":%d,"key":"u1","batch":{"count":2,"bytes":%d,"crc":"%08x"}'
+                                 % (T0, len(second) + 1, zlib.crc32(second + b"\n")))
+    assert second[18:] == b'"offset":8,"timestamp":%d,"key":null,"value":[1,2]}' % (T0 + 1)
+    assert parse_line(second + b"\n")["offset"] == 8
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, [1.0, math.nan], {"a": {"b": math.inf}}])
+def test_nan_and_infinity_are_refused(bad):
+    with pytest.raises(InvalidRecordError, match="NaN or Infinity"):
+        PendingRecord(T0, None, None, bad)
+
+
+def test_null_values_and_finite_floats_are_accepted():
+    data, _ = encode_batch(0, [PendingRecord(T0, None, None, [None, 1.5, {"x": None}])])
+    assert decode_all(data)[0].value == [None, 1.5, {"x": None}]
+
+
+@pytest.mark.parametrize("key, headers", [(1, None), (b"k", None), (None, {"a": 1}), (None, {1: "a"})])
+def test_keys_and_headers_that_are_not_strings_are_refused(key, headers):
+    with pytest.raises(InvalidRecordError):
+        PendingRecord(T0, key, headers, 1)
+
+
+def test_values_json_cannot_hold_are_refused():
+    with pytest.raises(InvalidRecordError):
+        PendingRecord(T0, None, None, {1, 2})
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_every_single_bit_flip_of_a_batch_is_detected(batch_size):
+    pending = [PendingRecord(T0 + i, "key", {"h": "v"}, {"n": i, "s": "abcdef0123"}) for i in range(batch_size)]
+    data, _ = encode_batch(1000, pending)
+    for bit in range(len(data) * 8):
+        damaged = bytearray(data)
+        damaged[bit // 8] ^= 1 << (bit % 8)
+        with pytest.raises(BadBatch):
+            decode_batch(bytes(damaged), 0, len(damaged))
+
+
+def test_crc_field_in_upper_case_or_with_spaces_is_not_accepted():
+    data, _ = encode_batch(0, [PendingRecord(T0, None, None, 1)])
+    for fake in (data[8:16].upper(), b" " + data[9:16]):
+        if fake != data[8:16]:
+            with pytest.raises(BadBatch):
+                decode_batch(data[:8] + fake + data[16:], 0, len(data))
+
+
+def test_a_batch_cut_short_is_incomplete_not_invalid():
+    data, _ = encode_batch(0, [PendingRecord(T0, None, None, "a" * 50) for _ in range(3)])
+    for cut in range(1, len(data)):
+        with pytest.raises(BadBatch) as info:
+            decode_batch(data[:cut], 0, cut)
+        assert info.value.status == BatchStatus.INCOMPLETE

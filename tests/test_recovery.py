@@ -1,0 +1,223 @@
+"""Recovery (FORMAT.md, "Recovery rules"): torn tails are cut and reported, corruption is refused.
+
+The cut tests write a partition through the real append path, then damage a copy of its bytes and
+reopen it as a new process would (a new Topic), calling ``recover()``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from logbroker.checkpoint import STATE_NAME, write_log_start
+from logbroker.errors import CorruptionError
+from logbroker.record import PendingRecord, encode_batch
+from logbroker.segment import list_segments, log_name
+from logbroker.topic import Topic
+
+import corrupt
+from conftest import T0, read_all, rec, reopen, tmp_files
+
+
+def written_values(t: Topic) -> list:
+    return [r.value for r in read_all(t)]
+
+
+def build_partition(make_topic, batches, **config):
+    """Append ``batches`` (lists of values); returns (topic, partition dir, values in offset order)."""
+    t = make_topic(**config)
+    log = t.log(0)
+    values = []
+    for batch in batches:
+        log.append([rec(v, key="k", headers={"n": str(len(values))}, i=len(values) + j) for j, v in enumerate(batch)])
+        values.extend(batch)
+    t.close()
+    return t, t.partition_path(0), values
+
+
+def check_reopened(t: Topic, expected: list, path: str, keep: int, size: int):
+    """Reopen, recover, and check the prefix, the report, idempotence and the next append."""
+    t = reopen(t)
+    log = t.log(0)
+    report = log.recover()
+    if keep < size:
+        assert report.truncated_bytes == size - keep
+        assert any(f"truncated {size - keep} bytes of torn tail at position {keep} of {path}" in a
+                   for a in report.actions), report.actions
+    else:
+        assert report.truncated_bytes == 0
+    assert os.path.getsize(path) == keep
+    assert written_values(t) == expected
+    again = log.recover()
+    assert not again and os.path.getsize(path) == keep
+    [res] = log.append([rec("next")])
+    assert res.base_offset == len(expected)
+    assert written_values(t) == expected + ["next"]
+    t.close()
+
+
+def test_cutting_the_last_batch_at_every_byte_keeps_exactly_the_earlier_batches(make_topic):
+    t, d, values = build_partition(make_topic, [["a", "b"], ["c"], [{"big": "z" * 700, "u": "ü"}, "e", "f"]])
+    path = corrupt.segment_path(d)
+    spans = corrupt.batch_spans(path)
+    last_start, size = spans[-1][0], spans[-1][1]
+    saved = corrupt.snapshot(d)
+    for cut in range(last_start, size):
+        corrupt.restore(d, saved)
+        corrupt.truncate(path, cut)
+        check_reopened(t, values[:3], path, last_start, cut)
+
+
+def test_cutting_the_last_batch_with_the_state_file_lost_keeps_the_earlier_batches(make_topic):
+    t, d, values = build_partition(make_topic, [["a"], ["b", "c"], ["d" * 300]])
+    path = corrupt.segment_path(d)
+    last_start, size = corrupt.batch_spans(path)[-1][:2]
+    saved = corrupt.snapshot(d)
+    for cut in range(last_start, size, 7):
+        corrupt.restore(d, saved)
+        corrupt.truncate(path, cut)
+        os.unlink(os.path.join(d, STATE_NAME))
+        check_reopened(t, values[:3], path, last_start, cut)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=st.lists(st.lists(st.text(max_size=30), min_size=1, max_size=4), min_size=1, max_size=8),
+       data=st.data())
+def test_cutting_the_active_segment_anywhere_keeps_the_whole_batches_before_the_cut(tmp_path_factory, batches, data):
+    data_dir = str(tmp_path_factory.mktemp("cut"))
+    t = Topic.create(data_dir, "t", 1, {"segment.bytes": 700})
+    log = t.log(0)
+    values = []
+    for batch in batches:
+        log.append([rec(v, i=len(values) + j) for j, v in enumerate(batch)])
+        values.extend(batch)
+    t.close()
+    d = t.partition_path(0)
+    path = corrupt.segment_path(d)
+    spans = corrupt.batch_spans(path)
+    cut = data.draw(st.integers(0, os.path.getsize(path)), label="cut")
+    corrupt.truncate(path, cut)
+    whole = [s for s in spans if s[1] <= cut]
+    keep = whole[-1][1] if whole else 0
+    kept_offsets = whole[-1][2] + whole[-1][3] if whole else spans[0][2]
+    check_reopened(t, values[:kept_offsets], path, keep, cut)
+
+
+@pytest.mark.parametrize("tail", ["zeros 1", "zeros 7", "zeros 512", "zeros 4096", "garbage 1", "garbage 100",
+                                  "garbage 5000", "bad-crc line", "half a record then zeros", "a lone newline"])
+def test_zero_filled_and_garbage_tails_are_cut_and_reported_never_called_corruption(make_topic, tail):
+    t, d, values = build_partition(make_topic, [["a"], ["b", "c"]])
+    path = corrupt.segment_path(d)
+    size = os.path.getsize(path)
+    kind, _, n = tail.partition(" ")
+    next_line, _ = encode_batch(3, [PendingRecord(T0, None, None, "phantom " * 40)])
+    if kind == "zeros":
+        junk = corrupt.zeros(int(n))
+    elif kind == "garbage":
+        junk = corrupt.garbage(int(n), seed=int(n))
+    elif tail == "bad-crc line":
+        junk = next_line[:8] + b"00000000" + next_line[16:]
+    elif tail == "half a record then zeros":
+        junk = next_line[:len(next_line) // 2] + corrupt.zeros(4096 - len(next_line) // 2)
+    else:
+        junk = b"\n"
+    corrupt.append_bytes(path, junk)
+    check_reopened(t, values, path, size, size + len(junk))
+
+
+def test_a_valid_batch_after_torn_bytes_beyond_the_high_watermark_is_cut_with_them(make_topic):
+    # A writer died mid-write (torn bytes), and bytes of a complete batch follow: neither was ever
+    # recorded or acknowledged, so both are the tail.
+    t, d, values = build_partition(make_topic, [["a"], ["b"]])
+    path = corrupt.segment_path(d)
+    size = os.path.getsize(path)
+    later, _ = encode_batch(2, [PendingRecord(T0, None, None, "never acked")])
+    corrupt.append_bytes(path, corrupt.garbage(50) + b"\n" + later)
+    check_reopened(t, values, path, size, size + 51 + len(later))
+
+
+def test_complete_batches_beyond_the_recorded_log_end_are_kept(make_topic):
+    # A writer died after its write and before it recorded the new log end: its batch is whole.
+    t, d, values = build_partition(make_topic, [["a"], ["b"]])
+    path = corrupt.segment_path(d)
+    extra, _ = encode_batch(2, [PendingRecord(T0, None, None, "c"), PendingRecord(T0, None, None, "d")])
+    corrupt.append_bytes(path, extra)
+    check_reopened(t, values + ["c", "d"], path, os.path.getsize(path), os.path.getsize(path))
+
+
+def mid_log(make_topic, n=20):
+    t, d, values = build_partition(make_topic, [[{"n": i, "s": "payload-%d" % i}] for i in range(n)])
+    path = corrupt.segment_path(d)
+    return t, d, values, path, corrupt.batch_spans(path)
+
+
+def test_every_bit_flip_of_a_mid_log_record_is_reported_never_returned(make_topic):
+    t, d, values, path, spans = mid_log(make_topic)
+    start, end, offset, _ = spans[10]
+    saved = corrupt.snapshot(d)
+    for bit in range(start * 8, end * 8):
+        corrupt.restore(d, saved)
+        corrupt.flip_bit(path, bit)
+        reader = Topic(t.data_dir, "t").reader(0)
+        assert [r.value for r in reader.read(0, 10)] == values[:10]
+        with pytest.raises(CorruptionError) as info:
+            reader.read(0, 1000)
+        assert info.value.path == path and info.value.position == start
+        reader.close()
+    # a full recovery scan refuses to cut the valid records after the damage
+    os.unlink(os.path.join(d, STATE_NAME))
+    log = Topic(t.data_dir, "t").log(0)
+    with pytest.raises(CorruptionError) as info:
+        log.recover()
+    assert (info.value.path, info.value.position, info.value.offset) == (path, start, offset)
+    assert f"position {start}" in str(info.value) and path in str(info.value)
+    log.close()
+    assert os.path.getsize(path) == spans[-1][1]
+
+
+def test_a_damaged_sector_in_the_middle_is_corruption_not_a_torn_tail(make_topic):
+    t, d, values, path, spans = mid_log(make_topic, n=40)
+    saved = corrupt.snapshot(d)
+    for fill in (corrupt.zeros(512), corrupt.garbage(512, seed=3)):
+        t.close()
+        corrupt.restore(d, saved)
+        corrupt.overwrite(path, 512, fill)
+        t = reopen(t)
+        with pytest.raises(CorruptionError):
+            read_all(t)
+        os.unlink(os.path.join(d, STATE_NAME))
+        with pytest.raises(CorruptionError):
+            t.log(0).recover()
+        assert os.path.getsize(path) == spans[-1][1]
+    t.close()
+
+
+def test_recover_removes_temp_files_and_segments_below_the_log_start(make_topic):
+    t, d, values = build_partition(make_topic, [[i] for i in range(10)], segment_bytes=150)
+    bases = list_segments(d)
+    write_log_start(d, "t", 0, bases[3])  # a retention pass died between its checkpoint and its unlinks
+    open(os.path.join(d, "log-start-offset-checkpoint.abcd1234.tmp"), "wb").write(b"half")
+    t = reopen(t)
+    report = t.log(0).recover()
+    assert list_segments(d) == bases[3:]
+    assert any("temp file" in a for a in report.actions)
+    assert sum("below the log start offset" in a for a in report.actions) == 3
+    assert tmp_files(t.data_dir) == []
+    assert written_values(t) == values[bases[3]:]
+    assert not t.log(0).recover()
+    t.close()
+
+
+def test_recovery_of_a_clean_partition_changes_nothing_and_reports_nothing(make_topic, segment_bytes):
+    t, d, values = build_partition(make_topic, [[i, i] for i in range(10)], segment_bytes=segment_bytes)
+    before = corrupt.snapshot(d)
+    t = reopen(t)
+    assert not t.log(0).recover()
+    assert t.log(0).last_recovery is not None and not t.log(0).last_recovery
+    assert corrupt.snapshot(d) == before
+    t.log(0).append([rec("x")])
+    assert t.log(0).last_recovery is not None and not t.log(0).last_recovery
+    t.close()
