@@ -11,7 +11,7 @@ import os
 import stat
 from typing import Any
 
-from .config import DEFAULT_PARTITIONS, TopicConfig, validate_topic_name
+from .config import DEFAULT_PARTITIONS
 from .errors import DataDirError
 from .log import RecoveryReport, RetentionReport
 from .topic import TOPIC_FILE, Topic
@@ -116,32 +116,20 @@ class Broker:
 
     def apply_retention(self, topic: str | None = None, dry_run: bool = False,
                         now: int | None = None) -> list[RetentionReport]:
-        names = [topic] if topic else self.list_topics()
-        reports = []
-        for name in names:
-            t = self.topic(name)
-            try:
-                for p in range(t.partitions):
-                    reports.append(t.log(p).apply_retention(now=now, dry_run=dry_run))
-            finally:
-                t.close()
-        return reports
+        """Run retention on every partition of ``topic`` (default: every topic)."""
+        return self._each_log(topic, lambda log: log.apply_retention(now=now, dry_run=dry_run))
 
     def recover(self, topic: str | None = None) -> list[RecoveryReport]:
-        names = [topic] if topic else self.list_topics()
+        """Run a full recovery on every partition of ``topic`` (default: every topic)."""
+        return self._each_log(topic, lambda log: log.recover())
+
+    def _each_log(self, topic: str | None, action):
         reports = []
-        for name in names:
+        for name in [topic] if topic else self.list_topics():
             t = self.topic(name)
             try:
-                for p in range(t.partitions):
-                    reports.append(t.log(p).recover())
+                reports.extend(action(t.log(p)) for p in range(t.partitions))
             finally:
                 t.close()
         return reports
 
-
-def default_config() -> TopicConfig:
-    return TopicConfig()
-
-
-__all__.append("validate_topic_name")

@@ -43,6 +43,7 @@ __all__ = [
     "atomic_write",
     "append_all",
     "check_not_symlink",
+    "read_file",
     "make_dir",
     "remove_file",
     "rename_durably",
@@ -183,6 +184,23 @@ def check_not_symlink(path: str, what: str) -> None:
         return
     if stat.S_ISLNK(st.st_mode):
         raise UnsafePathError(f"{what} {path} is a symbolic link; logbroker refuses to follow it", path=path)
+
+
+def read_file(path: str) -> bytes | None:
+    """The whole content of ``path`` without following a symlink; None when it does not exist."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
 
 
 def make_dir(path: str) -> None:

@@ -1,38 +1,23 @@
 """Consumer groups without a server: membership, generations, assignment and partition ownership.
 
-Files owned, under ``<topic>/groups/<group>/`` (FORMAT.md, "Committed offsets and consumer groups"):
+Files owned (FORMAT.md, "Committed offsets and consumer groups" defines their bytes and rules):
+``<topic>/groups/<group>/members/<id>.lock`` (flock held for the member's life, heartbeat inside),
+``generation`` (the live member list, replaced under ``group.lock``) and ``partitions/<p>.lock``
+(ownership flock, owner id inside).
 
-- ``members/<member-id>.lock``: one per member. The member holds an exclusive ``flock`` on it for its
-  whole life and rewrites its heartbeat in it (a checksummed line padded to 512 bytes: monotonic
-  clock, boot id, pid, host, session timeout). A member file is created as ``<id>.joining``, locked,
-  given its first heartbeat and only then renamed, so a ``.lock`` name is never seen unlocked by a
-  live member.
-- ``generation``: ``{"generation": N, "members": [sorted ids]}``, replaced atomically under the
-  group lock whenever the set of live members changes.
-- ``partitions/<p>.lock``: the ownership lock of partition p, holding the owner's member id.
+Liveness: a member is live iff its lock is held (kill -9 releases it at once) and its heartbeat, on
+this boot, is younger than its ``session.timeout.ms`` (a SIGSTOPped member keeps its lock but its
+heartbeat ages). Each member, on every poll: drops everything and rejoins when its own heartbeat is
+stale; at most every :data:`CHECK_INTERVAL_S`, scans the members, writes generation N+1 when the live
+set changed, and applies Kafka's RangeAssignor over the generation's members — revoking (after the
+consumer's commit) what moved away, acquiring with a non-blocking flock what it gained, waiting for a
+live previous owner and replacing the lock file of an expired one (which fences it: it keeps a lock
+on an unlinked inode).
 
-Liveness: a member is **live** iff its lock is held (``kill -9`` releases it at once) **and** its last
-heartbeat, on this boot, is younger than its ``session.timeout.ms`` (a SIGSTOPped member keeps the
-lock but stops heartbeating). A member file whose lock can be taken belongs to a dead process and is
-deleted by whoever notices.
-
-Protocol of each member, on every poll (the scan at most every :data:`CHECK_INTERVAL_S`):
-
-1. If its own last heartbeat is older than its session timeout, the others may have expired it: it
-   drops every partition without committing ("lost", Kafka's ``onPartitionsLost``) and rejoins.
-2. It scans the members directory; when the live set differs from the ``generation`` file it writes
-   generation N+1 with the live set, under the group lock (re-checked there).
-3. Its partitions are Kafka's RangeAssignor over the generation's sorted member list. Partitions it no
-   longer gets are revoked (the consumer may commit them first) and their locks released. Partitions
-   it gets are acquired under the group lock with a non-blocking ``flock``; while the previous owner
-   holds one, it waits — unless that owner is expired, in which case the lock file is replaced by a
-   new one (the stalled owner keeps a lock on an unlinked inode: it is fenced).
-
-A commit (:meth:`GroupMember.commit`) is accepted, under the group lock, only when the member's own
-heartbeat is fresh, the member is in the current generation and, for each partition, the member
-holds the lock of the file now at ``partitions/<p>.lock`` (same inode). Otherwise
+A commit is accepted, under the group lock, only when the member's heartbeat is fresh, it is in the
+current generation and it holds the lock of the inode now at ``partitions/<p>.lock``; otherwise
 :class:`~logbroker.errors.CommitFailedError`. So two live members never own one partition, and a
-member that was stopped past its session timeout cannot commit over its successor.
+member stalled past its session timeout cannot commit over its successor.
 """
 
 from __future__ import annotations

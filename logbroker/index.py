@@ -12,7 +12,6 @@ binary search plus a forward scan of at most one interval and one batch.
 from __future__ import annotations
 
 import bisect
-import os
 import struct
 from dataclasses import dataclass, field
 
@@ -76,27 +75,10 @@ class IndexEntries:
                 TIME_ENTRY.pack(max_ts_before, offset - base_offset))
 
 
-def _read(path: str) -> bytes | None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        return None
-    try:
-        chunks = []
-        while True:
-            b = os.read(fd, 1 << 20)
-            if not b:
-                break
-            chunks.append(b)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
 def load_index(index_path: str, timeindex_path: str, base_offset: int, log_size: int) -> IndexEntries | None:
     """Load and sanity-check both index files; None when missing or insane (rebuild it)."""
-    raw = _read(index_path)
-    rawt = _read(timeindex_path)
+    raw = fsutil.read_file(index_path)
+    rawt = fsutil.read_file(timeindex_path)
     if raw is None or rawt is None:
         return None
     if len(raw) % INDEX_ENTRY.size or len(rawt) % TIME_ENTRY.size:

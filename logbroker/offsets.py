@@ -147,7 +147,7 @@ class OffsetStore:
 
     def _load(self) -> tuple[dict[int, CommittedOffset], bytes | None, int]:
         """(offsets, bytes of a valid current file or None, sequence number)."""
-        current = _read_bytes(self.paths.offsets)
+        current = fsutil.read_file(self.paths.offsets)
         problem = None
         if current is not None:
             try:
@@ -155,7 +155,7 @@ class OffsetStore:
                 return offsets, current, seq
             except CorruptionError as exc:
                 problem = exc
-        previous = _read_bytes(self.paths.prev)
+        previous = fsutil.read_file(self.paths.prev)
         if current is None and previous is None:
             return {}, None, 0
         if previous is not None:
@@ -238,17 +238,3 @@ class OffsetStore:
                 fsutil.remove_file(os.path.join(self.paths.root, name))
 
 
-def _read_bytes(path: str) -> bytes | None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        return None
-    try:
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
