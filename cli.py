@@ -294,18 +294,21 @@ def replay(
     records = run_replay(state.data_dir, topic, from_offset, to_offset, partition,
                          from_time=from_time, to_time=to_time)
     count = 0
+    progress = _progress("replayed") if progress_enabled() else (lambda n: None)
     if to_topic:
         from logbroker.producer import Producer
         with Producer(broker().data_dir, batch_size=256 * 1024) as producer:
             for r in records:
                 producer.send(to_topic, r.value, key=r.key, timestamp_ms=r.timestamp, headers=r.headers or None)
                 count += 1
+                progress(count)
         err(f"Replayed {count} records from {topic} into {to_topic}")
         return
     write = _record_writer(format)
     for r in records:
         count += 1
         write(r, count)
+        progress(count)
     sys.stdout.flush()
     err(f"Replayed {count} records")
 

@@ -14,7 +14,7 @@ from typing import Callable
 
 from .admin import parse_datetime_ms
 from .consumer import Consumer
-from .errors import InvalidConfigError
+from .errors import InvalidConfigError, OffsetOutOfRangeError
 from .record import Record
 
 __all__ = ["consume"]
@@ -48,6 +48,13 @@ def consume(data_dir: str | None, topic: str, sink: Callable[[Record, int], None
             parts = [t.check_partition(partition)] if partition is not None else list(range(t.partitions))
             consumer.assign([(topic, p) for p in parts])
             if offset is not None:
+                tp = (topic, partition)
+                start = consumer.beginning_offsets([tp])[tp]
+                end = consumer.end_offsets([tp])[tp]
+                if not start <= offset <= end:
+                    raise OffsetOutOfRangeError(
+                        f"--offset {offset} is out of range for {topic}-{partition}: valid offsets are "
+                        f"{start} (log start) to {end} (log end)", topic=topic, partition=partition, offset=offset)
                 consumer.seek(topic, partition, offset)
         if ts is not None:
             consumer.seek_to_timestamp(ts, *[(tp.topic, tp.partition) for tp in consumer.assignment()])

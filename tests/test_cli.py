@@ -92,3 +92,32 @@ def test_inspect_verify_exits_3_and_names_the_position_of_a_flipped_byte(tmp_pat
     done = run("inspect", str(seg.parent), "--verify", data_dir=tmp_path)
     assert done.returncode == 3
     assert "position" in done.stderr.decode()
+
+
+def test_consume_with_an_offset_beyond_the_log_end_is_an_error_naming_the_valid_range(tmp_path):
+    assert run("topics", "create", "t", "--partitions", "1", data_dir=tmp_path).returncode == 0
+    assert run("publish", "t", data_dir=tmp_path, input=b'{"n": 1}\n{"n": 2}\n').returncode == 0
+    done = run("consume", "t", "--partition", "0", "--offset", "99", "--max-messages", "1", data_dir=tmp_path)
+    assert done.returncode == 1
+    assert "valid offsets are 0 (log start) to 2 (log end)" in done.stderr.decode()
+
+
+def test_consume_from_an_offset_prints_values_and_the_kafka_summary(tmp_path):
+    assert run("topics", "create", "t", "--partitions", "1", data_dir=tmp_path).returncode == 0
+    assert run("publish", "t", data_dir=tmp_path, input=b'{"n": 1}\n{"n": 2}\n{"n": 3}\n').returncode == 0
+    done = run("consume", "t", "--partition", "0", "--offset", "1", "--timeout-ms", "300", data_dir=tmp_path)
+    assert done.returncode == 0
+    assert done.stdout.decode().splitlines() == ['{"n":2}', '{"n":3}']
+    assert "Processed a total of 2 messages" in done.stderr.decode()
+
+
+def test_two_groups_each_get_every_record_and_one_group_resumes_where_it_stopped(tmp_path):
+    assert run("topics", "create", "t", "--partitions", "3", data_dir=tmp_path).returncode == 0
+    lines = b"".join(b'{"n": %d}\n' % i for i in range(12))
+    assert run("publish", "t", data_dir=tmp_path, input=lines).returncode == 0
+    first = run("consume", "t", "--group", "a", "--from-beginning", "--max-messages", "5", data_dir=tmp_path)
+    rest = run("consume", "t", "--group", "a", "--timeout-ms", "500", data_dir=tmp_path)
+    other = run("consume", "t", "--group", "b", "--from-beginning", "--timeout-ms", "500", data_dir=tmp_path)
+    got_a = first.stdout.decode().split() + rest.stdout.decode().split()
+    assert sorted(got_a) == sorted(f'{{"n":{i}}}' for i in range(12))
+    assert sorted(other.stdout.decode().split()) == sorted(got_a)
