@@ -220,8 +220,14 @@ class PartitionLog:
         last_index = state.last_index_position
         if position - last_index > self.config.index_interval_bytes:
             idx, tidx = IndexEntries.encode_entry(active.base, state.log_end_offset, position, state.max_timestamp)
-            os.write(active.index, idx)
-            os.write(active.timeindex, tidx)
+            try:
+                os.write(active.index, idx)
+                os.write(active.timeindex, tidx)
+            except OSError:
+                # The indexes are derived: a missing or half-written entry makes them fail their
+                # sanity check, readers then scan the segment, and recovery rebuilds them. The
+                # batch itself is written (and synced) already, so the append stands.
+                pass
             last_index = position
         return PartitionState(
             active_base=active.base,

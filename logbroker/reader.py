@@ -14,7 +14,7 @@ import os
 from .checkpoint import PartitionState, StateFile, read_log_start
 from .errors import CorruptionError, OffsetOutOfRangeError, UnknownPartitionError
 from .index import IndexEntries, TIME_ENTRY, load_index
-from .record import BadBatch, Record, batch_records
+from .record import BadBatch, Record, batch_records, parse_line
 from .segment import CHUNK, index_name, iter_batches, list_segments, log_name, scan_segment, timeindex_name
 
 __all__ = ["PartitionReader", "segment_max_timestamp"]
@@ -155,7 +155,25 @@ class PartitionReader:
             return self._segment, self._cursor[1]
         seg = self._open(offset)
         size = state.hw_position if seg.base == state.active_base else os.fstat(seg.fd).st_size
-        return seg, seg.load_index(self.directory, size).position_for_offset(offset)
+        pos = seg.load_index(self.directory, size).position_for_offset(offset)
+        if pos and not self._batch_starts_at_or_before(seg, pos, size, offset):
+            # An index entry that passed the sanity checks but lies (e.g. a crash mid-rebuild):
+            # distrust the index of this segment and scan it from the start.
+            seg.index = IndexEntries(seg.base)
+            pos = 0
+        return seg, pos
+
+    @staticmethod
+    def _batch_starts_at_or_before(seg: _OpenSegment, pos: int, size: int, offset: int) -> bool:
+        """Check the one line an index entry points at: a valid line at or before ``offset``."""
+        head = os.pread(seg.fd, min(size - pos, 1 << 16), pos)
+        end = head.find(b"\n")
+        if end < 0:
+            return True  # a line longer than 64 KiB: let the batch checks judge it
+        try:
+            return parse_line(head[:end])["offset"] <= offset
+        except (ValueError, KeyError, TypeError):
+            return False
 
     def _open(self, offset: int) -> _OpenSegment:
         """Open the segment holding ``offset`` (the one with the largest base <= offset)."""

@@ -165,3 +165,29 @@ def test_insane_index_is_ignored_by_readers_and_rebuilt_by_recover(make_topic):
         with open(os.path.join(d, name), "rb") as f:
             assert f.read() == data, name
     t.close()
+
+
+def test_an_index_entry_that_passes_sanity_but_points_at_a_later_batch_is_not_trusted(tmp_path):
+    import struct
+
+    from logbroker import Broker, Producer
+
+    broker = Broker(tmp_path)
+    broker.create_topic("t", 1, {"index.interval.bytes": 100})
+    with Producer(tmp_path, batch_size=0) as producer:
+        for i in range(40):
+            producer.send("t", {"i": i, "pad": "x" * 40})
+    part = tmp_path / "t" / "t-0"
+    index = part / "00000000000000000000.index"
+    entries = list(struct.iter_unpack(">II", index.read_bytes()))
+    assert len(entries) >= 3
+    # Shift every entry's position to the next entry's batch: offsets stay increasing and in range.
+    lying = [(rel, entries[min(i + 1, len(entries) - 1)][1]) for i, (rel, _) in enumerate(entries[:-1])]
+    index.write_bytes(b"".join(struct.pack(">II", rel, pos) for rel, pos in lying))
+    timeindex = part / "00000000000000000000.timeindex"
+    timeindex.write_bytes(timeindex.read_bytes()[: 12 * len(lying)])
+    reader = broker.topic("t").reader(0)
+    target = lying[1][0]
+    records = reader.read(target, 3)
+    assert [r.offset for r in records] == [target, target + 1, target + 2]
+    assert [r.value["i"] for r in records] == [target, target + 1, target + 2]
