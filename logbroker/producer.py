@@ -37,34 +37,53 @@ class RecordMetadata:
     timestamp: int
 
 
+class _Batch:
+    """Records buffered for one partition, and the outcome of their append (shared by their futures)."""
+
+    __slots__ = ("records", "size", "results", "error")
+
+    def __init__(self) -> None:
+        self.records: list[PendingRecord] = []
+        self.size = 0
+        self.results: list | None = None
+        self.error: BaseException | None = None
+
+    def offset_of(self, index: int) -> int:
+        for res in self.results:
+            if index < res.count:
+                return res.base_offset + index
+            index -= res.count
+        raise IndexError(index)
+
+
 class FutureRecordMetadata:
-    """The pending result of ``send``. ``get()`` flushes the producer if needed and returns it."""
+    """The pending result of ``send``. ``get()`` flushes the producer if needed and returns it.
 
-    __slots__ = ("_producer", "topic", "partition", "_metadata", "_error")
+    Futures of one batch share its outcome, so acknowledging a batch costs the same for one record
+    or a thousand.
+    """
 
-    def __init__(self, producer: "Producer", topic: str, partition: int) -> None:
+    __slots__ = ("_producer", "_batch", "_index", "topic", "partition", "timestamp")
+
+    def __init__(self, producer: "Producer", batch: _Batch, index: int, topic: str, partition: int,
+                 timestamp: int) -> None:
         self._producer = producer
+        self._batch = batch
+        self._index = index
         self.topic = topic
         self.partition = partition
-        self._metadata: RecordMetadata | None = None
-        self._error: BaseException | None = None
+        self.timestamp = timestamp
 
     def done(self) -> bool:
-        return self._metadata is not None or self._error is not None
+        return self._batch.results is not None or self._batch.error is not None
 
     def get(self, timeout: float | None = None) -> RecordMetadata:
-        if not self.done():
+        batch = self._batch
+        if batch.results is None and batch.error is None:
             self._producer.flush()
-        if self._error is not None:
-            raise self._error
-        assert self._metadata is not None
-        return self._metadata
-
-    def _resolve(self, offset: int, timestamp: int) -> None:
-        self._metadata = RecordMetadata(self.topic, self.partition, offset, timestamp)
-
-    def _fail(self, error: BaseException) -> None:
-        self._error = error
+        if batch.error is not None:
+            raise batch.error
+        return RecordMetadata(self.topic, self.partition, batch.offset_of(self._index), self.timestamp)
 
 
 class Producer:
@@ -90,8 +109,7 @@ class Producer:
         self.num_partitions = num_partitions
         self._topics: dict[str, Topic] = {}
         self._partitioners: dict[str, Partitioner] = {}
-        self._buffers: dict[tuple[str, int], tuple[list[PendingRecord], list[FutureRecordMetadata]]] = {}
-        self._buffered_bytes: dict[tuple[str, int], int] = {}
+        self._batches: dict[str, list[_Batch]] = {}  # per topic, indexed by partition
         self._closed = False
 
     # -- Kafka's API --------------------------------------------------------------------------
@@ -100,32 +118,30 @@ class Producer:
              timestamp_ms: int | None = None, headers: dict[str, str] | None = None) -> FutureRecordMetadata:
         if self._closed:
             raise LogBrokerError("send() on a closed producer")
-        t = self._topic(topic)
-        if partition is not None:
-            t.check_partition(partition)
+        batches = self._batches.get(topic)
+        if batches is None:
+            batches = self._open_topic(topic)
+        if partition is None:
+            partition = self._partitioners[topic].partition(key)
+        elif type(partition) is not int or not 0 <= partition < len(batches):
+            self._topics[topic].check_partition(partition)  # raises UnknownPartitionError
         ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
         record = PendingRecord(ts, key, headers, value)
-        partitioner = self._partitioners[topic]
-        p = partitioner.partition(key, partition)
-        if key is None and partition is None:
-            partitioner.on_append(p, record.size)
-        future = FutureRecordMetadata(self, topic, p)
-        slot = (topic, p)
-        buf = self._buffers.get(slot)
-        if buf is None:
-            buf = self._buffers[slot] = ([], [])
-            self._buffered_bytes[slot] = 0
-        buf[0].append(record)
-        buf[1].append(future)
-        self._buffered_bytes[slot] += record.size
-        if self._buffered_bytes[slot] >= self.batch_size:
-            self._drain(slot)
+        batch = batches[partition]
+        records = batch.records
+        records.append(record)
+        batch.size += record[4]
+        future = FutureRecordMetadata(self, batch, len(records) - 1, topic, partition, ts)
+        if batch.size >= self.batch_size:
+            self._drain(topic, partition)
         return future
 
     def flush(self, timeout: float | None = None) -> None:
         """Write every buffered record; afterwards all of them are acknowledged (or failed)."""
-        for slot in list(self._buffers):
-            self._drain(slot)
+        for topic, batches in self._batches.items():
+            for p, batch in enumerate(batches):
+                if batch.records:
+                    self._drain(topic, p)
         policy = self._policy_for
         for t in self._topics.values():
             if policy(t).mode == "interval":
@@ -178,21 +194,18 @@ class Producer:
             self._partitioners[name] = Partitioner(t.partitions, sticky_bytes=0)
         return t
 
-    def _drain(self, slot: tuple[str, int]) -> None:
-        records, futures = self._buffers.pop(slot)
-        self._buffered_bytes.pop(slot, None)
-        if not records:
-            return
-        topic, partition = slot
+    def _open_topic(self, name: str) -> list[_Batch]:
+        t = self._topic(name)
+        batches = self._batches[name] = [_Batch() for _ in range(t.partitions)]
+        return batches
+
+    def _drain(self, topic: str, partition: int) -> None:
+        batches = self._batches[topic]
+        batch = batches[partition]
+        batches[partition] = _Batch()
         t = self._topics[topic]
         try:
-            results = t.log(partition).append(records, self._policy_for(t))
+            batch.results = t.log(partition).append(batch.records, self._policy_for(t))
         except BaseException as exc:
-            for f in futures:
-                f._fail(exc)
+            batch.error = exc
             raise
-        i = 0
-        for res in results:
-            for j in range(res.count):
-                futures[i]._resolve(res.base_offset + j, records[i].timestamp)
-                i += 1

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 import zlib
+from operator import itemgetter, methodcaller
+from types import MappingProxyType
 from typing import Any, Iterable, Iterator
 
 import orjson
@@ -29,7 +31,6 @@ __all__ = [
     "decode_batch",
     "BatchStatus",
     "PREFIX_LEN",
-    "check_value",
 ]
 
 PREFIX_LEN = 18
@@ -43,58 +44,99 @@ _loads = orjson.loads
 class Record:
     """One record as read from a partition (Kafka's ConsumerRecord).
 
-    ``value`` is the decoded JSON value, or the raw JSON bytes of the value when read with
-    ``raw=True``. ``headers`` is a dict of str to str (empty when the record has none).
+    ``topic``, ``partition``, ``offset``, ``timestamp``, ``key``, ``headers`` (a read-only mapping of
+    str to str, empty when the record has none) and ``value`` (the decoded JSON value, or its raw
+    JSON bytes when read with ``raw=True``). It wraps the parsed line as it came from orjson, so
+    reading a batch allocates one small object per record.
     """
 
-    __slots__ = ("topic", "partition", "offset", "timestamp", "key", "headers", "value")
+    __slots__ = ("topic", "partition", "_d")
 
-    def __init__(self, topic, partition, offset, timestamp, key, headers, value):
+    def __init__(self, topic: str, partition: int, fields: dict) -> None:
         self.topic = topic
         self.partition = partition
-        self.offset = offset
-        self.timestamp = timestamp
-        self.key = key
-        self.headers = headers
-        self.value = value
+        self._d = fields
+
+    @classmethod
+    def of(cls, topic: str, partition: int, offset: int, timestamp: int, key: str | None,
+           headers: dict | None, value: Any) -> "Record":
+        fields = {"offset": offset, "timestamp": timestamp, "key": key, "value": value}
+        if headers:
+            fields["headers"] = headers
+        return cls(topic, partition, fields)
+
+    offset = property(lambda self: self._d["offset"], doc="The record's offset in its partition.")
+    timestamp = property(lambda self: self._d["timestamp"], doc="Milliseconds since the epoch.")
+    key = property(lambda self: self._d["key"], doc="The key (str) or None.")
+    value = property(lambda self: self._d["value"], doc="The JSON value (or its bytes with raw=True).")
+    headers = property(lambda self: self._d.get("headers") or _NO_HEADERS, doc="Headers, str to str.")
 
     def __repr__(self) -> str:
         return (
             f"Record(topic={self.topic!r}, partition={self.partition}, offset={self.offset}, "
-            f"timestamp={self.timestamp}, key={self.key!r}, headers={self.headers!r}, value={self.value!r})"
+            f"timestamp={self.timestamp}, key={self.key!r}, headers={dict(self.headers)!r}, value={self.value!r})"
         )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Record):
             return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
 
     def to_dict(self) -> dict:
         """The record as Kafka's envelope: topic, partition, offset, timestamp, key, headers, value."""
-        return {n: getattr(self, n) for n in self.__slots__}
+        d = self._d
+        return {"topic": self.topic, "partition": self.partition, "offset": d["offset"],
+                "timestamp": d["timestamp"], "key": d["key"], "headers": dict(d.get("headers") or {}),
+                "value": d["value"]}
 
 
-class PendingRecord:
-    """A record waiting to be appended: the value already encoded, so errors surface at send()."""
+_NO_HEADERS = MappingProxyType({})
 
-    __slots__ = ("timestamp", "key_json", "headers_json", "value_json", "size")
 
-    def __init__(self, timestamp: int, key: str | None, headers: dict | None, value: Any,
-                 value_json: bytes | None = None) -> None:
-        self.timestamp = int(timestamp)
-        if key is not None and not isinstance(key, str):
+class PendingRecord(tuple):
+    """A record waiting to be appended, already encoded (so errors surface at ``send()``).
+
+    A tuple ``(timestamp, key_json, headers_json, value_json, size)``: the append path unpacks it
+    without attribute lookups. ``size`` over-estimates the encoded line, for batch splitting.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, timestamp: int, key: str | None, headers: dict | None, value: Any,
+                value_json: bytes | None = None) -> "PendingRecord":
+        if type(timestamp) is not int:
+            timestamp = int(timestamp)
+        if key is None:
+            key_json = b"null"
+        elif type(key) is str:
+            key_json = _encode(key, "key")
+        else:
             raise InvalidRecordError(f"a record key must be a string or None, not {type(key).__name__}")
-        self.key_json = b"null" if key is None else _encode(key, "key")
         if headers:
             if not isinstance(headers, dict) or not all(
                 isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in headers.items()
             ):
                 raise InvalidRecordError("record headers must be a dict of str to str")
-            self.headers_json = b',"headers":' + _encode(headers, "headers")
+            headers_json = b',"headers":' + _encode(headers, "headers")
         else:
-            self.headers_json = b""
-        self.value_json = check_value(value) if value_json is None else value_json
-        self.size = len(self.key_json) + len(self.headers_json) + len(self.value_json) + 80
+            headers_json = b""
+        if value_json is None:
+            try:
+                value_json = _dumps(value)
+            except (TypeError, orjson.JSONEncodeError) as exc:
+                raise InvalidRecordError(f"record value is not storable as JSON: {exc}") from exc
+            if b"null" in value_json and _has_non_finite(value):
+                raise InvalidRecordError("record value contains NaN or Infinity, which JSON cannot represent")
+        return tuple.__new__(cls, (timestamp, key_json, headers_json, value_json,
+                                   len(key_json) + len(headers_json) + len(value_json) + 120))
+
+    timestamp = property(itemgetter(0))
+    key_json = property(itemgetter(1))
+    headers_json = property(itemgetter(2))
+    value_json = property(itemgetter(3))
+    size = property(itemgetter(4))
 
 
 def _encode(obj: Any, what: str) -> bytes:
@@ -102,18 +144,6 @@ def _encode(obj: Any, what: str) -> bytes:
         return _dumps(obj)
     except (TypeError, orjson.JSONEncodeError) as exc:
         raise InvalidRecordError(f"record {what} is not storable as JSON: {exc}") from exc
-
-
-def check_value(value: Any) -> bytes:
-    """Encode a record value to JSON, refusing what JSON cannot carry faithfully.
-
-    orjson turns NaN and Infinity into ``null`` silently; that would change the data, so encoded
-    values containing ``null`` are walked once to make sure no float was non-finite.
-    """
-    encoded = _encode(value, "value")
-    if b"null" in encoded and _has_non_finite(value):
-        raise InvalidRecordError("record value contains NaN or Infinity, which JSON cannot represent")
-    return encoded
 
 
 def _has_non_finite(value: Any) -> bool:
@@ -130,36 +160,30 @@ def _has_non_finite(value: Any) -> bool:
     return False
 
 
-def _line(body: bytes) -> bytes:
-    return b'{"crc":"%08x",%b\n' % (_crc32(body), body)
-
-
 def encode_batch(base_offset: int, records: list[PendingRecord]) -> tuple[bytes, int]:
     """The bytes of one batch holding ``records`` at offsets ``base_offset`` onwards.
 
     Returns (data, max_timestamp). The whole batch is meant for a single ``write``.
     """
-    first = records[0]
-    max_ts = first.timestamp
+    ts0, key0, headers0, value0, _ = records[0]
     if len(records) == 1:
-        body = b'"offset":%d,"timestamp":%d,"key":%b%b,"value":%b}' % (
-            base_offset, first.timestamp, first.key_json, first.headers_json, first.value_json)
-        return _line(body), max_ts
+        body = b'"offset":%d,"timestamp":%d,"key":%b%b,"value":%b}' % (base_offset, ts0, key0, headers0, value0)
+        return b'{"crc":"%08x",%b\n' % (_crc32(body), body), ts0
+    crc32 = _crc32
     rest = []
+    append = rest.append
     offset = base_offset
-    for r in records[1:]:
+    for ts, key, headers, value, _ in records[1:]:
         offset += 1
-        ts = r.timestamp
-        if ts > max_ts:
-            max_ts = ts
-        body = b'"offset":%d,"timestamp":%d,"key":%b%b,"value":%b}' % (
-            offset, ts, r.key_json, r.headers_json, r.value_json)
-        rest.append(b'{"crc":"%08x",%b\n' % (_crc32(body), body))
+        body = b'"offset":%d,"timestamp":%d,"key":%b%b,"value":%b}' % (offset, ts, key, headers, value)
+        append(b'{"crc":"%08x",%b\n' % (crc32(body), body))
     tail = b"".join(rest)
     body = b'"offset":%d,"timestamp":%d,"key":%b%b,"batch":{"count":%d,"bytes":%d,"crc":"%08x"},"value":%b}' % (
-        base_offset, first.timestamp, first.key_json, first.headers_json,
-        len(records), len(tail), _crc32(tail), first.value_json)
-    return _line(body) + tail, max_ts
+        base_offset, ts0, key0, headers0, len(records), len(tail), crc32(tail), value0)
+    return b'{"crc":"%08x",%b\n%b' % (crc32(body), body, tail), max(map(_timestamp_of, records))
+
+
+_timestamp_of = itemgetter(0)
 
 
 class BatchStatus:
@@ -221,7 +245,7 @@ def batch_records(buf: bytes, start: int, first: dict, rest_start: int, end: int
     ``orjson.loads`` call: LF only ends lines, so the lines joined by commas are a JSON array.
     """
     if raw:
-        return list(_raw_records(buf, start, first, rest_start, end, topic, partition, min_offset))
+        return _raw_records(buf, start, first, rest_start, end, topic, partition, min_offset)
     if end > rest_start:
         try:
             dicts = _loads(b"[" + buf[rest_start:end - 1].replace(b"\n", b",") + b"]")
@@ -234,8 +258,7 @@ def batch_records(buf: bytes, start: int, first: dict, rest_start: int, end: int
         dicts = [first]
     if dicts[0]["offset"] < min_offset:
         dicts = [d for d in dicts if d["offset"] >= min_offset]
-    return [Record(topic, partition, d["offset"], d["timestamp"], d["key"], d.get("headers") or {},
-                   d["value"]) for d in dicts]
+    return [Record(topic, partition, d) for d in dicts]
 
 
 
@@ -243,23 +266,32 @@ def batch_records(buf: bytes, start: int, first: dict, rest_start: int, end: int
 _VALUE_MARK = b',"value":'
 
 
-def _raw_records(buf, start, first, rest_start, end, topic, partition, min_offset) -> Iterator[Record]:
-    # The first line was parsed already; its value bytes are cut from the line itself.
-    lines = [bytes(buf[start:rest_start - 1])]
-    if end > rest_start:
-        lines.extend(buf[rest_start:end - 1].split(b"\n"))
-    for i, line in enumerate(lines):
-        d = first if i == 0 else None
-        if b'"headers":' in line:
-            d = d or _loads(line)
-            value = _dumps(d["value"])
-        else:
-            if d is None:
-                d = _loads(line[:line.index(_VALUE_MARK)] + b"}")
-            value = line[line.index(_VALUE_MARK) + len(_VALUE_MARK):-1]
-        if d["offset"] >= min_offset:
-            yield Record(topic, partition, d["offset"], d["timestamp"], d["key"],
-                         d.get("headers") or {}, value)
+_split_value = methodcaller("partition", _VALUE_MARK)
+
+
+def _raw_records(buf, start, first, rest_start, end, topic, partition, min_offset) -> list[Record]:
+    """Records whose value is left as its JSON bytes, cut from each line without parsing it.
+
+    Everything before ``,"value":`` (the line's head) is parsed in one ``orjson.loads`` for the
+    batch. That mark cannot occur inside the head's strings (JSON escapes their quotes) and the
+    batch object has a fixed shape; only a header could hold it, and then the cut heads are not
+    valid JSON (an object is left open), so the batch falls back to parsing each line whole.
+    """
+    lines = buf[start:end - 1].split(b"\n")
+    try:
+        heads, _, values = zip(*map(_split_value, lines))
+        dicts = _loads(b"[" + b"},".join(heads) + b"}]")
+        if any(not v for v in values):
+            raise ValueError("a line without a value")
+        values = [v[:-1] for v in values]
+    except (orjson.JSONDecodeError, ValueError):
+        dicts = [_loads(line) for line in lines]
+        values = [_dumps(d["value"]) for d in dicts]
+    for d, v in zip(dicts, values):
+        d["value"] = v
+    if dicts[0]["offset"] < min_offset:
+        dicts = [d for d in dicts if d["offset"] >= min_offset]
+    return [Record(topic, partition, d) for d in dicts]
 
 
 def parse_line(line: bytes) -> dict:
