@@ -12,12 +12,14 @@ binary search plus a forward scan of at most one interval and one batch.
 from __future__ import annotations
 
 import bisect
+import os
 import struct
 from dataclasses import dataclass, field
 
 from . import fsutil
 
-__all__ = ["IndexEntries", "load_index", "write_index", "INDEX_ENTRY", "TIME_ENTRY"]
+__all__ = ["IndexEntries", "load_index", "write_index", "search_offset", "search_timestamp", "INDEX_ENTRY",
+           "TIME_ENTRY"]
 
 INDEX_ENTRY = struct.Struct(">II")
 TIME_ENTRY = struct.Struct(">qI")
@@ -110,3 +112,50 @@ def write_index(index_path: str, timeindex_path: str, entries: IndexEntries) -> 
     index, times = entries.encode()
     fsutil.atomic_write(index_path, index)
     fsutil.atomic_write(timeindex_path, times)
+
+
+def search_offset(index_fd: int, base_offset: int, offset: int, limit: int) -> int:
+    """Binary-search an open ``.index`` file: the position of the last entry with an offset <= ``offset``.
+
+    O(log n) reads of 8 bytes, without loading the file; 0 when no entry qualifies. Entries
+    at or past ``limit`` (bytes not readable yet) are ignored. The caller checks the line found there,
+    since an index is never trusted blindly.
+    """
+    n = os.fstat(index_fd).st_size // INDEX_ENTRY.size
+    lo, hi, found = 0, n - 1, 0
+    rel = offset - base_offset
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        entry = os.pread(index_fd, INDEX_ENTRY.size, mid * INDEX_ENTRY.size)
+        if len(entry) < INDEX_ENTRY.size:
+            hi = mid - 1
+            continue
+        r, pos = INDEX_ENTRY.unpack(entry)
+        if r <= rel and pos < limit:
+            found = pos
+            lo = mid + 1
+        else:
+            hi = mid - 1
+    return found
+
+
+def search_timestamp(index_fd: int, timeindex_fd: int, timestamp: int, limit: int) -> int:
+    """Binary-search the time index: the position from which a record with a timestamp >= ``timestamp``
+    can be found (that of the last entry whose max-timestamp-before is < it), else 0."""
+    n = min(os.fstat(timeindex_fd).st_size // TIME_ENTRY.size, os.fstat(index_fd).st_size // INDEX_ENTRY.size)
+    lo, hi, found = 0, n - 1, -1
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        entry = os.pread(timeindex_fd, TIME_ENTRY.size, mid * TIME_ENTRY.size)
+        if len(entry) == TIME_ENTRY.size and TIME_ENTRY.unpack(entry)[0] < timestamp:
+            found = mid
+            lo = mid + 1
+        else:
+            hi = mid - 1
+    if found < 0:
+        return 0
+    entry = os.pread(index_fd, INDEX_ENTRY.size, found * INDEX_ENTRY.size)
+    if len(entry) < INDEX_ENTRY.size:
+        return 0
+    pos = INDEX_ENTRY.unpack(entry)[1]
+    return pos if pos < limit else 0

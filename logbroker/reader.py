@@ -9,11 +9,12 @@ read chunk plus one batch whatever the log size.
 
 from __future__ import annotations
 
+import bisect
 import os
 
 from .checkpoint import PartitionState, StateFile, read_log_start
 from .errors import CorruptionError, OffsetOutOfRangeError, UnknownPartitionError
-from .index import IndexEntries, TIME_ENTRY, load_index
+from .index import TIME_ENTRY, search_offset, search_timestamp
 from .record import BadBatch, Record, batch_records, parse_line
 from .segment import CHUNK, index_name, iter_batches, list_segments, log_name, scan_segment, timeindex_name
 
@@ -40,23 +41,49 @@ def segment_max_timestamp(directory: str, base: int, size: int) -> int:
 
 
 class _OpenSegment:
-    __slots__ = ("base", "fd", "path", "index")
+    """Read descriptors of one segment's ``.log`` and, opened when first needed, its indexes."""
+
+    __slots__ = ("base", "fd", "path", "directory", "_index_fds", "trust_index")
 
     def __init__(self, directory: str, base: int) -> None:
         self.base = base
+        self.directory = directory
         self.path = os.path.join(directory, log_name(base))
         self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-        self.index: IndexEntries | None = None
+        self._index_fds: tuple[int, int] | None = None
+        self.trust_index = True
 
-    def load_index(self, directory: str, size: int) -> IndexEntries:
-        if self.index is None or (self.index.positions and self.index.positions[-1] >= size):
-            entries = load_index(os.path.join(directory, index_name(self.base)),
-                                 os.path.join(directory, timeindex_name(self.base)), self.base, size)
-            self.index = entries if entries is not None else IndexEntries(self.base)
-        return self.index
+    def index_fds(self) -> tuple[int, int] | None:
+        if self._index_fds is None and self.trust_index:
+            flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+            try:
+                ifd = os.open(os.path.join(self.directory, index_name(self.base)), flags)
+            except FileNotFoundError:
+                self.trust_index = False
+                return None
+            try:
+                tfd = os.open(os.path.join(self.directory, timeindex_name(self.base)), flags)
+            except FileNotFoundError:
+                os.close(ifd)
+                self.trust_index = False
+                return None
+            self._index_fds = (ifd, tfd)
+        return self._index_fds if self.trust_index else None
+
+    def position_for_offset(self, offset: int, limit: int) -> int:
+        fds = self.index_fds()
+        return search_offset(fds[0], self.base, offset, limit) if fds else 0
+
+    def position_for_timestamp(self, timestamp: int, limit: int) -> int:
+        fds = self.index_fds()
+        return search_timestamp(fds[0], fds[1], timestamp, limit) if fds else 0
 
     def close(self) -> None:
         os.close(self.fd)
+        if self._index_fds is not None:
+            for fd in self._index_fds:
+                os.close(fd)
+            self._index_fds = None
 
 
 class PartitionReader:
@@ -76,6 +103,7 @@ class PartitionReader:
         self._state = StateFile(directory)
         self._segment: _OpenSegment | None = None
         self._cursor: tuple[int, int] | None = None  # (next offset, its file position) in self._segment
+        self._bases: list[int] = []  # segment base offsets as last listed
 
     def close(self) -> None:
         if self._segment is not None:
@@ -135,19 +163,21 @@ class PartitionReader:
         out: list[Record] = []
         try:
             for buf, start, first, rest, end, fpos in iter_batches(seg.fd, pos, limit, CHUNK):
-                recs = batch_records(buf, start, first, rest, end, self.topic, self.partition, offset, raw)
-                out.extend(recs)
-                self._cursor = (recs[-1].offset + 1 if recs else offset, fpos + end)
+                recs = batch_records(buf, start, first, rest, end, self.topic, self.partition, offset, raw,
+                                     want - len(out))
+                if recs:
+                    out.extend(recs)
+                    nxt = recs[-1].offset + 1
+                    count = first["batch"]["count"] if end > rest else 1
+                    # A batch read only in part leaves the cursor at its start: the next read skips what was read.
+                    self._cursor = (nxt, fpos + end) if nxt == first["offset"] + count else (nxt, fpos + start)
+                    offset = nxt
                 if len(out) >= want:
                     break
         except BadBatch as exc:
             raise CorruptionError(
                 f"corruption in {seg.path} at position {exc.position}: {exc.reason}",
                 path=seg.path, position=exc.position, offset=offset) from None
-        if len(out) > want:
-            # Fewer than a whole batch was asked for: the next read finds its place by the index.
-            del out[want:]
-            self._cursor = None
         return out
 
     def _position(self, offset: int, state: PartitionState) -> tuple[_OpenSegment, int]:
@@ -155,11 +185,10 @@ class PartitionReader:
             return self._segment, self._cursor[1]
         seg = self._open(offset)
         size = state.hw_position if seg.base == state.active_base else os.fstat(seg.fd).st_size
-        pos = seg.load_index(self.directory, size).position_for_offset(offset)
+        pos = seg.position_for_offset(offset, size)
         if pos and not self._batch_starts_at_or_before(seg, pos, size, offset):
-            # An index entry that passed the sanity checks but lies (e.g. a crash mid-rebuild):
-            # distrust the index of this segment and scan it from the start.
-            seg.index = IndexEntries(seg.base)
+            # An index entry that lies (damaged, or a crash mid-rebuild): scan this segment instead.
+            seg.trust_index = False
             pos = 0
         return seg, pos
 
@@ -177,16 +206,22 @@ class PartitionReader:
 
     def _open(self, offset: int) -> _OpenSegment:
         """Open the segment holding ``offset`` (the one with the largest base <= offset)."""
-        bases = list_segments(self.directory)
-        candidates = [b for b in bases if b <= offset]
-        if not candidates:
+        # Closed segments never change, so the cached listing is right for an offset below the last
+        # cached base's successor; the last one may have rolled since, so look again there.
+        bases = self._bases
+        i = bisect.bisect_right(bases, offset) - 1
+        if i < 0 or i == len(bases) - 1:
+            bases = self._bases = list_segments(self.directory)
+            i = bisect.bisect_right(bases, offset) - 1
+        if i < 0:
             raise self._out_of_range(offset, self.high_watermark())
-        base = candidates[-1]
+        base = bases[i]
         if self._segment is not None and self._segment.base == base:
             return self._segment
         try:
             seg = _OpenSegment(self.directory, base)
         except FileNotFoundError:
+            self._bases = []  # retention removed it: list again next time
             raise self._out_of_range(offset, self.high_watermark()) from None
         if self._segment is not None:
             self._segment.close()
@@ -229,7 +264,9 @@ class PartitionReader:
             except FileNotFoundError:
                 continue
             try:
-                pos = seg.load_index(self.directory, size).position_for_timestamp(timestamp)
+                pos = seg.position_for_timestamp(timestamp, size)
+                if pos and not self._batch_starts_at_or_before(seg, pos, size, 1 << 62):
+                    pos = 0
                 for buf, start, first, rest, end, fpos in iter_batches(seg.fd, pos, size):
                     for rec in batch_records(buf, start, first, rest, end, self.topic, self.partition, 0, raw=True):
                         if rec.timestamp >= timestamp and rec.offset < state.high_watermark:

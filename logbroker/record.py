@@ -238,29 +238,46 @@ def decode_batch(buf: bytes, pos: int, limit: int) -> tuple[dict, int, int]:
 
 
 def batch_records(buf: bytes, start: int, first: dict, rest_start: int, end: int, topic: str,
-                  partition: int, min_offset: int, raw: bool = False) -> list[Record]:
-    """The records of one verified batch (``decode_batch``), skipping offsets below ``min_offset``.
+                  partition: int, min_offset: int, raw: bool = False,
+                  max_records: int | None = None) -> list[Record]:
+    """The records of one verified batch (``decode_batch``) from ``min_offset``, at most ``max_records``.
 
-    ``raw`` leaves each value as its JSON bytes. The lines after the first are parsed with one
-    ``orjson.loads`` call: LF only ends lines, so the lines joined by commas are a JSON array.
+    Only the lines asked for are parsed (a seek into a big batch parses one line, not a thousand);
+    the batch checksum already covered all of them. ``raw`` leaves each value as its JSON bytes.
+    The lines are parsed with one ``orjson.loads`` call: LF only ends lines, so the lines joined by
+    commas are a JSON array.
     """
+    count = first["batch"]["count"] if end > rest_start else 1
+    skip = min_offset - first["offset"]
+    if skip < 0:
+        skip = 0
+    take = count - skip
+    if max_records is not None and max_records < take:
+        take = max_records
+    if take <= 0:
+        return []
     if raw:
-        return _raw_records(buf, start, first, rest_start, end, topic, partition, min_offset)
-    if end > rest_start:
-        try:
-            dicts = _loads(b"[" + buf[rest_start:end - 1].replace(b"\n", b",") + b"]")
-        except orjson.JSONDecodeError:
-            raise BadBatch(BatchStatus.INVALID, "batch lines are not JSON objects") from None
-        if len(dicts) + 1 != first["batch"]["count"]:
-            raise BadBatch(BatchStatus.INVALID, "batch holds a different number of lines than its header says")
-        dicts.insert(0, first)
+        return _raw_records(buf[start:end - 1].split(b"\n"), count, skip, take, topic, partition)
+    if count == 1:
+        return [Record(topic, partition, first)]
+    if skip == 0 and take == count:
+        region = buf[rest_start:end - 1].replace(b"\n", b",")
+        expected = count - 1
     else:
-        dicts = [first]
-    if dicts[0]["offset"] < min_offset:
-        dicts = [d for d in dicts if d["offset"] >= min_offset]
+        lines = buf[rest_start:end - 1].split(b"\n")
+        if len(lines) != count - 1:
+            raise BadBatch(BatchStatus.INVALID, "batch holds a different number of lines than its header says")
+        region = b",".join(lines[max(skip - 1, 0):skip - 1 + take])
+        expected = take - 1 if skip == 0 else take
+    try:
+        dicts = _loads(b"[" + region + b"]") if expected else []
+    except orjson.JSONDecodeError:
+        raise BadBatch(BatchStatus.INVALID, "batch lines are not JSON objects") from None
+    if len(dicts) != expected:
+        raise BadBatch(BatchStatus.INVALID, "batch holds a different number of lines than its header says")
+    if skip == 0:
+        dicts.insert(0, first)
     return [Record(topic, partition, d) for d in dicts]
-
-
 
 
 _VALUE_MARK = b',"value":'
@@ -269,7 +286,7 @@ _VALUE_MARK = b',"value":'
 _split_value = methodcaller("partition", _VALUE_MARK)
 
 
-def _raw_records(buf, start, first, rest_start, end, topic, partition, min_offset) -> list[Record]:
+def _raw_records(lines: list[bytes], count: int, skip: int, take: int, topic: str, partition: int) -> list[Record]:
     """Records whose value is left as its JSON bytes, cut from each line without parsing it.
 
     Everything before ``,"value":`` (the line's head) is parsed in one ``orjson.loads`` for the
@@ -277,11 +294,13 @@ def _raw_records(buf, start, first, rest_start, end, topic, partition, min_offse
     batch object has a fixed shape; only a header could hold it, and then the cut heads are not
     valid JSON (an object is left open), so the batch falls back to parsing each line whole.
     """
-    lines = buf[start:end - 1].split(b"\n")
+    if len(lines) != count:
+        raise BadBatch(BatchStatus.INVALID, "batch holds a different number of lines than its header says")
+    lines = lines[skip:skip + take]
     try:
         heads, _, values = zip(*map(_split_value, lines))
         dicts = _loads(b"[" + b"},".join(heads) + b"}]")
-        if any(not v for v in values):
+        if not all(values):
             raise ValueError("a line without a value")
         values = [v[:-1] for v in values]
     except (orjson.JSONDecodeError, ValueError):
@@ -289,8 +308,6 @@ def _raw_records(buf, start, first, rest_start, end, topic, partition, min_offse
         values = [_dumps(d["value"]) for d in dicts]
     for d, v in zip(dicts, values):
         d["value"] = v
-    if dicts[0]["offset"] < min_offset:
-        dicts = [d for d in dicts if d["offset"] >= min_offset]
     return [Record(topic, partition, d) for d in dicts]
 
 

@@ -10,7 +10,6 @@ read closed segments to their end and the active one up to the high watermark.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -23,7 +22,6 @@ __all__ = [
 ]
 
 CHUNK = 1 << 20
-_SEGMENT = re.compile(r"(\d{20})\.log\Z")
 
 
 def log_name(base: int) -> str:
@@ -40,11 +38,8 @@ def timeindex_name(base: int) -> str:
 
 def list_segments(partition_dir: str) -> list[int]:
     """Base offsets of the segments in a partition directory, ascending."""
-    bases = []
-    for name in os.listdir(partition_dir):
-        m = _SEGMENT.match(name)
-        if m:
-            bases.append(int(m.group(1)))
+    bases = [int(name[:20]) for name in os.listdir(partition_dir)
+             if len(name) == 24 and name.endswith(".log") and name[:20].isdigit()]
     bases.sort()
     return bases
 
