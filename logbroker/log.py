@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from operator import itemgetter
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -151,13 +152,17 @@ class PartitionLog:
         if self._fenced:
             raise FencedError(self._fenced, topic=self.topic, partition=self.partition)
         limit = self.config.max_message_bytes
-        for r in records:
-            if r.size > limit:
-                raise RecordTooLargeError(
-                    f"record of about {r.size} bytes is larger than max.message.bytes={limit} "
-                    f"(topic {self.topic}, partition {self.partition})", topic=self.topic)
+        sizes = list(map(_size_of, records))
+        if sum(sizes) <= limit:
+            groups = [records]  # the usual case: one batch, no record can be too large
+        else:
+            for r, size in zip(records, sizes):
+                if size > limit:
+                    raise RecordTooLargeError(
+                        f"record of about {size} bytes is larger than max.message.bytes={limit} "
+                        f"(topic {self.topic}, partition {self.partition})", topic=self.topic)
+            groups = _group_by_size(records, limit)
         policy = policy or FsyncPolicy(self.config.fsync, self.config.flush_ms)
-        groups = _group_by_size(records, limit)
         results = []
         with self._locked():
             state = self._writer_state()
@@ -475,7 +480,9 @@ class PartitionLog:
             return report
 
     def _unlink_segment(self, base: int) -> None:
-        for name in (log_name(base), index_name(base), timeindex_name(base)):
+        # The .log goes last: recovery finds segments by their .log, so a crash in between must not
+        # leave index files without one (nothing would ever delete them).
+        for name in (index_name(base), timeindex_name(base), log_name(base)):
             fsutil.remove_file(os.path.join(self.directory, name))
 
 
@@ -496,6 +503,9 @@ def _with_hw(state: PartitionState) -> PartitionState:
     return PartitionState(state.active_base, state.log_end_offset, state.log_end_position,
                           state.last_batch_position, state.log_end_offset, state.log_end_position,
                           state.last_index_position, state.max_timestamp, state.first_timestamp)
+
+
+_size_of = itemgetter(4)  # PendingRecord.size
 
 
 def _group_by_size(records: list[PendingRecord], limit: int) -> list[list[PendingRecord]]:

@@ -12,19 +12,25 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
+from itertools import repeat
+from operator import add, itemgetter
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from .config import DEFAULT_PARTITIONS
 from .errors import LogBrokerError, UnknownTopicError
 from .fsutil import FsyncPolicy
 from .partitioner import Partitioner
-from .record import PendingRecord
+from .record import PendingRecord, _has_non_finite
 from .topic import Topic
 
-__all__ = ["Producer", "RecordMetadata", "FutureRecordMetadata"]
+__all__ = ["Producer", "RecordMetadata", "FutureRecordMetadata", "FutureBatchMetadata"]
 
 log = logging.getLogger("logbroker")
+_dumps = orjson.dumps
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,34 +62,58 @@ class _Batch:
         raise IndexError(index)
 
 
-class FutureRecordMetadata:
+class FutureRecordMetadata(tuple):
     """The pending result of ``send``. ``get()`` flushes the producer if needed and returns it.
 
     Futures of one batch share its outcome, so acknowledging a batch costs the same for one record
-    or a thousand.
+    or a thousand. (A tuple, so that creating one per record stays cheap.)
     """
 
-    __slots__ = ("_producer", "_batch", "_index", "topic", "partition", "timestamp")
+    __slots__ = ()
 
-    def __init__(self, producer: "Producer", batch: _Batch, index: int, topic: str, partition: int,
-                 timestamp: int) -> None:
-        self._producer = producer
-        self._batch = batch
-        self._index = index
-        self.topic = topic
-        self.partition = partition
-        self.timestamp = timestamp
+    topic = property(itemgetter(3))
+    partition = property(itemgetter(4))
+    timestamp = property(itemgetter(5))
 
     def done(self) -> bool:
-        return self._batch.results is not None or self._batch.error is not None
+        batch = self[1]
+        return batch.results is not None or batch.error is not None
 
     def get(self, timeout: float | None = None) -> RecordMetadata:
-        batch = self._batch
+        producer, batch, index, topic, partition, timestamp = self
         if batch.results is None and batch.error is None:
-            self._producer.flush()
+            producer.flush()
         if batch.error is not None:
             raise batch.error
-        return RecordMetadata(self.topic, self.partition, batch.offset_of(self._index), self.timestamp)
+        return RecordMetadata(topic, partition, batch.offset_of(index), timestamp)
+
+
+class FutureBatchMetadata:
+    """The result of ``send_batch``: already written when returned (or the call raised)."""
+
+    __slots__ = ("topic", "partition", "timestamp", "_batch")
+
+    def __init__(self, topic: str, partition: int, timestamp: int, batch: _Batch) -> None:
+        self.topic, self.partition, self.timestamp, self._batch = topic, partition, timestamp, batch
+
+    @property
+    def base_offset(self) -> int:
+        return self._batch.offset_of(0) if self._batch.records else -1
+
+    def __len__(self) -> int:
+        return len(self._batch.records)
+
+    def done(self) -> bool:
+        return True
+
+    def get(self, timeout: float | None = None) -> list[RecordMetadata]:
+        batch = self._batch
+        return [RecordMetadata(self.topic, self.partition, batch.offset_of(i), self.timestamp)
+                for i in range(len(batch.records))]
+
+
+_new_future = partial(tuple.__new__, FutureRecordMetadata)
+_new_pending = partial(tuple.__new__, PendingRecord)
 
 
 class Producer:
@@ -126,15 +156,67 @@ class Producer:
         elif type(partition) is not int or not 0 <= partition < len(batches):
             self._topics[topic].check_partition(partition)  # raises UnknownPartitionError
         ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
-        record = PendingRecord(ts, key, headers, value)
+        if key is None and not headers and type(ts) is int:
+            # The common case, inlined: what PendingRecord does for a record with no key or headers.
+            try:
+                value_json = _dumps(value)
+            except (TypeError, orjson.JSONEncodeError):
+                value_json = None
+            if value_json is None or (b"null" in value_json and _has_non_finite(value)):
+                record = PendingRecord(ts, key, headers, value)  # raises the precise error
+            else:
+                record = _new_pending((ts, b"null", b"", value_json, len(value_json) + 124))
+        else:
+            record = PendingRecord(ts, key, headers, value)
         batch = batches[partition]
         records = batch.records
         records.append(record)
         batch.size += record[4]
-        future = FutureRecordMetadata(self, batch, len(records) - 1, topic, partition, ts)
+        future = _new_future((self, batch, len(records) - 1, topic, partition, ts))
         if batch.size >= self.batch_size:
             self._drain(topic, partition)
         return future
+
+    def send_batch(self, topic: str, values: list[Any], key: str | None = None, partition: int | None = None,
+                   timestamp_ms: int | None = None, headers: dict[str, str] | None = None) -> "FutureBatchMetadata":
+        """Append many values as one batch right away (one write, one fsync): the bulk path.
+
+        All records share ``key``, ``headers`` and the timestamp; they go to ``partition``, else to
+        the key's partition, else to the next partition in turn (the whole batch to one partition,
+        as Kafka's sticky partitioner does). Records buffered by ``send`` for that partition are
+        written first, so order is kept. Returns one future for the whole batch.
+        """
+        if self._closed:
+            raise LogBrokerError("send_batch() on a closed producer")
+        batches = self._batches.get(topic)
+        if batches is None:
+            batches = self._open_topic(topic)
+        if partition is None:
+            partition = self._partitioners[topic].partition(key)
+        elif type(partition) is not int or not 0 <= partition < len(batches):
+            self._topics[topic].check_partition(partition)
+        ts = int(time.time() * 1000) if timestamp_ms is None else int(timestamp_ms)
+        if key is None and not headers:
+            try:
+                encoded = list(map(_dumps, values))
+            except (TypeError, orjson.JSONEncodeError):
+                encoded = None
+            # No JSON value ends inside the word null, so one search over the joined values tells
+            # whether any of them needs the NaN walk.
+            if encoded is None or (b"null" in b"\n".join(encoded)
+                                   and any(_has_non_finite(x) for v, x in zip(encoded, values) if b"null" in v)):
+                records = [PendingRecord(ts, key, headers, v) for v in values]  # raises the precise error
+            else:
+                records = list(map(_new_pending, zip(repeat(ts), repeat(b"null"), repeat(b""), encoded,
+                                                     map(add, map(len, encoded), repeat(124)))))
+        else:
+            records = [PendingRecord(ts, key, headers, v) for v in values]
+        if batches[partition].records:
+            self._drain(topic, partition)
+        batch = batches[partition]
+        batch.records = records
+        self._drain(topic, partition)
+        return FutureBatchMetadata(topic, partition, ts, batch)
 
     def flush(self, timeout: float | None = None) -> None:
         """Write every buffered record; afterwards all of them are acknowledged (or failed)."""

@@ -1,0 +1,64 @@
+"""The producer's API: send/flush/get futures and the bulk send_batch."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from logbroker import Broker, InvalidRecordError, Producer, UnknownPartitionError
+
+
+def _values(broker, topic, partition=0):
+    return [r.value for r in broker.topic(topic).reader(partition).read(0, 10_000)]
+
+
+def test_send_batch_appends_in_order_with_contiguous_offsets_after_buffered_sends(tmp_path):
+    broker = Broker(tmp_path)
+    broker.create_topic("t", 1)
+    with Producer(tmp_path, batch_size=1 << 30) as producer:
+        first = producer.send("t", {"n": 0}, partition=0)
+        result = producer.send_batch("t", [{"n": i} for i in range(1, 6)], partition=0)
+        assert first.done() and first.get().offset == 0
+        metadata = result.get()
+        assert [m.offset for m in metadata] == [1, 2, 3, 4, 5]
+        assert result.base_offset == 1 and len(result) == 5
+    assert _values(broker, "t") == [{"n": i} for i in range(6)]
+
+
+def test_send_batch_puts_an_unkeyed_batch_on_one_partition_and_moves_on_for_the_next(tmp_path):
+    broker = Broker(tmp_path)
+    broker.create_topic("t", 3)
+    with Producer(tmp_path) as producer:
+        a = producer.send_batch("t", [1, 2, 3])
+        b = producer.send_batch("t", [4, 5])
+    assert a.partition != b.partition
+    assert _values(broker, "t", a.partition) == [1, 2, 3]
+    assert _values(broker, "t", b.partition) == [4, 5]
+
+
+def test_send_batch_with_a_nan_refuses_the_whole_batch_and_writes_nothing(tmp_path):
+    broker = Broker(tmp_path)
+    broker.create_topic("t", 1)
+    with Producer(tmp_path) as producer:
+        with pytest.raises(InvalidRecordError, match="NaN"):
+            producer.send_batch("t", [1, {"x": [None, math.nan]}, 3], partition=0)
+    assert _values(broker, "t") == []
+
+
+def test_send_batch_to_a_partition_that_does_not_exist_is_refused(tmp_path):
+    Broker(tmp_path).create_topic("t", 2)
+    with Producer(tmp_path) as producer:
+        with pytest.raises(UnknownPartitionError):
+            producer.send_batch("t", [1], partition=2)
+
+
+def test_futures_of_one_batch_resolve_together_when_it_is_written(tmp_path):
+    Broker(tmp_path).create_topic("t", 1)
+    with Producer(tmp_path, batch_size=1 << 30) as producer:
+        futures = [producer.send("t", i, partition=0) for i in range(4)]
+        assert not any(f.done() for f in futures)
+        producer.flush()
+        assert all(f.done() for f in futures)
+        assert [f.get().offset for f in futures] == [0, 1, 2, 3]
+        assert futures[2].topic == "t" and futures[2].partition == 0
