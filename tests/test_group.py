@@ -63,12 +63,20 @@ def parts(consumer):
     return sorted(tp.partition for tp in consumer.assignment())
 
 
-def settle(*consumers, rounds=3):
-    """Let each consumer run a few membership checks (one per CHECK_INTERVAL_S)."""
-    for _ in range(rounds):
+def settle(*consumers, rounds=3, partitions=6, deadline_s=10.0):
+    """Let each consumer run membership checks (one per CHECK_INTERVAL_S): at least ``rounds``, then
+    until their assignments split all partitions evenly (a loaded machine may need more rounds)."""
+    give_up = time.monotonic() + deadline_s
+    done = 0
+    while True:
         time.sleep(0.11)
         for c in consumers:
             c.poll(timeout_ms=0, max_records=1)
+        done += 1
+        sizes = [len(parts(c)) for c in consumers]
+        split = sorted(p for c in consumers for p in parts(c)) == list(range(partitions))
+        if (done >= rounds and split and max(sizes) - min(sizes) <= 1) or time.monotonic() > give_up:
+            return
 
 
 def test_a_lone_member_owns_every_partition_and_a_second_gets_half_after_a_handover(topic6):
