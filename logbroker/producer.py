@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from .config import DEFAULT_PARTITIONS
-from .errors import LogBrokerError, UnknownTopicError
+from .errors import LogBrokerError, RecordTooLargeError, UnknownTopicError
 from .fsutil import FsyncPolicy
 from .partitioner import Partitioner
 from .record import PendingRecord, _has_non_finite
@@ -140,6 +140,7 @@ class Producer:
         self._topics: dict[str, Topic] = {}
         self._partitioners: dict[str, Partitioner] = {}
         self._batches: dict[str, list[_Batch]] = {}  # per topic, indexed by partition
+        self._limits: dict[str, int] = {}  # max.message.bytes per topic
         self._closed = False
 
     # -- Kafka's API --------------------------------------------------------------------------
@@ -168,11 +169,39 @@ class Producer:
                 record = _new_pending((ts, b"null", b"", value_json, len(value_json) + 124))
         else:
             record = PendingRecord(ts, key, headers, value)
+        return self._add(topic, batches, partition, record)
+
+    def send_json(self, topic: str, value_json: bytes, key: str | None = None, partition: int | None = None,
+                  timestamp_ms: int | None = None, headers: dict[str, str] | None = None) -> FutureRecordMetadata:
+        """``send`` for a value already encoded as JSON (bytes), stored as given.
+
+        For pipelines that read JSON anyway (``logbroker publish``): it skips decoding and encoding
+        the value again. The caller guarantees ``value_json`` is one valid JSON value with no line
+        feed (``orjson.loads`` accepting it is enough: it refuses NaN and Infinity).
+        """
+        if self._closed:
+            raise LogBrokerError("send_json() on a closed producer")
+        batches = self._batches.get(topic)
+        if batches is None:
+            batches = self._open_topic(topic)
+        if partition is None:
+            partition = self._partitioners[topic].partition(key)
+        elif type(partition) is not int or not 0 <= partition < len(batches):
+            self._topics[topic].check_partition(partition)
+        ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+        return self._add(topic, batches, partition, PendingRecord(ts, key, headers, None, value_json=value_json))
+
+    def _add(self, topic: str, batches: list[_Batch], partition: int, record: PendingRecord) -> FutureRecordMetadata:
+        if record[4] > self._limits[topic]:
+            # Refused here, alone: in a batch it would fail every record buffered with it.
+            raise RecordTooLargeError(
+                f"record of about {record[4]} bytes is larger than max.message.bytes={self._limits[topic]} "
+                f"(topic {topic})", topic=topic)
         batch = batches[partition]
         records = batch.records
         records.append(record)
         batch.size += record[4]
-        future = _new_future((self, batch, len(records) - 1, topic, partition, ts))
+        future = _new_future((self, batch, len(records) - 1, topic, partition, record[0]))
         if batch.size >= self.batch_size:
             self._drain(topic, partition)
         return future
@@ -278,6 +307,7 @@ class Producer:
 
     def _open_topic(self, name: str) -> list[_Batch]:
         t = self._topic(name)
+        self._limits[name] = t.config.max_message_bytes
         batches = self._batches[name] = [_Batch() for _ in range(t.partitions)]
         return batches
 

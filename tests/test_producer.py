@@ -62,3 +62,29 @@ def test_futures_of_one_batch_resolve_together_when_it_is_written(tmp_path):
         assert all(f.done() for f in futures)
         assert [f.get().offset for f in futures] == [0, 1, 2, 3]
         assert futures[2].topic == "t" and futures[2].partition == 0
+
+
+def test_a_record_over_max_message_bytes_is_refused_at_send_and_its_batch_mates_still_land(tmp_path):
+    from logbroker import RecordTooLargeError
+
+    broker = Broker(tmp_path)
+    broker.create_topic("t", 1, {"max.message.bytes": 2000})
+    with Producer(tmp_path, batch_size=1 << 30) as producer:
+        ok = producer.send("t", "small", partition=0)
+        with pytest.raises(RecordTooLargeError, match="max.message.bytes=2000"):
+            producer.send("t", "x" * 5000, partition=0)
+        after = producer.send("t", "also small", partition=0)
+        producer.flush()
+        assert [ok.get().offset, after.get().offset] == [0, 1]
+    assert _values(broker, "t") == ["small", "also small"]
+
+
+def test_send_json_stores_the_encoded_value_as_given(tmp_path):
+    broker = Broker(tmp_path)
+    broker.create_topic("t", 1)
+    with Producer(tmp_path) as producer:
+        producer.send_json("t", b'{"a": [1, 2.5, "x"]}', key="k", partition=0).get()
+    [record] = broker.topic("t").reader(0).read(0, 10)
+    assert record.value == {"a": [1, 2.5, "x"]} and record.key == "k"
+    [raw] = broker.topic("t").reader(0).read(0, 10, raw=True)
+    assert raw.value == b'{"a": [1, 2.5, "x"]}'
