@@ -5,8 +5,8 @@ as JSON lines, diagnostics to stderr. Errors from the library become one line on
 non-zero exit code (2 for bad input, 3 for corruption found by ``inspect --verify``, 1 otherwise).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typer reads every command's annotations at start-up, and
+# string annotations are eval'ed one by one (about 30 ms for this file).
 import os
 import sys
 import time
@@ -14,18 +14,22 @@ from typing import Annotated, List, Optional
 
 import typer
 
-
+# Start-up matters for a tool run in pipelines: only logbroker.errors is imported here. Each command
+# imports the library modules it needs, help is formatted by click (rich_markup_mode=None, no rich),
+# and cli_typer coerces parameters without pydantic. Text output is built by logbroker.render.
+from cli_typer import plain_command
 from logbroker import errors
-from logbroker.broker import Broker, ENV_DATA_DIR
+
+ENV_DATA_DIR = "LOGBROKER_DATA_DIR"  # = logbroker.broker.ENV_DATA_DIR, not imported for start-up's sake
+PLAIN = dict(rich_markup_mode=None, no_args_is_help=True)
 
 app = typer.Typer(
     help="logbroker: a durable, append-only log broker backed by plain files (Kafka's model, no server).",
-    no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    **PLAIN,
 )
-topics_app = typer.Typer(help="Create, list, describe, alter and delete topics (like kafka-topics).",
-                         no_args_is_help=True)
+topics_app = typer.Typer(help="Create, list, describe, alter and delete topics (like kafka-topics).", **PLAIN)
 app.add_typer(topics_app, name="topics")
 
 
@@ -36,7 +40,8 @@ class _State:
 state = _State()
 
 
-def broker() -> Broker:
+def broker():
+    from logbroker.broker import Broker
     return Broker(state.data_dir)
 
 
@@ -52,14 +57,6 @@ def print_json(obj: object) -> None:
     import orjson
     sys.stdout.buffer.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n")
     sys.stdout.flush()
-
-
-def print_table(headers: list[str], rows: list[list[object]]) -> None:
-    cells = [[str(c) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    typer.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
-    for r in cells:
-        typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
 @app.callback()
@@ -110,20 +107,9 @@ def topics_describe(
     info = broker().describe_topic(name)
     if json:
         print_json(info)
-        return
-    cfg = ",".join(f"{k}={v}" for k, v in info["config"].items())
-    typer.echo(f"Topic: {info['topic']}\tPartitionCount: {info['partitions']}\tConfigs: {cfg}")
-    rows = [[p["partition"], p["log_start_offset"], p["log_end_offset"], p["records"], len(p["segments"]),
-             _size(p["size"])] for p in info["partition_details"]]
-    print_table(["PARTITION", "LOG-START-OFFSET", "LOG-END-OFFSET", "RECORDS", "SEGMENTS", "SIZE"], rows)
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+    else:
+        from logbroker.render import topic_description
+        typer.echo(topic_description(info))
 
 
 @topics_app.command("alter")
@@ -176,11 +162,8 @@ def publish(
     finally:
         if file:
             stream.close()
-    per = ", ".join(f"{p}: {n}" for p, n in sorted(summary.per_partition.items()))
-    total = summary.published + summary.failed
-    rate = 100.0 * summary.published / total if total else 100.0
-    err(f"Published {summary.published} records to {topic} ({summary.failed} failed, {rate:.1f}% success)"
-        + (f"; per partition: {per}" if per else ""))
+    from logbroker.render import publish_summary
+    err(publish_summary(summary, topic))
     if summary.failed:
         raise typer.Exit(1)
 
@@ -223,20 +206,14 @@ def generate(
 # -- consume, groups, replay --------------------------------------------------------------------
 
 groups_app = typer.Typer(help="List, describe, delete consumer groups and reset their offsets (like kafka-consumer-groups).",
-                         no_args_is_help=True)
+                         **PLAIN)
 app.add_typer(groups_app, name="groups")
 
 
 def _record_writer(fmt: str):
-    from logbroker.pretty import format_envelope, format_pretty, format_value
-    out = sys.stdout.buffer
-    if fmt == "json":
-        return lambda record, n: out.write(format_value(record.value) + b"\n")
-    if fmt == "envelope":
-        return lambda record, n: out.write(format_envelope(record) + b"\n")
-    if fmt == "pretty":
-        return lambda record, n: out.write(format_pretty(record, n).encode() + b"\n")
-    raise errors.InvalidConfigError(f"--format must be json, envelope or pretty, not {fmt!r}")
+    from logbroker.render import record_formatter
+    line, out = record_formatter(fmt), sys.stdout.buffer
+    return lambda record, n: out.write(line(record, n))
 
 
 @app.command()
@@ -295,7 +272,7 @@ def replay(
                          from_time=from_time, to_time=to_time)
     count = 0
     progress = _progress("replayed") if progress_enabled() else (lambda n: None)
-    if to_topic:
+    if to_topic is not None:
         from logbroker.producer import Producer
         with Producer(broker().data_dir, batch_size=256 * 1024) as producer:
             for r in records:
@@ -335,13 +312,9 @@ def groups_describe(
     rows = describe_group(broker().data_dir, group)
     if json:
         print_json([{k: getattr(r, k) for k in r.__dataclass_fields__} for r in rows])
-        return
-    def dash(v):
-        return "-" if v is None else v
-    table = [[r.topic, r.partition, dash(r.current_offset), r.log_end_offset, dash(r.lag),
-              "-" if r.lag_ms is None else f"{r.lag_ms / 1000:.1f}s", dash(r.consumer_id)] for r in rows]
-    typer.echo(f"GROUP {group}")
-    print_table(["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "LAG-TIME", "CONSUMER-ID"], table)
+    else:
+        from logbroker.render import group_description
+        typer.echo(group_description(group, rows))
 
 
 @groups_app.command("delete")
@@ -382,9 +355,9 @@ def groups_reset_offsets(
         partitions = [int(p) for p in parts.split(",")] if parts else None
     except ValueError:
         raise errors.InvalidConfigError(f"--topic {topic!r}: partitions must be integers, as in orders:0,2") from None
+    from logbroker.render import reset_plan
     plan = plan_reset_offsets(broker().data_dir, group, name, partitions, specs[0])
-    print_table(["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET"],
-                [[group, r.topic, r.partition, "-" if r.old is None else r.old, r.new] for r in plan])
+    typer.echo(reset_plan(group, plan))
     if execute:
         execute_reset(plan)
         err(f"Reset {len(plan)} partitions of group {group}.")
@@ -414,49 +387,17 @@ def inspect(
     """Dump segment files like kafka-dump-log.  Example: logbroker inspect segments/orders/orders-0 --verify"""
     from logbroker.inspect import inspect_path
     report = inspect_path(path, records=print_records)
+    if "kind" not in report:  # missing, a symlink, or not a logbroker file: nothing was inspected
+        raise errors.LogBrokerError("; ".join(report.get("problems", [])) or f"cannot inspect {path}", path=path)
     if json:
         print_json(report)
     else:
-        _print_inspect(report)
+        from logbroker.render import inspect_report
+        typer.echo(inspect_report(report))
     if verify and not report.get("ok", False):
         for p in report.get("problems", []):
             err(f"corruption: {p}")
         raise typer.Exit(3)
-
-
-def _print_inspect(report: dict) -> None:
-    kind = report.get("kind")
-    if kind == "partition":
-        typer.echo(f"Partition directory: {report['path']}")
-        if report.get("state"):
-            s = report["state"]
-            typer.echo(f"  log end offset: {s['log_end_offset']}  high watermark: {s['high_watermark']}  "
-                       f"active segment: {s['active_base']}")
-        for seg in report["segments"]:
-            _print_log(seg)
-    elif kind == "log":
-        _print_log(report)
-    elif kind in ("index", "timeindex"):
-        typer.echo(f"Dumping {report['path']}")
-        for e in report["entries"]:
-            typer.echo("  " + " ".join(f"{k}: {v}" for k, v in e.items()))
-    elif kind == "state":
-        typer.echo(f"{report['path']}: {report['state']}")
-    for p in report.get("problems", []):
-        typer.echo(f"PROBLEM: {p}")
-
-
-def _print_log(seg: dict) -> None:
-    typer.echo(f"Dumping {seg['path']}  ({seg['records']} records, {seg['size']} bytes, "
-               f"index entries: {seg.get('index_entries', '-')})")
-    for b in seg["batches"]:
-        typer.echo(f"  baseOffset: {b['base_offset']} lastOffset: {b['last_offset']} count: {b['count']} "
-                   f"position: {b['position']} size: {b['bytes']} maxTimestamp: {b['max_timestamp']} "
-                   f"crcValid: {str(b['crc_valid']).lower()}")
-        for r in b.get("records", []):
-            import orjson
-            typer.echo(f"  | offset: {r['offset']} timestamp: {r['timestamp']} key: {r['key']} "
-                       f"headers: {r['headers'] or {}} value: {orjson.dumps(r['value']).decode()}")
 
 
 @app.command()
@@ -465,36 +406,22 @@ def retention(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would be deleted.")] = False,
 ) -> None:
     """Apply retention.ms / retention.bytes now.  Example: logbroker retention orders --dry-run"""
-    reports = broker().apply_retention(topic, dry_run=dry_run)
-    verb = "would delete" if dry_run else "deleted"
-    total = 0
-    for r in reports:
-        if r.deleted:
-            total += len(r.deleted)
-            typer.echo(f"{r.topic}-{r.partition}: {verb} {len(r.deleted)} segments ({r.bytes_freed} bytes, "
-                       f"{r.reason}); log start offset {r.log_start_offset}")
-    if not total:
-        typer.echo("Nothing to delete.")
+    from logbroker.render import retention_summary
+    typer.echo(retention_summary(broker().apply_retention(topic, dry_run=dry_run), dry_run))
 
 
 @app.command()
 def recover(topic: Annotated[Optional[str], typer.Argument(help="Topic (default: every topic).")] = None) -> None:
     """Check and repair partitions now: torn tails, indexes, leftovers.  Example: logbroker recover orders"""
-    reports = broker().recover(topic)
-    changed = [r for r in reports if r]
-    for r in changed:
-        for a in r.actions:
-            typer.echo(f"{r.topic}-{r.partition}: {a}")
-    if not changed:
-        typer.echo(f"All {len(reports)} partitions are clean.")
+    from logbroker.render import recover_summary
+    typer.echo(recover_summary(broker().recover(topic)))
 
 
 # -- bench (perf tools) --
 # Kafka's kafka-producer-perf-test / kafka-consumer-perf-test / EndToEndLatency; all logic lives in
-# logbroker/bench.py. The environment header goes first, then the result (or one JSON object).
+# logbroker/bench*.py. The environment header goes first, then the result (or one JSON object).
 
-bench_app = typer.Typer(help="Throughput and latency benchmarks (like kafka-producer-perf-test).",
-                        no_args_is_help=True)
+bench_app = typer.Typer(help="Throughput and latency benchmarks (like kafka-producer-perf-test).", **PLAIN)
 app.add_typer(bench_app, name="bench")
 
 
@@ -568,7 +495,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
         # Without standalone mode click returns the code of a typer.Exit instead of exiting.
-        code = app(standalone_mode=False)
+        code = plain_command(app)(standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
     except errors.LogBrokerError as exc:
@@ -589,9 +516,16 @@ def main() -> None:
             pass
         sys.exit(0)
     except Exception as exc:  # click usage errors
-        import click
-        if isinstance(exc, click.ClickException):
-            exc.show()
+        # Recent typer vendors click (typer._click), so match the class by name, not by import.
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a group called with no command: its help
+            err(exc.format_message())
+            sys.exit(exc.exit_code)
+        if any(c.__name__ == "ClickException" for c in type(exc).__mro__):
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            message = exc.format_message()
+            if message:  # empty when the help was printed instead (a group called with no command)
+                err(f"error: {message}{hint}")
             sys.exit(exc.exit_code)
         if isinstance(exc, OSError):
             err(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))

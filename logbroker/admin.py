@@ -25,6 +25,7 @@ from typing import Iterator, NamedTuple
 
 from . import fsutil
 from .broker import Broker
+from .config import validate_group_name
 from .errors import (GroupError, GroupNotEmptyError, InvalidConfigError, OffsetOutOfRangeError,
                      UnknownGroupError)
 from .group import partition_owner, scan_members
@@ -55,6 +56,7 @@ def list_groups(data_dir: str | None = None) -> list[str]:
 
 def group_topics(data_dir: str | None, group: str) -> list[Topic]:
     """The topics on which ``group`` has state; UnknownGroupError when none."""
+    validate_group_name(group)
     broker = Broker(data_dir)
     topics = [broker.topic(name) for name in broker.list_topics()
               if GroupPaths(os.path.join(broker.data_dir, name), group).exists()]
@@ -187,6 +189,8 @@ def _parse_spec(spec) -> tuple[str, object]:
             value = int(value)
         except (TypeError, ValueError):
             raise InvalidConfigError(f"--{kind} needs an integer, got {value!r}") from None
+        if kind == "to-offset" and value < 0:
+            raise InvalidConfigError(f"--to-offset must be 0 or more, got {value}")
     elif kind == "to-datetime":
         value = value if isinstance(value, int) else parse_datetime_ms(str(value))
     elif kind == "by-duration":
@@ -203,6 +207,7 @@ def plan_reset_offsets(data_dir: str | None, group: str, topic: str | None, part
     group has offsets on. New offsets are clamped into [log start offset, log end offset]. The group
     need not exist yet (resetting is how a new group starts somewhere else than its reset policy).
     """
+    validate_group_name(group)
     kind, value = _parse_spec(spec)
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     broker = Broker(data_dir)
@@ -276,21 +281,33 @@ def replay(data_dir: str | None, topic: str, from_offset: int | None = None, to_
     A time bound (ms since the epoch, or an ISO-8601 date-time) stands for the first offset whose
     timestamp is >= it, Kafka's lookup. Missing bounds are the log start offset and the high
     watermark at the call; ``to`` past the high watermark stops there. A ``from`` below the log start
-    offset raises OffsetOutOfRangeError (those records were removed by retention).
+    offset (those records were removed by retention) or beyond the high watermark raises
+    OffsetOutOfRangeError, a negative bound or ``to < from`` InvalidConfigError; every partition is
+    checked before the first record is yielded.
     """
-    t = Broker(data_dir).topic(topic)
-    parts = range(t.partitions) if partition is None else [t.check_partition(partition)]
+    for name, value in (("--from-offset", from_offset), ("--to-offset", to_offset)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise InvalidConfigError(f"{name} must be an integer >= 0, got {value!r}")
+    if from_offset is not None and to_offset is not None and to_offset < from_offset:
+        raise InvalidConfigError(f"--to-offset {to_offset} is before --from-offset {from_offset}")
     bounds = [_bound_ms(from_time), _bound_ms(to_time)]
+    t = Broker(data_dir).topic(topic)
     try:
+        parts = range(t.partitions) if partition is None else [t.check_partition(partition)]
+        # Every partition's range is checked before the first record is yielded, so a bad bound
+        # fails the whole replay at once instead of after some partitions were printed.
+        ranges = []
         for p in parts:
             reader = t.reader(p)
             try:
                 end, log_start = reader.high_watermark(), reader.log_start_offset()
                 start = log_start if from_offset is None else from_offset
-                if start < log_start:
+                if not log_start <= start <= end:
+                    why = ("retention removed the records below the log start offset" if start < log_start
+                           else "that is beyond the log end offset")
                     raise OffsetOutOfRangeError(
-                        f"cannot replay {topic}-{p} from offset {start}: retention removed the records "
-                        f"below the log start offset {log_start}", topic=topic, partition=p, offset=start,
+                        f"cannot replay {topic}-{p} from offset {start}: {why}; valid offsets are "
+                        f"{log_start} (log start) to {end} (log end)", topic=topic, partition=p, offset=start,
                         log_start_offset=log_start, log_end_offset=end)
                 stop = end if to_offset is None else min(to_offset, end)
                 if bounds[0] is not None:
@@ -299,6 +316,12 @@ def replay(data_dir: str | None, topic: str, from_offset: int | None = None, to_
                 if bounds[1] is not None:
                     found = reader.offset_for_timestamp(bounds[1])
                     stop = min(stop, end if found is None else found)
+                ranges.append((p, start, stop))
+            finally:
+                reader.close()
+        for p, start, stop in ranges:
+            reader = t.reader(p)
+            try:
                 offset = start
                 while offset < stop:
                     got = reader.read(offset, min(500, stop - offset))

@@ -12,7 +12,7 @@ import stat
 from typing import Any
 
 from .config import DEFAULT_PARTITIONS
-from .errors import DataDirError
+from .errors import DataDirError, UnsafePathError
 from .log import RecoveryReport, RetentionReport
 from .topic import TOPIC_FILE, Topic
 
@@ -88,10 +88,15 @@ class Broker:
                 segments = []
                 from .segment import list_segments, log_name
                 for base in list_segments(reader.directory):
+                    path = os.path.join(reader.directory, log_name(base))
                     try:
-                        size = os.path.getsize(os.path.join(reader.directory, log_name(base)))
+                        st = os.lstat(path)
                     except FileNotFoundError:
                         continue
+                    if stat.S_ISLNK(st.st_mode):
+                        raise UnsafePathError(f"segment file {path} is a symbolic link; logbroker refuses "
+                                              f"to follow it", path=path)
+                    size = st.st_size
                     segments.append({"base_offset": base, "size": size, "file": log_name(base)})
             finally:
                 reader.close()
@@ -125,7 +130,7 @@ class Broker:
 
     def _each_log(self, topic: str | None, action):
         reports = []
-        for name in [topic] if topic else self.list_topics():
+        for name in [topic] if topic is not None else self.list_topics():
             t = self.topic(name)
             try:
                 reports.extend(action(t.log(p)) for p in range(t.partitions))

@@ -76,9 +76,9 @@ class StateFile:
     def __init__(self, partition_dir: str, create: bool = False) -> None:
         self.path = os.path.join(partition_dir, STATE_NAME)
         self.fd = -1
-        flags = os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW
-        if create:
-            flags |= os.O_CREAT
+        # Only the writer (create=True) writes; readers open read-only, so a data directory they
+        # may not write to (a read-only mount, another user's files) can still be read.
+        flags = os.O_CLOEXEC | os.O_NOFOLLOW | (os.O_RDWR | os.O_CREAT if create else os.O_RDONLY)
         try:
             self.fd = os.open(self.path, flags, 0o644)
         except FileNotFoundError:

@@ -264,25 +264,6 @@ class Consumer:
             if len(out) >= max_records:
                 break
         return out
-        self._rr = (self._rr + 1) % len(tps)
-        for i in range(len(tps)):
-            tp = tps[(self._rr + i) % len(tps)]
-            position = self.position(*tp)
-            if not self._watches[tp].may_have_data(position):
-                continue
-            reader = self._readers[tp]
-            start = read_log_start(reader.directory, tp.topic, tp.partition)  # one small read, only with data
-            if position < start:
-                position = self._reset(tp, position, f"it is below the log start offset {start} (removed by retention)")
-            try:
-                got = reader.read(position, max_records - len(out))
-            except OffsetOutOfRangeError as exc:
-                self._reset(tp, position, f"it is out of range ({exc})")
-                continue
-            out.extend(got)
-            if len(out) >= max_records:
-                break
-        return out
 
     # -- positions ----------------------------------------------------------------------------
 

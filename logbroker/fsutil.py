@@ -33,7 +33,7 @@ import stat
 import time
 from dataclasses import dataclass
 
-from .errors import DiskFullError, FsyncError, StorageError, UnsafePathError
+from .errors import DiskFullError, FsyncError, InvalidConfigError, StorageError, UnsafePathError
 
 __all__ = [
     "FsyncPolicy",
@@ -80,7 +80,7 @@ class FsyncPolicy:
 
     def __post_init__(self) -> None:
         if self.mode not in POLICIES:
-            raise ValueError(f"fsync policy must be one of {', '.join(POLICIES)}, not {self.mode!r}")
+            raise InvalidConfigError(f"fsync policy must be one of {', '.join(POLICIES)}, not {self.mode!r}")
 
     def due(self, last_sync: float, now: float) -> bool:
         if self.mode == "always":

@@ -9,6 +9,7 @@ the log. Problems are listed with file, position and offset; ``ok`` is False whe
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import orjson
@@ -26,6 +27,11 @@ def inspect_path(path: str, records: bool = False) -> dict[str, Any]:
     if os.path.islink(path):
         return {"path": path, "ok": False, "problems": [f"{path} is a symbolic link; not followed"]}
     if os.path.isdir(path):
+        if not (list_segments(path) or os.path.exists(os.path.join(path, STATE_NAME))
+                or re.fullmatch(r"[a-zA-Z0-9._-]+-[0-9]+", os.path.basename(os.path.normpath(path)))):
+            return {"path": path, "ok": False, "problems": [
+                f"{path} is not a logbroker partition directory (no segment, no {STATE_NAME}, and not "
+                f"named <topic>-<partition>)"]}
         return _inspect_partition(path, records)
     if not os.path.exists(path):
         return {"path": path, "ok": False, "problems": [f"{path} does not exist"]}

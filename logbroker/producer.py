@@ -24,7 +24,7 @@ from .config import DEFAULT_PARTITIONS
 from .errors import LogBrokerError, RecordTooLargeError, UnknownTopicError
 from .fsutil import FsyncPolicy
 from .partitioner import Partitioner
-from .record import PendingRecord, _has_non_finite
+from .record import PendingRecord, _has_non_finite, check_timestamp
 from .topic import Topic
 
 __all__ = ["Producer", "RecordMetadata", "FutureRecordMetadata", "FutureBatchMetadata"]
@@ -157,7 +157,7 @@ class Producer:
         elif type(partition) is not int or not 0 <= partition < len(batches):
             self._topics[topic].check_partition(partition)  # raises UnknownPartitionError
         ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
-        if key is None and not headers and type(ts) is int:
+        if key is None and not headers and type(ts) is int and 0 <= ts < 1 << 63:
             # The common case, inlined: what PendingRecord does for a record with no key or headers.
             try:
                 value_json = _dumps(value)
@@ -224,7 +224,7 @@ class Producer:
             partition = self._partitioners[topic].partition(key)
         elif type(partition) is not int or not 0 <= partition < len(batches):
             self._topics[topic].check_partition(partition)
-        ts = int(time.time() * 1000) if timestamp_ms is None else int(timestamp_ms)
+        ts = int(time.time() * 1000) if timestamp_ms is None else check_timestamp(timestamp_ms)
         if key is None and not headers:
             try:
                 encoded = list(map(_dumps, values))

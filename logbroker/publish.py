@@ -53,27 +53,83 @@ def iter_lines(stream: BinaryIO, limit: int):
         yield number, line.rstrip(b"\r\n")
 
 
+class _IntTooLarge(ValueError):
+    pass
+
+
 def _check_ints(line: bytes) -> None:
     # orjson reads integers past 64 bits as floats, silently losing digits; refuse them instead.
     def parse_int(text: str) -> int:
-        value = int(text)
-        if not _INT64[0] <= value <= _INT64[1]:
-            raise ValueError(f"integer {text[:30]}{'...' if len(text) > 30 else ''} does not fit in 64 bits")
-        return value
-    json.loads(line, parse_int=parse_int)
+        # Digits are counted first: Python refuses int() of more than 4300 digits with its own error.
+        if len(text.lstrip("-")) > 19 or not _INT64[0] <= int(text) <= _INT64[1]:
+            raise _IntTooLarge(f"integer {text[:30]}{'...' if len(text) > 30 else ''} does not fit in 64 bits")
+        return int(text)
+    try:
+        json.loads(line, parse_int=parse_int)
+    except _IntTooLarge:
+        raise
+    except (ValueError, RecursionError):
+        pass  # not JSON to the json module either: orjson's verdict stands
+
+
+#: orjson.dumps refuses values nested deeper than this, so they could never be stored; and
+#: orjson.loads crashes the whole process (SIGSEGV) on a few hundred thousand levels, which fit in
+#: one 1 MiB line. The depth is therefore checked before parsing.
+MAX_DEPTH = 255
+_STRUCTURAL = re.compile(rb'[\[\]{}"\\]')
+
+
+def _check_depth(line: bytes) -> None:
+    if line.count(b"[") + line.count(b"{") <= MAX_DEPTH:
+        return
+    depth, in_string, skip = 0, False, -1
+    for m in _STRUCTURAL.finditer(line):
+        pos = m.start()
+        if pos == skip:
+            continue
+        c = line[pos]
+        if in_string:
+            if c == 0x5C:  # backslash: the next byte is escaped
+                skip = pos + 1
+            elif c == 0x22:
+                in_string = False
+        elif c == 0x22:
+            in_string = True
+        elif c in (0x5B, 0x7B):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels (at byte {pos + 1})")
+        elif c in (0x5D, 0x7D):
+            depth -= 1
 
 
 def parse_value(line: bytes) -> object:
     """The JSON value of one input line; ValueError with a reason when it is not acceptable."""
     if not line.strip():
         raise ValueError("empty line")
+    _check_depth(line)
     try:
         value = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        raise ValueError(f"invalid JSON: {exc}") from None
+        raise ValueError(_why_invalid(line, exc)) from None
     if _LONG_DIGITS.search(line):
         _check_ints(line)
     return value
+
+
+def _why_invalid(line: bytes, exc: orjson.JSONDecodeError) -> str:
+    """A one-line reason for a line orjson refused (only called on the error path)."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"invalid UTF-8 at byte {bad.start + 1}"
+    if _LONG_DIGITS.search(line):
+        _check_ints(line)  # an integer orjson read as infinity: say so
+    # orjson's own "line 1 column N" is about the one-line document: give the column only.
+    reason = f"invalid JSON at column {exc.colno}: {exc.msg}"
+    if text[exc.pos:].lstrip("-").startswith(("NaN", "Infinity")):
+        reason += " (NaN and Infinity are not JSON)"
+    return reason
 
 
 def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str | None = None,

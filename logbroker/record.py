@@ -95,6 +95,21 @@ class Record:
 _NO_HEADERS = MappingProxyType({})
 
 
+_MAX_TIMESTAMP = 1 << 63
+
+
+def check_timestamp(timestamp: Any) -> int:
+    """A record timestamp: an integer count of milliseconds since the epoch, 0 to 2^63-1."""
+    if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)) or timestamp != timestamp:
+        raise InvalidRecordError(f"a record timestamp must be milliseconds since the epoch (an integer), "
+                                 f"not {timestamp!r}")
+    if isinstance(timestamp, float) and not timestamp.is_integer():
+        raise InvalidRecordError(f"a record timestamp must be a whole number of milliseconds, not {timestamp!r}")
+    if not 0 <= timestamp < _MAX_TIMESTAMP:
+        raise InvalidRecordError(f"record timestamp {timestamp!r} is out of range (0 to 2^63-1 ms)")
+    return int(timestamp)
+
+
 class PendingRecord(tuple):
     """A record waiting to be appended, already encoded (so errors surface at ``send()``).
 
@@ -106,8 +121,8 @@ class PendingRecord(tuple):
 
     def __new__(cls, timestamp: int, key: str | None, headers: dict | None, value: Any,
                 value_json: bytes | None = None) -> "PendingRecord":
-        if type(timestamp) is not int:
-            timestamp = int(timestamp)
+        if type(timestamp) is not int or not 0 <= timestamp < _MAX_TIMESTAMP:
+            timestamp = check_timestamp(timestamp)
         if key is None:
             key_json = b"null"
         elif type(key) is str:

@@ -57,6 +57,8 @@ class Topic:
                 raise CorruptionError(f"{meta_path} has format {meta.get('format')!r}; this logbroker "
                                       f"reads format {FORMAT_VERSION}", path=meta_path)
             self.partitions = int(meta["partitions"])
+            if not 1 <= self.partitions <= MAX_PARTITIONS:
+                raise ValueError(f"partitions is {self.partitions}, not 1 to {MAX_PARTITIONS}")
             self.config = TopicConfig.from_kafka(meta.get("config", {}))
             self.created_ms = int(meta.get("created_ms", 0))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, InvalidConfigError) as exc:
@@ -76,6 +78,12 @@ class Topic:
         fsutil.check_not_symlink(final, "topic directory")
         if os.path.lexists(final):
             raise TopicExistsError(f"topic {name!r} already exists", topic=name)
+        folded = name.casefold()
+        for other in os.listdir(data_dir):
+            # Names that differ only in case are one directory on macOS and Windows.
+            if other.casefold() == folded and os.path.isfile(os.path.join(data_dir, other, TOPIC_FILE)):
+                raise TopicExistsError(f"topic {name!r} collides with the existing topic {other!r} "
+                                       f"(names that differ only in case are refused)", topic=name)
         staging = os.path.join(data_dir, f"__creating-{name}-{secrets.token_hex(4)}")
         os.mkdir(staging, 0o755)
         try:
@@ -131,7 +139,7 @@ class Topic:
     def check_partition(self, partition: int) -> int:
         if isinstance(partition, bool) or not isinstance(partition, int) or not 0 <= partition < self.partitions:
             raise UnknownPartitionError(
-                f"partition {partition} does not exist: topic {self.name!r} has partitions "
+                f"partition {partition!r} does not exist: topic {self.name!r} has partitions "
                 f"0 to {self.partitions - 1}", topic=self.name, partition=partition)
         return partition
 

@@ -1,0 +1,138 @@
+"""Text for people: the tables and dumps that ``logbroker`` prints, from what the library returns.
+
+The CLI is a thin shell (parse -> one library call -> render); this module is the render step, pure
+functions from library results to ``str`` (or ``bytes`` for records), so output is tested without a
+terminal or typer. Columns follow the Kafka tool each command imitates (kafka-topics,
+kafka-consumer-groups, kafka-dump-log). Records are formatted by :mod:`logbroker.pretty`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Sequence
+
+from .errors import InvalidConfigError
+
+__all__ = ["table", "size", "topic_description", "group_description", "reset_plan", "inspect_report",
+           "retention_summary", "recover_summary", "publish_summary", "record_formatter", "RECORD_FORMATS"]
+
+RECORD_FORMATS = ("json", "envelope", "pretty")
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """Left-aligned columns two spaces apart, like the Kafka tools; no trailing blanks."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = [headers, *cells]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def size(n: float) -> str:
+    """Bytes in binary units: ``512 B``, ``1.5 KiB``, ``16.0 MiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _dash(v: object) -> object:
+    return "-" if v is None else v
+
+
+def topic_description(info: dict[str, Any]) -> str:
+    """``topics describe``: kafka-topics' summary line, then one row per partition."""
+    cfg = ",".join(f"{k}={v}" for k, v in info["config"].items())
+    rows = [[p["partition"], p["log_start_offset"], p["log_end_offset"], p["records"], len(p["segments"]),
+             size(p["size"])] for p in info["partition_details"]]
+    return (f"Topic: {info['topic']}\tPartitionCount: {info['partitions']}\tConfigs: {cfg}\n"
+            + table(["PARTITION", "LOG-START-OFFSET", "LOG-END-OFFSET", "RECORDS", "SEGMENTS", "SIZE"], rows))
+
+
+def group_description(group: str, rows: Sequence[Any]) -> str:
+    """``groups describe``: one row per partition of :func:`logbroker.admin.describe_group`."""
+    cells = [[r.topic, r.partition, _dash(r.current_offset), r.log_end_offset, _dash(r.lag),
+              "-" if r.lag_ms is None else f"{r.lag_ms / 1000:.1f}s", _dash(r.consumer_id)] for r in rows]
+    return f"GROUP {group}\n" + table(
+        ["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "LAG-TIME", "CONSUMER-ID"], cells)
+
+
+def reset_plan(group: str, plan: Iterable[Any]) -> str:
+    """``groups reset-offsets``: the plan, executed or not."""
+    return table(["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET"],
+                 [[group, r.topic, r.partition, _dash(r.old), r.new] for r in plan])
+
+
+def inspect_report(report: dict[str, Any]) -> str:
+    """``inspect``: a report of :func:`logbroker.inspect.inspect_path`, like kafka-dump-log."""
+    lines: list[str] = []
+    kind = report.get("kind")
+    if kind == "partition":
+        lines.append(f"Partition directory: {report['path']}")
+        if report.get("state"):
+            s = report["state"]
+            lines.append(f"  log end offset: {s['log_end_offset']}  high watermark: {s['high_watermark']}  "
+                         f"active segment: {s['active_base']}")
+        for seg in report["segments"]:
+            _log_lines(seg, lines)
+    elif kind == "log":
+        _log_lines(report, lines)
+    elif kind in ("index", "timeindex"):
+        lines.append(f"Dumping {report['path']}")
+        for e in report["entries"]:
+            lines.append("  " + " ".join(f"{k}: {v}" for k, v in e.items()))
+    elif kind == "state":
+        lines.append(f"{report['path']}: {report['state']}")
+    lines.extend(f"PROBLEM: {p}" for p in report.get("problems", []))
+    return "\n".join(lines)
+
+
+def _log_lines(seg: dict[str, Any], lines: list[str]) -> None:
+    import orjson
+    lines.append(f"Dumping {seg['path']}  ({seg['records']} records, {seg['size']} bytes, "
+                 f"index entries: {seg.get('index_entries', '-')})")
+    for b in seg["batches"]:
+        lines.append(f"  baseOffset: {b['base_offset']} lastOffset: {b['last_offset']} count: {b['count']} "
+                     f"position: {b['position']} size: {b['bytes']} maxTimestamp: {b['max_timestamp']} "
+                     f"crcValid: {str(b['crc_valid']).lower()}")
+        for r in b.get("records", []):
+            lines.append(f"  | offset: {r['offset']} timestamp: {r['timestamp']} key: {r['key']} "
+                         f"headers: {r['headers'] or {}} value: {orjson.dumps(r['value']).decode()}")
+
+
+def retention_summary(reports: Iterable[Any], dry_run: bool) -> str:
+    """``retention``: one line per partition that lost (or would lose) segments."""
+    verb = "would delete" if dry_run else "deleted"
+    lines = [f"{r.topic}-{r.partition}: {verb} {len(r.deleted)} segments ({r.bytes_freed} bytes, "
+             f"{r.reason}); log start offset {r.log_start_offset}" for r in reports if r.deleted]
+    return "\n".join(lines) or "Nothing to delete."
+
+
+def recover_summary(reports: Sequence[Any]) -> str:
+    """``recover``: one line per repair action; a report is false when it holds none."""
+    lines = [f"{r.topic}-{r.partition}: {a}" for r in reports if r for a in r.actions]
+    return "\n".join(lines) or f"All {len(reports)} partitions are clean."
+
+
+def publish_summary(summary: Any, topic: str) -> str:
+    """``publish``'s closing line, with the per-partition counts of a :class:`logbroker.publish` summary."""
+    per = ", ".join(f"{p}: {n}" for p, n in sorted(summary.per_partition.items()))
+    total = summary.published + summary.failed
+    rate = 100.0 * summary.published / total if total else 100.0
+    return (f"Published {summary.published} records to {topic} ({summary.failed} failed, {rate:.1f}% success)"
+            + (f"; per partition: {per}" if per else ""))
+
+
+def record_formatter(fmt: str) -> Callable[[Any, int], bytes]:
+    """``consume`` / ``replay`` output: (record, its number in this run) -> one line of bytes.
+
+    json: the value alone (kafka-console-consumer's default); envelope: offset, key, timestamp,
+    headers and value; pretty: :func:`logbroker.pretty.format_pretty`'s block.
+    """
+    from .pretty import format_envelope, format_pretty, format_value
+    if fmt == "json":
+        return lambda record, n: format_value(record.value) + b"\n"
+    if fmt == "envelope":
+        return lambda record, n: format_envelope(record) + b"\n"
+    if fmt == "pretty":
+        return lambda record, n: format_pretty(record, n).encode() + b"\n"
+    raise InvalidConfigError(f"--format must be json, envelope or pretty, not {fmt!r}")
