@@ -89,7 +89,22 @@ class Record:
         d = self._d
         return {"topic": self.topic, "partition": self.partition, "offset": d["offset"],
                 "timestamp": d["timestamp"], "key": d["key"], "headers": dict(d.get("headers") or {}),
-                "value": d["value"]}
+                "value": self.value}
+
+
+class RawRecord(Record):
+    """A :class:`Record` whose ``value`` is the JSON bytes of the value, unparsed (``raw=True``)."""
+
+    __slots__ = ("_line_value",)
+
+    def __init__(self, topic: str, partition: int, fields: dict, line_value: bytes) -> None:
+        self.topic = topic
+        self.partition = partition
+        self._d = fields
+        self._line_value = line_value  # the value as it stands in the line, with the line's closing }
+
+    value = property(lambda self: self._line_value[:-1], doc="The value's JSON bytes.")
+
 
 
 _NO_HEADERS = MappingProxyType({})
@@ -317,13 +332,10 @@ def _raw_records(lines: list[bytes], count: int, skip: int, take: int, topic: st
         dicts = _loads(b"[" + b"},".join(heads) + b"}]")
         if not all(values):
             raise ValueError("a line without a value")
-        values = [v[:-1] for v in values]
     except (orjson.JSONDecodeError, ValueError):
         dicts = [_loads(line) for line in lines]
-        values = [_dumps(d["value"]) for d in dicts]
-    for d, v in zip(dicts, values):
-        d["value"] = v
-    return [Record(topic, partition, d) for d in dicts]
+        values = [_dumps(d["value"]) + b"}" for d in dicts]
+    return [RawRecord(topic, partition, d, v) for d, v in zip(dicts, values)]
 
 
 def parse_line(line: bytes) -> dict:
