@@ -304,6 +304,21 @@ class PartitionLog:
                     ok = _last_batch_intact(rfd, state, size)
                 finally:
                     os.close(rfd)
+            if ok and state.high_watermark < state.log_end_offset:
+                # Records past the high watermark were never synced: after a power loss any of them,
+                # not only the last batch, may be zeros. Check every byte of that region.
+                rfd = os.open(active.log_path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    r = scan_segment(rfd, state.active_base, size, self.config.index_interval_bytes,
+                                     start=state.hw_position, start_offset=state.high_watermark,
+                                     entries=IndexEntries(state.active_base))
+                finally:
+                    os.close(rfd)
+                ok = r.error is None and r.next_offset == state.log_end_offset
+                if not ok:
+                    state = self._recover_active(state, "records past the high watermark are damaged")
+                    self._verified = True
+                    return state
             if not ok:
                 state = self._recover_active(state, "the last batch is not intact")
             elif state.high_watermark < state.log_end_offset:

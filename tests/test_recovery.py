@@ -221,3 +221,29 @@ def test_recovery_of_a_clean_partition_changes_nothing_and_reports_nothing(make_
     t.log(0).append([rec("x")])
     assert t.log(0).last_recovery is not None and not t.log(0).last_recovery
     t.close()
+
+
+def test_under_interval_a_zeroed_unsynced_batch_before_an_intact_last_one_is_cut_not_made_visible(make_topic):
+    from logbroker.fsutil import FsyncPolicy
+
+    t = make_topic(fsync="interval", flush_ms=3_600_000)
+    log = t.log(0)
+    log.append([rec(f"synced-{i}", i=i) for i in range(3)], FsyncPolicy("always"))
+    log.append([rec("lost-a", i=3), rec("lost-b", i=4)])  # never synced: past the high watermark
+    log.append([rec("lost-c", i=5)])
+    assert t.reader(0).high_watermark() == 3
+    path = os.path.join(t.partition_path(0), log_name(0))
+    with open(path, "r+b") as f:  # a power loss kept the last batch's page but not the one before
+        data = f.read()
+        start = data.index(b'"lost-a"')
+        line_start = data.rindex(b"\n", 0, start) + 1
+        line_end = data.index(b'"lost-c"')
+        line_end = data.rindex(b"\n", 0, line_end) + 1
+        f.seek(line_start)
+        f.write(b"\0" * (line_end - line_start))
+    t = reopen(t)
+    t.log(0).append([rec("after", i=6)])
+    t.log(0).flush()
+    assert [r.value for r in read_all(t)] == ["synced-0", "synced-1", "synced-2", "after"]
+    report = t.log(0).last_recovery
+    assert report and any("truncated" in a for a in report.actions)
