@@ -130,7 +130,7 @@ class Consumer:
         self._watches: dict[TopicPartition, _Watch] = {}
         self._side_readers: dict[TopicPartition, PartitionReader] = {}
         self._positions: dict[TopicPartition, int] = {}
-        self._buffer: deque[Record] = deque()
+        self._buffer: deque[list] = deque()  # [partition, records, next index] chunks for iteration
         self._sleep = _MIN_SLEEP
         self._scan_cost = 0.0
         self._rr = 0
@@ -195,11 +195,13 @@ class Consumer:
     def poll(self, timeout_ms: float = 0, max_records: int | None = None) -> dict[TopicPartition, list[Record]]:
         """Records by partition, waiting up to ``timeout_ms`` for the first; positions move past them."""
         self._buffer.clear()
-        records = self._poll_records(timeout_ms, max_records or self.max_poll_records)
         out: dict[TopicPartition, list[Record]] = {}
-        for r in records:
-            out.setdefault(TopicPartition(r.topic, r.partition), []).append(r)
-        for tp, recs in out.items():
+        for tp, recs in self._poll_records(timeout_ms, max_records or self.max_poll_records):
+            have = out.get(tp)
+            if have is None:
+                out[tp] = recs
+            else:
+                have.extend(recs)
             self._positions[tp] = recs[-1].offset + 1
         return out
 
@@ -208,27 +210,35 @@ class Consumer:
 
     def __next__(self) -> Record:
         """The next record, blocking (up to ``consumer_timeout_ms`` when set, then StopIteration)."""
-        deadline = None if self.consumer_timeout_ms is None else time.monotonic() + self.consumer_timeout_ms / 1000
-        while not self._buffer:
-            wait = 100.0 if deadline is None else max(0.0, (deadline - time.monotonic()) * 1000)
-            self._buffer.extend(self._poll_records(wait, self.max_poll_records))
-            if not self._buffer and deadline is not None and time.monotonic() >= deadline:
-                raise StopIteration
-        record = self._buffer.popleft()
-        self._positions[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        buffer = self._buffer
+        if not buffer:
+            deadline = None if self.consumer_timeout_ms is None else time.monotonic() + self.consumer_timeout_ms / 1000
+            while not buffer:
+                wait = 100.0 if deadline is None else max(0.0, (deadline - time.monotonic()) * 1000)
+                buffer.extend([tp, recs, 0] for tp, recs in self._poll_records(wait, self.max_poll_records))
+                if not buffer and deadline is not None and time.monotonic() >= deadline:
+                    raise StopIteration
+        chunk = buffer[0]  # [partition, its records, index of the next one]
+        tp, recs, i = chunk
+        record = recs[i]
+        if i + 1 < len(recs):
+            chunk[2] = i + 1
+        else:
+            buffer.popleft()
+        self._positions[tp] = record.offset + 1
         return record
 
-    def _poll_records(self, timeout_ms: float, max_records: int) -> list[Record]:
+    def _poll_records(self, timeout_ms: float, max_records: int) -> list[tuple[TopicPartition, list[Record]]]:
         if self._closed:
             raise GroupError("poll() on a closed consumer")
         deadline = time.monotonic() + max(0.0, timeout_ms) / 1000
         while True:
             self._maintain()
             began = time.perf_counter()
-            records = self._fetch(max_records)
-            if records:
+            chunks = self._fetch(max_records)
+            if chunks:
                 self._sleep = _MIN_SLEEP
-                return records
+                return chunks
             # Idle: back off, and keep the scans of many partitions under ~3% of a core.
             self._scan_cost = 0.8 * self._scan_cost + 0.2 * (time.perf_counter() - began)
             remaining = deadline - time.monotonic()
@@ -237,11 +247,13 @@ class Consumer:
             time.sleep(min(self._sleep, remaining))
             self._sleep = min(self._sleep * 1.25, max(_MAX_SLEEP, min(_IDLE_CAP, 35 * self._scan_cost)))
 
-    def _fetch(self, max_records: int) -> list[Record]:
+    def _fetch(self, max_records: int) -> list[tuple[TopicPartition, list[Record]]]:
+        """Records of the partitions with data, as (partition, records) runs, at most ``max_records``."""
         tps = list(self._readers)
-        out: list[Record] = []
+        out: list[tuple[TopicPartition, list[Record]]] = []
         if not tps:
             return out
+        count = 0
         self._rr = (self._rr + 1) % len(tps)
         positions, watches = self._positions, self._watches
         for tp in tps[self._rr:] + tps[:self._rr]:
@@ -256,12 +268,14 @@ class Consumer:
             if position < start:
                 position = self._reset(tp, position, f"it is below the log start offset {start} (removed by retention)")
             try:
-                got = reader.read(position, max_records - len(out))
+                got = reader.read(position, max_records - count)
             except OffsetOutOfRangeError as exc:
                 self._reset(tp, position, f"it is out of range ({exc})")
                 continue
-            out.extend(got)
-            if len(out) >= max_records:
+            if got:
+                out.append((tp, got))
+                count += len(got)
+            if count >= max_records:
                 break
         return out
 
