@@ -7,7 +7,9 @@ One partition is filled once with N orders by the Producer (default batching, 16
 - consume-parsed: PartitionReader.read(offset, 500) to the high watermark, values decoded;
   baseline: read each segment file, split on LF, orjson.loads every line;
 - consume-raw: PartitionReader.read(offset, 500, raw=True), values left as JSON bytes;
-  baseline: read each segment file, split on LF, crc32 every line.
+  baseline: read each segment file, split on LF, crc32 every line;
+- consume-group: a Consumer in another process, in a new group each run, auto-committing every 5 s,
+  polling until it has every record and touching each record's value; baseline: consume-parsed's.
 
 Both readers verify every checksum (one line crc and one batch crc per batch). The page cache is
 warm: this measures CPU, not the disk.
@@ -15,6 +17,9 @@ warm: this measures CPU, not the disk.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import common
@@ -46,6 +51,33 @@ def read_all(data_dir: str, topic: str, raw: bool) -> float:
     return count / elapsed
 
 
+_GROUP_CONSUMER = """
+import sys, time
+from logbroker.consumer import Consumer
+data_dir, topic, group, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+c = Consumer(topic, data_dir=data_dir, group_id=group, auto_offset_reset="earliest",
+             auto_commit_interval_ms=5000, max_poll_records=2000)
+start, count = time.perf_counter(), 0
+while count < n:
+    for records in c.poll(timeout_ms=1000).values():
+        count += len(records)
+        for r in records:
+            r.value
+elapsed = time.perf_counter() - start
+c.close()
+print(count / elapsed)
+"""
+
+
+def group_consume(data_dir: str, topic: str, n: int) -> float:
+    """Records/s of a group member in its own process (its start-up is not timed)."""
+    group = f"bench-{time.monotonic_ns()}"
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    done = subprocess.run([sys.executable, "-c", _GROUP_CONSUMER, data_dir, topic, group, str(n)],
+                          capture_output=True, text=True, env=env, check=True)
+    return float(done.stdout)
+
+
 def main() -> None:
     args = common.arg_parser(__doc__).parse_args()
     n = 1_000_000 if args.full else 200_000
@@ -60,6 +92,7 @@ def main() -> None:
             "read+split+orjson.loads": lambda: common.plain_read_loads(paths),
             "consume-raw": lambda: read_all(d, "c", True),
             "read+split+crc32": lambda: common.plain_read_crc(paths),
+            "consume-group": lambda: group_consume(d, "c", n),
         }, args.runs)
     med = {k: common.median(v) for k, v in res.items()}
     print(common.table(["workload", "records/s", "baseline", "baseline records/s", "ratio"], [
@@ -67,6 +100,9 @@ def main() -> None:
          common.rate(med["read+split+orjson.loads"]), common.ratio(med["consume-parsed"], med["read+split+orjson.loads"])],
         ["consume-raw", common.rate(med["consume-raw"]), "read + split + crc32",
          common.rate(med["read+split+crc32"]), common.ratio(med["consume-raw"], med["read+split+crc32"])],
+        ["consume-group (Consumer, another process)", common.rate(med["consume-group"]),
+         "read + split + orjson.loads", common.rate(med["read+split+orjson.loads"]),
+         common.ratio(med["consume-group"], med["read+split+orjson.loads"])],
     ]))
     print()
 
