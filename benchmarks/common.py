@@ -143,9 +143,7 @@ def raw_produce(path: str, values: Sequence[Any], n: int, batch: int, durable: b
     return n / elapsed
 
 
-def plain_read_loads(paths: Sequence[str]) -> float:
-    """Read each file, split on LF, orjson.loads every line; records per second."""
-    loads = orjson.loads
+def _plain_read(paths: Sequence[str], per_line: Callable[[bytes], object]) -> float:
     start = time.perf_counter()
     count = 0
     for path in paths:
@@ -153,27 +151,20 @@ def plain_read_loads(paths: Sequence[str]) -> float:
             lines = f.read().split(b"\n")
         lines.pop()
         for line in lines:
-            loads(line)
+            per_line(line)
         count += len(lines)
     return count / (time.perf_counter() - start)
+
+
+def plain_read_loads(paths: Sequence[str]) -> float:
+    """Read each file, split on LF, orjson.loads every line; records per second."""
+    return _plain_read(paths, orjson.loads)
 
 
 def plain_read_crc(paths: Sequence[str]) -> float:
     """Read each file, split on LF, crc32 every line; records per second."""
-    crc = zlib.crc32
-    start = time.perf_counter()
-    count = 0
-    for path in paths:
-        with open(path, "rb") as f:
-            lines = f.read().split(b"\n")
-        lines.pop()
-        for line in lines:
-            crc(line)
-        count += len(lines)
-    return count / (time.perf_counter() - start)
+    return _plain_read(paths, zlib.crc32)
 
-
-# -- peers ---------------------------------------------------------------------------------------
 
 def sqlite_wal(path: str, values: Sequence[Any], n: int, txn: int = 1000) -> float:
     """SQLite, journal_mode=WAL, synchronous=FULL, executemany per transaction of ``txn``."""

@@ -160,3 +160,20 @@ def latency_fields(lat: Sequence[int]) -> dict[str, float]:
 def stderr_progress(message: str) -> None:
     sys.stderr.write(message + "\n")
     sys.stderr.flush()
+
+
+def run_children(procs: list, ready, go, results) -> list:
+    """Start benchmark child processes, release them together once all are ready, collect one
+    result from each, and make sure none outlives the call."""
+    for proc in procs:
+        proc.start()
+    try:
+        for _ in procs:
+            ready.get(timeout=120)
+        go.set()
+        return [results.get(timeout=3600) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.terminate()

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from .bench_common import MB, environment
+from .bench_common import MB, environment, run_children
 
 __all__ = ["CONSUME_COLUMNS", "ConsumeResult", "consume_perf"]
 
@@ -254,18 +254,7 @@ def _run_consumers(data_dir, topic, nparts, limit, raw, max_records, group, cons
                          args=(data_dir, topic, [p for p in range(nparts) if p % consumers == i], share, raw,
                                max_records, group, ready, go, results, shared))
              for i in range(consumers)]
-    for proc in procs:
-        proc.start()
-    try:
-        for _ in procs:
-            ready.get(timeout=120)
-        go.set()
-        outs = [results.get(timeout=3600) for _ in procs]
-    finally:
-        for proc in procs:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.terminate()
+    outs = run_children(procs, ready, go, results)
     errors = [o[5] for o in outs if o[5]]
     if errors:
         raise RuntimeError(f"a consumer process failed: {errors[0]}")

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
 from .bench_common import (MB, PROGRESS_WINDOW_S, encoded_bytes, environment, latency_fields, make_values,
-                           stderr_progress)
+                           run_children, stderr_progress)
 
 __all__ = ["ProduceResult", "produce_perf"]
 
@@ -185,18 +185,7 @@ def _run_producers(data_dir, topic, num_records, values, batch_size, fsync, npar
                          args=(data_dir, topic, shares[i], values, batch_size, fsync, nparts, rate,
                                i * max(1, nparts // producers), ready, go, results))
              for i in range(producers) if shares[i]]
-    for proc in procs:
-        proc.start()
-    try:
-        for _ in procs:
-            ready.get(timeout=120)
-        go.set()
-        outs = [results.get(timeout=3600) for _ in procs]
-    finally:
-        for proc in procs:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.terminate()
+    outs = run_children(procs, ready, go, results)
     errors = [o[3] for o in outs if o[3]]
     if errors:
         raise RuntimeError(f"a producer process failed: {errors[0]}")

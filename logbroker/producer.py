@@ -147,15 +147,7 @@ class Producer:
 
     def send(self, topic: str, value: Any = None, key: str | None = None, partition: int | None = None,
              timestamp_ms: int | None = None, headers: dict[str, str] | None = None) -> FutureRecordMetadata:
-        if self._closed:
-            raise LogBrokerError("send() on a closed producer")
-        batches = self._batches.get(topic)
-        if batches is None:
-            batches = self._open_topic(topic)
-        if partition is None:
-            partition = self._partitioners[topic].partition(key)
-        elif type(partition) is not int or not 0 <= partition < len(batches):
-            self._topics[topic].check_partition(partition)  # raises UnknownPartitionError
+        batches, partition = self._route(topic, key, partition)
         ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
         if key is None and not headers and type(ts) is int and 0 <= ts < 1 << 63:
             # The common case, inlined: what PendingRecord does for a record with no key or headers.
@@ -179,17 +171,23 @@ class Producer:
         the value again. The caller guarantees ``value_json`` is one valid JSON value with no line
         feed (``orjson.loads`` accepting it is enough: it refuses NaN and Infinity).
         """
+        batches, partition = self._route(topic, key, partition)
+        ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+        return self._add(topic, batches, partition, PendingRecord(ts, key, headers, None, value_json=value_json))
+
+    def _route(self, topic: str, key: str | None, partition: int | None) -> tuple[list[_Batch], int]:
+        """The topic's per-partition buffers and the partition a record goes to (explicit, by key,
+        else round-robin); raises on a closed producer or a partition that does not exist."""
         if self._closed:
-            raise LogBrokerError("send_json() on a closed producer")
+            raise LogBrokerError("the producer is closed")
         batches = self._batches.get(topic)
         if batches is None:
             batches = self._open_topic(topic)
         if partition is None:
             partition = self._partitioners[topic].partition(key)
         elif type(partition) is not int or not 0 <= partition < len(batches):
-            self._topics[topic].check_partition(partition)
-        ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
-        return self._add(topic, batches, partition, PendingRecord(ts, key, headers, None, value_json=value_json))
+            self._topics[topic].check_partition(partition)  # raises UnknownPartitionError
+        return batches, partition
 
     def _add(self, topic: str, batches: list[_Batch], partition: int, record: PendingRecord) -> FutureRecordMetadata:
         if record[4] > self._limits[topic]:
@@ -215,15 +213,7 @@ class Producer:
         as Kafka's sticky partitioner does). Records buffered by ``send`` for that partition are
         written first, so order is kept. Returns one future for the whole batch.
         """
-        if self._closed:
-            raise LogBrokerError("send_batch() on a closed producer")
-        batches = self._batches.get(topic)
-        if batches is None:
-            batches = self._open_topic(topic)
-        if partition is None:
-            partition = self._partitioners[topic].partition(key)
-        elif type(partition) is not int or not 0 <= partition < len(batches):
-            self._topics[topic].check_partition(partition)
+        batches, partition = self._route(topic, key, partition)
         ts = int(time.time() * 1000) if timestamp_ms is None else check_timestamp(timestamp_ms)
         if key is None and not headers:
             try:
