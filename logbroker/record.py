@@ -18,7 +18,7 @@ import math
 import zlib
 from operator import itemgetter, methodcaller
 from types import MappingProxyType
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import orjson
 

@@ -33,7 +33,6 @@ import hashlib
 import io
 import logging
 import os
-import resource
 import shutil
 import stat
 import subprocess

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import T0
-from logbroker import Broker, Producer, fsutil
+from logbroker import Broker, Producer
 from logbroker.admin import (delete_group, describe_group, execute_reset, list_groups, parse_duration_ms,
                              plan_reset_offsets, replay)
 from logbroker.consumer import Consumer
