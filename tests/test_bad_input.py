@@ -574,7 +574,7 @@ PAYLOADS = {
     "int-2^63": (I64.encode(), f"integer {I64} does not fit in 64 bits"),
     "int-below-minus-2^63": (b"-9223372036854775809", "integer -9223372036854775809 does not fit in 64 bits"),
     "int-900-digits": (b"[" + b"7" * 900 + b"]", "integer 777777777777777777777777777777... does not fit in 64 bits"),
-    "lone-surrogate": (b'"\\ud800"', "invalid JSON at column 8: no matched low surrogate"),
+    "lone-surrogate": (b'"\\ud800"', "low surrogate"),
     "lone-low-surrogate": (b'{"k": "\\udc00"}', "invalid JSON"),
     "invalid-utf8": (b'{"a": "\xff\xfe"}', "invalid UTF-8 at byte 8"),
     "overlong-utf8": (b'"\xc0\xaf"', "invalid UTF-8 at byte 2"),
