@@ -155,7 +155,10 @@ def search_timestamp(index_fd: int, timeindex_fd: int, timestamp: int, limit: in
     if found < 0:
         return 0
     entry = os.pread(index_fd, INDEX_ENTRY.size, found * INDEX_ENTRY.size)
-    if len(entry) < INDEX_ENTRY.size:
+    tentry = os.pread(timeindex_fd, TIME_ENTRY.size, found * TIME_ENTRY.size)
+    if len(entry) < INDEX_ENTRY.size or len(tentry) < TIME_ENTRY.size:
         return 0
-    pos = INDEX_ENTRY.unpack(entry)[1]
+    rel, pos = INDEX_ENTRY.unpack(entry)
+    if TIME_ENTRY.unpack(tentry)[1] != rel:
+        return 0  # the two files are out of step (a crash between their writes): scan instead
     return pos if pos < limit else 0

@@ -30,7 +30,7 @@ from typing import Iterator
 from . import fsutil
 from .checkpoint import PartitionState, StateFile, read_log_start, write_log_start
 from .config import TopicConfig
-from .errors import CorruptionError, FencedError, FsyncError, RecordTooLargeError, UnsafePathError
+from .errors import CorruptionError, FencedError, FsyncError, LogBrokerError, RecordTooLargeError, UnsafePathError
 from .fsutil import FsyncPolicy
 from .index import IndexEntries, load_index
 from .policy import SegmentInfo, segments_to_delete, should_roll
@@ -90,12 +90,17 @@ class AppendResult:
 class _Active:
     """Open append descriptors of the active segment (valid while the state names ``base``)."""
 
-    __slots__ = ("base", "log", "index", "timeindex", "log_path")
+    __slots__ = ("base", "log", "index", "timeindex", "log_path", "created")
 
     def __init__(self, directory: str, base: int) -> None:
         self.base = base
         self.log_path = os.path.join(directory, log_name(base))
-        self.log = os.open(self.log_path, _APPEND_FLAGS, 0o644)
+        try:
+            self.log = os.open(self.log_path, _APPEND_FLAGS | os.O_EXCL, 0o644)
+            self.created = True  # a new name: the caller makes it durable with a directory fsync
+        except FileExistsError:
+            self.log = os.open(self.log_path, _APPEND_FLAGS, 0o644)
+            self.created = False
         self.index = os.open(os.path.join(directory, index_name(base)), _APPEND_FLAGS, 0o644)
         self.timeindex = os.open(os.path.join(directory, timeindex_name(base)), _APPEND_FLAGS, 0o644)
 
@@ -167,16 +172,27 @@ class PartitionLog:
         with self._locked():
             state = self._writer_state()
             synced_to = None
-            for group in groups:
-                data, max_ts = encode_batch(state.log_end_offset, group)
-                if len(data) > limit and len(group) == 1:
-                    raise RecordTooLargeError(
-                        f"record of {len(data)} bytes is larger than max.message.bytes={limit}", topic=self.topic)
-                if should_roll(self.config, state.log_end_position, len(data), state.first_timestamp, max_ts):
-                    state = self._roll(state)
-                state = self._write_batch(state, data, len(group), group[0].timestamp, max_ts)
-                results.append(AppendResult(self.partition, state.log_end_offset - len(group), len(group),
-                                            group[0].timestamp))
+            # What an error undoes: the batches of this call since ``undo`` (a roll makes the
+            # ones before it durable and recorded, so they stay and are reported in ``appended``).
+            undo, kept = state, 0
+            try:
+                for group in groups:
+                    data, max_ts = encode_batch(state.log_end_offset, group)
+                    if len(data) > limit and len(group) == 1:
+                        raise RecordTooLargeError(
+                            f"record of {len(data)} bytes is larger than max.message.bytes={limit}",
+                            topic=self.topic)
+                    if should_roll(self.config, state.log_end_position, len(data), state.first_timestamp, max_ts):
+                        state = self._roll(state)
+                        undo, kept = state, len(results)
+                    state = self._write_batch(state, data, len(group), group[0].timestamp, max_ts)
+                    results.append(AppendResult(self.partition, state.log_end_offset - len(group), len(group),
+                                                group[0].timestamp))
+            except LogBrokerError as exc:
+                if len(results) > kept and not isinstance(exc, FsyncError):
+                    self._undo(undo)
+                exc.appended = results[:kept]
+                raise
             if policy.visible_before_sync:
                 synced_to = state
             elif policy.due(self._last_sync, time.monotonic()):
@@ -186,6 +202,19 @@ class PartitionLog:
                 state = _with_hw(state)
             self._state_file.write(state)
         return results
+
+    def _undo(self, state: PartitionState) -> None:
+        """Cut the active segment and its indexes back to ``state`` (batches of a failed call)."""
+        active = self._active
+        os.ftruncate(active.log, state.log_end_position)
+        entries = load_index(os.path.join(self.directory, index_name(active.base)),
+                             os.path.join(self.directory, timeindex_name(active.base)), active.base, 1 << 62)
+        if entries is not None:
+            entries.truncate_to_position(state.log_end_position)
+            idx, tidx = entries.encode()
+            os.ftruncate(active.index, len(idx))
+            os.ftruncate(active.timeindex, len(tidx))
+        self._state_file.write(state)
 
     def flush(self) -> None:
         """Make everything appended so far durable and visible (fsync, then move the high watermark)."""
@@ -247,20 +276,33 @@ class PartitionLog:
         )
 
     def _roll(self, state: PartitionState) -> PartitionState:
-        """Close the active segment and start a new one at the log end offset."""
+        """Close the active segment and start a new one at the log end offset.
+
+        Order matters, because another writer may take the lock after a crash anywhere in here:
+        sync the old segment, then record the new one in the state (from that instant every writer
+        appends to the new segment, and creates its file if this process died first), then create
+        the files and sync the directory, and only then add the old segment's closing time-index
+        entry (an optional shortcut: lookups without it scan).
+        """
         old = self._active
         self._sync(old.log, old.log_path)
-        closing = IndexEntries.encode_entry(old.base, state.log_end_offset, 0, state.max_timestamp)[1]
-        os.write(old.timeindex, closing)
         new_base = state.log_end_offset
-        for name in (log_name(new_base), index_name(new_base), timeindex_name(new_base)):
-            # A roll that died before recording the new segment may have left empty files.
-            fsutil.remove_file(os.path.join(self.directory, name))
-        self._active = _Active(self.directory, new_base)
-        old.close()
-        fsutil.sync_dir(self.directory)
         new_state = PartitionState(active_base=new_base, log_end_offset=new_base, high_watermark=new_base)
         self._state_file.write(new_state)
+        self._active = _Active(self.directory, new_base)
+        try:
+            if os.fstat(self._active.log).st_size:
+                raise CorruptionError(
+                    f"cannot roll {self.topic}-{self.partition}: {self._active.log_path} already holds data "
+                    f"that no partition state recorded", path=self._active.log_path)
+            fsutil.sync_dir(self.directory)
+            closing = IndexEntries.encode_entry(old.base, state.log_end_offset, 0, state.max_timestamp)[1]
+            try:
+                os.write(old.timeindex, closing)
+            except OSError:
+                pass  # derived: a closed segment without it is scanned for its newest timestamp
+        finally:
+            old.close()
         return new_state
 
     # -- state and recovery ------------------------------------------------------------------
@@ -274,6 +316,8 @@ class PartitionLog:
             if self._active is not None:
                 self._active.close()
             self._active = _Active(self.directory, state.active_base)
+            if self._active.created:
+                fsutil.sync_dir(self.directory)  # a roll recorded this segment but died before creating it
         size = os.fstat(self._active.log).st_size
         if size != state.log_end_position:
             state = self._recover_active(state, f"segment size {size} differs from the recorded log end "
@@ -286,7 +330,23 @@ class PartitionLog:
         if not bases:
             self._create_first_segment()
             bases = [read_log_start(self.directory, self.topic, self.partition)]
+        if state is not None and state.active_base > bases[-1] and state.log_end_position == 0:
+            # A roll recorded its new segment, then died before creating the file: create it.
+            _Active(self.directory, state.active_base).close()
+            fsutil.sync_dir(self.directory)
+            bases.append(state.active_base)
+        if state is not None and state.active_base in bases and state.active_base != bases[-1]:
+            later = [b for b in bases if b > state.active_base]
+            if all(os.path.getsize(os.path.join(self.directory, log_name(b))) == 0 for b in later):
+                # Empty segments past the one the state names: a roll that died before recording
+                # them. Nothing was ever appended there; remove them so offsets stay unique.
+                for b in later:
+                    self._unlink_segment(b)
+                fsutil.sync_dir(self.directory)
+                bases = [b for b in bases if b <= state.active_base]
         if state is None or state.active_base != bases[-1]:
+            if self._active is not None:
+                self._active.close()
             self._active = None
             fresh = state is None and os.path.getsize(os.path.join(self.directory, log_name(bases[-1]))) == 0
             state = self._recover_active(PartitionState(active_base=bases[-1]),

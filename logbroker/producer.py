@@ -54,12 +54,13 @@ class _Batch:
         self.results: list | None = None
         self.error: BaseException | None = None
 
-    def offset_of(self, index: int) -> int:
-        for res in self.results:
+    def offset_of(self, index: int) -> int | None:
+        """The offset of record ``index``, or None when it was not written (``error`` says why)."""
+        for res in self.results or ():
             if index < res.count:
                 return res.base_offset + index
             index -= res.count
-        raise IndexError(index)
+        return None
 
 
 class FutureRecordMetadata(tuple):
@@ -83,9 +84,10 @@ class FutureRecordMetadata(tuple):
         producer, batch, index, topic, partition, timestamp = self
         if batch.results is None and batch.error is None:
             producer.flush()
-        if batch.error is not None:
+        offset = batch.offset_of(index)
+        if offset is None:
             raise batch.error
-        return RecordMetadata(topic, partition, batch.offset_of(index), timestamp)
+        return RecordMetadata(topic, partition, offset, timestamp)
 
 
 class FutureBatchMetadata:
@@ -309,5 +311,7 @@ class Producer:
         try:
             batch.results = t.log(partition).append(batch.records, self._policy_for(t))
         except BaseException as exc:
+            # Batches written before a roll stay written (and acknowledged); the rest failed.
+            batch.results = getattr(exc, "appended", None) or []
             batch.error = exc
             raise

@@ -249,19 +249,19 @@ class PartitionReader:
         """
         state = self.state()
         bases = list_segments(self.directory)
-        for i, base in enumerate(bases):
+        for base in bases:
+            if base > state.active_base:
+                break  # rolled after the state was read: nothing in it is visible to this lookup
             active = base == state.active_base
             path = os.path.join(self.directory, log_name(base))
             try:
                 size = state.hw_position if active else os.path.getsize(path)
-            except FileNotFoundError:
-                continue
-            max_ts = state.max_timestamp if active else segment_max_timestamp(self.directory, base, size)
-            if max_ts < timestamp and not active:
-                continue
-            try:
+                max_ts = state.max_timestamp if active else segment_max_timestamp(self.directory, base, size)
                 seg = _OpenSegment(self.directory, base)
             except FileNotFoundError:
+                continue  # retention removed it meanwhile
+            if max_ts < timestamp and not active:
+                seg.close()
                 continue
             try:
                 pos = seg.position_for_timestamp(timestamp, size)
@@ -271,6 +271,9 @@ class PartitionReader:
                     for rec in batch_records(buf, start, first, rest, end, self.topic, self.partition, 0, raw=True):
                         if rec.timestamp >= timestamp and rec.offset < state.high_watermark:
                             return rec.offset
+            except BadBatch as exc:
+                raise CorruptionError(f"corruption in {seg.path} at position {exc.position}: {exc.reason}",
+                                      path=seg.path, position=exc.position) from None
             finally:
                 seg.close()
         return None
