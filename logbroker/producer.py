@@ -240,16 +240,26 @@ class Producer:
         return FutureBatchMetadata(topic, partition, ts, batch)
 
     def flush(self, timeout: float | None = None) -> None:
-        """Write every buffered record; afterwards all of them are acknowledged (or failed)."""
+        """Write every buffered record; afterwards all of them are acknowledged (or failed).
+
+        A partition that fails does not stop the others: each is tried, and the first error is
+        raised at the end (the futures say which records it concerns).
+        """
+        first_error: BaseException | None = None
         for topic, batches in self._batches.items():
             for p, batch in enumerate(batches):
                 if batch.records:
-                    self._drain(topic, p)
+                    try:
+                        self._drain(topic, p)
+                    except LogBrokerError as exc:
+                        first_error = first_error or exc
         policy = self._policy_for
         for t in self._topics.values():
             if policy(t).mode == "interval":
                 for p in list(t._logs):
                     t.log(p).flush()
+        if first_error is not None:
+            raise first_error
 
     def close(self, timeout: float | None = None) -> None:
         if self._closed:

@@ -88,3 +88,32 @@ def test_send_json_stores_the_encoded_value_as_given(tmp_path):
     assert record.value == {"a": [1, 2.5, "x"]} and record.key == "k"
     [raw] = broker.topic("t").reader(0).read(0, 10, raw=True)
     assert raw.value == b'{"a": [1, 2.5, "x"]}'
+
+
+def test_a_partition_that_fails_does_not_stop_flush_from_writing_the_others(tmp_path):
+    import errno
+
+    from logbroker import DiskFullError, fsutil
+
+    broker = Broker(tmp_path)
+    broker.create_topic("t", 2)
+    producer = Producer(tmp_path, batch_size=1 << 30)
+    doomed = producer.send("t", "p0", partition=0)
+    fine = producer.send("t", "p1", partition=1)
+
+    def partition_0_is_full(op, target):
+        if op == "write" and "t-0" in str(target):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    fsutil.fault_hook = partition_0_is_full
+    try:
+        with pytest.raises(DiskFullError):
+            producer.flush()
+    finally:
+        fsutil.fault_hook = None
+    assert _values(broker, "t", 1) == ["p1"]  # written by the flush that raised, before any get()
+    assert fine.done() and fine.get().offset == 0
+    with pytest.raises(DiskFullError):
+        doomed.get()
+    producer.close()
+    assert _values(broker, "t", 0) == []
