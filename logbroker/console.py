@@ -68,14 +68,32 @@ def consume(data_dir: str | None, topic: str, sink: Callable[[Record, int], None
                 if timeout_ms is not None and (time.monotonic() - idle_since) * 1000 >= timeout_ms:
                     break
                 continue
-            for records in batch.values():
+            for tp, records in batch.items():
                 for record in records:
+                    try:
+                        sink(record, count + 1)
+                    except BaseException:
+                        # Ctrl+C or a closed pipe mid-batch: this record and the rest of the batch
+                        # were not handed over, so the commit on close must not cover them.
+                        _rewind(consumer, batch, tp, record.offset)
+                        raise
                     count += 1
-                    sink(record, count)
             idle_since = time.monotonic()
     except KeyboardInterrupt:
         pass
     finally:
         consumer.close()
     return count
+
+
+def _rewind(consumer: Consumer, batch: dict, stopped_tp, stopped_offset: int) -> None:
+    """Move positions back to the first record the sink did not finish, in every partition of the
+    batch (those after ``stopped_tp`` were not reached at all)."""
+    reached = False
+    for tp, records in batch.items():
+        if tp == stopped_tp:
+            consumer.seek(tp.topic, tp.partition, stopped_offset)
+            reached = True
+        elif reached:
+            consumer.seek(tp.topic, tp.partition, records[0].offset)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections import deque
 from typing import Any, Iterable, Iterator, NamedTuple
@@ -42,6 +43,8 @@ from .topic import TOPIC_FILE, Topic
 __all__ = ["Consumer", "TopicPartition", "OffsetAndTimestamp", "RESET_POLICIES"]
 
 RESET_POLICIES = ("latest", "earliest", "none")
+MIN_SESSION_TIMEOUT_MS = 100
+_CLIENT_ID = re.compile(r"[a-zA-Z0-9._-]{1,64}")
 _MIN_SLEEP = 0.0005
 _MAX_SLEEP = 0.005
 _IDLE_CAP = 0.02
@@ -106,9 +109,12 @@ class Consumer:
         if auto_offset_reset not in RESET_POLICIES:
             raise InvalidConfigError(f"auto_offset_reset must be one of {', '.join(RESET_POLICIES)}, "
                                      f"not {auto_offset_reset!r}")
-        if max_poll_records < 1 or session_timeout_ms < 1 or auto_commit_interval_ms < 0:
-            raise InvalidConfigError("max_poll_records and session_timeout_ms must be >= 1, "
-                                     "auto_commit_interval_ms >= 0")
+        if max_poll_records < 1 or session_timeout_ms < MIN_SESSION_TIMEOUT_MS or auto_commit_interval_ms < 0:
+            raise InvalidConfigError(f"max_poll_records must be >= 1, session_timeout_ms >= {MIN_SESSION_TIMEOUT_MS} "
+                                     f"(heartbeats come every 20 ms at the most), auto_commit_interval_ms >= 0")
+        if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
+            raise InvalidConfigError(f"client_id {client_id!r} must be 1 to 64 letters, digits, '.', '_' or '-' "
+                                     f"(it names the member's file)")
         self.data_dir = resolve_data_dir(data_dir, create=False)
         self.group_id = group_id
         if group_id is not None:
@@ -262,6 +268,9 @@ class Consumer:
                 position = self.position(*tp)
             watch = watches[tp]
             if position >= watch.high_watermark and not watch.may_have_data(position):
+                if 0 <= watch.high_watermark < position:
+                    # Beyond the log end (a seek too far): the reset policy decides, as in Kafka.
+                    self._reset(tp, position, "it is beyond the log end offset")
                 continue  # the idle path: one pread per partition
             reader = self._readers[tp]
             start = read_log_start(reader.directory, tp.topic, tp.partition)  # one small read, only with data
@@ -461,8 +470,10 @@ class Consumer:
     def __enter__(self) -> "Consumer":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc: object) -> None:
+        # Leaving the block by an exception: the records being handled were not processed, so
+        # they must not be committed (at-least-once); a clean exit commits as close() does.
+        self.close(autocommit=exc_type is None)
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import fsutil
-from .errors import CommitFailedError, CorruptionError
+from .errors import CommitFailedError, CorruptionError, GroupError
 from .offsets import CommittedOffset, GroupPaths, OffsetStore, decode_line, encode_line
 
 __all__ = ["GroupMember", "MemberStatus", "Heartbeat", "Generation", "range_assign", "scan_members",
@@ -79,6 +79,8 @@ class Heartbeat:
         line = encode_line({"member": self.member, "pid": self.pid, "host": self.host, "boot_id": self.boot_id,
                             "session_timeout_ms": self.session_timeout_ms, "monotonic_ns": self.monotonic_ns,
                             "wall_ms": self.wall_ms, "client_id": self.client_id})
+        if len(line) > HEARTBEAT_SIZE:
+            raise GroupError(f"heartbeat of member {self.member} is {len(line)} bytes; the file holds {HEARTBEAT_SIZE}")
         return line[:-1].ljust(HEARTBEAT_SIZE - 1, b" ") + b"\n"
 
     @classmethod
@@ -296,7 +298,7 @@ class GroupMember:
         return sorted(self._held)
 
     def _heartbeat(self, now_ns: int) -> None:
-        hb = Heartbeat(self.member_id, os.getpid(), socket.gethostname(), boot_id(), self.session_timeout_ms,
+        hb = Heartbeat(self.member_id, os.getpid(), socket.gethostname()[:64], boot_id(), self.session_timeout_ms,
                        now_ns, int(time.time() * 1000), self.client_id)
         os.pwrite(self._lock.fd, hb.encode(), 0)
         self._hb_ns = now_ns
