@@ -32,7 +32,7 @@ from typing import Callable
 
 from . import fsutil
 from .errors import CommitFailedError, CorruptionError, GroupError
-from .offsets import CommittedOffset, GroupPaths, OffsetStore, decode_line, encode_line
+from .offsets import GroupLockBusy, CommittedOffset, GroupPaths, OffsetStore, decode_line, encode_line
 
 __all__ = ["GroupMember", "MemberStatus", "Heartbeat", "Generation", "range_assign", "scan_members",
            "read_generation", "partition_owner", "DEFAULT_SESSION_TIMEOUT_MS", "CHECK_INTERVAL_S", "boot_id"]
@@ -43,6 +43,7 @@ __all__ = ["GroupMember", "MemberStatus", "Heartbeat", "Generation", "range_assi
 DEFAULT_SESSION_TIMEOUT_MS = 10_000
 #: How often a member scans the members directory (so takeover after kill -9 is ~0.1-0.2 s).
 CHECK_INTERVAL_S = 0.1
+_CHECK_LOCK_WAIT_S = 0.05  # how long a poll waits for the group lock before trying again next poll
 HEARTBEAT_SIZE = 512
 JOINING_SUFFIX = ".joining"
 MEMBER_SUFFIX = ".lock"
@@ -278,6 +279,15 @@ class GroupMember:
         fsutil.rename_durably(joining, self._path)  # the lock follows the inode
         self._last_check = 0
 
+    def _still_registered(self) -> bool:
+        """Whether our member file is still the one we hold the lock on."""
+        try:
+            st = os.stat(self._path)
+        except FileNotFoundError:
+            return False
+        own = os.fstat(self._lock.fd)
+        return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
+
     def leave(self) -> None:
         """Release every partition and the member file; tell the others by bumping the generation."""
         for partition in list(self._held):
@@ -325,6 +335,12 @@ class GroupMember:
                         (now - self._hb_ns) / 1e9, self.session_timeout_ms, lost)
             for partition in lost:
                 self._release(partition)
+            if not self._still_registered():
+                # The group was deleted (or our file removed) while we were stalled: join afresh,
+                # or we would keep writing ourselves into generations nobody else can see.
+                self._lock.close()
+                self._lock = None
+                self.join()
             self._heartbeat(now)
             force = True
         elif now - self._hb_ns >= self._hb_interval_ns:
@@ -340,8 +356,13 @@ class GroupMember:
         generation = read_generation(self.paths, self.topic)
         live = self._live_ids()
         if tuple(live) != generation.members:
-            with self.paths.locked():
-                generation = self._update_generation(self.member_id)
+            try:
+                with self.paths.locked(timeout_s=_CHECK_LOCK_WAIT_S):
+                    generation = self._update_generation(self.member_id)
+            except GroupLockBusy as exc:
+                # Keep consuming what we own; the group changes when the lock comes free.
+                log.warning("%s", exc)
+                return [], lost, []
         self.generation = generation.generation
         target = set(range_assign(generation.members, self._partitions_fn()).get(self.member_id, []))
         revoked = sorted(set(self._held) - target)
@@ -353,12 +374,15 @@ class GroupMember:
         acquired = []
         wanted = sorted(target - set(self._held))
         if wanted:
-            with self.paths.locked():
-                current = read_generation(self.paths, self.topic)
-                mine = set(range_assign(current.members, self._partitions_fn()).get(self.member_id, []))
-                for partition in wanted:
-                    if partition in mine and self._acquire(partition):
-                        acquired.append(partition)
+            try:
+                with self.paths.locked(timeout_s=_CHECK_LOCK_WAIT_S):
+                    current = read_generation(self.paths, self.topic)
+                    mine = set(range_assign(current.members, self._partitions_fn()).get(self.member_id, []))
+                    for partition in wanted:
+                        if partition in mine and self._acquire(partition):
+                            acquired.append(partition)
+            except GroupLockBusy as exc:
+                log.warning("%s", exc)
         return revoked, lost, acquired
 
     def _live_ids(self) -> list[str]:
@@ -447,20 +471,23 @@ class GroupMember:
                 f"within session.timeout.ms={self.session_timeout_ms}, so its partitions may have moved; "
                 f"it rejoins on its next poll", topic=self.topic, group=self.paths.group)
         now_ms = int(time.time() * 1000)
-        with self.paths.locked():
-            generation = read_generation(self.paths, self.topic)
-            if self.member_id not in generation.members:
-                self._last_check = 0
-                raise CommitFailedError(
-                    f"commit rejected: member {self.member_id} is not in generation {generation.generation} "
-                    f"of group {self.paths.group!r} (it was expired); it rejoins on its next poll",
-                    topic=self.topic, group=self.paths.group)
-            for partition in offsets:
-                if not self._owns(partition):
+        try:
+            with self.paths.locked(timeout_s=self.session_timeout_ms / 2000):
+                generation = read_generation(self.paths, self.topic)
+                if self.member_id not in generation.members:
                     self._last_check = 0
                     raise CommitFailedError(
-                        f"commit rejected: partition {self.topic}-{partition} is not owned by member "
-                        f"{self.member_id} in generation {generation.generation} of group {self.paths.group!r}",
-                        topic=self.topic, partition=partition, group=self.paths.group)
-            self.store.commit({p: CommittedOffset(o, generation.generation, self.member_id, now_ms)
-                               for p, o in offsets.items()})
+                        f"commit rejected: member {self.member_id} is not in generation {generation.generation} "
+                        f"of group {self.paths.group!r} (it was expired); it rejoins on its next poll",
+                        topic=self.topic, group=self.paths.group)
+                for partition in offsets:
+                    if not self._owns(partition):
+                        self._last_check = 0
+                        raise CommitFailedError(
+                            f"commit rejected: partition {self.topic}-{partition} is not owned by member "
+                            f"{self.member_id} in generation {generation.generation} of group {self.paths.group!r}",
+                            topic=self.topic, partition=partition, group=self.paths.group)
+                self.store.commit({p: CommittedOffset(o, generation.generation, self.member_id, now_ms)
+                                   for p, o in offsets.items()})
+        except GroupLockBusy as exc:
+            raise CommitFailedError(f"commit not done: {exc}", topic=self.topic, group=self.paths.group) from None

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ import orjson
 
 from . import fsutil
 from .config import validate_group_name
-from .errors import CorruptionError
+from .errors import CorruptionError, GroupError
 
 __all__ = ["CommittedOffset", "OffsetStore", "GroupPaths", "OFFSETS_FORMAT", "encode_line", "decode_line"]
 
@@ -70,6 +71,10 @@ def decode_line(data: bytes) -> dict | None:
     return body
 
 
+class GroupLockBusy(GroupError):
+    """The group lock stayed taken past a caller's deadline (its holder may be stopped)."""
+
+
 class GroupPaths:
     """Where the files of ``group`` on the topic in ``topic_dir`` live."""
 
@@ -104,11 +109,24 @@ class GroupPaths:
         return os.path.join(self.partitions, f"{partition}.lock")
 
     @contextmanager
-    def locked(self) -> Iterator[None]:
-        """Hold the group lock (a fresh descriptor, so it never nests with another holder's)."""
+    def locked(self, timeout_s: float | None = None) -> Iterator[None]:
+        """Hold the group lock (a fresh descriptor, so it never nests with another holder's).
+
+        With ``timeout_s``, give up after that long with :class:`GroupLockBusy`: a member must not
+        freeze inside ``poll`` because another process was stopped (Ctrl+Z, SIGSTOP) holding it.
+        """
         lock = fsutil.FileLock(self.lock)
         try:
-            lock.acquire()
+            if timeout_s is None:
+                lock.acquire()
+            else:
+                deadline = time.monotonic() + timeout_s
+                while not lock.acquire(blocking=False):
+                    if time.monotonic() >= deadline:
+                        raise GroupLockBusy(f"the lock of group {self.group!r} ({self.lock}) has been held by "
+                                            f"another process for {timeout_s:.2f} s; is one stopped?",
+                                            group=self.group)
+                    time.sleep(0.002)
             yield
         finally:
             lock.close()

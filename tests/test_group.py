@@ -276,3 +276,60 @@ def test_replay_returns_exactly_the_requested_range_and_touches_no_offsets(reset
         offsets(from_offset=2)
     with Consumer("t", data_dir=reset_topic, group_id="g", enable_auto_commit=False) as c:
         assert c.committed("t", 0) == 12
+
+
+def test_a_stalled_member_whose_group_was_deleted_rejoins_and_the_generation_settles(topic6):
+    b = member_of(topic6, session_timeout_ms=1000)
+    settle(b)
+    stall(b, 2)
+    delete_group(topic6, "g")  # allowed: b is expired
+    a = member_of(topic6, session_timeout_ms=1000)
+    settle(a, b)
+    paths = GroupPaths(os.path.join(topic6, "t"), "g")
+    first = read_generation(paths)
+    settle(a, b, rounds=5)
+    assert read_generation(paths) == first  # no churn: every member sees every other
+    members = sorted(name.split(".")[0] for name in os.listdir(paths.members))
+    assert members == sorted([a.member_id, b.member_id])
+    assert sorted(parts(a) + parts(b)) == [0, 1, 2, 3, 4, 5]
+    a.close(), b.close()
+
+
+def test_a_member_polls_and_fails_its_commit_promptly_while_a_stopped_process_holds_the_group_lock(topic6):
+    import signal
+    import subprocess
+    import sys
+
+    a = member_of(topic6, session_timeout_ms=1000)
+    settle(a)
+    paths = GroupPaths(os.path.join(topic6, "t"), "g")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, signal\n"
+        f"fd = os.open({paths.lock!r}, os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('held', flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGSTOP)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        for _ in range(5):
+            a.poll(timeout_ms=20)
+        assert time.monotonic() - started < 3  # it used to block in poll until the holder died
+        import threading
+        outcome = []
+
+        def commit():
+            try:
+                a.commit({("t", parts(a)[0]): 0})
+                outcome.append("committed")
+            except CommitFailedError as exc:
+                outcome.append(str(exc))
+        worker = threading.Thread(target=commit, daemon=True)
+        worker.start()
+        worker.join(5)  # it used to wait for the lock forever
+        assert outcome and "held by another process" in outcome[0]
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    a.commit({("t", parts(a)[0]): 0})  # the lock is free again
+    a.close()
