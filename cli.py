@@ -59,6 +59,15 @@ def print_json(obj: object) -> None:
     sys.stdout.flush()
 
 
+def print_names(names: list[str], json: bool) -> None:
+    """A list command's output: one name per line, or a JSON array."""
+    if json:
+        print_json(names)
+    else:
+        for n in names:
+            typer.echo(n)
+
+
 @app.callback()
 def _main(
     data_dir: Annotated[Optional[str], typer.Option(
@@ -90,12 +99,7 @@ def topics_create(
 @topics_app.command("list")
 def topics_list(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List topics.  Example: logbroker topics list"""
-    names = broker().list_topics()
-    if json:
-        print_json(names)
-    else:
-        for n in names:
-            typer.echo(n)
+    print_names(broker().list_topics(), json)
 
 
 @topics_app.command("describe")
@@ -294,12 +298,7 @@ def replay(
 def groups_list(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List consumer groups.  Example: logbroker groups list"""
     from logbroker.admin import list_groups
-    names = list_groups(broker().data_dir)
-    if json:
-        print_json(names)
-    else:
-        for n in names:
-            typer.echo(n)
+    print_names(list_groups(broker().data_dir), json)
 
 
 @groups_app.command("describe")
