@@ -30,7 +30,6 @@ import fcntl
 import os
 import secrets
 import stat
-import time
 from dataclasses import dataclass
 
 from .errors import DiskFullError, FsyncError, InvalidConfigError, StorageError, UnsafePathError
@@ -273,7 +272,3 @@ def try_lock_path(path: str) -> FileLock | None:
         return lock
     lock.close()
     return None
-
-
-def monotonic_ms() -> int:
-    return int(time.monotonic() * 1000)

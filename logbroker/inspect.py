@@ -12,7 +12,6 @@ import os
 import re
 from typing import Any
 
-import orjson
 
 from .checkpoint import STATE_NAME, StateFile
 from .index import INDEX_ENTRY, TIME_ENTRY
@@ -185,7 +184,3 @@ def _inspect_partition(directory: str, with_records: bool) -> dict[str, Any]:
         out["problems"].extend(seg["problems"])
     out["ok"] = not out["problems"]
     return out
-
-
-def to_json(report: dict[str, Any]) -> bytes:
-    return orjson.dumps(report, option=orjson.OPT_INDENT_2)

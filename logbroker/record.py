@@ -18,7 +18,7 @@ import math
 import zlib
 from operator import itemgetter, methodcaller
 from types import MappingProxyType
-from typing import Any, Iterable
+from typing import Any
 
 import orjson
 
@@ -56,14 +56,6 @@ class Record:
         self.topic = topic
         self.partition = partition
         self._d = fields
-
-    @classmethod
-    def of(cls, topic: str, partition: int, offset: int, timestamp: int, key: str | None,
-           headers: dict | None, value: Any) -> "Record":
-        fields = {"offset": offset, "timestamp": timestamp, "key": key, "value": value}
-        if headers:
-            fields["headers"] = headers
-        return cls(topic, partition, fields)
 
     offset = property(lambda self: self._d["offset"], doc="The record's offset in its partition.")
     timestamp = property(lambda self: self._d["timestamp"], doc="Milliseconds since the epoch.")
@@ -345,7 +337,3 @@ def parse_line(line: bytes) -> dict:
     if b"%08x" % _crc32(line[PREFIX_LEN:].rstrip(b"\n")) != line[8:16]:
         raise ValueError("line checksum mismatch")
     return _loads(line)
-
-
-def records_from_lines(lines: Iterable[bytes]) -> list[dict]:
-    return [parse_line(line) for line in lines]

@@ -18,7 +18,7 @@ from .record import BadBatch, BatchStatus, decode_batch
 
 __all__ = [
     "log_name", "index_name", "timeindex_name", "list_segments", "iter_batches", "scan_segment",
-    "ScanResult", "CHUNK", "first_timestamp", "valid_batch_after",
+    "ScanResult", "CHUNK", "valid_batch_after",
 ]
 
 CHUNK = 1 << 20
@@ -95,7 +95,6 @@ class ScanResult:
     error: str | None = None
     incomplete: bool = False
     corrupt: bool = False
-    corrupt_offset: int | None = None
     records: int = field(default=0)
 
 
@@ -117,7 +116,6 @@ def scan_segment(fd: int, base_offset: int, limit: int, index_interval: int,
             if first["offset"] != expected:
                 result.error = f"offset {first['offset']} where {expected} was expected"
                 result.corrupt = True
-                result.corrupt_offset = expected
                 return result
             batch = first.get("batch")
             count = batch["count"] if batch else 1
@@ -173,15 +171,3 @@ def valid_batch_after(fd: int, pos: int, limit: int) -> bool:
             i = data.find(marker, i + 1)
         pos += max(len(data) - len(marker), 1)
     return False
-
-
-def first_timestamp(fd: int, limit: int) -> int:
-    """Timestamp of the first record of a segment, or -1 when it is empty."""
-    if limit <= 0:
-        return -1
-    try:
-        for buf, s, first, rest, end, fpos in iter_batches(fd, 0, limit):
-            return first["timestamp"]
-    except BadBatch:
-        return -1
-    return -1
