@@ -242,6 +242,11 @@ class Consumer:
             self._maintain()
             began = time.perf_counter()
             chunks = self._fetch(max_records)
+            if chunks and any(m.expired() for m in self._members.values()):
+                # Stalled (SIGSTOP, a long pause) between the membership check and the fetch: these
+                # partitions may belong to another member by now, so hand nothing of them out.
+                stale = {topic for topic, m in self._members.items() if m.expired()}
+                chunks = [(tp, recs) for tp, recs in chunks if tp.topic not in stale]
             if chunks:
                 self._sleep = _MIN_SLEEP
                 return chunks
@@ -495,8 +500,12 @@ class Consumer:
         return t.partitions
 
     def _drop_topic(self, name: str) -> None:
-        member = self._members.pop(name, None)
+        member = self._members.get(name)
         if member is not None:
+            if not self._closed:
+                # Unsubscribing hands the partitions back: commit them first, as a rebalance does.
+                self._on_revoke(name, member.owned)
+            del self._members[name]
             member.leave()
         for tp in [tp for tp in self._readers if tp.topic == name]:
             self._remove(tp)

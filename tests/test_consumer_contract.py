@@ -90,3 +90,13 @@ def test_a_client_id_that_cannot_name_a_file_is_refused(topic10, client_id):
 def test_a_session_timeout_shorter_than_the_heartbeat_floor_is_refused(topic10):
     with pytest.raises(InvalidConfigError, match="session_timeout_ms"):
         Consumer("t", data_dir=topic10, group_id="g", session_timeout_ms=10)
+
+
+def test_unsubscribing_commits_the_positions_it_hands_back(topic10):
+    consumer = Consumer("t", data_dir=topic10, group_id="g", auto_offset_reset="earliest",
+                        auto_commit_interval_ms=3_600_000)
+    got = [r.offset for records in consumer.poll(timeout_ms=500, max_records=3).values() for r in records]
+    assert got == [0, 1, 2]
+    consumer.unsubscribe()
+    assert consumer.committed("t", 0) == 3
+    consumer.close()
