@@ -277,12 +277,8 @@ def replay(
     count = 0
     progress = _progress("replayed") if progress_enabled() else (lambda n: None)
     if to_topic is not None:
-        from logbroker.producer import Producer
-        with Producer(broker().data_dir, batch_size=256 * 1024) as producer:
-            for r in records:
-                producer.send(to_topic, r.value, key=r.key, timestamp_ms=r.timestamp, headers=r.headers or None)
-                count += 1
-                progress(count)
+        from logbroker.admin import republish
+        count = republish(broker().data_dir, records, to_topic, on_progress=progress)
         err(f"Replayed {count} records from {topic} into {to_topic}")
         return
     write = _record_writer(format)

@@ -21,7 +21,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterator, NamedTuple
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 from . import fsutil
 from .broker import Broker
@@ -337,3 +337,19 @@ def replay(data_dir: str | None, topic: str, from_offset: int | None = None, to_
 
 def _bound_ms(value: int | str | None) -> int | None:
     return parse_datetime_ms(value) if isinstance(value, str) else value
+
+
+def republish(data_dir: str | None, records: Iterable[Record], to_topic: str,
+              on_progress: Callable[[int], None] | None = None) -> int:
+    """Append ``records`` (e.g. from :func:`replay`) to ``to_topic`` with their keys, headers and
+    timestamps, partitioned by key as a producer would; returns how many."""
+    from .producer import Producer
+    count = 0
+    with Producer(data_dir, batch_size=256 * 1024) as producer:
+        for r in records:
+            producer.send(to_topic, r.value, key=r.key, timestamp_ms=r.timestamp, headers=dict(r.headers) or None)
+            count += 1
+            if on_progress is not None:
+                on_progress(count)
+    return count
+

@@ -120,3 +120,17 @@ def test_two_groups_each_get_every_record_and_one_group_resumes_where_it_stopped
     got_a = first.stdout.decode().split() + rest.stdout.decode().split()
     assert sorted(got_a) == sorted(f'{{"n":{i}}}' for i in range(12))
     assert sorted(other.stdout.decode().split()) == sorted(got_a)
+
+
+def test_replay_to_another_topic_keeps_keys_timestamps_and_order(tmp_path):
+    import orjson
+
+    assert run("topics", "create", "src", "--partitions", "1", data_dir=tmp_path).returncode == 0
+    assert run("publish", "src", "--key", "k", data_dir=tmp_path, input=b'{"a": 1}\n{"a": 2}\n').returncode == 0
+    done = run("replay", "src", "--from-offset", "0", "--to-topic", "dst", data_dir=tmp_path)
+    assert done.returncode == 0 and "Replayed 2 records from src into dst" in done.stderr.decode()
+    src = [orjson.loads(line) for line in run("consume", "src", "--from-beginning", "--timeout-ms", "300",
+                                               "--format", "envelope", data_dir=tmp_path).stdout.splitlines()]
+    dst = [orjson.loads(line) for line in run("consume", "dst", "--from-beginning", "--timeout-ms", "300",
+                                               "--format", "envelope", data_dir=tmp_path).stdout.splitlines()]
+    assert [(r["key"], r["timestamp"], r["value"]) for r in dst] == [(r["key"], r["timestamp"], r["value"]) for r in src]
