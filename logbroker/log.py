@@ -171,7 +171,6 @@ class PartitionLog:
         results = []
         with self._locked():
             state = self._writer_state()
-            synced_to = None
             # What an error undoes: the batches of this call since ``undo`` (a roll makes the
             # ones before it durable and recorded, so they stay and are reported in ``appended``).
             undo, kept = state, 0
@@ -194,11 +193,9 @@ class PartitionLog:
                 exc.appended = results[:kept]
                 raise
             if policy.visible_before_sync:
-                synced_to = state
+                state = _with_hw(state)
             elif policy.due(self._last_sync, time.monotonic()):
                 self._sync(self._active.log, self._active.log_path)
-                synced_to = state
-            if synced_to is not None:
                 state = _with_hw(state)
             self._state_file.write(state)
         return results
@@ -238,12 +235,8 @@ class PartitionLog:
                 raise
 
     def _sync(self, fd: int, path: str) -> None:
-        try:
-            fsutil.sync_file(fd, path)
-        except Exception as exc:
-            self._fenced = (f"partition {self.topic}-{self.partition} refuses appends after a failed fsync "
-                            f"({exc}); reopen it to recover")
-            raise
+        """fdatasync (lock held: a failure fences the partition through ``_locked``)."""
+        fsutil.sync_file(fd, path)
         self._last_sync = time.monotonic()
 
     def _write_batch(self, state: PartitionState, data: bytes, count: int, first_ts: int,
