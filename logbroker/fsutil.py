@@ -16,8 +16,8 @@ Rules (see RELIABILITY.md in the project for why each exists):
   which is what makes kill -9 of a producer or consumer safe.
 - **Paths never follow symlinks** below the data directory: :func:`open_dir_nofollow` and
   :func:`check_not_symlink` refuse them.
-- **Short writes are undone.** :func:`append_all` writes one buffer with one ``write`` (so concurrent
-  writers' bytes never interleave); if the kernel writes less (disk full) the file is truncated back
+- **Short writes are undone.** :func:`append_all` writes a batch with one ``write``/``writev`` call (so
+  concurrent writers' bytes never interleave); if the kernel writes less (disk full) the file is truncated back
   to its previous size before the error is raised.
 
 The fsync policy (``always``, ``interval``, ``never``) is decided here too: :class:`FsyncPolicy`.
@@ -31,6 +31,7 @@ import os
 import secrets
 import stat
 from dataclasses import dataclass
+from typing import Sequence
 
 from .errors import DiskFullError, FsyncError, InvalidConfigError, StorageError, UnsafePathError
 
@@ -138,26 +139,29 @@ def atomic_write(path: str, data: bytes) -> None:
     sync_dir(directory)
 
 
-def append_all(fd: int, data: bytes, path: str = "?") -> None:
-    """Write ``data`` with one ``write`` at the end of ``fd`` (opened O_APPEND).
+def append_all(fd: int, data: bytes | Sequence[bytes], path: str = "?") -> None:
+    """Write ``data`` (bytes, or a sequence of bytes: one ``writev``) with one call at the end of
+    ``fd`` (opened O_APPEND).
 
     A short write or a failed write truncates the file back to its size before the call, so the
     file only ever holds whole batches; disk-full conditions raise :class:`DiskFullError`.
     """
+    parts = (data,) if isinstance(data, bytes) else data
+    size = sum(map(len, parts))
     before = os.fstat(fd).st_size
     try:
         _inject("write", path)
-        written = os.write(fd, data)
+        written = os.writev(fd, parts)
     except OSError as exc:
         _truncate_back(fd, before)
         if exc.errno in _DISK_FULL:
             raise DiskFullError(f"disk full while writing {path}: {exc.strerror}", path=path) from exc
         raise StorageError(f"write failed on {path}: {exc.strerror or exc}", path=path) from exc
-    if written != len(data):
+    if written != size:
         # Never loop on a short write: another writer could slip in between the pieces.
         _truncate_back(fd, before)
         raise DiskFullError(
-            f"short write on {path} ({written} of {len(data)} bytes): disk full? nothing was kept",
+            f"short write on {path} ({written} of {size} bytes): disk full? nothing was kept",
             path=path,
         )
 

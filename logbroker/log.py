@@ -23,9 +23,8 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from operator import itemgetter
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 from . import fsutil
 from .checkpoint import PartitionState, StateFile, read_log_start, write_log_start
@@ -34,7 +33,7 @@ from .errors import CorruptionError, FencedError, FsyncError, LogBrokerError, Re
 from .fsutil import FsyncPolicy
 from .index import IndexEntries, load_index
 from .policy import SegmentInfo, segments_to_delete, should_roll
-from .record import BadBatch, PendingRecord, encode_batch
+from .record import BadBatch, EncodedBatch, PendingRecord, encode_records, encode_values
 from .segment import (index_name, iter_batches, list_segments, log_name, scan_segment, timeindex_name,
                       valid_batch_after)
 
@@ -154,39 +153,47 @@ class PartitionLog:
         """
         if not records:
             return []
+        limit = self.config.max_message_bytes
+        return self._append(lambda base: encode_records(base, records, limit), policy)
+
+    def append_values(self, values: list, timestamp: int, key_json: bytes, headers_json: bytes,
+                      policy: FsyncPolicy | None = None) -> list[AppendResult]:
+        """:meth:`append` for values not encoded yet that share one timestamp, key and headers.
+
+        The values are serialized under the partition lock, straight into their lines (see
+        :func:`~logbroker.record.encode_values`): the bulk path of ``Producer.send_batch``. A value
+        JSON cannot hold raises InvalidRecordError and nothing is written.
+        """
+        if not values:
+            return []
+        limit = self.config.max_message_bytes
+        return self._append(lambda base: encode_values(base, values, timestamp, key_json, headers_json, limit),
+                            policy)
+
+    def _append(self, encode: Callable[[int], list[EncodedBatch]], policy: FsyncPolicy | None) -> list[AppendResult]:
+        """Write the batches ``encode(log end offset)`` returns, under the lock; all or nothing,
+        except that batches made durable by a roll stay (reported in the error's ``appended``)."""
         if self._fenced:
             raise FencedError(self._fenced, topic=self.topic, partition=self.partition)
-        limit = self.config.max_message_bytes
-        sizes = list(map(_size_of, records))
-        if sum(sizes) <= limit:
-            groups = [records]  # the usual case: one batch, no record can be too large
-        else:
-            for r, size in zip(records, sizes):
-                if size > limit:
-                    raise RecordTooLargeError(
-                        f"record of about {size} bytes is larger than max.message.bytes={limit} "
-                        f"(topic {self.topic}, partition {self.partition})", topic=self.topic)
-            groups = _group_by_size(records, limit)
         policy = policy or FsyncPolicy(self.config.fsync, self.config.flush_ms)
         results = []
         with self._locked():
             state = self._writer_state()
+            try:
+                batches = encode(state.log_end_offset)
+            except RecordTooLargeError as exc:
+                raise RecordTooLargeError(f"{exc} (topic {self.topic}, partition {self.partition})",
+                                          topic=self.topic) from None
             # What an error undoes: the batches of this call since ``undo`` (a roll makes the
             # ones before it durable and recorded, so they stay and are reported in ``appended``).
             undo, kept = state, 0
             try:
-                for group in groups:
-                    data, max_ts = encode_batch(state.log_end_offset, group)
-                    if len(data) > limit and len(group) == 1:
-                        raise RecordTooLargeError(
-                            f"record of {len(data)} bytes is larger than max.message.bytes={limit}",
-                            topic=self.topic)
-                    if should_roll(self.config, state.log_end_position, len(data), state.first_timestamp, max_ts):
+                for parts, nbytes, count, first_ts, max_ts in batches:
+                    if should_roll(self.config, state.log_end_position, nbytes, state.first_timestamp, max_ts):
                         state = self._roll(state)
                         undo, kept = state, len(results)
-                    state = self._write_batch(state, data, len(group), group[0].timestamp, max_ts)
-                    results.append(AppendResult(self.partition, state.log_end_offset - len(group), len(group),
-                                                group[0].timestamp))
+                    state = self._write_batch(state, parts, nbytes, count, first_ts, max_ts)
+                    results.append(AppendResult(self.partition, state.log_end_offset - count, count, first_ts))
             except LogBrokerError as exc:
                 if len(results) > kept and not isinstance(exc, FsyncError):
                     self._undo(undo)
@@ -239,11 +246,11 @@ class PartitionLog:
         fsutil.sync_file(fd, path)
         self._last_sync = time.monotonic()
 
-    def _write_batch(self, state: PartitionState, data: bytes, count: int, first_ts: int,
-                     max_ts: int) -> PartitionState:
+    def _write_batch(self, state: PartitionState, parts: tuple[bytes, ...], nbytes: int, count: int,
+                     first_ts: int, max_ts: int) -> PartitionState:
         active = self._active
         position = state.log_end_position
-        fsutil.append_all(active.log, data, active.log_path)
+        fsutil.append_all(active.log, parts, active.log_path)
         last_index = state.last_index_position
         if position - last_index > self.config.index_interval_bytes:
             idx, tidx = IndexEntries.encode_entry(active.base, state.log_end_offset, position, state.max_timestamp)
@@ -259,7 +266,7 @@ class PartitionLog:
         return PartitionState(
             active_base=active.base,
             log_end_offset=state.log_end_offset + count,
-            log_end_position=position + len(data),
+            log_end_position=position + nbytes,
             last_batch_position=position,
             high_watermark=state.high_watermark,
             hw_position=state.hw_position,
@@ -573,19 +580,3 @@ def _with_hw(state: PartitionState) -> PartitionState:
                           state.last_index_position, state.max_timestamp, state.first_timestamp)
 
 
-_size_of = itemgetter(4)  # PendingRecord.size
-
-
-def _group_by_size(records: list[PendingRecord], limit: int) -> list[list[PendingRecord]]:
-    """Split records into runs whose encoded size stays under ``limit`` (one batch each)."""
-    groups: list[list[PendingRecord]] = []
-    current: list[PendingRecord] = []
-    size = 0
-    for r in records:
-        if current and size + r.size > limit:
-            groups.append(current)
-            current, size = [], 0
-        current.append(r)
-        size += r.size
-    groups.append(current)
-    return groups

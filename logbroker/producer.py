@@ -13,8 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from functools import partial
-from itertools import repeat
-from operator import add, itemgetter
+from operator import itemgetter
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,13 +23,12 @@ from .config import DEFAULT_PARTITIONS
 from .errors import LogBrokerError, RecordTooLargeError, UnknownTopicError
 from .fsutil import FsyncPolicy
 from .partitioner import Partitioner
-from .record import PendingRecord, _has_non_finite, check_timestamp
+from .record import PendingRecord, _has_non_finite, check_timestamp, dumps_kept, encode_headers, encode_key
 from .topic import Topic
 
 __all__ = ["Producer", "RecordMetadata", "FutureRecordMetadata", "FutureBatchMetadata"]
 
 log = logging.getLogger("logbroker")
-_dumps = orjson.dumps
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,17 +91,17 @@ class FutureRecordMetadata(tuple):
 class FutureBatchMetadata:
     """The result of ``send_batch``: already written when returned (or the call raised)."""
 
-    __slots__ = ("topic", "partition", "timestamp", "_batch")
+    __slots__ = ("topic", "partition", "timestamp", "_batch", "_count")
 
-    def __init__(self, topic: str, partition: int, timestamp: int, batch: _Batch) -> None:
-        self.topic, self.partition, self.timestamp, self._batch = topic, partition, timestamp, batch
+    def __init__(self, topic: str, partition: int, timestamp: int, batch: _Batch, count: int) -> None:
+        self.topic, self.partition, self.timestamp, self._batch, self._count = topic, partition, timestamp, batch, count
 
     @property
     def base_offset(self) -> int:
-        return self._batch.offset_of(0) if self._batch.records else -1
+        return self._batch.offset_of(0) if self._count else -1
 
     def __len__(self) -> int:
-        return len(self._batch.records)
+        return self._count
 
     def done(self) -> bool:
         return True
@@ -111,7 +109,7 @@ class FutureBatchMetadata:
     def get(self, timeout: float | None = None) -> list[RecordMetadata]:
         batch = self._batch
         return [RecordMetadata(self.topic, self.partition, batch.offset_of(i), self.timestamp)
-                for i in range(len(batch.records))]
+                for i in range(self._count)]
 
 
 _new_future = partial(tuple.__new__, FutureRecordMetadata)
@@ -154,7 +152,7 @@ class Producer:
         if key is None and not headers and type(ts) is int and 0 <= ts < 1 << 63:
             # The common case, inlined: what PendingRecord does for a record with no key or headers.
             try:
-                value_json = _dumps(value)
+                value_json = dumps_kept(value)
             except (TypeError, orjson.JSONEncodeError):
                 value_json = None
             if value_json is None or (b"null" in value_json and _has_non_finite(value)):
@@ -213,31 +211,24 @@ class Producer:
         All records share ``key``, ``headers`` and the timestamp; they go to ``partition``, else to
         the key's partition, else to the next partition in turn (the whole batch to one partition,
         as Kafka's sticky partitioner does). Records buffered by ``send`` for that partition are
-        written first, so order is kept. Returns one future for the whole batch.
+        written first, so order is kept. Each value is serialized straight into its line under the
+        partition lock; a value JSON cannot hold fails the whole call and nothing of it is written.
+        Returns one future for the whole batch.
         """
         batches, partition = self._route(topic, key, partition)
         ts = int(time.time() * 1000) if timestamp_ms is None else check_timestamp(timestamp_ms)
-        if key is None and not headers:
-            try:
-                encoded = list(map(_dumps, values))
-            except (TypeError, orjson.JSONEncodeError):
-                encoded = None
-            # No JSON value ends inside the word null, so one search over the joined values tells
-            # whether any of them needs the NaN walk.
-            if encoded is None or (b"null" in b"\n".join(encoded)
-                                   and any(_has_non_finite(x) for v, x in zip(encoded, values) if b"null" in v)):
-                records = [PendingRecord(ts, key, headers, v) for v in values]  # raises the precise error
-            else:
-                records = list(map(_new_pending, zip(repeat(ts), repeat(b"null"), repeat(b""), encoded,
-                                                     map(add, map(len, encoded), repeat(124)))))
-        else:
-            records = [PendingRecord(ts, key, headers, v) for v in values]
+        key_json, headers_json = encode_key(key), encode_headers(headers)
         if batches[partition].records:
             self._drain(topic, partition)
-        batch = batches[partition]
-        batch.records = records
-        self._drain(topic, partition)
-        return FutureBatchMetadata(topic, partition, ts, batch)
+        batch = _Batch()
+        t = self._topics[topic]
+        try:
+            batch.results = t.log(partition).append_values(values, ts, key_json, headers_json, self._policy_for(t))
+        except BaseException as exc:
+            batch.results = getattr(exc, "appended", None) or []
+            batch.error = exc
+            raise
+        return FutureBatchMetadata(topic, partition, ts, batch, len(values))
 
     def flush(self, timeout: float | None = None) -> None:
         """Write every buffered record; afterwards all of them are acknowledged (or failed).

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+import corrupt
 from logbroker import Broker, InvalidRecordError, Producer, UnknownPartitionError
 
 
@@ -43,6 +44,47 @@ def test_send_batch_with_a_nan_refuses_the_whole_batch_and_writes_nothing(tmp_pa
     with Producer(tmp_path) as producer:
         with pytest.raises(InvalidRecordError, match="NaN"):
             producer.send_batch("t", [1, {"x": [None, math.nan]}, 3], partition=0)
+    assert _values(broker, "t") == []
+
+
+@pytest.mark.parametrize("bad, needle", [
+    ({"x": math.inf}, "index 2 contains NaN or Infinity"),
+    ({"x": {1, 2}}, "index 2 is not storable as JSON"),
+    ([None, -math.inf], "index 2 contains NaN or Infinity"),
+])
+def test_send_batch_names_the_value_it_refuses_and_writes_nothing(tmp_path, bad, needle):
+    broker = Broker(tmp_path)
+    broker.create_topic("t", 1)
+    with Producer(tmp_path) as producer:
+        with pytest.raises(InvalidRecordError, match=needle):
+            producer.send_batch("t", [{"ok": None}, None, bad, "null"], key="null", partition=0)
+        producer.send_batch("t", [{"ok": None}, None, "null"], key="null", partition=0)
+    assert _values(broker, "t") == [{"ok": None}, None, "null"]
+
+
+def test_send_batch_over_max_message_bytes_is_split_into_batches_within_it(tmp_path):
+    broker = Broker(tmp_path)
+    broker.create_topic("t", 1, {"max.message.bytes": 2000})
+    with Producer(tmp_path) as producer:
+        result = producer.send_batch("t", ["v" * 300] * 20, key="k", headers={"h": "%d"}, partition=0)
+    assert [m.offset for m in result.get()] == list(range(20))
+    reader = broker.topic("t").reader(0)
+    records = reader.read(0, 100)
+    assert [(r.offset, r.key, dict(r.headers), r.value) for r in records] == [
+        (i, "k", {"h": "%d"}, "v" * 300) for i in range(20)]
+    log_path = broker.topic("t").partition_path(0) + "/00000000000000000000.log"
+    spans = list(corrupt.batch_spans(log_path))
+    assert len(spans) > 1 and all(end - start <= 2000 for start, end, *_ in spans)
+
+
+def test_send_batch_of_a_record_over_max_message_bytes_is_refused_whole(tmp_path):
+    from logbroker import RecordTooLargeError
+
+    broker = Broker(tmp_path)
+    broker.create_topic("t", 1, {"max.message.bytes": 2000})
+    with Producer(tmp_path) as producer:
+        with pytest.raises(RecordTooLargeError, match="record 1 of the batch .* max.message.bytes=2000"):
+            producer.send_batch("t", ["small", "x" * 3000, "small"], partition=0)
     assert _values(broker, "t") == []
 
 

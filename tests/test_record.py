@@ -49,6 +49,21 @@ def test_batch_round_trips_offsets_timestamps_keys_headers_and_values(base, batc
     assert [(r.key, r.headers) for r in raw] == [(key, headers) for _, key, headers, _ in batch]
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 10**12), st.integers(0, 2**53), st.none() | st.text(alphabet="%db{}\\\"x", max_size=8),
+       st.dictionaries(st.text(alphabet="%db", max_size=4), st.text(alphabet="%dbx", max_size=4), max_size=2),
+       st.lists(json_values, min_size=2, max_size=12))
+def test_records_sharing_timestamp_key_and_headers_round_trip_whatever_their_text(base, ts, key, headers, values):
+    # Such a batch is built from one template holding the key and headers: a % in them is text.
+    pending = [PendingRecord(ts, key, headers, value) for value in values]
+    data, max_ts = encode_batch(base, pending)
+    assert max_ts == ts
+    got = decode_all(data)
+    assert [(r.offset, r.timestamp, r.key, r.headers, r.value) for r in got] == [
+        (base + i, ts, key, headers, value) for i, value in enumerate(values)]
+    assert all(parse_line(line + b"\n") for line in data.splitlines())
+
+
 def test_unicode_and_line_separators_stay_inside_one_line():
     value = {"text": "K-pop 🎤 ß é \u2028 \u2029 \n \r \0 end", "中文": ["\t"]}
     data, _ = encode_batch(0, [PendingRecord(T0, "ключ", {"h": "\n"}, value)])
