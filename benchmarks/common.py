@@ -3,7 +3,9 @@ environment header, and the baselines and peers that logbroker is compared with.
 
 Every script measures its baseline in the same process and the same run as the workload, and
 interleaves them (run 1 of each workload, then run 2 of each, ... with the order rotated every run),
-so a noisy neighbour on the shared machine slows both sides of a ratio, not one. Figures are medians.
+so a noisy neighbour on the shared machine slows both sides of a ratio, not one. Rates are medians;
+ratios are the median of the per-round ratios (:func:`paired_ratio`), each taken between two runs
+made back to back, which cancels the slow drifts of a shared machine's speed.
 
 Baselines and peers (each returns records per second):
 
@@ -89,6 +91,11 @@ def interleave(workloads: dict[str, Callable[[], float]], runs: int) -> dict[str
 
 def median(xs: Sequence[float]) -> float:
     return bench.median(xs)
+
+
+def paired_ratio(results: dict[str, list[float]], name: str, base: str) -> float:
+    """Median over rounds of ``results[name][i] / results[base][i]`` (runs of the same round)."""
+    return median([x / b for x, b in zip(results[name], results[base]) if b])
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -219,6 +226,31 @@ def queue_pipeline(values: Sequence[Any], n: int) -> float:
     consumer.join()
     elapsed = time.perf_counter() - start
     assert got[0] == n
+    return n / elapsed
+
+
+def logbroker_send_batch(data_dir: str, values: Sequence[Any], n: int, batch: int, fsync: str) -> float:
+    """``Producer.send_batch`` of ``batch`` values at a time (the bulk path) into a fresh one-partition
+    topic, deleted afterwards; records per second."""
+    from logbroker.producer import Producer
+    from logbroker.topic import Topic
+    topic = f"b{time.monotonic_ns()}"
+    Topic.create(data_dir, topic, 1).close()
+    chunks = [list(values[i:i + batch]) for i in range(0, len(values) - batch + 1, batch)] or [list(values)]
+    producer = Producer(data_dir, fsync=fsync)
+    try:
+        producer._topic(topic).log(0)  # open the partition before the clock starts, as produce_perf does
+        send_batch = producer.send_batch
+        start = time.perf_counter()
+        sent = 0
+        while sent < n:
+            chunk = chunks[(sent // batch) % len(chunks)][:n - sent]
+            send_batch(topic, chunk, partition=0)
+            sent += len(chunk)
+        elapsed = time.perf_counter() - start
+    finally:
+        producer.close()
+        Topic(data_dir, topic).delete()
     return n / elapsed
 
 

@@ -95,14 +95,18 @@ def main() -> None:
             "consume-group": lambda: group_consume(d, "c", n),
         }, args.runs)
     med = {k: common.median(v) for k, v in res.items()}
-    print(common.table(["workload", "records/s", "baseline", "baseline records/s", "ratio"], [
+
+    def pr(name: str, base: str) -> str:
+        return f"{common.paired_ratio(res, name, base):.2f}x"
+
+    print(common.table(["workload", "records/s", "baseline", "baseline records/s", "ratio (paired)"], [
         ["consume-parsed", common.rate(med["consume-parsed"]), "read + split + orjson.loads",
-         common.rate(med["read+split+orjson.loads"]), common.ratio(med["consume-parsed"], med["read+split+orjson.loads"])],
+         common.rate(med["read+split+orjson.loads"]), pr("consume-parsed", "read+split+orjson.loads")],
         ["consume-raw", common.rate(med["consume-raw"]), "read + split + crc32",
-         common.rate(med["read+split+crc32"]), common.ratio(med["consume-raw"], med["read+split+crc32"])],
+         common.rate(med["read+split+crc32"]), pr("consume-raw", "read+split+crc32")],
         ["consume-group (Consumer, another process)", common.rate(med["consume-group"]),
          "read + split + orjson.loads", common.rate(med["read+split+orjson.loads"]),
-         common.ratio(med["consume-group"], med["read+split+orjson.loads"])],
+         pr("consume-group", "read+split+orjson.loads")],
     ]))
     print()
 

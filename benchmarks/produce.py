@@ -6,7 +6,9 @@ Workloads (250-byte orders, one partition, logbroker.bench.produce_perf, i.e. Pr
 the latency bookkeeping of `logbroker bench produce`):
 
 - produce-durable: fsync=always, one fdatasync per batch, batch sizes 1, 10, 100, 1000 records;
-- produce-fast: fsync=never, the same batch sizes.
+- produce-fast: fsync=never, the same batch sizes;
+- bulk-durable: Producer.send_batch (the bulk path: one call per batch, no future per record),
+  fsync=always, batches of 100 and 1000.
 
 Baseline of each row, run interleaved with it: orjson encode + crc32 per record, one write per
 batch (+ one fdatasync per batch for durable) to one file (benchmarks/common.py, raw_produce).
@@ -19,6 +21,12 @@ import os
 import common
 
 BATCHES = (1, 10, 100, 1000)
+BULK_BATCHES = (100, 1000)
+
+
+def _row(workload: str, batch: int, n: int, res: dict[str, list[float]]) -> dict:
+    return {"workload": workload, "batch": batch, "records": n, "logbroker": common.median(res["logbroker"]),
+            "raw": common.median(res["raw"]), "ratio": common.paired_ratio(res, "logbroker", "raw")}
 
 
 def sizes(full: bool) -> tuple[int, int]:
@@ -41,11 +49,16 @@ def run(args) -> list[dict]:
                     "logbroker": lambda: common.logbroker_produce(d, values, n, batch, fsync),
                     "raw": lambda: common.raw_produce(os.path.join(d, "raw.log"), values, n, batch, durable),
                 }, args.runs)
-                lb, raw = common.median(res["logbroker"]), common.median(res["raw"])
-                rows.append({"workload": workload, "batch": batch, "records": n, "logbroker": lb, "raw": raw,
-                             "ratio": lb / raw})
+                rows.append(_row(workload, batch, n, res))
+        for batch in BULK_BATCHES:
+            n = min(cap, batch * syncs)
+            res = common.interleave({
+                "logbroker": lambda: common.logbroker_send_batch(d, values, n, batch, "always"),
+                "raw": lambda: common.raw_produce(os.path.join(d, "raw.log"), values, n, batch, True),
+            }, args.runs)
+            rows.append(_row("bulk-durable", batch, n, res))
     print(common.table(
-        ["workload", "batch", "records/run", "logbroker rec/s", "raw baseline rec/s", "ratio"],
+        ["workload", "batch", "records/run", "logbroker rec/s", "raw baseline rec/s", "ratio (paired)"],
         [[r["workload"], r["batch"], f"{r['records']:,}", common.rate(r["logbroker"]), common.rate(r["raw"]),
           f"{r['ratio']:.2f}x"] for r in rows]))
     print()
@@ -61,10 +74,12 @@ def plot(rows: list[dict], path: str) -> bool:
     except ImportError:
         return False
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for workload, style in (("produce-durable", "-"), ("produce-fast", "--")):
+    for workload, style in (("produce-durable", "-"), ("produce-fast", "--"), ("bulk-durable", ":")):
         rs = [r for r in rows if r["workload"] == workload]
         ax.plot([r["batch"] for r in rs], [r["logbroker"] for r in rs], "o" + style, label=f"logbroker {workload}")
-        ax.plot([r["batch"] for r in rs], [r["raw"] for r in rs], "x" + style, label=f"raw baseline ({workload[8:]})")
+        if workload.startswith("produce-"):  # bulk-durable shares produce-durable's baseline
+            ax.plot([r["batch"] for r in rs], [r["raw"] for r in rs], "x" + style,
+                    label=f"raw baseline ({workload[8:]})")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("batch size (records)")

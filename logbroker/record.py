@@ -39,7 +39,12 @@ __all__ = [
 PREFIX_LEN = 18
 _PREFIX_HEAD = b'{"crc":"'
 _PREFIX_TAIL = b'",'
-_crc32 = zlib.crc32
+try:
+    # ISA-L's CRC-32: the same checksum as zlib.crc32 (a test holds them equal), 3-4x faster on
+    # lines and batches of these sizes; every byte written or read goes through it.
+    from isal.isal_zlib import crc32 as _crc32
+except ImportError:  # a platform without its wheel
+    _crc32 = zlib.crc32
 _loads = orjson.loads
 
 
@@ -356,7 +361,8 @@ def decode_batch(buf: bytes, pos: int, limit: int) -> tuple[dict, int, int]:
         raise BadBatch(BatchStatus.INVALID, "line does not start with a crc prefix")
     # Compare the hex text itself: int(..., 16) would also accept "A" for "a" or " " for "0",
     # letting a flipped bit in the crc field pass unnoticed.
-    if b"%08x" % _crc32(buf[pos + PREFIX_LEN:nl]) != buf[pos + 8:pos + 16]:
+    view = memoryview(buf)  # checksums read the bytes in place, without copying them
+    if b"%08x" % _crc32(view[pos + PREFIX_LEN:nl]) != buf[pos + 8:pos + 16]:
         raise BadBatch(BatchStatus.INVALID, "line checksum mismatch")
     try:
         first = _loads(buf[pos:nl])
@@ -372,7 +378,7 @@ def decode_batch(buf: bytes, pos: int, limit: int) -> tuple[dict, int, int]:
         raise BadBatch(BatchStatus.INVALID, "malformed batch header") from None
     if end > limit:
         raise BadBatch(BatchStatus.INCOMPLETE, "incomplete batch", needed=end - pos)
-    if _crc32(buf[nl + 1:end]) != bcrc or buf[end - 1] != 10:
+    if _crc32(view[nl + 1:end]) != bcrc or buf[end - 1] != 10:
         raise BadBatch(BatchStatus.INVALID, "batch checksum mismatch")
     return first, nl + 1, end
 

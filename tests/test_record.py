@@ -64,6 +64,16 @@ def test_records_sharing_timestamp_key_and_headers_round_trip_whatever_their_tex
     assert all(parse_line(line + b"\n") for line in data.splitlines())
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=3000), st.integers(0, 50), st.integers(0, 50))
+def test_the_line_checksum_is_zlibs_crc32_whichever_implementation_computes_it(data, head, tail):
+    from logbroker.record import _crc32
+
+    assert _crc32(data) == zlib.crc32(data)
+    view = memoryview(data)[head:len(data) - tail]
+    assert _crc32(view) == zlib.crc32(bytes(view))
+
+
 def test_unicode_and_line_separators_stay_inside_one_line():
     value = {"text": "K-pop 🎤 ß é \u2028 \u2029 \n \r \0 end", "中文": ["\t"]}
     data, _ = encode_batch(0, [PendingRecord(T0, "ключ", {"h": "\n"}, value)])
