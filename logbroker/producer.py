@@ -23,12 +23,15 @@ from .config import DEFAULT_PARTITIONS
 from .errors import LogBrokerError, RecordTooLargeError, UnknownTopicError
 from .fsutil import FsyncPolicy
 from .partitioner import Partitioner
-from .record import PendingRecord, _has_non_finite, check_timestamp, dumps_kept, encode_headers, encode_key
+from .record import PendingRecord, _has_non_finite, check_timestamp, encode_headers, encode_key
 from .topic import Topic
 
 __all__ = ["Producer", "RecordMetadata", "FutureRecordMetadata", "FutureBatchMetadata"]
 
 log = logging.getLogger("logbroker")
+_orjson_dumps = orjson.dumps
+_KEEP = b"%b"
+_time = time.time
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,21 +150,36 @@ class Producer:
 
     def send(self, topic: str, value: Any = None, key: str | None = None, partition: int | None = None,
              timestamp_ms: int | None = None, headers: dict[str, str] | None = None) -> FutureRecordMetadata:
+        batches = self._batches.get(topic)
+        if batches is None or key is not None or headers or timestamp_ms is not None or self._closed:
+            return self._send(topic, value, key, partition, timestamp_ms, headers)
+        # The common case (no key, headers or timestamp) in one frame: what _route, PendingRecord
+        # and _add do, without their calls. Anything unusual goes the general way, which raises.
+        if partition is None:
+            partition = self._partitioners[topic].partition(None)
+        elif type(partition) is not int or not 0 <= partition < len(batches):
+            self._topics[topic].check_partition(partition)  # raises UnknownPartitionError
+        try:
+            value_json = _KEEP % _orjson_dumps(value)  # a copy of its own size: see record.dumps_kept
+        except (TypeError, orjson.JSONEncodeError):
+            return self._send(topic, value, key, partition, timestamp_ms, headers)
+        size = len(value_json) + 124
+        if (value_json.find(b"null") >= 0 and _has_non_finite(value)) or size > self._limits[topic]:
+            return self._send(topic, value, key, partition, timestamp_ms, headers)
+        ts = int(_time() * 1000)
+        batch = batches[partition]
+        records = batch.records
+        records.append(_new_pending((ts, b"null", b"", value_json, size)))
+        batch.size += size
+        if batch.size >= self.batch_size:
+            self._drain(topic, partition)
+        return _new_future((self, batch, len(records) - 1, topic, partition, ts))
+
+    def _send(self, topic: str, value: Any, key: str | None, partition: int | None, timestamp_ms: int | None,
+              headers: dict[str, str] | None) -> FutureRecordMetadata:
         batches, partition = self._route(topic, key, partition)
-        ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
-        if key is None and not headers and type(ts) is int and 0 <= ts < 1 << 63:
-            # The common case, inlined: what PendingRecord does for a record with no key or headers.
-            try:
-                value_json = dumps_kept(value)
-            except (TypeError, orjson.JSONEncodeError):
-                value_json = None
-            if value_json is None or (b"null" in value_json and _has_non_finite(value)):
-                record = PendingRecord(ts, key, headers, value)  # raises the precise error
-            else:
-                record = _new_pending((ts, b"null", b"", value_json, len(value_json) + 124))
-        else:
-            record = PendingRecord(ts, key, headers, value)
-        return self._add(topic, batches, partition, record)
+        ts = int(_time() * 1000) if timestamp_ms is None else timestamp_ms
+        return self._add(topic, batches, partition, PendingRecord(ts, key, headers, value))
 
     def send_json(self, topic: str, value_json: bytes, key: str | None = None, partition: int | None = None,
                   timestamp_ms: int | None = None, headers: dict[str, str] | None = None) -> FutureRecordMetadata:
@@ -172,7 +190,7 @@ class Producer:
         feed (``orjson.loads`` accepting it is enough: it refuses NaN and Infinity).
         """
         batches, partition = self._route(topic, key, partition)
-        ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+        ts = int(_time() * 1000) if timestamp_ms is None else timestamp_ms
         return self._add(topic, batches, partition, PendingRecord(ts, key, headers, None, value_json=value_json))
 
     def _route(self, topic: str, key: str | None, partition: int | None) -> tuple[list[_Batch], int]:
@@ -216,7 +234,7 @@ class Producer:
         Returns one future for the whole batch.
         """
         batches, partition = self._route(topic, key, partition)
-        ts = int(time.time() * 1000) if timestamp_ms is None else check_timestamp(timestamp_ms)
+        ts = int(_time() * 1000) if timestamp_ms is None else check_timestamp(timestamp_ms)
         key_json, headers_json = encode_key(key), encode_headers(headers)
         if batches[partition].records:
             self._drain(topic, partition)

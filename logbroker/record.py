@@ -69,20 +69,21 @@ class Record:
     ``topic``, ``partition``, ``offset``, ``timestamp``, ``key``, ``headers`` (a read-only mapping of
     str to str, empty when the record has none) and ``value`` (the decoded JSON value, or its raw
     JSON bytes when read with ``raw=True``). It wraps the parsed line as it came from orjson, so
-    reading a batch allocates one small object per record.
+    reading a batch allocates one small object per record; ``value``, what nearly every consumer
+    reads, is a plain attribute, the other fields are looked up in the line on access.
     """
 
-    __slots__ = ("topic", "partition", "_d")
+    __slots__ = ("topic", "partition", "_d", "value")
 
     def __init__(self, topic: str, partition: int, fields: dict) -> None:
         self.topic = topic
         self.partition = partition
         self._d = fields
+        self.value = fields["value"]
 
     offset = property(lambda self: self._d["offset"], doc="The record's offset in its partition.")
     timestamp = property(lambda self: self._d["timestamp"], doc="Milliseconds since the epoch.")
     key = property(lambda self: self._d["key"], doc="The key (str) or None.")
-    value = property(lambda self: self._d["value"], doc="The JSON value (or its bytes with raw=True).")
     headers = property(lambda self: self._d.get("headers") or _NO_HEADERS, doc="Headers, str to str.")
 
     def __repr__(self) -> str:
@@ -109,16 +110,13 @@ class Record:
 class RawRecord(Record):
     """A :class:`Record` whose ``value`` is the JSON bytes of the value, unparsed (``raw=True``)."""
 
-    __slots__ = ("_line_value",)
+    __slots__ = ()
 
-    def __init__(self, topic: str, partition: int, fields: dict, line_value: bytes) -> None:
+    def __init__(self, topic: str, partition: int, fields: dict, value_json: bytes) -> None:
         self.topic = topic
         self.partition = partition
         self._d = fields
-        self._line_value = line_value  # the value as it stands in the line, with the line's closing }
-
-    value = property(lambda self: self._line_value[:-1], doc="The value's JSON bytes.")
-
+        self.value = value_json
 
 
 _NO_HEADERS = MappingProxyType({})
@@ -159,7 +157,9 @@ class PendingRecord(tuple):
                 value_json = dumps_kept(value)
             except (TypeError, orjson.JSONEncodeError) as exc:
                 raise InvalidRecordError(f"record value is not storable as JSON: {exc}") from exc
-            if b"null" in value_json and _has_non_finite(value):
+            # find, not `in`: bytes.__contains__ first tries its operand as an int, raising and
+            # clearing a TypeError each time (thousands of instructions per record).
+            if value_json.find(b"null") >= 0 and _has_non_finite(value):
                 raise InvalidRecordError("record value contains NaN or Infinity, which JSON cannot represent")
         return tuple.__new__(cls, (timestamp, key_json, headers_json, value_json,
                                    len(key_json) + len(headers_json) + len(value_json) + 120))
@@ -416,7 +416,7 @@ def batch_records(buf: bytes, start: int, first: dict, rest_start: int, end: int
         region = b",".join(lines[max(skip - 1, 0):skip - 1 + take])
         expected = take - 1 if skip == 0 else take
     try:
-        dicts = _loads(b"[" + region + b"]") if expected else []
+        dicts = _loads(_ARRAY % region) if expected else []
     except orjson.JSONDecodeError:
         raise BadBatch(BatchStatus.INVALID, "batch lines are not JSON objects") from None
     if len(dicts) != expected:
@@ -427,9 +427,11 @@ def batch_records(buf: bytes, start: int, first: dict, rest_start: int, end: int
 
 
 _VALUE_MARK = b',"value":'
+_ARRAY = b"[%b]"  # one copy to wrap lines joined by commas (two concatenations copy twice)
 
 
 _split_value = methodcaller("partition", _VALUE_MARK)
+_without_closing_brace = itemgetter(slice(None, -1))
 
 
 def _raw_records(lines: list[bytes], count: int, skip: int, take: int, topic: str, partition: int) -> list[Record]:
@@ -445,12 +447,13 @@ def _raw_records(lines: list[bytes], count: int, skip: int, take: int, topic: st
     lines = lines[skip:skip + take]
     try:
         heads, _, values = zip(*map(_split_value, lines))
-        dicts = _loads(b"[" + b"},".join(heads) + b"}]")
+        dicts = _loads(b"[%b}]" % b"},".join(heads))
         if not all(values):
             raise ValueError("a line without a value")
+        values = map(_without_closing_brace, values)  # the value is what the line holds before its final }
     except (orjson.JSONDecodeError, ValueError):
         dicts = [_loads(line) for line in lines]
-        values = [_orjson_dumps(d["value"]) + b"}" for d in dicts]
+        values = [_orjson_dumps(d["value"]) for d in dicts]
     return [RawRecord(topic, partition, d, v) for d, v in zip(dicts, values)]
 
 
