@@ -60,7 +60,8 @@ def header(title: str, data_dir: str, fsync: str | None, runs: int, extra: str =
     env = bench.environment(data_dir, fsync=fsync, record_size=f"~{RECORD_SIZE} B orders")
     print(f"## {title}\n")
     print(f"- {bench.format_environment(env).lstrip('# ')}")
-    print(f"- {time.strftime('%Y-%m-%d %H:%M')}, commit {git_head()}; median of {runs} interleaved runs")
+    runs_note = f"; median of {runs} interleaved runs" if runs else ""
+    print(f"- {time.strftime('%Y-%m-%d %H:%M')}, commit {git_head()}{runs_note}")
     if extra:
         print(f"- {extra}")
     print()

@@ -1,0 +1,130 @@
+"""Instructions per record, counted by valgrind's callgrind: ratios that a noisy machine cannot move.
+
+    python benchmarks/instructions.py [--small N] [--large N]
+
+Wall-clock ratios on a shared 2-core machine swing by +-30% from run to run. Instruction counts do
+not: the same program on the same input executes the same instructions whatever else runs. Each
+workload runs twice under callgrind, over ``--small`` and ``--large`` records; the difference
+divided by the difference in records is the cost of one record, with start-up, imports and the
+creation of test data cancelled out. Ratios are baseline / workload (higher is better, as for
+the wall-clock ratios of the other scripts).
+
+Pairs (the same workloads as produce.py and consume.py):
+
+- bulk-durable (Producer.send_batch of 1,000, fsync=always) and produce-durable without the
+  latency bookkeeping (a plain Producer.send loop, batches of ~1,000) against the raw loop;
+- consume-parsed (PartitionReader.read) and consume-group (a Consumer in a group, touching every
+  value) against read + split + orjson.loads.
+
+What instruction counts miss: time spent waiting (fdatasync, page faults) and how fast each
+instruction runs; large copies done with ``rep movsb`` count one instruction per byte, which
+overstates them. They are a noise-free view of CPU work, not a replacement for the wall clock.
+Needs valgrind (Debian: ``apt-get install valgrind``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import common
+
+PAIRS = [("bulk-durable", "raw-produce"), ("send-loop", "raw-produce"),
+         ("consume-parsed", "plain-read-loads"), ("consume-group", "plain-read-loads")]
+
+
+def child(workload: str, data_dir: str, n: int) -> None:
+    """One workload over the first ``n`` records (runs under callgrind)."""
+    values = common.orders()
+    if workload == "raw-produce":
+        common.raw_produce(os.path.join(data_dir, "raw.log"), values, n, 1000, True)
+    elif workload == "bulk-durable":
+        common.logbroker_send_batch(data_dir, values, n, 1000, "always")
+    elif workload == "send-loop":
+        from logbroker.producer import Producer
+        from logbroker.topic import Topic
+        topic = f"s{time.monotonic_ns()}"
+        Topic.create(data_dir, topic, 1).close()
+        with Producer(data_dir, fsync="always", batch_size=1000 * 374) as p:  # ~1,000 records a batch
+            send = p.send
+            for i in range(n):
+                send(topic, values[i % len(values)], partition=0)
+        Topic(data_dir, topic).delete()
+    elif workload == "plain-read-loads":
+        import orjson
+        count = 0
+        for path in common.partition_logs(os.path.join(data_dir, "c", "c-0")):
+            with open(path, "rb") as f:
+                lines = f.read().split(b"\n")
+            lines.pop()
+            for line in lines[:n - count]:
+                orjson.loads(line)
+            count += min(len(lines), n - count)
+            if count >= n:
+                break
+    elif workload == "consume-parsed":
+        from logbroker.topic import Topic
+        reader = Topic(data_dir, "c").reader(0)
+        offset = 0
+        while offset < n:
+            offset = reader.read(offset, min(500, n - offset))[-1].offset + 1
+    elif workload == "consume-group":
+        from logbroker.consumer import Consumer
+        c = Consumer("c", data_dir=data_dir, group_id=f"g{time.monotonic_ns()}", auto_offset_reset="earliest",
+                     auto_commit_interval_ms=5000, max_poll_records=2000)
+        count = 0
+        while count < n:
+            for records in c.poll(timeout_ms=1000, max_records=min(2000, n - count)).values():
+                count += len(records)
+                for r in records:
+                    r.value
+        c.close()
+    else:
+        raise SystemExit(f"unknown workload {workload!r}")
+
+
+def instructions(workload: str, data_dir: str, n: int) -> int:
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+                           os.path.abspath(__file__), "--child", workload, data_dir, str(n)],
+                          capture_output=True, text=True, env=env, check=True)
+    match = re.search(r"Collected : (\d+)", done.stderr)
+    if not match:
+        raise RuntimeError(f"no instruction count from callgrind for {workload}: {done.stderr[-500:]}")
+    return int(match.group(1))
+
+
+def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--large", type=int, default=30_000)
+    parser.add_argument("--dir", default=None)
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
+    from consume import fill
+    with common.temp_dir(args.dir) as d:
+        common.header("Instructions per record (callgrind)", d, "always (produce) / never (fill)", 0,
+                      f"differential between {args.small:,} and {args.large:,} records; PYTHONHASHSEED=0")
+        fill(d, "c", args.large, common.orders())
+        per = {}
+        for workload in dict.fromkeys(w for pair in PAIRS for w in pair):
+            small, large = instructions(workload, d, args.small), instructions(workload, d, args.large)
+            per[workload] = (large - small) / (args.large - args.small)
+            sys.stderr.write(f"{workload}: {per[workload]:,.0f} instructions per record\n")
+    print(common.table(["workload", "instructions/record", "baseline", "baseline instructions/record",
+                        "ratio (baseline / workload)"],
+                       [[w, f"{per[w]:,.0f}", b, f"{per[b]:,.0f}", f"{per[b] / per[w]:.2f}x"] for w, b in PAIRS]))
+    print()
+
+
+if __name__ == "__main__":
+    main()
