@@ -103,12 +103,14 @@ class PartitionReader:
         self._state = StateFile(directory)
         self._segment: _OpenSegment | None = None
         self._cursor: tuple[int, int] | None = None  # (next offset, its file position) in self._segment
+        self._held: tuple[int, bytes] | None = None  # (file position, bytes) last read from self._segment
         self._bases: list[int] = []  # segment base offsets as last listed
 
     def close(self) -> None:
         if self._segment is not None:
             self._segment.close()
             self._segment = None
+        self._held = None
         self._state.close()
 
     # -- offsets ------------------------------------------------------------------------------
@@ -162,7 +164,8 @@ class PartitionReader:
                       raw: bool) -> list[Record]:
         out: list[Record] = []
         try:
-            for buf, start, first, rest, end, fpos in iter_batches(seg.fd, pos, limit, CHUNK):
+            for buf, start, first, rest, end, fpos in iter_batches(seg.fd, pos, limit, CHUNK, self._held):
+                self._held = (fpos, buf)
                 recs = batch_records(buf, start, first, rest, end, self.topic, self.partition, offset, raw,
                                      want - len(out))
                 if recs:
@@ -227,6 +230,7 @@ class PartitionReader:
             self._segment.close()
         self._segment = seg
         self._cursor = None
+        self._held = None
         return seg
 
     def _out_of_range(self, offset: int, hw: int) -> OffsetOutOfRangeError:

@@ -44,17 +44,26 @@ def list_segments(partition_dir: str) -> list[int]:
     return bases
 
 
-def iter_batches(fd: int, pos: int, limit: int, chunk: int = CHUNK) -> Iterator[tuple[bytes, int, dict, int, int, int]]:
+def iter_batches(fd: int, pos: int, limit: int, chunk: int = CHUNK,
+                 held: tuple[int, bytes] | None = None) -> Iterator[tuple[bytes, int, dict, int, int, int]]:
     """Yield every verified batch of the file between ``pos`` and ``limit``.
 
     Each item is ``(buf, start, first, rest_start, end, file_pos)``: the batch occupies
     ``buf[start:end]`` and ``buf[0]`` sits at file position ``file_pos``. Memory stays within a
     chunk plus one batch. On bytes that are not a whole valid batch, raises :class:`BadBatch` with
     ``position`` set to the file position of the batch start.
+
+    ``held`` is ``(file_pos, buf)``, bytes of this file read before (a reader continuing where its
+    last call stopped): used when they hold ``pos``, so a chunk is read from the file only once.
+    Bytes a segment holds below ``limit`` never change, so they are as good as a fresh read.
     """
-    buf = b""
-    off = 0
-    base = pos
+    if held is not None and held[0] <= pos < held[0] + len(held[1]) <= limit:
+        base, buf = held
+        off = pos - base
+    else:
+        buf = b""
+        off = 0
+        base = pos
     while base + off < limit:
         try:
             first, rest, end = decode_batch(buf, off, len(buf))

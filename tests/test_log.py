@@ -33,6 +33,28 @@ def test_appends_get_contiguous_offsets_and_read_back_in_order(make_topic, segme
     assert t.log(0).append([rec("next")])[0].base_offset == 60
 
 
+def test_a_reader_continuing_in_small_steps_sees_every_record_appended_and_rolled_since(make_topic, segment_bytes):
+    # The reader keeps the bytes it read last: a later read must still see what was appended
+    # after them, in the same segment and in the segments rolled since, never stale bytes.
+    t = make_topic(segment_bytes=segment_bytes)
+    log = t.log(0)
+    reader = t.reader(0)
+    seen, expected, i = [], [], 0
+    for round_ in range(12):
+        batch = [rec({"i": i + j}, i=i + j) for j in range(round_ % 4 + 1)]
+        log.append(batch)
+        expected += [i + j for j in range(len(batch))]
+        i += len(batch)
+        while len(seen) < len(expected):
+            got = reader.read(len(seen), 2)
+            assert got, "a record appended before the read is missing"
+            seen += [r.value["i"] for r in got]
+    assert seen == expected
+    assert reader.read(len(seen), 10) == []
+    assert [r.value["i"] for r in reader.read(1, 3)] == expected[1:4]  # back to bytes before those held
+    reader.close()
+
+
 def test_segments_roll_by_segment_bytes_and_are_named_by_base_offset(make_topic):
     t = make_topic(segment_bytes=500)
     log = t.log(0)
