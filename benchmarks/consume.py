@@ -9,7 +9,8 @@ One partition is filled once with N orders by the Producer (default batching, 16
 - consume-raw: PartitionReader.read(offset, 500, raw=True), values left as JSON bytes;
   baseline: read each segment file, split on LF, crc32 every line;
 - consume-group: a Consumer in another process, in a new group each run, auto-committing every 5 s,
-  polling until it has every record and touching each record's value; baseline: consume-parsed's.
+  polling (max.poll.records: Kafka's default, 500) until it has every record and touching each
+  record's value; baseline: consume-parsed's.
 
 Both readers verify every checksum (one line crc and one batch crc per batch). The page cache is
 warm: this measures CPU, not the disk.
@@ -56,7 +57,7 @@ import sys, time
 from logbroker.consumer import Consumer
 data_dir, topic, group, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 c = Consumer(topic, data_dir=data_dir, group_id=group, auto_offset_reset="earliest",
-             auto_commit_interval_ms=5000, max_poll_records=2000)
+             auto_commit_interval_ms=5000)  # max.poll.records: Kafka's 500
 start, count = time.perf_counter(), 0
 while count < n:
     for records in c.poll(timeout_ms=1000).values():

@@ -76,10 +76,10 @@ def child(workload: str, data_dir: str, n: int) -> None:
     elif workload == "consume-group":
         from logbroker.consumer import Consumer
         c = Consumer("c", data_dir=data_dir, group_id=f"g{time.monotonic_ns()}", auto_offset_reset="earliest",
-                     auto_commit_interval_ms=5000, max_poll_records=2000)
+                     auto_commit_interval_ms=5000)  # max.poll.records: Kafka's 500
         count = 0
         while count < n:
-            for records in c.poll(timeout_ms=1000, max_records=min(2000, n - count)).values():
+            for records in c.poll(timeout_ms=1000, max_records=min(500, n - count)).values():
                 count += len(records)
                 for r in records:
                     r.value
