@@ -16,9 +16,9 @@ Rules (see RELIABILITY.md in the project for why each exists):
   which is what makes kill -9 of a producer or consumer safe.
 - **Paths never follow symlinks** below the data directory: :func:`open_dir_nofollow` and
   :func:`check_not_symlink` refuse them.
-- **Short writes are undone.** :func:`append_all` writes a batch with one ``write``/``writev`` call (so
-  concurrent writers' bytes never interleave); if the kernel writes less (disk full) the file is truncated back
-  to its previous size before the error is raised.
+- **Short writes are undone.** :func:`append_all` writes a batch with one ``write``/``writev`` call
+  (so concurrent writers' bytes never interleave); if the kernel writes less (disk full) the file is
+  truncated back to its previous size before the error is raised.
 
 The fsync policy (``always``, ``interval``, ``never``) is decided here too: :class:`FsyncPolicy`.
 """

@@ -54,7 +54,7 @@ def dumps_kept(obj: Any) -> bytes:
     orjson returns its output in a buffer allocated larger than the result. Buffered until their
     batch is written, a thousand of them grow glibc's heap by megabytes, and freeing the batch
     gives it back to the OS, so the next batch page-faults it in again: measured at 2-3 µs per
-    record, ten times the 80 ns of this copy (the producer's benchmark, 1,000-record batches).
+    record, against 80 ns for this copy (the producer's benchmark, 1,000-record batches).
     """
     return _KEEP % _orjson_dumps(obj)
 
