@@ -104,6 +104,7 @@ class PartitionReader:
         self._segment: _OpenSegment | None = None
         self._cursor: tuple[int, int] | None = None  # (next offset, its file position) in self._segment
         self._held: tuple[int, bytes] | None = None  # (file position, bytes) last read from self._segment
+        self._rest: tuple[int, bool, list[Record]] | None = None  # (its first offset, raw, records) of a batch
         self._bases: list[int] = []  # segment base offsets as last listed
 
     def close(self) -> None:
@@ -111,6 +112,7 @@ class PartitionReader:
             self._segment.close()
             self._segment = None
         self._held = None
+        self._rest = None
         self._state.close()
 
     # -- offsets ------------------------------------------------------------------------------
@@ -144,6 +146,13 @@ class PartitionReader:
         if offset > hw or offset < 0:
             raise self._out_of_range(offset, hw)
         out: list[Record] = []
+        rest = self._rest
+        if rest is not None and rest[0] == offset and rest[1] == raw:
+            # The rest of a batch the last read parsed whole but returned in part.
+            out = rest[2][:max_records]
+            left = rest[2][max_records:]
+            self._rest = (left[0].offset, raw, left) if left else None
+            offset = out[-1].offset + 1
         while len(out) < max_records and offset < hw:
             seg, pos = self._position(offset, state)
             limit = state.hw_position if seg.base == state.active_base else os.fstat(seg.fd).st_size
@@ -166,14 +175,26 @@ class PartitionReader:
         try:
             for buf, start, first, rest, end, fpos in iter_batches(seg.fd, pos, limit, CHUNK, self._held):
                 self._held = (fpos, buf)
+                count = first["batch"]["count"] if end > rest else 1
+                after = first["offset"] + count  # the offset after this batch
+                take = want - len(out)
+                left = after - max(offset, first["offset"])
+                # A batch that holds more than is wanted, but not much more (a poll of 500 in batches
+                # of 1,000), is parsed whole and its rest kept for the next read: parsing it in parts
+                # would split and join its lines again. A seek for a few records parses only those.
+                whole = take < left <= 4 * take
                 recs = batch_records(buf, start, first, rest, end, self.topic, self.partition, offset, raw,
-                                     want - len(out))
+                                     None if whole else take)
                 if recs:
+                    if whole:
+                        self._rest = (recs[take].offset, raw, recs[take:])
+                        recs = recs[:take]
                     out.extend(recs)
                     nxt = recs[-1].offset + 1
-                    count = first["batch"]["count"] if end > rest else 1
-                    # A batch read only in part leaves the cursor at its start: the next read skips what was read.
-                    self._cursor = (nxt, fpos + end) if nxt == first["offset"] + count else (nxt, fpos + start)
+                    # A batch read in part leaves the cursor at its start (the next read skips what was
+                    # read), or after it when its rest is kept.
+                    self._cursor = (nxt, fpos + end) if nxt == after else (
+                        (after, fpos + end) if whole else (nxt, fpos + start))
                     offset = nxt
                 if len(out) >= want:
                     break
@@ -231,6 +252,7 @@ class PartitionReader:
         self._segment = seg
         self._cursor = None
         self._held = None
+        self._rest = None
         return seg
 
     def _out_of_range(self, offset: int, hw: int) -> OffsetOutOfRangeError:

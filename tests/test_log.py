@@ -55,6 +55,24 @@ def test_a_reader_continuing_in_small_steps_sees_every_record_appended_and_rolle
     reader.close()
 
 
+def test_reads_smaller_than_a_batch_return_every_record_once_whatever_comes_between_them(make_topic):
+    # A read that parses a whole batch keeps the rest for the next read: seeks, raw reads and
+    # reads of other sizes in between must still get exactly the records asked for.
+    t = make_topic()
+    log = t.log(0)
+    for b in range(3):
+        log.append([rec({"i": b * 100 + j}, i=b * 100 + j) for j in range(100)])
+    reader = t.reader(0)
+    assert [r.value["i"] for r in reader.read(0, 40)] == list(range(40))
+    assert [r.value["i"] for r in reader.read(40, 40)] == list(range(40, 80))
+    raw = reader.read(80, 3, raw=True)
+    assert [(r.offset, r.value) for r in raw] == [(i, b'{"i":%d}' % i) for i in (80, 81, 82)]
+    assert [r.value["i"] for r in reader.read(10, 5)] == list(range(10, 15))  # back, before the rest
+    assert [r.value["i"] for r in reader.read(83, 50)] == list(range(83, 133))
+    assert [r.value["i"] for r in reader.read(133, 1000)] == list(range(133, 300))
+    reader.close()
+
+
 def test_segments_roll_by_segment_bytes_and_are_named_by_base_offset(make_topic):
     t = make_topic(segment_bytes=500)
     log = t.log(0)
