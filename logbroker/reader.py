@@ -147,7 +147,7 @@ class PartitionReader:
             raise self._out_of_range(offset, hw)
         out: list[Record] = []
         rest = self._rest
-        if rest is not None and rest[0] == offset and rest[1] == raw:
+        if rest is not None and rest[0] == offset and rest[1] == raw and max_records > 0:
             # The rest of a batch the last read parsed whole but returned in part.
             out = rest[2][:max_records]
             left = rest[2][max_records:]

@@ -64,6 +64,7 @@ def test_reads_smaller_than_a_batch_return_every_record_once_whatever_comes_betw
         log.append([rec({"i": b * 100 + j}, i=b * 100 + j) for j in range(100)])
     reader = t.reader(0)
     assert [r.value["i"] for r in reader.read(0, 40)] == list(range(40))
+    assert reader.read(40, 0) == []
     assert [r.value["i"] for r in reader.read(40, 40)] == list(range(40, 80))
     raw = reader.read(80, 3, raw=True)
     assert [(r.offset, r.value) for r in raw] == [(i, b'{"i":%d}' % i) for i in (80, 81, 82)]
