@@ -23,14 +23,12 @@ from .config import DEFAULT_PARTITIONS
 from .errors import LogBrokerError, RecordTooLargeError, UnknownTopicError
 from .fsutil import FsyncPolicy
 from .partitioner import Partitioner
-from .record import PendingRecord, _has_non_finite, check_timestamp, encode_headers, encode_key
+from .record import _KEEP, PendingRecord, _has_non_finite, _orjson_dumps, check_timestamp, encode_headers, encode_key
 from .topic import Topic
 
 __all__ = ["Producer", "RecordMetadata", "FutureRecordMetadata", "FutureBatchMetadata"]
 
 log = logging.getLogger("logbroker")
-_orjson_dumps = orjson.dumps
-_KEEP = b"%b"
 _time = time.time
 
 

@@ -85,3 +85,15 @@ def tmp_files(data_dir: str) -> list[str]:
     for root, _dirs, files in os.walk(data_dir):
         found.extend(os.path.join(root, f) for f in files if f.endswith(".tmp"))
     return found
+
+
+@pytest.fixture
+def fault_hook(monkeypatch):
+    """``fault_hook(hook)`` routes every write/fsync of logbroker.fsutil through ``hook(op, target)``
+    until the test ends (or ``fault_hook(None)``)."""
+    from logbroker import fsutil
+
+    def install(hook):
+        monkeypatch.setattr(fsutil, "fault_hook", hook)
+        return hook
+    return install

@@ -22,7 +22,6 @@ import textwrap
 
 import pytest
 
-from logbroker import fsutil
 from logbroker.errors import FencedError, FsyncError
 from logbroker.fsutil import FsyncPolicy
 from logbroker.producer import Producer
@@ -140,14 +139,6 @@ class FailFsync:
         self.calls.append(str(target))
         if len(self.calls) == self.n:
             raise OSError(errno.EIO, "Input/output error (injected)")
-
-
-@pytest.fixture
-def fault_hook(monkeypatch):
-    def install(hook):
-        monkeypatch.setattr(fsutil, "fault_hook", hook)
-        return hook
-    return install
 
 
 @pytest.mark.parametrize("n", range(1, 9))

@@ -132,10 +132,10 @@ def test_send_json_stores_the_encoded_value_as_given(tmp_path):
     assert raw.value == b'{"a": [1, 2.5, "x"]}'
 
 
-def test_a_partition_that_fails_does_not_stop_flush_from_writing_the_others(tmp_path):
+def test_a_partition_that_fails_does_not_stop_flush_from_writing_the_others(tmp_path, fault_hook):
     import errno
 
-    from logbroker import DiskFullError, fsutil
+    from logbroker import DiskFullError
 
     broker = Broker(tmp_path)
     broker.create_topic("t", 2)
@@ -147,12 +147,10 @@ def test_a_partition_that_fails_does_not_stop_flush_from_writing_the_others(tmp_
         if op == "write" and "t-0" in str(target):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    fsutil.fault_hook = partition_0_is_full
-    try:
-        with pytest.raises(DiskFullError):
-            producer.flush()
-    finally:
-        fsutil.fault_hook = None
+    fault_hook(partition_0_is_full)
+    with pytest.raises(DiskFullError):
+        producer.flush()
+    fault_hook(None)
     assert _values(broker, "t", 1) == ["p1"]  # written by the flush that raised, before any get()
     assert fine.done() and fine.get().offset == 0
     with pytest.raises(DiskFullError):

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from logbroker import fsutil
 from logbroker.errors import DiskFullError
 from logbroker.producer import Producer
 from logbroker.reader import PartitionReader
@@ -108,7 +107,7 @@ def test_a_writer_killed_mid_roll_leaves_unique_offsets_for_a_running_writer_and
     assert acked_c not in acked_a
 
 
-def test_a_multi_batch_append_that_fails_midway_leaves_nothing_of_it_visible(tmp_path):
+def test_a_multi_batch_append_that_fails_midway_leaves_nothing_of_it_visible(tmp_path, fault_hook):
     data = str(tmp_path)
     Topic.create(data, "t", 1, {"max.message.bytes": 1000}).close()
     producer = Producer(data, batch_size=1 << 20)
@@ -121,12 +120,10 @@ def test_a_multi_batch_append_that_fails_midway_leaves_nothing_of_it_visible(tmp
             if len(writes) == 2:
                 raise OSError(errno.ENOSPC, "No space left on device")
 
-    fsutil.fault_hook = disk_fills_on_the_second_batch
-    try:
-        with pytest.raises(DiskFullError):
-            producer.flush()
-    finally:
-        fsutil.fault_hook = None
+    fault_hook(disk_fills_on_the_second_batch)
+    with pytest.raises(DiskFullError):
+        producer.flush()
+    fault_hook(None)
     for f in futures:
         with pytest.raises(DiskFullError):
             f.get()
