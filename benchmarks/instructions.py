@@ -72,7 +72,10 @@ def child(workload: str, data_dir: str, n: int) -> None:
         reader = Topic(data_dir, "c").reader(0)
         offset = 0
         while offset < n:
-            offset = reader.read(offset, min(500, n - offset))[-1].offset + 1
+            recs = reader.read(offset, min(500, n - offset))
+            for r in recs:  # touch every value, as consume.py does
+                r.value
+            offset = recs[-1].offset + 1
     elif workload == "consume-group":
         from logbroker.consumer import Consumer
         c = Consumer("c", data_dir=data_dir, group_id=f"g{time.monotonic_ns()}", auto_offset_reset="earliest",

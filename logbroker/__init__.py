@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time __getattr__ impo
     from .config import TopicConfig
     from .consumer import Consumer, TopicPartition
     from .producer import FutureBatchMetadata, FutureRecordMetadata, Producer, RecordMetadata
-    from .record import Record
+    from .record import Record, Records
 
 # public name -> the module that defines it
 _LAZY = {
@@ -36,13 +36,14 @@ _LAZY = {
     "RecordMetadata": ".producer",
     "FutureRecordMetadata": ".producer",
     "Record": ".record",
+    "Records": ".record",
     "Consumer": ".consumer",
     "TopicPartition": ".consumer",
     "FutureBatchMetadata": ".producer",
 }
 
 __all__ = ["Broker", "Producer", "Consumer", "TopicPartition", "RecordMetadata", "FutureRecordMetadata",
-           "FutureBatchMetadata", "Record", "TopicConfig", "resolve_data_dir", "__version__", *_errors_all]
+           "FutureBatchMetadata", "Record", "Records", "TopicConfig", "resolve_data_dir", "__version__", *_errors_all]
 
 
 def __getattr__(name: str):

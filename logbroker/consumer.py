@@ -37,7 +37,7 @@ from .errors import (CommitFailedError, GroupError, InvalidConfigError, OffsetOu
 from .group import DEFAULT_SESSION_TIMEOUT_MS, GroupMember, scan_members
 from .offsets import CommittedOffset, GroupPaths, OffsetStore
 from .reader import PartitionReader
-from .record import Record
+from .record import Record, Records
 from .topic import TOPIC_FILE, Topic
 
 __all__ = ["Consumer", "TopicPartition", "OffsetAndTimestamp", "RESET_POLICIES"]
@@ -198,17 +198,18 @@ class Consumer:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def poll(self, timeout_ms: float = 0, max_records: int | None = None) -> dict[TopicPartition, list[Record]]:
-        """Records by partition, waiting up to ``timeout_ms`` for the first; positions move past them."""
+    def poll(self, timeout_ms: float = 0, max_records: int | None = None) -> dict[TopicPartition, Records]:
+        """Records by partition, waiting up to ``timeout_ms`` for the first; positions move past them.
+
+        Each partition's records come as a :class:`~logbroker.record.Records`, a read-only sequence
+        of :class:`~logbroker.record.Record` in offset order (iterate it, index it, ``len()`` it).
+        """
         self._buffer.clear()
-        out: dict[TopicPartition, list[Record]] = {}
+        out: dict[TopicPartition, Records] = {}
         for tp, recs in self._poll_records(timeout_ms, max_records or self.max_poll_records):
             have = out.get(tp)
-            if have is None:
-                out[tp] = recs
-            else:
-                have.extend(recs)
-            self._positions[tp] = recs[-1].offset + 1
+            out[tp] = recs if have is None else have + recs
+            self._positions[tp] = recs.next_offset
         return out
 
     def __iter__(self) -> Iterator[Record]:
@@ -221,20 +222,20 @@ class Consumer:
             deadline = None if self.consumer_timeout_ms is None else time.monotonic() + self.consumer_timeout_ms / 1000
             while not buffer:
                 wait = 100.0 if deadline is None else max(0.0, (deadline - time.monotonic()) * 1000)
-                buffer.extend([tp, recs, 0] for tp, recs in self._poll_records(wait, self.max_poll_records))
+                buffer.extend([tp, iter(recs), len(recs)] for tp, recs in self._poll_records(wait, self.max_poll_records))
                 if not buffer and deadline is not None and time.monotonic() >= deadline:
                     raise StopIteration
-        chunk = buffer[0]  # [partition, its records, index of the next one]
-        tp, recs, i = chunk
-        record = recs[i]
-        if i + 1 < len(recs):
-            chunk[2] = i + 1
+        chunk = buffer[0]  # [partition, an iterator over its records, how many are left]
+        tp, records, left = chunk
+        record = next(records)
+        if left > 1:
+            chunk[2] = left - 1
         else:
             buffer.popleft()
         self._positions[tp] = record.offset + 1
         return record
 
-    def _poll_records(self, timeout_ms: float, max_records: int) -> list[tuple[TopicPartition, list[Record]]]:
+    def _poll_records(self, timeout_ms: float, max_records: int) -> list[tuple[TopicPartition, Records]]:
         if self._closed:
             raise GroupError("poll() on a closed consumer")
         deadline = time.monotonic() + max(0.0, timeout_ms) / 1000
@@ -258,10 +259,10 @@ class Consumer:
             time.sleep(min(self._sleep, remaining))
             self._sleep = min(self._sleep * 1.25, max(_MAX_SLEEP, min(_IDLE_CAP, 35 * self._scan_cost)))
 
-    def _fetch(self, max_records: int) -> list[tuple[TopicPartition, list[Record]]]:
+    def _fetch(self, max_records: int) -> list[tuple[TopicPartition, Records]]:
         """Records of the partitions with data, as (partition, records) runs, at most ``max_records``."""
         tps = list(self._readers)
-        out: list[tuple[TopicPartition, list[Record]]] = []
+        out: list[tuple[TopicPartition, Records]] = []
         if not tps:
             return out
         count = 0

@@ -15,7 +15,7 @@ import os
 from .checkpoint import PartitionState, StateFile, read_log_start
 from .errors import CorruptionError, OffsetOutOfRangeError, UnknownPartitionError
 from .index import TIME_ENTRY, search_offset, search_timestamp
-from .record import BadBatch, Record, batch_records, parse_line
+from .record import BadBatch, Records, batch_lines, batch_records, parse_line
 from .segment import CHUNK, index_name, iter_batches, list_segments, log_name, scan_segment, timeindex_name
 
 __all__ = ["PartitionReader", "segment_max_timestamp"]
@@ -104,7 +104,8 @@ class PartitionReader:
         self._segment: _OpenSegment | None = None
         self._cursor: tuple[int, int] | None = None  # (next offset, its file position) in self._segment
         self._held: tuple[int, bytes] | None = None  # (file position, bytes) last read from self._segment
-        self._rest: tuple[int, bool, list[Record]] | None = None  # (its first offset, raw, records) of a batch
+        # The rest of a batch parsed whole but returned in part: (its first offset, lines, raw values).
+        self._rest: tuple[int, list[dict], list[bytes] | None] | None = None
         self._bases: list[int] = []  # segment base offsets as last listed
 
     def close(self) -> None:
@@ -137,23 +138,24 @@ class PartitionReader:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def read(self, offset: int, max_records: int = 500, raw: bool = False) -> list[Record]:
-        """Up to ``max_records`` records from ``offset`` (fewer at the high watermark; [] at it)."""
+    def read(self, offset: int, max_records: int = 500, raw: bool = False) -> Records:
+        """Up to ``max_records`` records from ``offset`` (fewer at the high watermark; none at it)."""
         state = self.state()
         hw = state.high_watermark
+        lines: list[dict] = []
+        values: list[bytes] | None = [] if raw else None
+        out = Records(self.topic, self.partition, lines, values)
         if offset == hw:
-            return []
+            return out
         if offset > hw or offset < 0:
             raise self._out_of_range(offset, hw)
-        out: list[Record] = []
         rest = self._rest
-        if rest is not None and rest[0] == offset and rest[1] == raw and max_records > 0:
+        if rest is not None and rest[0] == offset and (rest[2] is None) != raw and max_records > 0:
             # The rest of a batch the last read parsed whole but returned in part.
-            out = rest[2][:max_records]
-            left = rest[2][max_records:]
-            self._rest = (left[0].offset, raw, left) if left else None
-            offset = out[-1].offset + 1
-        while len(out) < max_records and offset < hw:
+            self._rest = None
+            self._take(rest[1], rest[2], max_records, lines, values)
+            offset = lines[-1]["offset"] + 1
+        while len(lines) < max_records and offset < hw:
             seg, pos = self._position(offset, state)
             limit = state.hw_position if seg.base == state.active_base else os.fstat(seg.fd).st_size
             if pos >= limit:
@@ -162,47 +164,54 @@ class PartitionReader:
                 self._open(offset)  # the next segment starts at this offset
                 self._cursor = (offset, 0)
                 continue
-            got = self._read_segment(seg, pos, limit, offset, max_records - len(out), raw)
-            if not got:
+            got = len(lines)
+            self._read_segment(seg, pos, limit, offset, max_records, raw, lines, values)
+            if len(lines) == got:
                 break
-            out.extend(got)
-            offset = got[-1].offset + 1
+            offset = lines[-1]["offset"] + 1
         return out
 
-    def _read_segment(self, seg: _OpenSegment, pos: int, limit: int, offset: int, want: int,
-                      raw: bool) -> list[Record]:
-        out: list[Record] = []
+    def _take(self, batch: list[dict], batch_values: list[bytes] | None, want: int, lines: list[dict],
+              values: list[bytes] | None) -> None:
+        """Move up to ``want - len(lines)`` lines of a batch to the output; keep the rest for the next read."""
+        take = want - len(lines)
+        if len(batch) > take:
+            self._rest = (batch[take]["offset"], batch[take:], None if batch_values is None else batch_values[take:])
+            batch = batch[:take]
+            batch_values = None if batch_values is None else batch_values[:take]
+        lines += batch
+        if values is not None:
+            values += batch_values
+
+    def _read_segment(self, seg: _OpenSegment, pos: int, limit: int, offset: int, want: int, raw: bool,
+                      lines: list[dict], values: list[bytes] | None) -> None:
+        """Append to ``lines`` (and ``values``) the batches of ``seg`` from ``offset``, until ``want`` lines."""
         try:
             for buf, start, first, rest, end, fpos in iter_batches(seg.fd, pos, limit, CHUNK, self._held):
                 self._held = (fpos, buf)
                 count = first["batch"]["count"] if end > rest else 1
                 after = first["offset"] + count  # the offset after this batch
-                take = want - len(out)
+                take = want - len(lines)
                 left = after - max(offset, first["offset"])
                 # A batch that holds more than is wanted, but not much more (a poll of 500 in batches
                 # of 1,000), is parsed whole and its rest kept for the next read: parsing it in parts
                 # would split and join its lines again. A seek for a few records parses only those.
                 whole = take < left <= 4 * take
-                recs = batch_records(buf, start, first, rest, end, self.topic, self.partition, offset, raw,
-                                     None if whole else take)
-                if recs:
-                    if whole:
-                        self._rest = (recs[take].offset, raw, recs[take:])
-                        recs = recs[:take]
-                    out.extend(recs)
-                    nxt = recs[-1].offset + 1
+                got, got_values = batch_lines(buf, start, first, rest, end, offset, raw, None if whole else take)
+                if got:
+                    nxt = got[take]["offset"] if whole else got[-1]["offset"] + 1
+                    self._take(got, got_values, want, lines, values)
                     # A batch read in part leaves the cursor at its start (the next read skips what was
                     # read), or after it when its rest is kept.
                     self._cursor = (nxt, fpos + end) if nxt == after else (
                         (after, fpos + end) if whole else (nxt, fpos + start))
                     offset = nxt
-                if len(out) >= want:
+                if len(lines) >= want:
                     break
         except BadBatch as exc:
             raise CorruptionError(
                 f"corruption in {seg.path} at position {exc.position}: {exc.reason}",
                 path=seg.path, position=exc.position, offset=offset) from None
-        return out
 
     def _position(self, offset: int, state: PartitionState) -> tuple[_OpenSegment, int]:
         if self._cursor is not None and self._cursor[0] == offset and self._segment is not None:

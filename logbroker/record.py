@@ -19,7 +19,7 @@ import zlib
 from itertools import islice, repeat
 from operator import itemgetter, methodcaller
 from types import MappingProxyType
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import orjson
 
@@ -27,6 +27,7 @@ from .errors import InvalidRecordError, RecordTooLargeError
 
 __all__ = [
     "Record",
+    "Records",
     "PendingRecord",
     "encode_records",
     "encode_values",
@@ -120,6 +121,65 @@ class RawRecord(Record):
 
 
 _NO_HEADERS = MappingProxyType({})
+
+
+class Records(Sequence[Record]):
+    """The records of one partition from one read or poll, in offset order: a read-only sequence.
+
+    It holds the line parsed for each record (and, read with ``raw=True``, the JSON bytes of each
+    value) and makes each :class:`Record` when it is reached, by iteration or indexing. A poll's
+    records thus keep one object per record alive until the caller moves on, the parsed line,
+    not two: the cyclic garbage collector traverses and promotes every such object that is alive
+    when it runs, and measured, that was most of what a consumer spent beyond parsing. A Record
+    kept by the caller stays valid; ``records[i]`` makes a new, equal Record each time.
+    """
+
+    __slots__ = ("topic", "partition", "_lines", "_values")
+
+    def __init__(self, topic: str, partition: int, lines: list[dict] | None = None,
+                 values: list[bytes] | None = None) -> None:
+        self.topic = topic
+        self.partition = partition
+        self._lines = [] if lines is None else lines
+        self._values = values  # the raw values, with raw=True; else None
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def __iter__(self) -> Iterator[Record]:
+        if self._values is None:
+            return map(Record, repeat(self.topic), repeat(self.partition), self._lines)
+        return map(RawRecord, repeat(self.topic), repeat(self.partition), self._lines, self._values)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        values = self._values
+        if isinstance(i, slice):
+            return Records(self.topic, self.partition, self._lines[i], None if values is None else values[i])
+        if values is None:
+            return Record(self.topic, self.partition, self._lines[i])
+        return RawRecord(self.topic, self.partition, self._lines[i], values[i])
+
+    def __add__(self, other: "Records") -> "Records":
+        if not isinstance(other, Records) or (other.topic, other.partition) != (self.topic, self.partition) or (
+                (self._values is None) != (other._values is None)):
+            return NotImplemented
+        return Records(self.topic, self.partition, self._lines + other._lines,
+                       None if self._values is None else self._values + other._values)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (Records, list, tuple)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+    @property
+    def next_offset(self) -> int:
+        """The offset after the last record (Kafka's next position); the sequence must not be empty."""
+        return self._lines[-1]["offset"] + 1
 
 
 _MAX_TIMESTAMP = 1 << 63
@@ -385,8 +445,15 @@ def decode_batch(buf: bytes, pos: int, limit: int) -> tuple[dict, int, int]:
 
 def batch_records(buf: bytes, start: int, first: dict, rest_start: int, end: int, topic: str,
                   partition: int, min_offset: int, raw: bool = False,
-                  max_records: int | None = None) -> list[Record]:
-    """The records of one verified batch (``decode_batch``) from ``min_offset``, at most ``max_records``.
+                  max_records: int | None = None) -> Records:
+    """The records of one verified batch (``decode_batch``) from ``min_offset``, at most ``max_records``."""
+    return Records(topic, partition, *batch_lines(buf, start, first, rest_start, end, min_offset, raw, max_records))
+
+
+def batch_lines(buf: bytes, start: int, first: dict, rest_start: int, end: int, min_offset: int,
+                raw: bool = False, max_records: int | None = None) -> tuple[list[dict], list[bytes] | None]:
+    """The parsed lines of one verified batch (``decode_batch``) from ``min_offset``, at most
+    ``max_records`` of them, and with ``raw`` the JSON bytes of their values (else None).
 
     Only the lines asked for are parsed (a seek into a big batch parses one line, not a thousand);
     the batch checksum already covered all of them. ``raw`` leaves each value as its JSON bytes.
@@ -401,29 +468,30 @@ def batch_records(buf: bytes, start: int, first: dict, rest_start: int, end: int
     if max_records is not None and max_records < take:
         take = max_records
     if take <= 0:
-        return []
+        return [], [] if raw else None
     if raw:
-        return _raw_records(buf[start:end - 1].split(b"\n"), count, skip, take, topic, partition)
+        return _raw_lines(buf[start:end - 1].split(b"\n"), count, skip, take)
     if count == 1:
-        return [Record(topic, partition, first)]
+        return [first], None
     if skip == 0 and take == count:
-        region = buf[rest_start:end - 1].replace(b"\n", b",")
+        # Two copies: the lines wrapped straight from the buffer, then their LFs turned into commas.
+        array = b"".join((b"[", memoryview(buf)[rest_start:end - 1], b"]")).replace(b"\n", b",")
         expected = count - 1
     else:
         lines = buf[rest_start:end - 1].split(b"\n")
         if len(lines) != count - 1:
             raise BadBatch(BatchStatus.INVALID, "batch holds a different number of lines than its header says")
-        region = b",".join(lines[max(skip - 1, 0):skip - 1 + take])
+        array = _ARRAY % b",".join(lines[max(skip - 1, 0):skip - 1 + take])
         expected = take - 1 if skip == 0 else take
     try:
-        dicts = _loads(_ARRAY % region) if expected else []
+        dicts = _loads(array) if expected else []
     except orjson.JSONDecodeError:
         raise BadBatch(BatchStatus.INVALID, "batch lines are not JSON objects") from None
     if len(dicts) != expected:
         raise BadBatch(BatchStatus.INVALID, "batch holds a different number of lines than its header says")
     if skip == 0:
         dicts.insert(0, first)
-    return list(map(Record, repeat(topic), repeat(partition), dicts))  # map: no bytecode per record
+    return dicts, None
 
 
 _VALUE_MARK = b',"value":'
@@ -434,8 +502,8 @@ _split_value = methodcaller("partition", _VALUE_MARK)
 _without_closing_brace = itemgetter(slice(None, -1))
 
 
-def _raw_records(lines: list[bytes], count: int, skip: int, take: int, topic: str, partition: int) -> list[Record]:
-    """Records whose value is left as its JSON bytes, cut from each line without parsing it.
+def _raw_lines(lines: list[bytes], count: int, skip: int, take: int) -> tuple[list[dict], list[bytes]]:
+    """Line heads and the JSON bytes of their values, cut from each line without parsing the value.
 
     Everything before ``,"value":`` (the line's head) is parsed in one ``orjson.loads`` for the
     batch. That mark cannot occur inside the head's strings (JSON escapes their quotes) and the
@@ -450,11 +518,11 @@ def _raw_records(lines: list[bytes], count: int, skip: int, take: int, topic: st
         dicts = _loads(b"[%b}]" % b"},".join(heads))
         if not all(values):
             raise ValueError("a line without a value")
-        values = map(_without_closing_brace, values)  # the value is what the line holds before its final }
+        values = list(map(_without_closing_brace, values))  # the value: what the line holds before its final }
     except (orjson.JSONDecodeError, ValueError):
         dicts = [_loads(line) for line in lines]
         values = [_orjson_dumps(d["value"]) for d in dicts]
-    return list(map(RawRecord, repeat(topic), repeat(partition), dicts, values))
+    return dicts, values
 
 
 def parse_line(line: bytes) -> dict:

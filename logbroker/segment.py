@@ -70,10 +70,12 @@ def iter_batches(fd: int, pos: int, limit: int, chunk: int = CHUNK,
         except BadBatch as exc:
             have = base + len(buf)
             if exc.status == BatchStatus.INCOMPLETE and have < limit:
-                want = max(chunk, exc.needed - (len(buf) - off))
-                data = os.pread(fd, min(want, limit - have), have)
-                if data:
-                    buf = buf[off:] + data
+                # Read again from the batch start: the kernel copies the rest of the old chunk once
+                # more, where joining it to a new chunk would copy all of both.
+                want = max(len(buf) - off + chunk, exc.needed)
+                data = os.pread(fd, min(want, limit - base - off), base + off)
+                if len(data) > len(buf) - off:
+                    buf = data
                     base += off
                     off = 0
                     continue

@@ -60,6 +60,37 @@ def test_earliest_reads_from_the_log_start_and_max_records_is_honoured(topic):
         assert values(c.poll(timeout_ms=100, max_records=100)) == [4, 5, 6, 7, 8, 9]
 
 
+def test_poll_gives_each_partition_a_read_only_sequence_of_records(topic):
+    from logbroker import Record, Records
+    with Consumer("t", data_dir=topic, auto_offset_reset="earliest", max_poll_records=6) as c:
+        got = c.poll(timeout_ms=100)[TopicPartition("t", 0)]
+    assert isinstance(got, Records) and len(got) == 6 and bool(got)
+    assert [r.offset for r in got] == [0, 1, 2, 3, 4, 5]
+    assert got[0].value == {"i": 0} and got[-1].offset == 5 and got[-1].timestamp == T0 + 5000
+    assert all(isinstance(r, Record) and (r.topic, r.partition, r.key) == ("t", 0, None) for r in got)
+    assert [r.offset for r in got[2:4]] == [2, 3] and isinstance(got[2:4], Records)
+    assert got == list(got) and got[1:] + got[:1] != got and got[:3] + got[3:] == got
+    assert got[0] == got[0] and got[0] is not got[0]  # a Record is made each time it is reached
+    assert repr(got) == repr(list(got)) and got.next_offset == 6
+    with pytest.raises(IndexError):
+        got[6]
+    with pytest.raises(TypeError):
+        got[0] = None
+
+
+def test_a_poll_keeps_no_record_object_alive_until_its_records_are_reached(topic):
+    # One object per record (its parsed line) while the caller holds a poll, not two: what the
+    # cyclic garbage collector has to traverse for it.
+    import gc
+    from logbroker import Record
+    with Consumer("t", data_dir=topic, auto_offset_reset="earliest") as c:
+        polled = c.poll(timeout_ms=100)
+        assert sum(len(recs) for recs in polled.values()) == 10
+        assert not [o for o in gc.get_objects() if isinstance(o, Record)]
+        kept = [r for recs in polled.values() for r in recs]
+        assert sorted(r.value["i"] for r in kept) == list(range(10))
+
+
 def test_iteration_yields_records_and_stops_after_consumer_timeout(topic):
     with Consumer("t", data_dir=topic, auto_offset_reset="earliest", consumer_timeout_ms=50) as c:
         assert [r.offset for r in c] == list(range(10))
