@@ -74,6 +74,18 @@ def test_the_line_checksum_is_zlibs_crc32_whichever_implementation_computes_it(d
     assert _crc32(view) == zlib.crc32(bytes(view))
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 2**32 - 1), max_size=50), st.booleans())
+def test_crcs_are_written_as_eight_lowercase_hex_digits_by_either_path(crcs, fallback):
+    import logbroker.record as record
+    saved = record._U32
+    record._U32 = None if fallback else saved
+    try:
+        assert record._hex8(crcs) == [b"%08x" % c for c in crcs]
+    finally:
+        record._U32 = saved
+
+
 def test_unicode_and_line_separators_stay_inside_one_line():
     value = {"text": "K-pop 🎤 ß é \u2028 \u2029 \n \r \0 end", "中文": ["\t"]}
     data, _ = encode_batch(0, [PendingRecord(T0, "ключ", {"h": "\n"}, value)])
