@@ -293,11 +293,10 @@ def encode_records(base_offset: int, records: Sequence[PendingRecord],
     n = len(records)
     timestamps, keys, headers, values, _ = zip(*records)
     ts0, key0, headers0 = timestamps[0], keys[0], headers[0]
-    offsets = range(base_offset, base_offset + n)
     if timestamps.count(ts0) == n and keys.count(key0) == n and headers.count(headers0) == n:
-        bodies = list(map(_template(ts0, key0, headers0).__mod__, zip(offsets, values)))
+        bodies = _bodies(_template(ts0, key0, headers0), base_offset, iter(values), n)
     else:
-        bodies = list(map(_BODY.__mod__, zip(offsets, timestamps, keys, headers, values)))
+        bodies = list(map(_BODY.__mod__, zip(range(base_offset, base_offset + n), timestamps, keys, headers, values)))
     return _into_batches(base_offset, bodies, timestamps, keys, headers, max_bytes)
 
 
@@ -312,7 +311,7 @@ def encode_values(base_offset: int, values: Sequence[Any], timestamp: int, key_j
     n = len(values)
     template = _template(timestamp, key_json, headers_json)
     try:
-        bodies = list(map(template.__mod__, zip(range(base_offset, base_offset + n), map(_orjson_dumps, values))))
+        bodies = _bodies(template, base_offset, map(_orjson_dumps, values), n)
     except (TypeError, orjson.JSONEncodeError):
         for i, value in enumerate(values):
             try:
@@ -336,6 +335,31 @@ def encode_batch(base_offset: int, records: Sequence[PendingRecord]) -> tuple[by
     """The bytes of one batch holding ``records`` (whatever its size) and its max timestamp."""
     [(parts, _, _, _, max_ts)] = encode_records(base_offset, records)
     return b"".join(parts), max_ts
+
+
+def _bodies(template: bytes, base_offset: int, values_json: Iterator[bytes], n: int) -> list[bytes]:
+    """The bodies of ``n`` lines from ``template`` (see :func:`_template`), at consecutive offsets.
+
+    An offset is written as its digits above the last three, set once per thousand offsets into
+    the template, and its last three from a table: no int is formatted per record (measured:
+    ~300 instructions per record less than ``%d``).
+    """
+    bodies: list[bytes] = []
+    offset, end = base_offset, base_offset + n
+    while offset < end:
+        high, low = divmod(offset, 1000)
+        run = min(1000 - low, end - offset)  # offsets sharing their digits above the last three
+        if high:
+            tmpl, digits = template.replace(b"%d", b"%d" % high + b"%b", 1), _LAST3[low:low + run]
+        else:
+            tmpl, digits = template.replace(b"%d", b"%b", 1), _UNDER_1000[low:low + run]
+        bodies += map(tmpl.__mod__, zip(digits, values_json))
+        offset += run
+    return bodies
+
+
+_LAST3 = [b"%03d" % i for i in range(1000)]
+_UNDER_1000 = [b"%d" % i for i in range(1000)]
 
 
 def _template(timestamp: int, key_json: bytes, headers_json: bytes) -> bytes:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from logbroker.errors import InvalidRecordError
 from logbroker.record import (BadBatch, BatchStatus, PendingRecord, batch_records, decode_batch, encode_batch,
-                              parse_line)
+                              encode_values, parse_line)
 
 from conftest import T0
 
@@ -84,6 +84,21 @@ def test_crcs_are_written_as_eight_lowercase_hex_digits_by_either_path(crcs, fal
         assert record._hex8(crcs) == [b"%08x" % c for c in crcs]
     finally:
         record._U32 = saved
+
+
+@pytest.mark.parametrize("base", [0, 1, 990, 999, 1000, 1001, 9_999_990, 10**12 - 5, 2**62])
+@pytest.mark.parametrize("n", [1, 2, 15, 2_500])
+@pytest.mark.parametrize("shared", [True, False])
+def test_offsets_are_written_right_across_every_thousand(base, n, shared):
+    # Lines sharing timestamp, key and headers write an offset's digits above the last three once
+    # per thousand offsets; the others format each offset. Both must read back the same.
+    pending = [PendingRecord(T0 if shared else T0 + i, None, None, i) for i in range(n)]
+    data, _ = encode_batch(base, pending)
+    assert [(r.offset, r.value) for r in decode_all(data)] == [(base + i, i) for i in range(n)]
+    assert [parse_line(line)["offset"] for line in data.splitlines(keepends=True)] == list(range(base, base + n))
+    if shared:  # the bulk path (Producer.send_batch) builds its lines the same way
+        [(parts, *_)] = encode_values(base, list(range(n)), T0, b"null", b"")
+        assert b"".join(parts) == data
 
 
 def test_unicode_and_line_separators_stay_inside_one_line():
