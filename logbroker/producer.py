@@ -11,6 +11,7 @@ partition are serialized by the partition lock (see :mod:`logbroker.log`).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from functools import partial
 from operator import itemgetter
@@ -118,15 +119,15 @@ _new_pending = partial(tuple.__new__, PendingRecord)
 
 
 class Producer:
-    """Appends records to topics in ``data_dir``.
+    """Appends records to topics in ``data_dir`` (default: ``$LOGBROKER_DATA_DIR``, else ``./segments``).
 
     ``fsync``: None follows each topic's ``fsync`` config; or ``"always"``, ``"interval"``, ``"never"``.
     ``batch_size``: bytes buffered per partition before a batch is written (Kafka's ``batch.size``);
     0 writes every record at once. ``auto_create``: create missing topics with ``num_partitions``.
     """
 
-    def __init__(self, data_dir: str, *, fsync: str | None = None, batch_size: int = 16384,
-                 auto_create: bool = True, num_partitions: int = DEFAULT_PARTITIONS,
+    def __init__(self, data_dir: str | os.PathLike | None = None, *, fsync: str | None = None,
+                 batch_size: int = 16384, auto_create: bool = True, num_partitions: int = DEFAULT_PARTITIONS,
                  flush_ms: int | None = None) -> None:
         from .broker import resolve_data_dir
 
