@@ -18,7 +18,7 @@ import math
 import sys
 import zlib
 from array import array
-from itertools import islice, repeat
+from itertools import groupby, islice, repeat
 from operator import itemgetter, methodcaller
 from types import MappingProxyType
 from typing import Any, Iterator, Sequence
@@ -286,17 +286,27 @@ def encode_records(base_offset: int, records: Sequence[PendingRecord],
     """``records`` as batches at offsets ``base_offset`` onwards, each at most ``max_bytes`` long.
 
     Raises :class:`RecordTooLargeError` (nothing encoded) when one record's line alone is longer.
-    The lines are built column-wise by C-level ``map``s, with no Python-level step per record; when
-    the records share their timestamp, key and headers (a burst within one millisecond), those are
-    formatted once into the batch's template, leaving the offset and the value to each line.
+    The lines are built column-wise by C-level ``map``s, with no Python-level step per record. When
+    the records share their key and headers and come in runs of one timestamp (records sent within
+    the same millisecond), each run's timestamp, key and headers are formatted once into a template,
+    leaving the offset and the value to each line.
     """
     n = len(records)
     timestamps, keys, headers, values, _ = zip(*records)
     ts0, key0, headers0 = timestamps[0], keys[0], headers[0]
-    if timestamps.count(ts0) == n and keys.count(key0) == n and headers.count(headers0) == n:
-        bodies = _bodies(_template(ts0, key0, headers0), base_offset, iter(values), n)
-    else:
+    runs = None
+    if keys.count(key0) == n and headers.count(headers0) == n:
+        # Runs of records sent within the same millisecond: one template each, when they are long.
+        runs = [(ts, len(list(run))) for ts, run in groupby(timestamps)]
+        if len(runs) * 8 > n:
+            runs = None
+    if runs is None:
         bodies = list(map(_BODY.__mod__, zip(range(base_offset, base_offset + n), timestamps, keys, headers, values)))
+    else:
+        bodies, offset, values_json = [], base_offset, iter(values)
+        for ts, count in runs:
+            bodies += _bodies(_template(ts, key0, headers0), offset, values_json, count)
+            offset += count
     return _into_batches(base_offset, bodies, timestamps, keys, headers, max_bytes)
 
 

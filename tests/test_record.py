@@ -101,6 +101,24 @@ def test_offsets_are_written_right_across_every_thousand(base, n, shared):
         assert b"".join(parts) == data
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 10**12), st.lists(st.integers(1, 40), min_size=1, max_size=12),
+       st.none() | st.text(alphabet="%db{}\\\"x", max_size=6), st.booleans())
+def test_runs_of_one_timestamp_give_the_same_lines_as_records_encoded_alone(base, runs, key, with_headers):
+    # Records sharing key and headers are written run by run of equal timestamps, from templates;
+    # a record alone takes the per-line path. Every line after a batch's first must be identical.
+    headers = {"h": "v%d"} if with_headers else None
+    pending = [PendingRecord(T0 + r, key, headers, {"run": r, "i": i})
+               for r, length in enumerate(runs) for i in range(length)]
+    data, _ = encode_batch(base, pending)
+    lines = data.splitlines(keepends=True)
+    assert len(lines) == len(pending)
+    for i in range(1, len(pending)):
+        assert lines[i] == encode_batch(base + i, [pending[i]])[0]
+    assert [(r.offset, r.timestamp, r.key, dict(r.headers)) for r in decode_all(data)] == [
+        (base + i, p[0], key, headers or {}) for i, p in enumerate(pending)]
+
+
 def test_unicode_and_line_separators_stay_inside_one_line():
     value = {"text": "K-pop 🎤 ß é \u2028 \u2029 \n \r \0 end", "中文": ["\t"]}
     data, _ = encode_batch(0, [PendingRecord(T0, "ключ", {"h": "\n"}, value)])
