@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time __getattr__ impo
     from .config import TopicConfig
     from .consumer import Consumer, TopicPartition
     from .producer import FutureBatchMetadata, FutureRecordMetadata, Producer, RecordMetadata
-    from .record import Record, Records
+    from .consumer_record import Record, Records
 
 # public name -> the module that defines it
 _LAZY = {
@@ -35,8 +35,8 @@ _LAZY = {
     "Producer": ".producer",
     "RecordMetadata": ".producer",
     "FutureRecordMetadata": ".producer",
-    "Record": ".record",
-    "Records": ".record",
+    "Record": ".consumer_record",
+    "Records": ".consumer_record",
     "Consumer": ".consumer",
     "TopicPartition": ".consumer",
     "FutureBatchMetadata": ".producer",

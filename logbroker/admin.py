@@ -30,7 +30,7 @@ from .errors import (GroupError, GroupNotEmptyError, InvalidConfigError, OffsetO
                      UnknownGroupError)
 from .group import partition_owner, scan_members
 from .offsets import GROUPS_DIR, CommittedOffset, GroupPaths, OffsetStore
-from .record import Record
+from .consumer_record import Record
 from .topic import Topic
 
 __all__ = ["list_groups", "describe_group", "delete_group", "group_topics", "live_members", "PartitionLag",

@@ -15,7 +15,7 @@ from typing import Callable
 from .admin import parse_datetime_ms
 from .consumer import Consumer
 from .errors import InvalidConfigError, OffsetOutOfRangeError
-from .record import Record
+from .consumer_record import Record
 
 __all__ = ["consume"]
 

@@ -37,7 +37,7 @@ from .errors import (CommitFailedError, GroupError, InvalidConfigError, OffsetOu
 from .group import DEFAULT_SESSION_TIMEOUT_MS, GroupMember, scan_members
 from .offsets import CommittedOffset, GroupPaths, OffsetStore
 from .reader import PartitionReader
-from .record import Record, Records
+from .consumer_record import Record, Records
 from .topic import TOPIC_FILE, Topic
 
 __all__ = ["Consumer", "TopicPartition", "OffsetAndTimestamp", "RESET_POLICIES"]
@@ -201,8 +201,9 @@ class Consumer:
     def poll(self, timeout_ms: float = 0, max_records: int | None = None) -> dict[TopicPartition, Records]:
         """Records by partition, waiting up to ``timeout_ms`` for the first; positions move past them.
 
-        Each partition's records come as a :class:`~logbroker.record.Records`, a read-only sequence
-        of :class:`~logbroker.record.Record` in offset order (iterate it, index it, ``len()`` it).
+        Each partition's records come as a :class:`~logbroker.consumer_record.Records`, a read-only
+        sequence of :class:`~logbroker.consumer_record.Record` in offset order (iterate it, index it,
+        ``len()`` it).
         """
         self._buffer.clear()
         out: dict[TopicPartition, Records] = {}

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from .record import Record
+from .consumer_record import Record
 
 __all__ = ["format_pretty", "format_envelope", "format_value"]
 

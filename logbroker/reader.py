@@ -15,7 +15,8 @@ import os
 from .checkpoint import PartitionState, StateFile, read_log_start
 from .errors import CorruptionError, OffsetOutOfRangeError, UnknownPartitionError
 from .index import TIME_ENTRY, search_offset, search_timestamp
-from .record import BadBatch, Records, batch_lines, batch_records, parse_line
+from .consumer_record import Records
+from .record import BadBatch, batch_lines, batch_records, parse_line
 from .segment import CHUNK, index_name, iter_batches, list_segments, log_name, scan_segment, timeindex_name
 
 __all__ = ["PartitionReader", "segment_max_timestamp"]
