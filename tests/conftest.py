@@ -18,6 +18,8 @@ import pytest
 from logbroker.record import PendingRecord
 from logbroker.topic import Topic
 
+from badinput import box, span, template  # noqa: E402,F401 (the bad-input catalogue's fixtures)
+
 #: 2025-11-27T08:00:00Z, the example timestamp of FORMAT.md
 T0 = 1_764_230_400_000
 
