@@ -34,6 +34,9 @@ from logbroker.segment import list_segments
 
 from conftest import T0, read_all
 
+# Real processes and kill -9: part of the whole suite (CI), left out of the fast loop.
+pytestmark = pytest.mark.slow
+
 HOUR = 3600 * 1000
 TEN_YEARS = 10 * 365 * 24 * HOUR
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -21,6 +21,9 @@ import pytest
 from logbroker import Broker, Producer
 from logbroker.offsets import GroupPaths, OffsetStore
 
+# Real processes and kill -9: part of the whole suite (CI), left out of the fast loop.
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARTITIONS, RECORDS = 6, 30_000
 

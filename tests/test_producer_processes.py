@@ -18,6 +18,10 @@ from logbroker.fsutil import FileLock
 
 import corrupt
 from conftest import T0, read_all, rec, reopen
+import pytest
+
+# Real processes and kill -9: part of the whole suite (CI), left out of the fast loop.
+pytestmark = pytest.mark.slow
 
 SENDER = textwrap.dedent("""
     import sys

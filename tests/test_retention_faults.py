@@ -42,6 +42,9 @@ from logbroker.topic import Topic
 
 from conftest import T0, read_all, tmp_files
 
+# Real processes and kill -9: part of the whole suite (CI), left out of the fast loop.
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
 _FILE = re.compile(r"(\d{20})\.(log|index|timeindex)\Z")

@@ -33,6 +33,9 @@ from logbroker.topic import Topic
 
 from conftest import T0, tmp_files
 
+# Real processes and kill -9: part of the whole suite (CI), left out of the fast loop.
+pytestmark = pytest.mark.slow
+
 PRODUCERS = 4
 RECORDS_PER_PRODUCER = 1500
 

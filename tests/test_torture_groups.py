@@ -36,6 +36,9 @@ from logbroker.group import range_assign, read_generation
 from logbroker.offsets import GroupPaths, OffsetStore, decode_line
 from logbroker.topic import Topic
 
+# Real processes and kill -9: part of the whole suite (CI), left out of the fast loop.
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
