@@ -40,9 +40,12 @@ class _State:
 state = _State()
 
 
-def broker():
+def broker(max_block_ms: Optional[int] = None):
     from logbroker.broker import Broker
-    return Broker(state.data_dir)
+    return Broker(state.data_dir) if max_block_ms is None else Broker(state.data_dir, max_block_ms=max_block_ms)
+
+
+MAX_BLOCK_HELP = "Wait at most this long for a partition lock another process holds (Kafka's max.block.ms; default 60000)."
 
 
 def err(message: str) -> None:
@@ -149,6 +152,7 @@ def publish(
     partition: Annotated[Optional[int], typer.Option("--partition", help="Publish every record to this partition.")] = None,
     fsync: Annotated[Optional[str], typer.Option("--fsync", help="always | interval | never (default: the topic's).")] = None,
     partitions: Annotated[int, typer.Option("--partitions", help="Partitions of the topic if it must be created.")] = 3,
+    max_block_ms: Annotated[int, typer.Option("--max-block-ms", help=MAX_BLOCK_HELP)] = 60000,
 ) -> None:
     """Publish JSON lines (one record per line) to a topic, like kafka-console-producer.
 
@@ -160,7 +164,7 @@ def publish(
     stream = open(file, "rb") if file else sys.stdin.buffer
     try:
         summary = publish_lines(broker().data_dir, topic, stream, key_field=key_field, key=key,
-                                partition=partition, fsync=fsync, num_partitions=partitions,
+                                partition=partition, fsync=fsync, num_partitions=partitions, max_block_ms=max_block_ms,
                                 on_error=lambda msg: err(msg),
                                 on_progress=_progress("published") if progress_enabled() else None)
     finally:
@@ -375,7 +379,7 @@ def demo(orders: Annotated[int, typer.Option("--orders", help="How many orders t
 @app.command()
 def inspect(
     path: Annotated[str, typer.Argument(help="A .log, .index or .timeindex file, or a partition directory.")],
-    verify: Annotated[bool, typer.Option("--verify", help="Check every checksum and index entry; exit 3 on corruption.")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Check every byte as recover would; print a verdict, exit 3 unless OK.")] = False,
     print_records: Annotated[bool, typer.Option("--print-records", help="Include every record (like --print-data-log).")] = False,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -390,8 +394,11 @@ def inspect(
         from logbroker.render import inspect_report
         typer.echo(inspect_report(report))
     if verify and not report.get("ok", False):
-        for p in report.get("problems", []):
+        # stderr gets what is wrong; the verdict line ends stdout (the same check recover acts on).
+        for p in report.get("damage", report.get("problems", [])):
             err(f"corruption: {p}")
+        for p in report.get("repairs", []):
+            err(f"needs recovery: {p}")
         raise typer.Exit(3)
 
 
@@ -399,17 +406,24 @@ def inspect(
 def retention(
     topic: Annotated[Optional[str], typer.Argument(help="Topic (default: every topic).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would be deleted.")] = False,
+    max_block_ms: Annotated[int, typer.Option("--max-block-ms", help=MAX_BLOCK_HELP)] = 60000,
 ) -> None:
     """Apply retention.ms / retention.bytes now.  Example: logbroker retention orders --dry-run"""
     from logbroker.render import retention_summary
-    typer.echo(retention_summary(broker().apply_retention(topic, dry_run=dry_run), dry_run))
+    typer.echo(retention_summary(broker(max_block_ms).apply_retention(topic, dry_run=dry_run), dry_run))
 
 
 @app.command()
-def recover(topic: Annotated[Optional[str], typer.Argument(help="Topic (default: every topic).")] = None) -> None:
-    """Check and repair partitions now: torn tails, indexes, leftovers.  Example: logbroker recover orders"""
+def recover(
+    topic: Annotated[Optional[str], typer.Argument(help="Topic (default: every topic).")] = None,
+    max_block_ms: Annotated[int, typer.Option("--max-block-ms", help=MAX_BLOCK_HELP)] = 60000,
+) -> None:
+    """Check and repair partitions now: torn tails, lost state files, indexes, leftovers; exit 3 when damage was left alone.  Example: logbroker recover orders"""
     from logbroker.render import recover_summary
-    typer.echo(recover_summary(broker().recover(topic)))
+    reports = broker(max_block_ms).recover(topic)
+    typer.echo(recover_summary(reports))
+    if any(r.problems for r in reports):
+        raise typer.Exit(3)
 
 
 # -- bench (perf tools) --
@@ -523,9 +537,24 @@ def main() -> None:
                 err(f"error: {message}{hint}")
             sys.exit(exc.exit_code)
         if isinstance(exc, OSError):
-            err(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+            where = exc.filename or _stdout_if_raised_here(exc)
+            err(f"error: {exc.strerror or exc}" + (f": {where}" if where else ""))
             sys.exit(1)
         raise
+
+
+def _stdout_if_raised_here(exc: BaseException) -> Optional[str]:
+    """An OSError with no file name raised by a write in this file is a write to standard output
+    (records, tables): name where it goes, e.g. a file on a full disk."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None or tb.tb_frame.f_code.co_filename != __file__:
+        return None
+    try:
+        return f"standard output ({os.readlink('/proc/self/fd/1')})"
+    except OSError:
+        return "standard output"
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ import os
 import stat
 from typing import Any
 
-from .config import DEFAULT_PARTITIONS
-from .errors import DataDirError, UnsafePathError
+from .config import DEFAULT_MAX_BLOCK_MS, DEFAULT_PARTITIONS, check_max_block_ms
+from .errors import CorruptionError, DataDirError, UnsafePathError
 from .log import RecoveryReport, RetentionReport
 from .topic import TOPIC_FILE, Topic
 
@@ -48,8 +48,11 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None, create: bool = T
 class Broker:
     """A handle on one data directory."""
 
-    def __init__(self, data_dir: str | os.PathLike | None = None) -> None:
+    def __init__(self, data_dir: str | os.PathLike | None = None, *,
+                 max_block_ms: int | None = DEFAULT_MAX_BLOCK_MS) -> None:
         self.data_dir = resolve_data_dir(data_dir)
+        #: how long retention and recovery wait for a partition lock (Kafka's max.block.ms)
+        self.max_block_ms = None if max_block_ms is None else check_max_block_ms(max_block_ms)
 
     # -- topics -------------------------------------------------------------------------------
 
@@ -63,7 +66,7 @@ class Broker:
         return sorted(names)
 
     def topic(self, name: str) -> Topic:
-        return Topic(self.data_dir, name)
+        return Topic(self.data_dir, name, self.max_block_ms)
 
     def create_topic(self, name: str, partitions: int = DEFAULT_PARTITIONS,
                      config: dict[str, Any] | None = None) -> Topic:
@@ -125,8 +128,13 @@ class Broker:
         return self._each_log(topic, lambda log: log.apply_retention(now=now, dry_run=dry_run))
 
     def recover(self, topic: str | None = None) -> list[RecoveryReport]:
-        """Run a full recovery on every partition of ``topic`` (default: every topic)."""
-        return self._each_log(topic, lambda log: log.recover())
+        """Run a full recovery on every partition of ``topic`` (default: every topic), then repair
+        the committed offsets of its groups. Damage found and left alone is in each report's
+        ``problems`` (with the command that gets out of it), never raised, so every partition is seen."""
+        reports = self._each_log(topic, _recover_one)
+        for name in [topic] if topic is not None else self.list_topics():
+            reports.extend(_recover_groups(self.topic(name)))
+        return reports
 
     def _each_log(self, topic: str | None, action):
         reports = []
@@ -138,3 +146,31 @@ class Broker:
                 t.close()
         return reports
 
+
+def _recover_one(log) -> RecoveryReport:
+    """A partition's recovery report; damage it found is in ``problems``, not raised, so the other
+    partitions are still recovered."""
+    try:
+        return log.recover()
+    except CorruptionError as exc:
+        report = getattr(exc, "report", None)
+        if report is None:
+            raise
+        return report
+
+
+def _recover_groups(topic: Topic) -> list[RecoveryReport]:
+    from .offsets import GROUPS_DIR, GroupPaths, OffsetStore
+    reports = []
+    try:
+        names = sorted(n for n in os.listdir(os.path.join(topic.path, GROUPS_DIR)) if not n.startswith("__"))
+    except FileNotFoundError:
+        return reports
+    for group in names:
+        paths = GroupPaths(topic.path, group)
+        with paths.locked():
+            done, problem = OffsetStore(paths, topic.name).repair()
+        if done or problem:
+            reports.append(RecoveryReport(topic.name, -1, [done] if done else [], problems=[problem] if problem else [],
+                                          subject=f"{topic.name} group {group}"))
+    return reports

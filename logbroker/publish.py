@@ -15,6 +15,7 @@ from typing import BinaryIO, Callable
 
 import orjson
 
+from .config import DEFAULT_MAX_BLOCK_MS
 from .errors import LogBrokerError, UnknownTopicError
 from .producer import Producer
 from .topic import Topic
@@ -135,13 +136,15 @@ def _why_invalid(line: bytes, exc: orjson.JSONDecodeError) -> str:
 def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str | None = None,
                   key: str | None = None, partition: int | None = None, fsync: str | None = None,
                   num_partitions: int = 3, on_error: Callable[[str], None] | None = None,
-                  on_progress: Callable[[int], None] | None = None) -> PublishSummary:
+                  on_progress: Callable[[int], None] | None = None,
+                  max_block_ms: int | None = DEFAULT_MAX_BLOCK_MS) -> PublishSummary:
     summary = PublishSummary()
     try:
         Topic(data_dir, topic)
     except UnknownTopicError:
         summary.created = True
-    producer = Producer(data_dir, fsync=fsync, num_partitions=num_partitions, batch_size=256 * 1024)
+    producer = Producer(data_dir, fsync=fsync, num_partitions=num_partitions, batch_size=256 * 1024,
+                        max_block_ms=max_block_ms)
     try:
         t = producer._topic(topic)
         summary.partitions = t.partitions

@@ -10,9 +10,11 @@ read chunk plus one batch whatever the log size.
 from __future__ import annotations
 
 import bisect
+import logging
 import os
+from typing import Callable
 
-from .checkpoint import PartitionState, StateFile, read_log_start
+from .checkpoint import STATE_NAME, PartitionState, StateFile, read_log_start
 from .errors import CorruptionError, OffsetOutOfRangeError, UnknownPartitionError
 from .index import TIME_ENTRY, search_offset, search_timestamp
 from .consumer_record import Records
@@ -20,6 +22,8 @@ from .record import BadBatch, batch_lines, batch_records, parse_line
 from .segment import CHUNK, index_name, iter_batches, list_segments, log_name, scan_segment, timeindex_name
 
 __all__ = ["PartitionReader", "segment_max_timestamp"]
+
+log = logging.getLogger("logbroker")
 
 
 def segment_max_timestamp(directory: str, base: int, size: int) -> int:
@@ -94,7 +98,8 @@ class PartitionReader:
     sequential reads never touch the index.
     """
 
-    def __init__(self, topic: str, partition: int, directory: str) -> None:
+    def __init__(self, topic: str, partition: int, directory: str,
+                 repair: Callable[[], object] | None = None) -> None:
         if not os.path.isdir(directory):
             raise UnknownPartitionError(f"partition {partition} of topic {topic} does not exist",
                                         topic=topic, partition=partition)
@@ -108,6 +113,9 @@ class PartitionReader:
         # The rest of a batch parsed whole but returned in part: (its first offset, lines, raw values).
         self._rest: tuple[int, list[dict], list[bytes] | None] | None = None
         self._bases: list[int] = []  # segment base offsets as last listed
+        # Rebuilds lost or damaged state files from the segments under the partition lock (a full
+        # recovery); None: refuse with an error naming `logbroker recover` instead.
+        self._repair = repair
 
     def close(self) -> None:
         if self._segment is not None:
@@ -120,17 +128,64 @@ class PartitionReader:
     # -- offsets ------------------------------------------------------------------------------
 
     def state(self) -> PartitionState:
+        """The partition state. A missing, empty or damaged state file while segments hold records is
+        never read as an empty partition: it is rebuilt from the segments (or refused)."""
         if self._state.fd < 0:
             self._state = StateFile(self.directory)
-        st = self._state.read()
+        try:
+            st = self._state.read()
+        except CorruptionError:
+            return self._rebuilt_state("damaged")
         if st is None:
-            base = read_log_start(self.directory, self.topic, self.partition)
+            if self._holds_records():
+                return self._rebuilt_state("missing" if self._state.fd < 0 else "empty")
+            base = self.checkpointed_log_start()
             return PartitionState(active_base=base, log_end_offset=base, high_watermark=base)
         return st
 
+    def _holds_records(self) -> bool:
+        for base in list_segments(self.directory):
+            try:
+                if os.path.getsize(os.path.join(self.directory, log_name(base))):
+                    return True
+            except FileNotFoundError:
+                pass
+        return False
+
+    def _rebuilt_state(self, why: str) -> PartitionState:
+        path = os.path.join(self.directory, STATE_NAME)
+        self._run_repair(f"partition state file {path} is {why} while the segments hold records")
+        self._state.close()
+        self._state = StateFile(self.directory)
+        st = self._state.read()
+        if st is None:
+            raise CorruptionError(f"partition state file {path} is still {why} after recovery", path=path)
+        return st
+
+    def _run_repair(self, what: str) -> None:
+        """Rebuild the state files from the segments, or raise the error that says how to."""
+        how = f"run `logbroker recover {self.topic}` (with write access) to rebuild it from the segments"
+        if self._repair is None:
+            raise CorruptionError(f"{what}; {how}", path=self.directory, topic=self.topic, partition=self.partition)
+        try:
+            report = self._repair()
+        except OSError as exc:
+            raise CorruptionError(f"{what}, and it cannot be rebuilt here ({exc.strerror or exc}); {how}",
+                                  path=self.directory, topic=self.topic, partition=self.partition) from None
+        for action in getattr(report, "actions", ()):
+            log.warning("%s-%d: %s", self.topic, self.partition, action)
+
+    def checkpointed_log_start(self) -> int:
+        """The log start offset checkpoint (rebuilt from the segments when damaged)."""
+        try:
+            return read_log_start(self.directory, self.topic, self.partition)
+        except CorruptionError as exc:
+            self._run_repair(str(exc))
+            return read_log_start(self.directory, self.topic, self.partition)
+
     def log_start_offset(self) -> int:
         bases = list_segments(self.directory)
-        start = read_log_start(self.directory, self.topic, self.partition)
+        start = self.checkpointed_log_start()
         return max(start, bases[0]) if bases else start
 
     def high_watermark(self) -> int:

@@ -18,7 +18,7 @@ import time
 import orjson
 
 from . import fsutil
-from .config import TopicConfig, validate_topic_name
+from .config import DEFAULT_MAX_BLOCK_MS, TopicConfig, validate_topic_name
 from .errors import (CorruptionError, InvalidConfigError, TopicExistsError, UnknownPartitionError,
                      UnknownTopicError)
 from .log import PartitionLog, partition_dir_name
@@ -39,9 +39,11 @@ def _meta_bytes(name: str, partitions: int, config: TopicConfig, created_ms: int
 class Topic:
     """An existing topic. Partition logs are opened lazily and cached per process."""
 
-    def __init__(self, data_dir: str, name: str) -> None:
+    def __init__(self, data_dir: str, name: str, max_block_ms: int | None = DEFAULT_MAX_BLOCK_MS) -> None:
         validate_topic_name(name)
         self.name = name
+        #: max.block.ms of the partition logs this handle opens (see PartitionLog.max_block_ms)
+        self.max_block_ms = max_block_ms
         self.data_dir = data_dir
         self.path = os.path.join(data_dir, name)
         fsutil.check_not_symlink(self.path, "topic directory")
@@ -148,14 +150,15 @@ class Topic:
         log = self._logs.get(partition)
         if log is None:
             self.check_partition(partition)
-            log = PartitionLog(self.name, partition, self.partition_path(partition), self.config)
+            log = PartitionLog(self.name, partition, self.partition_path(partition), self.config, self.max_block_ms)
             self._logs[partition] = log
         return log
 
     def reader(self, partition: int) -> PartitionReader:
         self.check_partition(partition)
         fsutil.check_not_symlink(self.partition_path(partition), "partition directory")
-        return PartitionReader(self.name, partition, self.partition_path(partition))
+        return PartitionReader(self.name, partition, self.partition_path(partition),
+                               repair=lambda: self.log(partition).recover())
 
     def close(self) -> None:
         for log in self._logs.values():
