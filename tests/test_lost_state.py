@@ -46,6 +46,9 @@ def part(data_dir, p=1) -> str:
 def lose(path: str, how: str) -> None:
     if how == "deleted":
         os.unlink(path)
+    elif how == "garbage":
+        with open(path, "r+b") as f:
+            f.write(b"\xff" * 84)  # the right size, the wrong crc
     else:
         open(path, "wb").close()
 
@@ -55,7 +58,7 @@ def all_values(data_dir) -> list[int]:
         return sorted(r.value["i"] for r in c)
 
 
-@pytest.mark.parametrize("how", ["deleted", "emptied"])
+@pytest.mark.parametrize("how", ["deleted", "emptied", "garbage"])
 def test_a_lost_high_watermark_is_rebuilt_from_the_segments_not_read_as_an_empty_partition(three, how, caplog):
     assert len(list_segments(part(three))) > 1
     lose(os.path.join(part(three), STATE_NAME), how)

@@ -126,3 +126,17 @@ def test_interrupted_publishes_leave_partitions_where_inspect_and_recover_agree_
         for start, end in zip(runs, runs[1:] + [len(values)]):
             assert values[start:end] == list(range(end - start))
     print(f"{len(seen_repairs)} repairs over 16 interruptions: {seen_repairs}")
+
+
+def test_inspect_counts_the_same_index_entries_for_a_segment_file_and_its_directory(data_dir):
+    t = Topic.create(data_dir, "t", 1, {"index.interval.bytes": 100})
+    for i in range(30):
+        t.log(0).append([rec({"i": i, "pad": "x" * 40})])
+    t.close()
+    d = t.partition_path(0)
+    seg = os.path.join(d, "00000000000000000000.log")
+    file_out = cli("inspect", seg, data_dir=data_dir).stdout.decode().splitlines()[0]
+    dir_out = [line for line in cli("inspect", d, data_dir=data_dir).stdout.decode().splitlines()
+               if line.startswith("Dumping")][0]
+    assert "index entries: -" not in file_out
+    assert file_out.split("index entries: ")[1] == dir_out.split("index entries: ")[1] != "0)"
