@@ -273,3 +273,36 @@ def test_a_console_consumer_follows_its_topic_across_delete_and_create(data_dir,
     assert proc.returncode == 0, err
     assert lines == [{"old": 0}, {"old": 1}, {"old": 2}] + [{"new": i} for i in range(4)]
     assert "was deleted" in err and "Traceback" not in err and "No such file" not in err, err
+
+
+# -- partition counts only grow -----------------------------------------------------------------
+
+def _lower_partition_count(data_dir: str, name: str, count: int) -> None:
+    meta_path = Path(data_dir, name, TOPIC_FILE)
+    meta = json.loads(meta_path.read_bytes())
+    meta["partitions"] = count
+    meta_path.write_bytes(orjson.dumps(meta))
+
+
+def test_a_partition_count_lowered_in_topic_json_is_refused_naming_the_file_and_the_orphans(data_dir):
+    with Producer(data_dir) as producer:
+        for p in range(3):
+            producer.send_batch("t", [{"p": p}] * 40, partition=p)
+    _lower_partition_count(data_dir, "t", 2)
+    with pytest.raises(CorruptionError) as caught:
+        Topic(data_dir, "t")
+    message = str(caught.value)
+    assert os.path.join(data_dir, "t", TOPIC_FILE) in message and "t-2" in message and "\n" not in message
+    assert caught.value.partitions == [2]
+    result = subprocess.run([*CLI, "consume", "t", "--from-beginning", "--timeout-ms", "200"],
+                            capture_output=True, env=_env(data_dir), timeout=60)
+    err = result.stderr.decode()
+    assert result.returncode != 0 and result.stdout == b""
+    assert err.count("\n") == 1 and err.startswith("error: ") and "t-2" in err and TOPIC_FILE in err, err
+
+
+def test_an_empty_partition_directory_past_the_count_is_not_an_orphan(data_dir):
+    """`topics alter --partitions` creates the new directories before it rewrites topic.json."""
+    Broker(data_dir).create_topic("t", 2)
+    os.mkdir(os.path.join(data_dir, "t", "t-2"))
+    assert Topic(data_dir, "t").partitions == 2
