@@ -529,6 +529,17 @@ class PartitionLog:
                 f"corruption in closed segment {log_path} at position {result.valid_end} "
                 f"(offset {result.next_offset}): {result.error}",
                 path=log_path, position=result.valid_end, offset=result.next_offset)
+        if result.next_offset != next_base:
+            # Offsets must run on from one segment to the next. A gap or an overlap means segments
+            # of two different logs in one directory (an older version let a writer of a deleted
+            # topic go on into a topic created under its name): no rule says which ones are right.
+            how = (f"offsets {result.next_offset} to {next_base - 1} are missing"
+                   if result.next_offset < next_base else f"offsets {next_base} to {result.next_offset - 1} overlap")
+            raise CorruptionError(
+                f"segment {log_name(next_base)} in {self.directory} does not continue {log_name(base)}, which "
+                f"ends before offset {result.next_offset} ({how}): segments of another log are mixed into "
+                f"this partition. Run `logbroker inspect {self.directory} --verify`",
+                path=os.path.join(self.directory, log_name(next_base)), offset=result.next_offset)
         result.entries.closing = (result.max_timestamp, result.next_offset)
         from .index import write_index
         write_index(idx_path, tidx_path, result.entries)

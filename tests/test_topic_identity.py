@@ -306,3 +306,37 @@ def test_an_empty_partition_directory_past_the_count_is_not_an_orphan(data_dir):
     Broker(data_dir).create_topic("t", 2)
     os.mkdir(os.path.join(data_dir, "t", "t-2"))
     assert Topic(data_dir, "t").partitions == 2
+
+
+# -- recover and inspect notice segments that do not belong -------------------------------------
+
+def test_recover_and_inspect_refuse_a_partition_whose_segments_do_not_follow_on(data_dir):
+    """What an older version left behind: a writer of a deleted topic wrote its own offsets into
+    the partition of the topic created under the same name."""
+    t = Broker(data_dir).create_topic("t", 1, {"segment.bytes": 300})
+    log = t.log(0)
+    for i in range(30):
+        log.append([PendingRecord(1, None, None, {"n": i})])
+    t.close()
+    directory = t.partition_path(0)
+    bases = sorted(int(e[:20]) for e in os.listdir(directory) if e.endswith(".log"))
+    assert len(bases) >= 4
+    gone = bases[1]
+    for suffix in (".log", ".index", ".timeindex"):
+        os.unlink(os.path.join(directory, f"{gone:020d}{suffix}"))
+    with pytest.raises(CorruptionError) as caught:
+        Broker(data_dir).recover("t")
+    assert f"{bases[2]:020d}.log" in str(caught.value) and "does not continue" in str(caught.value)
+    result = subprocess.run([*CLI, "recover", "t"], capture_output=True, env=_env(data_dir), timeout=60)
+    assert result.returncode == 3 and result.stderr.decode().count("\n") == 1, result.stderr
+    result = subprocess.run([*CLI, "inspect", directory, "--verify"], capture_output=True, env=_env(data_dir),
+                            timeout=60)
+    assert result.returncode == 3 and f"segment starts at {bases[2]}" in (result.stdout + result.stderr).decode()
+
+
+def test_recover_finishes_a_deletion_that_stopped_half_way(data_dir):
+    t = Broker(data_dir).create_topic("t", 2)
+    os.rename(t.path, os.path.join(data_dir, "__deleting-t-0badf00d"))  # killed right after the rename
+    Broker(data_dir).create_topic("other", 1)
+    Broker(data_dir).recover()
+    assert sorted(os.listdir(data_dir)) == ["other"]
