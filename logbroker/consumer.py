@@ -44,6 +44,7 @@ from .checkpoint import STATE_NAME, PartitionState, read_log_start
 from .errors import (CommitFailedError, GroupError, InvalidConfigError, OffsetOutOfRangeError,
                      TopicDeletedError, UnknownPartitionError, UnknownTopicError)
 from .group import CHECK_INTERVAL_S, DEFAULT_SESSION_TIMEOUT_MS, GroupMember, scan_members
+from .handles import OPEN_FILES
 from .offsets import CommittedOffset, GroupPaths, OffsetStore
 from .reader import PartitionReader
 from .consumer_record import Record, Records
@@ -90,6 +91,7 @@ class _Watch:
                 self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
             except FileNotFoundError:
                 return False
+        OPEN_FILES.touch(self, 1, self._close_fd)
         raw = os.pread(self.fd, 128, 0)
         if raw == self.seen:
             return False
@@ -102,6 +104,10 @@ class _Watch:
         return position < self.high_watermark
 
     def close(self) -> None:
+        OPEN_FILES.forget(self)
+        self._close_fd()
+
+    def _close_fd(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from .checkpoint import PartitionState, StateFile, read_log_start
 from .errors import CorruptionError, OffsetOutOfRangeError, UnknownPartitionError
+from .handles import OPEN_FILES
 from .index import TIME_ENTRY, search_offset, search_timestamp
 from .consumer_record import Records
 from .record import BadBatch, batch_lines, batch_records, parse_line
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from .topic import TopicIdentity  # topic sits above reader
 
 __all__ = ["PartitionReader", "segment_max_timestamp"]
+
+_READER_DESCRIPTORS = 4  # high-watermark, and one segment's .log, .index and .timeindex
 
 
 def segment_max_timestamp(directory: str, base: int, size: int) -> int:
@@ -117,8 +120,14 @@ class PartitionReader:
         # The rest of a batch parsed whole but returned in part: (its first offset, lines, raw values).
         self._rest: tuple[int, list[dict], list[bytes] | None] | None = None
         self._bases: list[int] = []  # segment base offsets as last listed
+        OPEN_FILES.touch(self, _READER_DESCRIPTORS, self._close_files)
 
     def close(self) -> None:
+        OPEN_FILES.forget(self)
+        self._close_files()
+
+    def _close_files(self) -> None:
+        """Close every descriptor; the next call opens what it needs again (see handles.py)."""
         if self._segment is not None:
             self._segment.close()
             self._segment = None
@@ -134,6 +143,7 @@ class PartitionReader:
         return state
 
     def _read_state(self) -> PartitionState:
+        OPEN_FILES.touch(self, _READER_DESCRIPTORS, self._close_files)
         try:
             if self._state.fd < 0:
                 self._state = StateFile(self.directory)

@@ -33,6 +33,7 @@ from . import fsutil
 from .config import TopicConfig, validate_topic_name
 from .errors import (CorruptionError, InvalidConfigError, TopicDeletedError, TopicExistsError,
                      UnknownPartitionError, UnknownTopicError)
+from .handles import OPEN_FILES
 from .log import PartitionLog, partition_dir_name
 from .reader import PartitionReader
 
@@ -44,6 +45,7 @@ MAX_PARTITIONS = 1024
 
 
 DELETING_PREFIX = "__deleting-"
+_LOG_DESCRIPTORS = 5  # .lock, high-watermark, and the active segment's .log, .index and .timeindex
 
 
 def _meta_bytes(name: str, partitions: int, config: TopicConfig, created_ms: int, topic_id: str | None) -> bytes:
@@ -99,10 +101,10 @@ class TopicIdentity:
             f"nothing is written into or read from a topic created since", topic=self.topic,
             partition=partition, topic_id=self.topic_id)
 
-    def __del__(self) -> None:
+    def __del__(self, _close=os.close) -> None:  # os may be gone already at interpreter exit
         fd, self.fd = getattr(self, "fd", -1), -1
         if fd >= 0:
-            os.close(fd)
+            _close(fd)
 
 
 def finish_deletions(data_dir: str, name: str | None = None) -> list[str]:
@@ -200,6 +202,7 @@ class Topic:
         self.identity.topic_id = topic_id
         self._check_no_orphans(meta_path)
         self._logs: dict[int, PartitionLog] = {}
+        self._fenced: dict[int, str] = {}  # why a partition closed for want of descriptors was fenced
 
     def _check_no_orphans(self, meta_path: str) -> None:
         """Refuse a topic whose directory holds partitions past its count (Kafka never shrinks one):
@@ -309,14 +312,26 @@ class Topic:
         return partition
 
     def log(self, partition: int) -> PartitionLog:
-        """The writable log of a partition (cached: one per process and partition)."""
+        """The writable log of a partition (cached: one per process and partition, within the
+        process's budget of open files: the least recently used are closed, and made anew here)."""
         log = self._logs.get(partition)
         if log is None:
             self.check_partition(partition)
             self.identity.check(partition)
             log = PartitionLog(self.name, partition, self.partition_path(partition), self.config, self.identity)
+            fenced = self._fenced.get(partition)
+            if fenced:
+                log._fenced = fenced  # closing a fenced log for want of descriptors does not unfence it
             self._logs[partition] = log
+        OPEN_FILES.touch(log, _LOG_DESCRIPTORS, lambda: self._evict(partition, log))
         return log
+
+    def _evict(self, partition: int, log: PartitionLog) -> None:
+        if log._fenced:
+            self._fenced[partition] = log._fenced
+        if self._logs.get(partition) is log:
+            del self._logs[partition]
+        log.close()
 
     def reader(self, partition: int) -> PartitionReader:
         self.check_partition(partition)
@@ -326,5 +341,6 @@ class Topic:
 
     def close(self) -> None:
         for log in self._logs.values():
+            OPEN_FILES.forget(log)
             log.close()
         self._logs.clear()
