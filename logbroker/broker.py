@@ -7,6 +7,7 @@ and their locks. ``Broker().list_topics()`` in a fresh process sees what every o
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from typing import Any
@@ -14,9 +15,11 @@ from typing import Any
 from .config import DEFAULT_PARTITIONS
 from .errors import DataDirError, UnsafePathError
 from .log import RecoveryReport, RetentionReport
-from .topic import TOPIC_FILE, Topic
+from .topic import TOPIC_FILE, Topic, finish_deletions
 
 __all__ = ["Broker", "resolve_data_dir", "DEFAULT_DATA_DIR", "ENV_DATA_DIR"]
+
+log = logging.getLogger("logbroker")
 
 DEFAULT_DATA_DIR = "segments"
 ENV_DATA_DIR = "LOGBROKER_DATA_DIR"
@@ -108,7 +111,7 @@ class Broker:
                 "size": sum(s["size"] for s in segments),
                 "segments": segments,
             })
-        return {"topic": name, "partitions": t.partitions, "config": t.config.to_kafka(),
+        return {"topic": name, "topic_id": t.topic_id, "partitions": t.partitions, "config": t.config.to_kafka(),
                 "partition_details": parts}
 
     # -- clients ------------------------------------------------------------------------------
@@ -125,7 +128,10 @@ class Broker:
         return self._each_log(topic, lambda log: log.apply_retention(now=now, dry_run=dry_run))
 
     def recover(self, topic: str | None = None) -> list[RecoveryReport]:
-        """Run a full recovery on every partition of ``topic`` (default: every topic)."""
+        """Run a full recovery on every partition of ``topic`` (default: every topic), after
+        finishing the deletions that stopped half-way."""
+        for entry in finish_deletions(self.data_dir, topic):
+            log.warning("finished the deletion left in %s", os.path.join(self.data_dir, entry))
         return self._each_log(topic, lambda log: log.recover())
 
     def _each_log(self, topic: str | None, action):
