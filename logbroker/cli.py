@@ -89,11 +89,21 @@ def topics_create(
     partitions: Annotated[int, typer.Option("--partitions", "-p", help="Number of partitions.")] = 3,
     config: Annotated[Optional[List[str]], typer.Option(
         "--config", "-c", help="Topic config key=value (segment.bytes, retention.ms, fsync, ...).")] = None,
+    if_not_exists: Annotated[bool, typer.Option(
+        "--if-not-exists", help="Succeed without changing anything when the topic already exists.")] = False,
 ) -> None:
     """Create a topic.  Example: logbroker topics create orders --partitions 3 --config retention.ms=86400000"""
     from logbroker.config import parse_config_pairs
-    t = broker().create_topic(name, partitions, parse_config_pairs(config or []))
-    err(f"Created topic {t.name} with {t.partitions} partitions.")
+    from logbroker.render import plural
+    try:
+        t = broker().create_topic(name, partitions, parse_config_pairs(config or []))
+    except errors.TopicExistsError:
+        if not if_not_exists:
+            raise
+        t = broker().topic(name)
+        err(f"Topic {t.name} already exists with {plural(t.partitions, 'partition')}; nothing changed.")
+        return
+    err(f"Created topic {t.name} with {plural(t.partitions, 'partition')}.")
 
 
 @topics_app.command("list")

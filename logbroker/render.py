@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .errors import InvalidConfigError
 
-__all__ = ["table", "size", "topic_description", "group_description", "reset_plan", "inspect_report",
+__all__ = ["table", "size", "plural", "topic_description", "group_description", "reset_plan", "inspect_report",
            "retention_summary", "recover_summary", "publish_summary", "record_formatter", "RECORD_FORMATS"]
 
 RECORD_FORMATS = ("json", "envelope", "pretty")
@@ -33,6 +33,11 @@ def size(n: float) -> str:
             return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)
+
+
+def plural(n: int, noun: str, many: str | None = None) -> str:
+    """``1 record``, ``2 records``, ``1,000 records``: a count with its noun agreeing."""
+    return f"{n:,} {noun if n == 1 else many or noun + 's'}"
 
 
 def _dash(v: object) -> object:
