@@ -16,18 +16,24 @@ from .errors import DataDirError, TopicExistsError, UnsafePathError
 from .log import RecoveryReport, RetentionReport
 from .topic import TOPIC_FILE, Topic
 
-__all__ = ["Broker", "resolve_data_dir", "DEFAULT_DATA_DIR", "ENV_DATA_DIR"]
+__all__ = ["Broker", "resolve_data_dir", "data_dir_path", "DEFAULT_DATA_DIR", "ENV_DATA_DIR"]
 
 DEFAULT_DATA_DIR = "segments"
 ENV_DATA_DIR = "LOGBROKER_DATA_DIR"
 
 
+def data_dir_path(data_dir: str | os.PathLike | None = None) -> str:
+    """The data directory a client would use: ``data_dir``, else ``$LOGBROKER_DATA_DIR``, else
+    ``./segments``. Touches nothing on disk."""
+    return os.fspath(data_dir) if data_dir else os.environ.get(ENV_DATA_DIR) or DEFAULT_DATA_DIR
+
+
 def resolve_data_dir(data_dir: str | os.PathLike | None = None, create: bool = True) -> str:
-    """``data_dir``, else ``$LOGBROKER_DATA_DIR``, else ``./segments``; created when missing.
+    """:func:`data_dir_path`, created when missing (unless ``create`` is false: DataDirError).
 
     Raises DataDirError when the path exists and is not a directory.
     """
-    path = os.fspath(data_dir) if data_dir else os.environ.get(ENV_DATA_DIR) or DEFAULT_DATA_DIR
+    path = data_dir_path(data_dir)
     try:
         st = os.stat(path)
     except FileNotFoundError:
