@@ -571,9 +571,9 @@ def bench_e2e(
 
 def main() -> None:
     """Run the app, turning library errors into one line on stderr and an exit code."""
-    import logging
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
+        import logging
+        logging.basicConfig(level=logging.WARNING, format="%(message)s")
         # Without standalone mode click returns the code of a typer.Exit instead of exiting.
         code = plain_command(app)(prog_name="logbroker", standalone_mode=False)
         if isinstance(code, int) and code:
