@@ -68,9 +68,33 @@ class _State:
 state = _State()
 
 
-def broker():
+def broker(create: bool = False):
+    """The Broker of --data-dir. Only commands that write pass ``create``; they say when the data
+    directory was created (read-only commands never create it)."""
     from logbroker.broker import Broker
-    return Broker(state.data_dir)
+    b = Broker(state.data_dir, create=create)
+    if b.created:
+        err(f"Created data directory {os.path.abspath(b.data_dir)}")
+    return b
+
+
+ELSEWHERE = f"--data-dir DIR or {ENV_DATA_DIR}=DIR to look elsewhere"
+
+
+def where(b) -> str:
+    """The data directory a read-only command looked at, for people: absolute, and whether it exists."""
+    return os.path.abspath(b.data_dir) + ("" if b.exists else " (it does not exist)")
+
+
+def print_names(names: list[str], json: bool, kind: str, b) -> None:
+    """A list command's output: one name per line, or a JSON array; an empty list says where it looked."""
+    if json:
+        print_json(names)
+    else:
+        for n in names:
+            typer.echo(n)
+    if not names:
+        err(f"No {kind} in data directory {where(b)}; {ELSEWHERE}.")
 
 
 def err(message: str) -> None:
@@ -87,13 +111,6 @@ def print_json(obj: object) -> None:
     sys.stdout.flush()
 
 
-def print_names(names: list[str], json: bool) -> None:
-    """A list command's output: one name per line, or a JSON array."""
-    if json:
-        print_json(names)
-    else:
-        for n in names:
-            typer.echo(n)
 
 
 @app.callback()
@@ -124,7 +141,7 @@ def topics_create(
     from logbroker.config import parse_config_pairs
     from logbroker.render import plural
     try:
-        t = broker().create_topic(name, partitions, parse_config_pairs(config or []))
+        t = broker(create=True).create_topic(name, partitions, parse_config_pairs(config or []))
     except errors.TopicExistsError:
         if not if_not_exists:
             raise
@@ -137,7 +154,8 @@ def topics_create(
 @topics_app.command("list")
 def topics_list(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List topics.  Example: logbroker topics list"""
-    print_names(broker().list_topics(), json)
+    b = broker()
+    print_names(b.list_topics(), json, "topics", b)
 
 
 @topics_app.command("describe")
@@ -197,7 +215,7 @@ def publish(
         raise errors.InvalidNameError("no topic given: pass TOPIC or set KAFKA_TOPIC")
     stream = open(file, "rb") if file else sys.stdin.buffer
     try:
-        summary = publish_lines(broker().data_dir, topic, stream, key_field=key_field, key=key,
+        summary = publish_lines(broker(create=True).data_dir, topic, stream, key_field=key_field, key=key,
                                 partition=partition, fsync=fsync, num_partitions=partitions,
                                 on_error=lambda msg: err(msg),
                                 on_progress=_progress("published") if progress_enabled() else None)
@@ -363,7 +381,7 @@ def replay(
     progress = _progress("replayed") if progress_enabled() else (lambda n: None)
     if to_topic is not None:
         from logbroker.admin import republish
-        count = republish(broker().data_dir, records, to_topic, on_progress=progress)
+        count = republish(broker(create=True).data_dir, records, to_topic, on_progress=progress)
         err(f"Replayed {count} records from {topic} into {to_topic}")
         return
     write = _record_writer(format)
@@ -379,7 +397,8 @@ def replay(
 def groups_list(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List consumer groups.  Example: logbroker groups list"""
     from logbroker.admin import list_groups
-    print_names(list_groups(broker().data_dir), json)
+    b = broker()
+    print_names(list_groups(b.data_dir), json, "consumer groups", b)
 
 
 @groups_app.command("describe")
@@ -487,14 +506,24 @@ def retention(
 ) -> None:
     """Apply retention.ms / retention.bytes now.  Example: logbroker retention orders --dry-run"""
     from logbroker.render import retention_summary
-    typer.echo(retention_summary(broker().apply_retention(topic, dry_run=dry_run), dry_run))
+    b = broker()
+    reports = b.apply_retention(topic, dry_run=dry_run)
+    if not reports:
+        err(f"No topics in data directory {where(b)}; {ELSEWHERE}.")
+        return
+    typer.echo(retention_summary(reports, dry_run))
 
 
 @app.command()
 def recover(topic: Annotated[Optional[str], typer.Argument(help="Topic (default: every topic).")] = None) -> None:
     """Check and repair partitions now: torn tails, indexes, leftovers.  Example: logbroker recover orders"""
     from logbroker.render import recover_summary
-    typer.echo(recover_summary(broker().recover(topic)))
+    b = broker()
+    reports = b.recover(topic)
+    if not reports:
+        err(f"No topics in data directory {where(b)}; {ELSEWHERE}.")
+        return
+    typer.echo(recover_summary(reports))
 
 
 # -- bench (perf tools) --
@@ -531,7 +560,7 @@ def bench_produce(
     from logbroker.bench import produce_perf
     if (record_size is None) == (payload_file is None):
         raise errors.InvalidConfigError("give exactly one of --record-size and --payload-file")
-    result = produce_perf(broker().data_dir, topic, num_records, record_size=record_size, payload_file=payload_file,
+    result = produce_perf(broker(create=True).data_dir, topic, num_records, record_size=record_size, payload_file=payload_file,
                           batch_size=batch_size, fsync=fsync, producers=producers, partitions=partitions,
                           throughput=throughput, progress=progress_enabled())
     _bench_out(result, json, result.summary_line())
@@ -563,7 +592,7 @@ def bench_e2e(
 ) -> None:
     """Measure producer-to-consumer latency across two processes.  Example: logbroker bench e2e --rate 1000 --num-records 10000"""
     from logbroker.bench import e2e_perf
-    result = e2e_perf(broker().data_dir, rate, num_records, fsync=fsync, progress=progress_enabled())
+    result = e2e_perf(broker(create=True).data_dir, rate, num_records, fsync=fsync, progress=progress_enabled())
     _bench_out(result, json, result.summary_line())
 
 
@@ -579,7 +608,13 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except errors.LogBrokerError as exc:
-        err(f"error: {exc}")
+        hint = ""
+        if isinstance(exc, (errors.UnknownTopicError, errors.UnknownGroupError, errors.DataDirError)) \
+                and "does not exist" in str(exc):
+            from logbroker.broker import data_dir_path
+            path = os.path.abspath(data_dir_path(state.data_dir))
+            hint = f" ({ELSEWHERE})" if path in str(exc) else f" (data directory {path}; {ELSEWHERE})"
+        err(f"error: {exc}{hint}")
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

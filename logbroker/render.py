@@ -108,15 +108,20 @@ def _log_lines(seg: dict[str, Any], lines: list[str]) -> None:
 def retention_summary(reports: Iterable[Any], dry_run: bool) -> str:
     """``retention``: one line per partition that lost (or would lose) segments."""
     verb = "would delete" if dry_run else "deleted"
-    lines = [f"{r.topic}-{r.partition}: {verb} {len(r.deleted)} segments ({r.bytes_freed} bytes, "
+    reports = list(reports)
+    lines = [f"{r.topic}-{r.partition}: {verb} {plural(len(r.deleted), 'segment')} ({plural(r.bytes_freed, 'byte')}, "
              f"{r.reason}); log start offset {r.log_start_offset}" for r in reports if r.deleted]
-    return "\n".join(lines) or "Nothing to delete."
+    if lines or not reports:
+        return "\n".join(lines) or "Nothing to delete."
+    return "\n".join(["Nothing to delete:", *(f"  {r.topic}-{r.partition}: {r.reason}" for r in reports)])
 
 
 def recover_summary(reports: Sequence[Any]) -> str:
     """``recover``: one line per repair action; a report is false when it holds none."""
     lines = [f"{r.topic}-{r.partition}: {a}" for r in reports if r for a in r.actions]
-    return "\n".join(lines) or f"All {len(reports)} partitions are clean."
+    if lines:
+        return "\n".join(lines)
+    return "The only partition is clean." if len(reports) == 1 else f"All {len(reports)} partitions are clean."
 
 
 def publish_summary(summary: Any, topic: str) -> str:
