@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .errors import InvalidConfigError
 
-__all__ = ["table", "size", "plural", "topic_description", "group_description", "reset_plan", "inspect_report",
+__all__ = ["table", "size", "plural", "config_text", "topic_description", "group_description", "reset_plan", "inspect_report",
            "retention_summary", "recover_summary", "publish_summary", "record_formatter", "RECORD_FORMATS",
            "PRINT_PROPERTIES", "parse_properties", "kafka_line"]
 
@@ -45,9 +45,14 @@ def _dash(v: object) -> object:
     return "-" if v is None else v
 
 
+def config_text(config: dict[str, Any]) -> str:
+    """A topic config as kafka-topics prints it: ``segment.bytes=1048576,retention.ms=...``."""
+    return ",".join(f"{k}={v}" for k, v in config.items())
+
+
 def topic_description(info: dict[str, Any]) -> str:
     """``topics describe``: kafka-topics' summary line, then one row per partition."""
-    cfg = ",".join(f"{k}={v}" for k, v in info["config"].items())
+    cfg = config_text(info["config"])
     rows = [[p["partition"], p["log_start_offset"], p["log_end_offset"], p["records"], len(p["segments"]),
              size(p["size"])] for p in info["partition_details"]]
     return (f"Topic: {info['topic']}\tPartitionCount: {info['partitions']}\tConfigs: {cfg}\n"
