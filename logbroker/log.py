@@ -24,7 +24,7 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from . import fsutil
 from .checkpoint import PartitionState, StateFile, read_log_start, write_log_start
@@ -36,6 +36,9 @@ from .index import IndexEntries, load_index, write_index
 from .policy import SegmentInfo, segments_to_delete, should_roll
 from .record import BadBatch, EncodedBatch, PendingRecord, encode_records, encode_values
 from .segment import index_name, iter_batches, list_segments, log_name, scan_segment, timeindex_name
+
+if TYPE_CHECKING:
+    from .topic import TopicIdentity  # topic sits above log
 
 __all__ = ["PartitionLog", "RecoveryReport", "RetentionReport", "AppendResult", "partition_dir_name"]
 
@@ -115,19 +118,28 @@ class PartitionLog:
     """The writable log of one partition. See the module docstring for the contract."""
 
     def __init__(self, topic: str, partition: int, directory: str, config: TopicConfig,
-                 max_block_ms: int | None = DEFAULT_MAX_BLOCK_MS) -> None:
+                 identity: TopicIdentity | None = None, max_block_ms: int | None = DEFAULT_MAX_BLOCK_MS) -> None:
         fsutil.check_not_symlink(directory, "partition directory")
         if not os.path.isdir(directory):
+            if identity is not None:
+                identity.check(partition)
             raise UnsafePathError(f"partition directory {directory} is missing", path=directory)
         self.topic = topic
         self.partition = partition
         self.directory = directory
         self.config = config
-        self._lock = fsutil.FileLock(os.path.join(directory, ".lock"), record_holder=True)
+        # Checked under the lock before any file is touched (see :meth:`_locked`).
+        self._identity = identity
         #: How long a mutation waits for the partition lock before LockTimeoutError (Kafka's
         #: max.block.ms; None: for ever). The wait says after a second who holds the lock.
         self.max_block_ms = max_block_ms
-        self._state_file = StateFile(directory, create=True)
+        try:
+            self._lock = fsutil.FileLock(os.path.join(directory, ".lock"), record_holder=True)
+            self._state_file = StateFile(directory, create=True)
+        except FileNotFoundError:
+            if identity is not None:
+                identity.check(partition)
+            raise
         self._active: _Active | None = None
         self._verified = False  # the tail was checked by this process
         self._fenced: str | None = None
@@ -240,15 +252,30 @@ class PartitionLog:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """Hold the partition lock (waiting at most ``max_block_ms``); any failed fsync inside (data,
-        directory, checkpoint) fences."""
+        directory, checkpoint) fences.
+
+        The topic's identity is checked first, under the lock: if it passes, every descriptor this
+        log holds is of the topic it opened, and until the lock is released the topic's path names
+        that topic or nothing (deletion waits for this lock before its files go, and creation waits
+        for the deletion), so nothing opened by path in here can land in a topic created since.
+        """
         self._lock.acquire_within(None if self.max_block_ms is None else self.max_block_ms / 1000,
                                   f"the lock of partition {self.topic}-{self.partition}")
         try:
-            yield
-        except FsyncError as exc:
-            self._fenced = (f"partition {self.topic}-{self.partition} refuses appends after a failed "
-                            f"fsync ({exc}); reopen it to recover")
-            raise
+            identity = self._identity
+            if identity is not None:
+                identity.check(self.partition)
+            try:
+                yield
+            except FsyncError as exc:
+                self._fenced = (f"partition {self.topic}-{self.partition} refuses appends after a failed "
+                                f"fsync ({exc}); reopen it to recover")
+                raise
+            except (FileNotFoundError, NotADirectoryError):
+                # The topic was renamed away after the check: the path names nothing now.
+                if identity is not None:
+                    identity.check(self.partition)
+                raise
         finally:
             self._lock.release()
 

@@ -77,10 +77,14 @@ class GroupLockBusy(GroupError, LockTimeoutError):
 class GroupPaths:
     """Where the files of ``group`` on the topic in ``topic_dir`` live."""
 
-    __slots__ = ("topic_dir", "group", "root", "offsets", "prev", "lock", "generation", "members", "partitions")
+    __slots__ = ("topic_dir", "group", "root", "offsets", "prev", "lock", "generation", "members", "partitions",
+                 "identity")
 
-    def __init__(self, topic_dir: str, group: str) -> None:
+    def __init__(self, topic_dir: str, group: str, identity=None) -> None:
         validate_group_name(group)
+        # The topic's identity (topic.TopicIdentity), checked under the group lock: a group change of
+        # a deleted topic fails with TopicDeletedError instead of landing in one created since.
+        self.identity = identity
         self.topic_dir = topic_dir
         self.group = group
         self.root = os.path.join(topic_dir, GROUPS_DIR, group)
@@ -114,9 +118,16 @@ class GroupPaths:
         With ``timeout_s``, give up after that long with :class:`GroupLockBusy`: a member must not
         freeze inside ``poll`` because another process was stopped (Ctrl+Z, SIGSTOP) holding it.
         """
-        lock = fsutil.FileLock(self.lock, record_holder=True)
+        try:
+            lock = fsutil.FileLock(self.lock, record_holder=True)
+        except (FileNotFoundError, NotADirectoryError):
+            if self.identity is not None:
+                self.identity.check()
+            raise
         try:
             lock.acquire_within(timeout_s, f"the lock of group {self.group!r}", error=GroupLockBusy, limit_name=None)
+            if self.identity is not None:
+                self.identity.check()
             yield
         finally:
             lock.close()
