@@ -208,6 +208,7 @@ def check_partition(directory: str, topic: str, partition: int, index_interval: 
         check.repairs.append(f"create the active segment {log_name(state.active_base)} the partition state records "
                              f"(a roll stopped before creating it)")
         active = state.active_base
+        bases = bases + [active]
     elif state is not None and state.active_base in bases and state.active_base != active:
         later = [b for b in bases if b > state.active_base]
         if all(os.path.getsize(os.path.join(directory, log_name(b))) == 0 for b in later):
@@ -303,8 +304,9 @@ def _check_active(check: PartitionCheck, path: str, base: int, index_interval: i
             work.append(f"truncated {size - result.valid_end} bytes of torn tail at position {result.valid_end} of "
                         f"{path} (offset {result.next_offset}): {result.error}{lost}")
         if state is None:
-            if check.state_problem == "missing or empty" and size == 0:
-                pass  # a partition never written to: nothing to rebuild
+            if check.state_problem == "missing or empty" and size == 0 and not any(
+                    s.size for s in check.segments):
+                pass  # a partition never written to (no segment holds a byte): nothing to rebuild
             else:
                 work.append(f"rebuild the partition state ({STATE_NAME} is {check.state_problem or 'stale'}) from "
                             f"the segments: log end offset {result.next_offset}")

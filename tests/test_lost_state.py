@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import read_all
 
 from logbroker import Broker, Producer
 from logbroker.checkpoint import LOG_START_NAME, STATE_NAME
@@ -19,6 +20,8 @@ from logbroker.consumer import Consumer
 from logbroker.errors import CorruptionError
 from logbroker.offsets import GroupPaths, OffsetStore
 from logbroker.reader import PartitionReader
+from logbroker.record import PendingRecord
+from logbroker.topic import Topic
 from logbroker.segment import index_name, list_segments, timeindex_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,3 +174,22 @@ def test_garbage_group_offsets_without_a_previous_generation_are_named_and_reset
     with Consumer("t", data_dir=three, group_id="g", enable_auto_commit=False) as c:
         assert [c.committed("t", p) for p in range(3)] == [7, 7, 7]
     assert cli("recover", "t", data_dir=three).returncode == 0
+
+
+def test_a_lost_state_is_rebuilt_when_the_active_segment_is_empty_after_a_roll(data_dir):
+    """Records only in closed segments (a crash right after a roll created the new segment, then
+    the state was lost): the empty active segment must not make the partition read as never written."""
+    t = Broker(data_dir).create_topic("t", 1, {"segment.bytes": 400, "fsync": "never"})
+    for i in range(12):
+        t.log(0).append([PendingRecord(1, None, None, {"i": i, "pad": "x" * 60})])
+    t.close()
+    d = t.partition_path(0)
+    assert len(list_segments(d)) >= 2
+    for suffix in (".log", ".index", ".timeindex"):
+        open(os.path.join(d, f"{12:020d}{suffix}"), "wb").close()
+    os.unlink(os.path.join(d, STATE_NAME))
+    done = cli("inspect", d, "--verify", data_dir=data_dir)
+    assert done.returncode == 3 and "rebuild the partition state" in done.stdout.decode()
+    assert Topic(data_dir, "t").log(0).recover().actions
+    assert cli("inspect", d, "--verify", data_dir=data_dir).returncode == 0
+    assert [r.value["i"] for r in read_all(Topic(data_dir, "t"))] == list(range(12))
