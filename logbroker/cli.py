@@ -450,7 +450,8 @@ def replay(
     if to_topic is not None:
         from logbroker.admin import republish
         count = republish(broker(create=True).data_dir, records, to_topic, on_progress=progress)
-        err(f"Replayed {count} records from {topic} into {to_topic}")
+        from logbroker.render import plural
+        err(f"Replayed {plural(count, 'record')} from {topic} into {to_topic}")
         return
     write = _record_writer(format)
     for r in records:
@@ -458,7 +459,8 @@ def replay(
         write(r, count)
         progress(count)
     sys.stdout.flush()
-    err(f"Replayed {count} records")
+    from logbroker.render import plural
+    err(f"Replayed {plural(count, 'record')}")
 
 
 @groups_app.command("list")

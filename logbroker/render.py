@@ -111,7 +111,7 @@ def inspect_report(report: dict[str, Any]) -> str:
 
 def _log_lines(seg: dict[str, Any], lines: list[str]) -> None:
     import orjson
-    lines.append(f"Dumping {seg['path']}  ({seg['records']} records, {seg['size']} bytes, "
+    lines.append(f"Dumping {seg['path']}  ({plural(seg['records'], 'record')}, {plural(seg['size'], 'byte')}, "
                  f"index entries: {seg.get('index_entries', '-')})")
     for b in seg["batches"]:
         lines.append(f"  baseOffset: {b['base_offset']} lastOffset: {b['last_offset']} count: {b['count']} "

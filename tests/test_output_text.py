@@ -104,6 +104,8 @@ def test_counts_agree_with_their_nouns(tmp_path):
     reset = run(tmp_path, "groups", "reset-offsets", "g", "--topic", "t", "--to-earliest", "--execute")
     assert "Reset 1 partition of group g." in reset.stderr.decode()
     assert run(tmp_path, "recover", "t").stdout.decode().strip() == "The only partition is clean."
+    assert run(tmp_path, "replay", "t", "--from-offset", "0").stderr.decode().endswith("Replayed 1 record\n")
+    assert "(1 record, " in run(tmp_path, "inspect", str(tmp_path / "t" / "t-0")).stdout.decode()
 
 
 def test_replay_honours_kafka_topic_like_publish_and_consume(tmp_path):
