@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple
 from . import fsutil
 from .broker import Broker
 from .config import validate_group_name
-from .errors import (GroupError, GroupNotEmptyError, InvalidConfigError, OffsetOutOfRangeError,
+from .errors import (CorruptionError, GroupError, GroupNotEmptyError, InvalidConfigError, OffsetOutOfRangeError,
                      UnknownGroupError)
 from .group import partition_owner, scan_members
 from .offsets import GROUPS_DIR, CommittedOffset, GroupPaths, OffsetStore
@@ -237,7 +237,12 @@ def plan_reset_offsets(data_dir: str | None, group: str, topic: str | None, part
     topics = [broker.topic(topic)] if topic is not None else group_topics(broker.data_dir, group)
     plan = ResetPlan(broker.data_dir, group)
     for t in topics:
-        committed = OffsetStore(GroupPaths(t.path, group), t.name).read()
+        try:
+            committed = OffsetStore(GroupPaths(t.path, group), t.name).read()
+        except CorruptionError as exc:
+            # Damaged offsets are what a reset gets out of: --execute overwrites them.
+            log.warning("%s; the current offsets are unknown and --execute overwrites them", exc)
+            committed = {}
         for p in (range(t.partitions) if partitions is None else partitions):
             t.check_partition(p)
             reader = t.reader(p)

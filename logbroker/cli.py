@@ -72,15 +72,18 @@ class _State:
 state = _State()
 
 
-def broker(create: bool = False):
+def broker(create: bool = False, max_block_ms: Optional[int] = None):
     """The Broker of --data-dir. Only commands that write pass ``create``; they say when the data
     directory was created (read-only commands never create it)."""
     from logbroker.broker import Broker
-    b = Broker(state.data_dir, create=create)
+    extra = {} if max_block_ms is None else {"max_block_ms": max_block_ms}
+    b = Broker(state.data_dir, create=create, **extra)
     if b.created:
         err(f"Created data directory {os.path.abspath(b.data_dir)}")
     return b
 
+
+MAX_BLOCK_HELP = "Wait at most this long for a partition lock another process holds (Kafka's max.block.ms; default 60000)."
 
 ELSEWHERE = f"--data-dir DIR or {ENV_DATA_DIR}=DIR to look elsewhere"
 
@@ -236,6 +239,7 @@ def publish(
     partition: Annotated[Optional[int], typer.Option("--partition", help="Publish every record to this partition.")] = None,
     fsync: Annotated[Optional[str], typer.Option("--fsync", help="always | interval | never (default: the topic's).")] = None,
     partitions: Annotated[int, typer.Option("--partitions", help="Partitions of the topic if it must be created.")] = 3,
+    max_block_ms: Annotated[int, typer.Option("--max-block-ms", help=MAX_BLOCK_HELP)] = 60000,
     topic_option: Annotated[Optional[str], typer.Option("--topic", help="The topic, Kafka's spelling.")] = None,
     property: Annotated[Optional[List[str]], typer.Option(
         "--property", metavar="NAME=VALUE",
@@ -257,7 +261,7 @@ def publish(
     stream = open(file, "rb") if file else sys.stdin.buffer
     try:
         summary = publish_lines(broker(create=True).data_dir, topic, stream, key_field=key_field, key=key,
-                                partition=partition, fsync=fsync, num_partitions=partitions,
+                                partition=partition, fsync=fsync, num_partitions=partitions, max_block_ms=max_block_ms,
                                 on_error=lambda msg: err(msg),
                                 on_progress=_progress("published") if progress_enabled() else None,
                                 key_separator=key_separator, headers=headers)
@@ -577,7 +581,7 @@ def demo(orders: Annotated[int, typer.Option("--orders", help="How many orders t
 @app.command()
 def inspect(
     path: Annotated[str, typer.Argument(help="A .log, .index or .timeindex file, or a partition directory.")],
-    verify: Annotated[bool, typer.Option("--verify", help="Check every checksum and index entry; exit 3 on corruption.")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Check every byte as recover would; print a verdict, exit 3 unless OK.")] = False,
     print_records: Annotated[bool, typer.Option("--print-records", help="Include every record (like --print-data-log).")] = False,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -592,8 +596,11 @@ def inspect(
         from logbroker.render import inspect_report
         typer.echo(inspect_report(report))
     if verify and not report.get("ok", False):
-        for p in report.get("problems", []):
+        # stderr gets what is wrong; the verdict line ends stdout (the same check recover acts on).
+        for p in report.get("damage", report.get("problems", [])):
             err(f"corruption: {p}")
+        for p in report.get("repairs", []):
+            err(f"needs recovery: {p}")
         raise typer.Exit(3)
 
 
@@ -601,10 +608,11 @@ def inspect(
 def retention(
     topic: Annotated[Optional[str], typer.Argument(help="Topic (default: every topic).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would be deleted.")] = False,
+    max_block_ms: Annotated[int, typer.Option("--max-block-ms", help=MAX_BLOCK_HELP)] = 60000,
 ) -> None:
     """Apply retention.ms / retention.bytes now.  Example: logbroker retention orders --dry-run"""
     from logbroker.render import retention_summary
-    b = broker()
+    b = broker(max_block_ms=max_block_ms)
     reports = b.apply_retention(topic, dry_run=dry_run)
     if not reports:
         err(f"No topics in data directory {where(b)}; {ELSEWHERE}.")
@@ -613,15 +621,20 @@ def retention(
 
 
 @app.command()
-def recover(topic: Annotated[Optional[str], typer.Argument(help="Topic (default: every topic).")] = None) -> None:
-    """Check and repair partitions now: torn tails, indexes, leftovers.  Example: logbroker recover orders"""
+def recover(
+    topic: Annotated[Optional[str], typer.Argument(help="Topic (default: every topic).")] = None,
+    max_block_ms: Annotated[int, typer.Option("--max-block-ms", help=MAX_BLOCK_HELP)] = 60000,
+) -> None:
+    """Check and repair partitions now: torn tails, lost state files, indexes, leftovers; exit 3 when damage was left alone.  Example: logbroker recover orders"""
     from logbroker.render import recover_summary
-    b = broker()
+    b = broker(max_block_ms=max_block_ms)
     reports = b.recover(topic)
     if not reports:
         err(f"No topics in data directory {where(b)}; {ELSEWHERE}.")
         return
     typer.echo(recover_summary(reports))
+    if any(r.problems for r in reports):
+        raise typer.Exit(3)
 
 
 # -- bench (perf tools) --
@@ -738,9 +751,24 @@ def main() -> None:
                 err(f"error: {message}{hint}")
             sys.exit(exc.exit_code)
         if isinstance(exc, OSError):
-            err(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+            where = exc.filename or _stdout_if_raised_here(exc)
+            err(f"error: {exc.strerror or exc}" + (f": {where}" if where else ""))
             sys.exit(1)
         raise
+
+
+def _stdout_if_raised_here(exc: BaseException) -> Optional[str]:
+    """An OSError with no file name raised by a write in this file is a write to standard output
+    (records, tables): name where it goes, e.g. a file on a full disk."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None or tb.tb_frame.f_code.co_filename != __file__:
+        return None
+    try:
+        return f"standard output ({os.readlink('/proc/self/fd/1')})"
+    except OSError:
+        return "standard output"
 
 
 if __name__ == "__main__":

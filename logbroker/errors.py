@@ -11,6 +11,7 @@ and its ``str()`` is one line a person can act on.
     ├── UnsafePathError             a symlink where a topic, partition or segment should be
     ├── TopicExistsError
     ├── UnknownTopicError
+    │   └── TopicDeletedError       the topic this process opened was deleted (maybe re-created since)
     ├── UnknownPartitionError
     ├── UnknownGroupError
     ├── RecordTooLargeError         a record or batch over max.message.bytes
@@ -21,6 +22,7 @@ and its ``str()`` is one line a person can act on.
     │   ├── DiskFullError           ENOSPC / EDQUOT / EFBIG: the append was undone
     │   └── FsyncError              fsync failed: the append was not acknowledged, the log is fenced
     ├── FencedError                 a partition refusing appends after an fsync failure
+    ├── LockTimeoutError            a lock stayed held past max.block.ms (its holder may be stopped)
     └── GroupError                  consumer-group coordination
         ├── CommitFailedError       a commit from a member that no longer owns the partition
         └── GroupNotEmptyError      an operation that needs a group with no live member
@@ -36,6 +38,7 @@ __all__ = [
     "UnsafePathError",
     "TopicExistsError",
     "UnknownTopicError",
+    "TopicDeletedError",
     "UnknownPartitionError",
     "UnknownGroupError",
     "RecordTooLargeError",
@@ -46,6 +49,7 @@ __all__ = [
     "DiskFullError",
     "FsyncError",
     "FencedError",
+    "LockTimeoutError",
     "GroupError",
     "CommitFailedError",
     "GroupNotEmptyError",
@@ -88,6 +92,15 @@ class UnknownTopicError(LogBrokerError):
     pass
 
 
+class TopicDeletedError(UnknownTopicError):
+    """The topic this handle opened is gone: deleted, and perhaps re-created under the same name.
+
+    Carries ``topic``, ``partition`` (None when not about one) and ``topic_id`` (the id of the
+    deleted topic, None for a topic created before topic ids). Nothing was written into or read
+    from a topic created since under the same name.
+    """
+
+
 class UnknownPartitionError(LogBrokerError, ValueError):
     pass
 
@@ -128,6 +141,10 @@ class FsyncError(StorageError):
 
 class FencedError(LogBrokerError):
     pass
+
+
+class LockTimeoutError(LogBrokerError):
+    """Gave up waiting for a partition or group lock after ``max.block.ms``; nothing was written."""
 
 
 class GroupError(LogBrokerError):

@@ -15,7 +15,8 @@ from typing import BinaryIO, Callable
 
 import orjson
 
-from .errors import LogBrokerError, UnknownTopicError
+from .config import DEFAULT_MAX_BLOCK_MS
+from .errors import LogBrokerError, TopicDeletedError, UnknownTopicError
 from .producer import Producer
 from .topic import Topic
 
@@ -136,15 +137,17 @@ def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str
                   key: str | None = None, partition: int | None = None, fsync: str | None = None,
                   num_partitions: int = 3, on_error: Callable[[str], None] | None = None,
                   on_progress: Callable[[int], None] | None = None, key_separator: str | None = None,
-                  headers: dict[str, str] | None = None) -> PublishSummary:
+                  headers: dict[str, str] | None = None,
+                  max_block_ms: int | None = DEFAULT_MAX_BLOCK_MS) -> PublishSummary:
     """``key_separator`` (Kafka's ``parse.key``): each line is ``KEY<separator>JSON``; ``headers`` go
-    on every record."""
+    on every record; ``max_block_ms``: how long to wait for a partition lock another process holds."""
     summary = PublishSummary()
     try:
         Topic(data_dir, topic)
     except UnknownTopicError:
         summary.created = True
-    producer = Producer(data_dir, fsync=fsync, num_partitions=num_partitions, batch_size=256 * 1024)
+    producer = Producer(data_dir, fsync=fsync, num_partitions=num_partitions, batch_size=256 * 1024,
+                        max_block_ms=max_block_ms)
     try:
         t = producer._topic(topic)
         summary.partitions = t.partitions
@@ -164,6 +167,12 @@ def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str
                     k = str(value[key_field])
                 # The line itself is the value's JSON: orjson just accepted it, so store it as given.
                 futures.append(producer.send_json(topic, line.strip(), key=k, partition=partition, headers=headers))
+            except TopicDeletedError as exc:
+                # Every later line would fail the same way: stop reading, report what failed.
+                summary.failed += 1
+                if on_error:
+                    on_error(f"line {number}: {exc}; stopping")
+                break
             except (ValueError, LogBrokerError) as exc:
                 summary.failed += 1
                 if on_error:
@@ -173,7 +182,11 @@ def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str
                 _settle(futures, summary)
             if on_progress:
                 on_progress(summary.published + len(futures))
-        producer.flush()
+        try:
+            producer.flush()
+        except TopicDeletedError as exc:
+            if on_error:
+                on_error(str(exc))  # the futures tell which records it failed
         _settle(futures, summary)
     finally:
         producer.close()
@@ -183,7 +196,11 @@ def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str
 def _settle(futures: list, summary: PublishSummary) -> None:
     for f in futures:
         if f.done():
-            md = f.get()
+            try:
+                md = f.get()
+            except TopicDeletedError:
+                summary.failed += 1
+                continue
             summary.published += 1
             summary.per_partition[md.partition] = summary.per_partition.get(md.partition, 0) + 1
     futures[:] = [f for f in futures if not f.done()]

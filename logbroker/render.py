@@ -105,7 +105,21 @@ def inspect_report(report: dict[str, Any]) -> str:
             lines.append("  " + " ".join(f"{k}: {v}" for k, v in e.items()))
     elif kind == "state":
         lines.append(f"{report['path']}: {report['state']}")
-    lines.extend(f"PROBLEM: {p}" for p in report.get("problems", []))
+    if kind == "partition":
+        hw = report.get("high_watermark")
+        lines.append(f"  scanned log end offset: {report['log_end_offset']}  recorded high watermark: "
+                     f"{'-' if hw is None else hw}" + (f" (partition state {report['state_problem']})"
+                                                       if report.get("state_problem") else "")
+                     + (f"  records past the high watermark: {report['past_high_watermark']}"
+                        if report.get("past_high_watermark") else ""))
+        lines.extend(f"DAMAGE: {p}" for p in report["damage"])
+        lines.extend(f"RECOVER WOULD: {p}" for p in report["repairs"])
+        lines.extend(f"NOTE: {p}" for p in report["notes"])
+        lines.append(report["verdict"])
+    else:
+        lines.extend(f"PROBLEM: {p}" for p in report.get("problems", []))
+        if kind == "log":
+            lines.append("OK" if report.get("ok") else f"NOT OK: {len(report['problems'])} problem(s)")
     return "\n".join(lines)
 
 
@@ -135,11 +149,15 @@ def retention_summary(reports: Iterable[Any], dry_run: bool) -> str:
 
 
 def recover_summary(reports: Sequence[Any]) -> str:
-    """``recover``: one line per repair action; a report is false when it holds none."""
-    lines = [f"{r.topic}-{r.partition}: {a}" for r in reports if r for a in r.actions]
+    """``recover``: one line per repair made, then one per problem left alone (with its way out)."""
+    def name(r: Any) -> str:
+        return getattr(r, "subject", "") or f"{r.topic}-{r.partition}"
+    lines = [f"{name(r)}: {a}" for r in reports for a in r.actions]
+    lines += [f"{name(r)}: NOT REPAIRED: {p}" for r in reports for p in getattr(r, "problems", ())]
     if lines:
         return "\n".join(lines)
-    return "The only partition is clean." if len(reports) == 1 else f"All {len(reports)} partitions are clean."
+    partitions = sum(1 for r in reports if not getattr(r, "subject", ""))
+    return "The only partition is clean." if partitions == 1 else f"All {partitions} partitions are clean."
 
 
 def publish_summary(summary: Any, topic: str) -> str:
