@@ -93,11 +93,11 @@ class TopicIdentity:
             raise self.deleted_error(partition)
 
     def deleted_error(self, partition: int | None = None) -> TopicDeletedError:
-        where = f"topic {self.topic!r}" if partition is None else f"partition {self.topic}-{partition}"
+        where = "" if partition is None else f"partition {self.topic}-{partition} is gone: "
         ident = f"topic id {self.topic_id}" if self.topic_id else "created before topic ids"
-        again = (" and created again" if os.path.isdir(self.path) else "")
+        again = " and created again" if os.path.isdir(self.path) else ""
         return TopicDeletedError(
-            f"{where} is gone: topic {self.topic!r} ({ident}) was deleted{again} after this process opened it; "
+            f"{where}topic {self.topic!r} ({ident}) was deleted{again} after this process opened it; "
             f"nothing is written into or read from a topic created since", topic=self.topic,
             partition=partition, topic_id=self.topic_id)
 

@@ -340,3 +340,16 @@ def test_recover_finishes_a_deletion_that_stopped_half_way(data_dir):
     Broker(data_dir).create_topic("other", 1)
     Broker(data_dir).recover()
     assert sorted(os.listdir(data_dir)) == ["other"]
+
+
+def test_a_reset_plan_of_a_deleted_topic_is_not_executed_on_the_topic_created_since(data_dir):
+    from logbroker.admin import execute_reset, plan_reset_offsets
+    with Producer(data_dir) as producer:
+        producer.send_batch("t", [{"n": i} for i in range(5)], partition=0)
+    plan = plan_reset_offsets(data_dir, "g", "t", [0], "to-latest")
+    assert [row.new for row in plan] == [5]
+    Broker(data_dir).delete_topic("t")
+    new = Broker(data_dir).create_topic("t", 1)
+    with pytest.raises(TopicDeletedError):
+        execute_reset(plan)
+    assert not os.path.exists(os.path.join(new.path, "groups"))
