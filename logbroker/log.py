@@ -118,8 +118,7 @@ class PartitionLog:
     """The writable log of one partition. See the module docstring for the contract."""
 
     def __init__(self, topic: str, partition: int, directory: str, config: TopicConfig,
-                 identity: TopicIdentity | None = None, *,
-                 max_block_ms: int | None = DEFAULT_MAX_BLOCK_MS) -> None:
+                 identity: TopicIdentity | None = None, max_block_ms: int | None = DEFAULT_MAX_BLOCK_MS) -> None:
         fsutil.check_not_symlink(directory, "partition directory")
         if not os.path.isdir(directory):
             if identity is not None:
