@@ -140,7 +140,7 @@ def topics_create(
     name: Annotated[Optional[str], typer.Argument(help="Topic name: letters, digits, '.', '_' and '-'.")] = None,
     partitions: Annotated[int, typer.Option("--partitions", "-p", help="Number of partitions.")] = 3,
     config: Annotated[Optional[List[str]], typer.Option(
-        "--config", "-c", help="Topic config key=value (segment.bytes, retention.ms, fsync, ...).")] = None,
+        "--config", "-c", metavar="KEY=VALUE", help="Topic config (segment.bytes, retention.ms, fsync, ...); repeat for more.")] = None,
     if_not_exists: Annotated[bool, typer.Option(
         "--if-not-exists", help="Succeed without changing anything when the topic already exists.")] = False,
     topic: TopicOption = None,
@@ -196,7 +196,7 @@ def topics_describe(
 def topics_alter(
     ctx: typer.Context,
     name: Annotated[Optional[str], typer.Argument(help="Topic name.")] = None,
-    config: Annotated[Optional[List[str]], typer.Option("--config", "-c", help="Config key=value to set.")] = None,
+    config: Annotated[Optional[List[str]], typer.Option("--config", "-c", metavar="KEY=VALUE", help="Config to set; repeat for more.")] = None,
     partitions: Annotated[Optional[int], typer.Option("--partitions", help="New (larger) partition count.")] = None,
     topic: TopicOption = None,
     bootstrap_server: BootstrapServer = None,
@@ -427,7 +427,9 @@ def _stdout_closed() -> bool:
 
 @app.command()
 def replay(
-    topic: Annotated[str, typer.Argument(help="Topic to re-read.")],
+    ctx: typer.Context,
+    topic: Annotated[Optional[str], typer.Argument(envvar="KAFKA_TOPIC", show_envvar=True, help="Topic to re-read.")] = None,
+    topic_option: TopicOption = None,
     from_offset: Annotated[Optional[int], typer.Option("--from-offset", help="First offset (inclusive).")] = None,
     from_time: Annotated[Optional[str], typer.Option("--from-time", help="First record at or after this ISO-8601 time.")] = None,
     to_offset: Annotated[Optional[int], typer.Option("--to-offset", help="Stop before this offset.")] = None,
@@ -441,6 +443,7 @@ def replay(
     Example: logbroker replay orders --from-offset 0 --to-offset 100 --partition 0
     """
     from logbroker.admin import replay as run_replay
+    topic = _one_topic(ctx, topic, topic_option)
     if from_offset is None and from_time is None:
         raise errors.InvalidConfigError("give --from-offset N or --from-time ISO8601")
     records = run_replay(state.data_dir, topic, from_offset, to_offset, partition,
@@ -450,7 +453,8 @@ def replay(
     if to_topic is not None:
         from logbroker.admin import republish
         count = republish(broker(create=True).data_dir, records, to_topic, on_progress=progress)
-        err(f"Replayed {count} records from {topic} into {to_topic}")
+        from logbroker.render import plural
+        err(f"Replayed {plural(count, 'record')} from {topic} into {to_topic}")
         return
     write = _record_writer(format)
     for r in records:
@@ -458,7 +462,8 @@ def replay(
         write(r, count)
         progress(count)
     sys.stdout.flush()
-    err(f"Replayed {count} records")
+    from logbroker.render import plural
+    err(f"Replayed {plural(count, 'record')}")
 
 
 @groups_app.command("list")
@@ -485,12 +490,16 @@ def groups_describe(
     from logbroker.admin import describe_group
     _no_server(bootstrap_server)
     group = _one_topic(ctx, group, group_option, what="group", param="group", env=None)
-    rows = describe_group(broker().data_dir, group)
+    from logbroker.admin import group_members
+    b = broker()
+    rows, members = describe_group(b.data_dir, group), group_members(b.data_dir, group)
     if json:
         print_json([{k: getattr(r, k) for k in r.__dataclass_fields__} for r in rows])
     else:
-        from logbroker.render import group_description
-        typer.echo(group_description(group, rows))
+        from logbroker.render import AUTO_COMMIT_NOTE, group_description
+        typer.echo(group_description(group, rows, members))
+        if members:  # live consumers: their commits trail what they printed
+            err(AUTO_COMMIT_NOTE)
 
 
 @groups_app.command("delete")
