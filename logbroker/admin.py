@@ -147,7 +147,7 @@ def describe_group(data_dir: str | None, group: str, now_ms: int | None = None) 
 def delete_group(data_dir: str | None, group: str) -> None:
     """Remove the group's offsets and membership files on every topic; refused while a member is live."""
     for topic in group_topics(data_dir, group):
-        paths = GroupPaths(topic.path, group)
+        paths = GroupPaths(topic.path, group, topic.identity)
         with paths.locked():
             live = [m.member for m in scan_members(paths) if m.live]
             if live:
@@ -168,12 +168,14 @@ class ResetRow(NamedTuple):
 
 
 class ResetPlan(list):
-    """A list of :class:`ResetRow` that remembers its data directory and group."""
+    """A list of :class:`ResetRow` that remembers its data directory, group and the topics it was
+    computed on (their identities: executing it on a topic re-created since is refused)."""
 
     def __init__(self, data_dir: str, group: str, rows: list[ResetRow] = ()) -> None:
         super().__init__(rows)
         self.data_dir = data_dir
         self.group = group
+        self.topics: dict[str, Topic] = {}
 
 
 _DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?\Z")
@@ -275,6 +277,7 @@ def plan_reset_offsets(data_dir: str | None, group: str, topic: str | None, part
             if clamped != new:
                 log.warning("new offset %d for %s-%d is outside [%d, %d]; using %d", new, t.name, p, start, end, clamped)
             plan.append(ResetRow(t.name, p, old, clamped))
+        plan.topics[t.name] = t
         t.close()
     return plan
 
@@ -287,7 +290,9 @@ def execute_reset(plan: ResetPlan) -> None:
     broker = Broker(plan.data_dir, create=False)
     now = int(time.time() * 1000)
     for name, offsets in by_topic.items():
-        paths = GroupPaths(broker.topic(name).path, plan.group)
+        t = plan.topics.get(name) or broker.topic(name)
+        t.identity.check()  # offsets planned on a topic deleted since mean nothing in a new one
+        paths = GroupPaths(t.path, plan.group, t.identity)
         paths.ensure()
         with paths.locked():
             live = [m.member for m in scan_members(paths) if m.live]

@@ -59,7 +59,7 @@ class Broker:
 
     With ``create`` (the default) a missing data directory is created (``created`` tells whether
     this call did). Without it nothing is ever created: a missing directory reads as one holding no
-    topics (``exists`` is false), which is what read-only commands want. ``max_block_ms`` is how long
+    topics (``exists`` is false), which is what read-only commands want. ``max_block_ms``: how long
     retention and recovery wait for a partition lock another process holds (Kafka's max.block.ms).
     """
 
@@ -69,7 +69,6 @@ class Broker:
         self.created = create and not os.path.lexists(path)
         self.exists = create or os.path.lexists(path)
         self.data_dir = resolve_data_dir(path, create=True) if self.exists else path
-        #: how long retention and recovery wait for a partition lock (Kafka's max.block.ms)
         self.max_block_ms = None if max_block_ms is None else check_max_block_ms(max_block_ms)
 
     # -- topics -------------------------------------------------------------------------------

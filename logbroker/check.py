@@ -222,11 +222,13 @@ def check_partition(directory: str, topic: str, partition: int, index_interval: 
     for base in bases:
         path = os.path.join(directory, log_name(base))
         if expected is not None and base != expected:
-            check.damage_at.append((path, 0, base))
-            check.damage.append(f"{path}: segment starts at offset {base} but the previous one ends before {expected}; "
-                                f"offsets {min(base, expected)} to {max(base, expected) - 1} are missing or doubled. "
-                                f"Copy the partition aside and read it with `logbroker inspect {directory} "
-                                f"--print-records`")
+            how = (f"offsets {expected} to {base - 1} are missing" if expected < base
+                   else f"offsets {base} to {expected - 1} overlap")
+            check.damage_at.append((path, 0, expected))
+            check.damage.append(f"segment {log_name(base)} in {directory} does not continue the one before it: "
+                                f"segment starts at {base} but the previous one ends before {expected} ({how}); "
+                                f"segments of another log may be mixed into this partition. Copy the partition "
+                                f"aside and read it with `logbroker inspect {directory} --print-records`")
         if base == active:
             _check_active(check, path, base, index_interval, state if trusted else None)
         else:

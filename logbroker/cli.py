@@ -46,16 +46,15 @@ def broker(create: bool = False, max_block_ms: Optional[int] = None):
     """The Broker of --data-dir. Only commands that write pass ``create``; they say when the data
     directory was created (read-only commands never create it)."""
     from logbroker.broker import Broker
-    extra = {} if max_block_ms is None else {"max_block_ms": max_block_ms}
-    b = Broker(state.data_dir, create=create, **extra)
+    b = Broker(state.data_dir, create=create) if max_block_ms is None else \
+        Broker(state.data_dir, create=create, max_block_ms=max_block_ms)
     if b.created:
         err(f"Created data directory {os.path.abspath(b.data_dir)}")
     return b
 
 
-MAX_BLOCK_HELP = "Wait at most this long for a partition lock another process holds (Kafka's max.block.ms; default 60000)."
-
 ELSEWHERE = f"--data-dir DIR or {ENV_DATA_DIR}=DIR to look elsewhere"
+MAX_BLOCK_HELP = "Wait at most this long for a partition lock another process holds (Kafka's max.block.ms)."
 
 
 def where(b) -> str:
@@ -209,7 +208,6 @@ def publish(
     partition: Annotated[Optional[int], typer.Option("--partition", help="Publish every record to this partition.")] = None,
     fsync: Annotated[Optional[str], typer.Option("--fsync", help="always | interval | never (default: the topic's).")] = None,
     partitions: Annotated[int, typer.Option("--partitions", help="Partitions of the topic if it must be created.")] = 3,
-    max_block_ms: Annotated[int, typer.Option("--max-block-ms", help=MAX_BLOCK_HELP)] = 60000,
     topic_option: Annotated[Optional[str], typer.Option("--topic", help="The topic, Kafka's spelling.")] = None,
     property: Annotated[Optional[List[str]], typer.Option(
         "--property", metavar="NAME=VALUE",
@@ -218,6 +216,7 @@ def publish(
     header: Annotated[Optional[List[str]], typer.Option(
         "--header", metavar="KEY=VALUE", help="A header on every record (repeat for more).")] = None,
     bootstrap_server: BootstrapServer = None,
+    max_block_ms: Annotated[int, typer.Option("--max-block-ms", help=MAX_BLOCK_HELP)] = 60000,
     ctx: typer.Context = None,
 ) -> None:
     """Publish JSON lines (one record per line) to a topic, like kafka-console-producer.
@@ -231,10 +230,10 @@ def publish(
     stream = open(file, "rb") if file else sys.stdin.buffer
     try:
         summary = publish_lines(broker(create=True).data_dir, topic, stream, key_field=key_field, key=key,
-                                partition=partition, fsync=fsync, num_partitions=partitions, max_block_ms=max_block_ms,
+                                partition=partition, fsync=fsync, num_partitions=partitions,
                                 on_error=lambda msg: err(msg),
                                 on_progress=_progress("published") if progress_enabled() else None,
-                                key_separator=key_separator, headers=headers)
+                                key_separator=key_separator, headers=headers, max_block_ms=max_block_ms)
     finally:
         if file:
             stream.close()
@@ -573,14 +572,19 @@ def recover(
     max_block_ms: Annotated[int, typer.Option("--max-block-ms", help=MAX_BLOCK_HELP)] = 60000,
 ) -> None:
     """Check and repair partitions now: torn tails, lost state files, indexes, leftovers; exit 3 when damage was left alone.  Example: logbroker recover orders"""
-    from logbroker.render import recover_summary
+    from logbroker.render import recover_problems, recover_summary
     b = broker(max_block_ms=max_block_ms)
     reports = b.recover(topic)
     if not reports:
         err(f"No topics in data directory {where(b)}; {ELSEWHERE}.")
         return
-    typer.echo(recover_summary(reports))
-    if any(r.problems for r in reports):
+    summary = recover_summary(reports)
+    if summary:
+        typer.echo(summary)
+    problems = recover_problems(reports)
+    for p in problems:
+        err(f"error: {p}")
+    if problems:
         raise typer.Exit(3)
 
 

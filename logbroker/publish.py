@@ -140,7 +140,7 @@ def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str
                   headers: dict[str, str] | None = None,
                   max_block_ms: int | None = DEFAULT_MAX_BLOCK_MS) -> PublishSummary:
     """``key_separator`` (Kafka's ``parse.key``): each line is ``KEY<separator>JSON``; ``headers`` go
-    on every record; ``max_block_ms``: how long to wait for a partition lock another process holds."""
+    on every record. ``max_block_ms``: how long an append waits for a partition lock (Kafka's name)."""
     summary = PublishSummary()
     try:
         Topic(data_dir, topic)

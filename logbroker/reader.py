@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["PartitionReader", "segment_max_timestamp"]
 
-_READER_DESCRIPTORS = 4  # high-watermark, and one segment's .log, .index and .timeindex
 log = logging.getLogger("logbroker")
+_READER_DESCRIPTORS = 4  # high-watermark, and one segment's .log, .index and .timeindex
 
 
 def segment_max_timestamp(directory: str, base: int, size: int) -> int:
@@ -123,10 +123,10 @@ class PartitionReader:
         # The rest of a batch parsed whole but returned in part: (its first offset, lines, raw values).
         self._rest: tuple[int, list[dict], list[bytes] | None] | None = None
         self._bases: list[int] = []  # segment base offsets as last listed
-        OPEN_FILES.touch(self, _READER_DESCRIPTORS, self._close_files)
         # Rebuilds lost or damaged state files from the segments under the partition lock (a full
         # recovery); None: refuse with an error naming `logbroker recover` instead.
         self._repair = repair
+        OPEN_FILES.touch(self, _READER_DESCRIPTORS, self._close_files)
 
     def close(self) -> None:
         OPEN_FILES.forget(self)
@@ -144,13 +144,13 @@ class PartitionReader:
     # -- offsets ------------------------------------------------------------------------------
 
     def state(self) -> PartitionState:
+        """The partition state. A missing, empty or damaged state file while segments hold records is
+        never read as an empty partition: it is rebuilt from the segments (or refused)."""
         state = self._read_state()
         self._check_identity()
         return state
 
     def _read_state(self) -> PartitionState:
-        """The partition state. A missing, empty or damaged state file while segments hold records is
-        never read as an empty partition: it is rebuilt from the segments (or refused)."""
         OPEN_FILES.touch(self, _READER_DESCRIPTORS, self._close_files)
         try:
             if self._state.fd < 0:
@@ -161,7 +161,7 @@ class PartitionReader:
                 return self._rebuilt_state("damaged")
             if st is None:
                 if self._holds_records():
-                    return self._rebuilt_state("missing" if self._state.fd < 0 else "empty")
+                    return self._rebuilt_state("missing or empty")
                 base = self.checkpointed_log_start()
                 return PartitionState(active_base=base, log_end_offset=base, high_watermark=base)
             return st

@@ -13,8 +13,8 @@ from typing import Any, Callable, Iterable, Sequence
 from .errors import InvalidConfigError
 
 __all__ = ["table", "size", "plural", "config_text", "topic_description", "group_description", "AUTO_COMMIT_NOTE",
-           "reset_plan", "inspect_report",
-           "retention_summary", "recover_summary", "publish_summary", "record_formatter", "RECORD_FORMATS",
+           "reset_plan", "inspect_report", "retention_summary", "recover_summary", "recover_problems",
+           "publish_summary", "record_formatter", "RECORD_FORMATS",
            "PRINT_PROPERTIES", "parse_properties", "kafka_line"]
 
 RECORD_FORMATS = ("json", "envelope", "pretty")
@@ -149,15 +149,22 @@ def retention_summary(reports: Iterable[Any], dry_run: bool) -> str:
 
 
 def recover_summary(reports: Sequence[Any]) -> str:
-    """``recover``: one line per repair made, then one per problem left alone (with its way out)."""
-    def name(r: Any) -> str:
-        return getattr(r, "subject", "") or f"{r.topic}-{r.partition}"
-    lines = [f"{name(r)}: {a}" for r in reports for a in r.actions]
-    lines += [f"{name(r)}: NOT REPAIRED: {p}" for r in reports for p in getattr(r, "problems", ())]
-    if lines:
+    """``recover``'s standard output: one line per repair made. The problems it left alone go to
+    standard error (:func:`recover_problems`); with neither, a line saying all is clean."""
+    lines = [f"{_subject(r)}: {a}" for r in reports for a in r.actions]
+    if lines or any(getattr(r, "problems", ()) for r in reports):
         return "\n".join(lines)
     partitions = sum(1 for r in reports if not getattr(r, "subject", ""))
     return "The only partition is clean." if partitions == 1 else f"All {partitions} partitions are clean."
+
+
+def recover_problems(reports: Sequence[Any]) -> list[str]:
+    """What ``recover`` found and left alone, one line each, with the command that gets out of it."""
+    return [f"{_subject(r)}: {p}" for r in reports for p in getattr(r, "problems", ())]
+
+
+def _subject(report: Any) -> str:
+    return getattr(report, "subject", "") or f"{report.topic}-{report.partition}"
 
 
 def publish_summary(summary: Any, topic: str) -> str:
