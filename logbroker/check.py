@@ -204,17 +204,15 @@ def check_partition(directory: str, topic: str, partition: int, index_interval: 
     # The active segment, as a writer would find it (see PartitionLog._check_tail).
     active = bases[-1]
     if state is not None and state.active_base > active and state.log_end_position == 0:
-        check.active_work = True
-        check.repairs.append(f"create the active segment {log_name(state.active_base)} the partition state records "
-                             f"(a roll stopped before creating it)")
+        _tail_work(check, f"create the active segment {log_name(state.active_base)} the partition state records "
+                          f"(a roll stopped before creating it)")
         active = state.active_base
         bases = bases + [active]
     elif state is not None and state.active_base in bases and state.active_base != active:
         later = [b for b in bases if b > state.active_base]
         if all(os.path.getsize(os.path.join(directory, log_name(b))) == 0 for b in later):
-            check.active_work = True
-            check.repairs.append(f"remove empty segment(s) {', '.join(log_name(b) for b in later)} past the recorded "
-                                 f"active segment (a roll stopped before recording them)")
+            _tail_work(check, f"remove empty segment(s) {', '.join(log_name(b) for b in later)} past the recorded "
+                              f"active segment (a roll stopped before recording them)")
             bases = [b for b in bases if b <= state.active_base]
             active = state.active_base
     trusted = state is not None and state.active_base == active
@@ -246,10 +244,16 @@ def check_partition(directory: str, topic: str, partition: int, index_interval: 
                 else:
                     entries = _index_sane(fd, directory, base, size, result.next_offset)
                     if entries is None or result.next_offset != nxt:
-                        if result.next_offset == nxt:
+                        what = (f"rebuild the indexes of closed segment {log_name(base)} "
+                                f"(missing, insane or pointing at no batch start)")
+                        if result.next_offset != nxt:
+                            pass  # the gap is reported as damage above
+                        elif check.writer_active and nxt == active:
+                            # A roll appends the closing time-index entry after creating the new segment.
+                            check.notes.append(f"{what} (a writer holds the partition lock: a roll may be finishing)")
+                        else:
                             check.closed_indexes.append(base)
-                            check.repairs.append(f"rebuild the indexes of closed segment {log_name(base)} "
-                                                 f"(missing, insane or pointing at no batch start)")
+                            check.repairs.append(what)
                     else:
                         seg.index_entries = len(entries.offsets)
             finally:
@@ -261,6 +265,15 @@ def check_partition(directory: str, topic: str, partition: int, index_interval: 
     check.log_end_offset = check.segments[-1].next_offset
     _log_start_finding(check, log_start_damaged or log_start > check.log_end_offset, log_start)
     return check
+
+
+def _tail_work(check: PartitionCheck, what: str) -> None:
+    """A repair at the tail of the log, or a note when a writer is at work (it may be mid-roll)."""
+    if check.writer_active:
+        check.notes.append(f"{what} (a writer holds the partition lock: the tail may be changing)")
+    else:
+        check.active_work = True
+        check.repairs.append(what)
 
 
 def _log_start_finding(check: PartitionCheck, damaged: bool, log_start: int) -> None:
@@ -337,10 +350,7 @@ def _check_active(check: PartitionCheck, path: str, base: int, index_interval: i
             seg.index_entries = len(load_index(os.path.join(check.directory, index_name(base)),
                                                os.path.join(check.directory, timeindex_name(base)),
                                                base, max(result.valid_end, 1)).offsets)
-        if work and check.writer_active:
-            check.notes.extend(f"{w} (a writer holds the partition lock: the tail may be changing)" for w in work)
-        elif work:
-            check.active_work = True
-            check.repairs.extend(work)
+        for what in work:
+            _tail_work(check, what)
     finally:
         os.close(fd)

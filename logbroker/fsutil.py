@@ -306,7 +306,7 @@ class FileLock:
             return
         warn_after_s = LOCK_WAIT_WARN_S if warn_after_s is None else warn_after_s
         started = time.monotonic()
-        waiter = _LockWaiter(self.path)
+        waiter = _LockWaiter(self.path, self.fd)
         try:
             warned = False
             while True:
@@ -360,10 +360,16 @@ class FileLock:
 
 
 class _LockWaiter:
-    """A blocking exclusive flock on a fresh descriptor of ``path``, in a daemon thread."""
+    """A blocking exclusive flock on a fresh descriptor of the lock file, in a daemon thread."""
 
-    def __init__(self, path: str) -> None:
-        self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+    def __init__(self, path: str, fd: int) -> None:
+        # A descriptor of its own (flock belongs to the open file, so a dup would share the lock
+        # with ``fd``) on the same inode as ``fd``, even when the path was renamed or removed since
+        # (a deleted topic): reopened through /proc on Linux, else by path.
+        try:
+            self.fd = os.open(f"/proc/self/fd/{fd}", os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
         self._cond = threading.Condition()
         self._state = "waiting"  # -> "held" (the waiter's owner takes fd) or "abandoned"
         threading.Thread(target=self._run, name="logbroker-lock-wait", daemon=True).start()

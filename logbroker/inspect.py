@@ -186,11 +186,19 @@ def _inspect_partition(directory: str, with_records: bool) -> dict[str, Any]:
 
 
 def _check(directory: str):
-    """The partition check (``writer_active`` when another process holds the partition lock)."""
+    """The partition check, with ``writer_active`` when a writer was at work during it: it held the
+    partition lock before or after the scan, or the partition state changed meanwhile (then the
+    tail's findings may be a write in flight, and are notes, not repairs)."""
     name = os.path.basename(os.path.normpath(directory))
     topic, _, number = name.rpartition("-")
     partition = int(number) if number.isdigit() else 0
-    return check_partition(directory, topic, partition, TopicConfig().index_interval_bytes, writer_active=_writer_active(directory))
+    interval = TopicConfig().index_interval_bytes
+    before = fsutil.read_file(os.path.join(directory, STATE_NAME))
+    busy = _writer_active(directory)
+    check = check_partition(directory, topic, partition, interval, writer_active=busy)
+    if not busy and (_writer_active(directory) or fsutil.read_file(os.path.join(directory, STATE_NAME)) != before):
+        check = check_partition(directory, topic, partition, interval, writer_active=True)
+    return check
 
 
 def _writer_active(directory: str) -> bool:

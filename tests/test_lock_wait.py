@@ -98,3 +98,19 @@ def test_the_lock_is_taken_the_moment_its_holder_releases_it(tmp_path):
     assert other.acquire(blocking=False)
     other.close()
     holder.close()
+
+
+def test_a_wait_survives_the_lock_file_being_renamed_away(tmp_path):
+    """A topic deleted while a writer waits for its partition lock: the wait is on the file the
+    writer opened, not on its old name (the writer then finds the topic gone, cleanly)."""
+    path = str(tmp_path / "x.lock")
+    holder = FileLock(path)
+    holder.acquire()
+    waiter = FileLock(path)
+    os.rename(path, str(tmp_path / "gone.lock"))
+    import threading
+    threading.Timer(0.2, holder.release).start()
+    waiter.acquire_within(10, "the test lock")
+    assert waiter.held
+    waiter.close()
+    holder.close()
