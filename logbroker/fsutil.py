@@ -295,7 +295,7 @@ class FileLock:
             return
         warn_after_s = LOCK_WAIT_WARN_S if warn_after_s is None else warn_after_s
         started = time.monotonic()
-        waiter = _LockWaiter(self.path)
+        waiter = _LockWaiter(self.path, self.fd)
         try:
             warned = False
             while True:
@@ -350,8 +350,13 @@ class FileLock:
 class _LockWaiter:
     """A blocking exclusive flock on a fresh descriptor of ``path``, in a daemon thread."""
 
-    def __init__(self, path: str) -> None:
-        self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+    def __init__(self, path: str, fd: int) -> None:
+        # A new open of the very file ``fd`` is open on (a dup would share its lock): the name may
+        # meanwhile be unlinked, or name another file (a topic deleted and created again).
+        try:
+            self.fd = os.open(f"/proc/self/fd/{fd}", os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:  # no /proc: the name, which is the same file unless replaced
+            self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
         self._cond = threading.Condition()
         self._state = "waiting"  # -> "held" (the waiter's owner takes fd) or "abandoned"
         threading.Thread(target=self._run, name="logbroker-lock-wait", daemon=True).start()
