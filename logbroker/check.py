@@ -234,7 +234,10 @@ def check_partition(directory: str, topic: str, partition: int, index_interval: 
             result, size, fd = _scan(path, base, index_interval)
             try:
                 seg = SegmentCheck(base, path, size, result.valid_end, result.next_offset, result.records, None)
-                nxt = bases[bases.index(base) + 1]
+                i = bases.index(base)
+                # The last file is not the active segment when a roll recorded the next one and has
+                # not created it yet (it stopped there, or a writer is rolling right now).
+                nxt = bases[i + 1] if i + 1 < len(bases) else active
                 if result.error is not None:
                     check.damage_at.append((path, result.valid_end, result.next_offset))
                     check.damage.append(f"corruption in closed segment {path} at position {result.valid_end} "

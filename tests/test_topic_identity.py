@@ -414,10 +414,9 @@ def test_writers_racing_30_deletions_and_creations_only_ever_write_into_the_topi
             tags.update(r["value"]["tid"] for seg in report["segments"] for b in seg["batches"]
                         for r in b.get("records", ()))
             records += sum(seg["records"] for seg in report["segments"])
-            # (a writer rolling right now may have created the newest .log and not yet its .index)
-            last = report["segments"][-1]["path"][:-4] if report["segments"] else None
-            problems = [x for x in report["problems"] if not (x.startswith(f"{last}.index is missing"))]
-            assert not problems, (seed, problems)
+            # Only damage counts: the writers are appending right now, so the repairs recovery would
+            # make (batches not recorded yet, indexes not finished) are their work in progress.
+            assert not report["damage"], (seed, report["damage"])
         assert tags <= {t.topic_id}, f"seed {seed}: records of {tags - {t.topic_id}} in {t.topic_id}"
         Broker(data_dir).recover("t")  # refuses segments that do not follow on
         t.delete()
