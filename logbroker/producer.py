@@ -292,11 +292,15 @@ class Producer:
         if self._closed:
             return
         self._closed = True
+        abort = timeout == 0
         try:
-            if timeout != 0:
+            if not abort:
                 self.flush(timeout)
+        except KeyboardInterrupt:
+            abort = True  # Ctrl+C while flushing: finish the round in progress, fail the rest
+            raise
         finally:
-            self._acc.stop(abort=timeout == 0)
+            self._acc.stop(abort=abort)
             with self._acc.io_lock:
                 for t in self._topics.values():
                     t.close()
@@ -327,8 +331,9 @@ class Producer:
                 from .errors import TopicExistsError
                 try:
                     t = Topic.create(self.data_dir, name, self.num_partitions)
-                    log.warning("created topic %r with %d partitions (auto-create; set the count with "
-                                "`logbroker topics create`)", name, self.num_partitions)
+                    log.warning("created topic %r with %d partition%s (auto-create; set the count with "
+                                "`logbroker topics create`)", name, self.num_partitions,
+                                "" if self.num_partitions == 1 else "s")
                 except TopicExistsError:
                     t = Topic(self.data_dir, name)  # another process created it first
             self._topics[name] = t

@@ -214,8 +214,12 @@ class Sender:
             thread = self._thread
             self.acked.notify_all()
         self.wake.set()
-        if thread is not None:
-            thread.join()
+        while thread is not None and thread.is_alive():
+            try:
+                thread.join()  # at most the round in progress: one write and fsync per partition
+            except KeyboardInterrupt:
+                with self.lock:
+                    self.aborting = True  # a round cut short here would leave futures unresolved
         with self.lock:
             leftover = self.unresolved()
             self.ready.clear()
