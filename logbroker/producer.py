@@ -192,6 +192,47 @@ class Producer:
         ts = int(_time() * 1000) if timestamp_ms is None else timestamp_ms
         return self._add(topic, batches, partition, PendingRecord(ts, key, headers, None, value_json=value_json))
 
+    def send_json_many(self, topic: str, values_json: list[bytes], key: str | None = None,
+                       partition: int | None = None) -> list[list]:
+        """:meth:`send_json` for many values at once, all read at the same moment (one timestamp):
+        the bulk path of ``logbroker publish``. Records go where ``send_json`` would send them one
+        by one (``partition``, else the key's, else round-robin), each partition's share added
+        to its batches under one hold of the lock. Returns the runs of records that share a batch,
+        ``[batch, first index in it, count, partition]``, in place of a future per record. The
+        caller checks each value's size against max.message.bytes first (``send_json`` raises it).
+        """
+        if not values_json:
+            return []
+        batches, first = self._route(topic, key, partition)
+        ts = int(_time() * 1000)
+        key_json = encode_key(key)
+        extra = len(key_json) + 120  # PendingRecord's size estimate
+        if key is not None or partition is not None or len(batches) == 1:
+            groups = {first: values_json}
+        else:
+            n = len(batches)
+            groups = {(first + i) % n: values_json[i::n] for i in range(min(n, len(values_json)))}
+            self._partitioners[topic]._current = (first + len(values_json)) % n  # round-robin goes on
+        runs = []
+        acc = self._acc
+        with acc.lock:
+            for p, values in groups.items():
+                batch = None
+                for value_json in values:
+                    size = len(value_json) + extra
+                    if acc.buffered + size > acc.buffer_memory:
+                        acc.wait_for_space(size)
+                    b = batches[p]
+                    records = b.records
+                    if b is not batch:
+                        batch = b
+                        run = [b, len(records), 0, p]
+                        runs.append(run)
+                    records.append(_new_pending((ts, key_json, b"", value_json, size)))
+                    run[2] += 1
+                    acc.added(topic, p, b, size)
+        return runs
+
     def _route(self, topic: str, key: str | None, partition: int | None) -> tuple[list[Batch], int]:
         """The topic's per-partition buffers and the partition a record goes to (explicit, by key,
         else round-robin); raises on a closed producer or a partition that does not exist."""
@@ -225,12 +266,7 @@ class Producer:
             batch = batches[partition]
             records = batch.records
             records.append(record)
-            acc.buffered += size
-            batch.size += size
-            if len(records) == 1:
-                acc.started(batch)
-            if batch.size >= acc.batch_size:
-                acc.full(topic, partition, batch)
+            acc.added(topic, partition, batch, size)
             return _new_future((self, batch, len(records) - 1, topic, partition, ts))
 
     def send_batch(self, topic: str, values: list[Any], key: str | None = None, partition: int | None = None,

@@ -136,6 +136,16 @@ class Sender:
             self.wake.set()
             self.acked.wait(left)
 
+    def added(self, topic: str, partition: int, batch: Batch, size: int) -> None:
+        """A record of ``size`` bytes was appended to ``batch.records``: count it, and wake the
+        sender when the batch starts (see :meth:`started`) or fills up (see :meth:`full`)."""
+        self.buffered += size
+        batch.size += size
+        if len(batch.records) == 1:
+            self.started(batch)
+        if batch.size >= self.batch_size:
+            self.full(topic, partition, batch)
+
     def started(self, batch: Batch) -> None:
         """The first record went into ``batch``: ready at once if the sender is idle, else after linger."""
         if self.busy:

@@ -32,15 +32,16 @@ def test_lines_cut_anywhere_across_reads_are_published_whole(tmp_path, monkeypat
 def test_a_disk_that_fills_mid_publish_stops_it_and_the_summary_counts_only_what_was_acknowledged(
         tmp_path, fault_hook):
     Broker(tmp_path).create_topic("t", 1)
-    writes = []
+    syncs = []
 
-    def full_after_three_appends(op, target):
-        if op == "write" and str(target).endswith(".log"):
-            writes.append(target)
-            if len(writes) > 3:
+    def full_after_the_first_append(op, target):
+        if str(target).endswith(".log"):
+            if op == "fsync":
+                syncs.append(target)  # the tail check's sync at open, then each append's
+            elif op == "write" and len(syncs) >= 2:
                 raise OSError(errno.ENOSPC, "No space left on device")
 
-    fault_hook(full_after_three_appends)
+    fault_hook(full_after_the_first_append)
     lines = b"".join(b'{"n": %d}\n' % i for i in range(200_000))
     summary = PublishSummary()
     with pytest.raises(DiskFullError):
