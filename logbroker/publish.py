@@ -25,7 +25,7 @@ from typing import BinaryIO, Callable, Iterator
 
 import orjson
 
-from .errors import LogBrokerError, UnknownTopicError
+from .errors import LogBrokerError, TopicDeletedError, UnknownTopicError
 from .producer import Producer
 from .record import encode_key
 from .topic import Topic
@@ -196,8 +196,9 @@ def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str
     the partition is fenced, ...); Ctrl+C stops it too, at a line boundary
     (``summary.interrupted``). On every path the lines already read are written before returning,
     and ``summary`` counts what was acknowledged: the published lines are the first ones of the
-    input, so a rerun resumes after them. Other errors propagate after that, so pass ``summary``
-    to still have it then. ``on_progress(n)`` gets the number of acknowledged records.
+    input, so a rerun resumes after them. The first failed append (or a deleted topic), and any
+    other error, is raised after that: pass ``summary`` to still have it then. ``on_progress(n)``
+    gets the number of acknowledged records.
     """
     summary = summary if summary is not None else PublishSummary()
     try:
@@ -238,12 +239,20 @@ def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str
                             k = str(value[key_field])
                         f = send_json(topic, line, key=k, partition=partition)
                         pending.append([f[1], f[2], 1, f[4]])
+                    except TopicDeletedError as exc:
+                        summary.failed += 1
+                        summary.error = exc  # every later line would fail the same way: stop
+                        break
                     except (ValueError, LogBrokerError) as exc:
                         summary.failed += 1
                         if on_error:
                             on_error(f"line {number}: {exc}")
                 if good:
-                    pending += send_many(topic, good, key=key, partition=partition)
+                    try:
+                        pending += send_many(topic, good, key=key, partition=partition)
+                    except TopicDeletedError as exc:
+                        summary.failed += len(good)
+                        summary.error = summary.error or exc
                 _settle(pending, summary, on_error)
                 if on_progress:
                     on_progress(summary.published)
