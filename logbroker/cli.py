@@ -190,6 +190,15 @@ def publish(
 ) -> None:
     """Publish JSON lines (one record per line) to a topic, like kafka-console-producer.
 
+    Each line is published as soon as it is read, while the input stays open (a terminal, a pipe,
+    tail -f): it is written within linger.ms (5 ms; at once when no write is in progress). With
+    fsync=always (the default) consumers see a line only once it is written and fsynced, so a
+    visible line is a durable one; with interval it becomes visible and durable at the next sync
+    (flush.ms), with never it is visible when written and durable when the OS writes it back.
+    Empty lines are skipped. The summary on stderr (also after Ctrl+C or an error) counts only
+    acknowledged records, per partition with the last offset; after Ctrl+C it names the last line
+    read: every line up to it was published or reported, so a rerun resumes after it.
+
     Example: logbroker generate 10 | logbroker publish kpop_merchandise_orders
     """
     from logbroker.publish import PublishSummary, publish_lines

@@ -131,7 +131,9 @@ def publish_summary(summary: Any, topic: str) -> str:
     failed = summary.failed + not_acked
     total = summary.published + failed
     rate = 100.0 * summary.published / total if total else 100.0
-    head = "Interrupted. " if getattr(summary, "interrupted", False) else ""
+    head = ""
+    if getattr(summary, "interrupted", False):
+        head = f"Interrupted after line {summary.lines_read:,}. " if summary.lines_read else "Interrupted. "
     text = (f"{head}Published {plural(summary.published, 'record')} to {topic} ({failed:,} failed, "
             f"{rate:.1f}% success)" + (f"; per partition: {per}" if per else ""))
     if not_acked:

@@ -106,12 +106,13 @@ def test_ctrl_c_during_a_large_publish_prints_what_was_acknowledged_and_nothing_
     err = proc.stderr.read().decode()
     assert proc.returncode == 130, err
     assert "Traceback" not in err, err
-    m = re.search(r"Interrupted\. Published ([\d,]+) records to big \(0 failed, 100\.0% success\); "
+    m = re.search(r"Interrupted after line ([\d,]+)\. Published ([\d,]+) records to big \(0 failed, 100\.0% success\); "
                   r"per partition: (.*)$", err, re.M)
     assert m, err
-    published = int(m.group(1).replace(",", ""))
+    read, published = int(m.group(1).replace(",", "")), int(m.group(2).replace(",", ""))
+    assert read == published  # every line read was published: a rerun resumes after line `read`
     claimed = {int(p): (int(n), int(last)) for p, n, last in
-               re.findall(r"(\d+): (\d+) \(last offset (\d+)\)", m.group(2))}
+               re.findall(r"(\d+): (\d+) \(last offset (\d+)\)", m.group(3))}
     # what a reader sees is exactly what the summary claims: nothing past it, nothing half-visible
     records = _visible(tmp_path, "big", partitions)
     assert len(records) == published
