@@ -8,10 +8,12 @@ When a batch is ready (the sender takes it):
 
 - it reached ``batch.size`` bytes (it is closed, and a new open batch starts);
 - ``linger.ms`` passed since its first record;
-- its first record arrived while the sender had nothing to write: an idle disk gains nothing from
-  waiting, so a lone record is written at once (as a database's group commit delays only when
-  other commits are in flight). Linger therefore only ever holds records back while the sender is
-  busy, which is when waiting fills batches;
+- its first record arrived while the sender had nothing to write, or the sender's last round
+  wrote less than ``batch.size``: a disk that keeps up gains nothing from waiting, so records are
+  written at once, each round taking what arrived during the previous one (as a database's group
+  commit delays only when other commits are in flight). Linger therefore only holds records back
+  while the sender is saturated (its rounds are full batches), which is when waiting fills
+  batches;
 - ``flush()`` or ``close()`` is waiting, or another batch of the same partition is ready (it
   rides along in the same write and fsync).
 
@@ -114,6 +116,7 @@ class Sender:
         self.inflight: list[Batch] = []
         self.buffered = 0
         self.busy = False
+        self.last_round = 0  # bytes the sender's last round wrote
         self.flushing = 0
         self.stopping = False
         self.aborting = False
@@ -269,12 +272,13 @@ class Sender:
             groups.setdefault((topic, p), []).append(b)
         self.ready.clear()
         everything = self.flushing or self.stopping
+        eager = self.last_round < self.batch_size  # the disk keeps up: no reason to linger
         next_ready = None
         for topic, batches in self.batches.items():
             for p, b in enumerate(batches):
                 if not b.records:
                     continue
-                if everything or b.ready_at <= now or (topic, p) in groups:
+                if everything or eager or b.ready_at <= now or (topic, p) in groups:
                     batches[p] = Batch()
                     groups.setdefault((topic, p), []).append(b)
                 elif next_ready is None or b.ready_at < next_ready:
@@ -304,7 +308,8 @@ class Sender:
                     b.results = results
         with self.lock:
             done = [b for _, _, bs in work for b in bs]
-            self.buffered -= sum(b.size for b in done)
+            self.last_round = sum(b.size for b in done)
+            self.buffered -= self.last_round
             ids = {id(b) for b in done}
             self.inflight = [b for b in self.inflight if id(b) not in ids]
             self.acked.notify_all()

@@ -69,19 +69,39 @@ def test_a_record_sent_alone_is_appended_without_flush(broker, tmp_path):
         producer.close()
 
 
-def test_records_sent_while_the_sender_is_busy_wait_for_linger_and_close_appends_them(broker, tmp_path, fault_hook):
+def test_records_sent_while_the_sender_is_saturated_wait_for_linger_and_close_appends_them(
+        broker, tmp_path, fault_hook):
+    producer = Producer(tmp_path, linger_ms=3_600_000, batch_size=300)  # ~2 records of ~130 bytes
+    producer.send("t", "warm-up", partition=0).get()
     gate = fault_hook(_Gate())
-    producer = Producer(tmp_path, linger_ms=3_600_000)
-    first = producer.send("t", "first", partition=0)  # the sender is idle: written at once
-    assert gate.entered.wait(GENEROUS_S)  # ... and now held inside its fsync
-    held = [producer.send("t", f"held {i}", partition=0) for i in range(3)]
+    with producer._acc.io_lock:  # the sender waits: one round of a full batch
+        first = [producer.send("t", f"first {i}", partition=0) for i in range(3)]
+    assert gate.entered.wait(GENEROUS_S)  # ... now held inside its fsync: the sender is saturated
+    held = [producer.send("t", f"held {i}", partition=0) for i in range(2)]  # less than batch.size
     gate.release()
-    assert _eventually(first.done) and first.get().offset == 0
+    assert _eventually(lambda: all(f.done() for f in first)) and first[-1].get().offset == 3
     assert not any(f.done() for f in held)  # an hour of linger: they wait for more records
-    assert _values(broker) == ["first"]
+    assert len(_values(broker)) == 4
     producer.close()
-    assert [f.get().offset for f in held] == [1, 2, 3]
-    assert _values(broker) == ["first", "held 0", "held 1", "held 2"]
+    assert [f.get().offset for f in held] == [4, 5]
+    assert _values(broker)[4:] == ["held 0", "held 1"]
+
+
+def test_records_sent_while_a_small_round_is_written_follow_it_without_linger(broker, tmp_path, fault_hook):
+    producer = Producer(tmp_path, linger_ms=3_600_000)
+    producer.send("t", "warm-up", partition=0).get()
+    gate = fault_hook(_Gate())
+    try:
+        first = producer.send("t", "first", partition=0)  # the sender is idle: written at once
+        assert gate.entered.wait(GENEROUS_S)  # ... and now held inside its fsync
+        next_ones = [producer.send("t", f"next {i}", partition=0) for i in range(3)]
+        gate.release()
+        # the disk keeps up (that round was one record): they follow at once, no hour of linger
+        assert _eventually(lambda: all(f.done() for f in next_ones))
+        assert [f.get().offset for f in [first, *next_ones]] == [1, 2, 3, 4]
+    finally:
+        gate.release()
+        producer.close()
 
 
 def test_no_future_resolves_before_the_fsync_that_covers_it(broker, tmp_path, fault_hook):
@@ -197,7 +217,12 @@ def test_close_zero_fails_what_was_not_written(broker, tmp_path, fault_hook):
     first = producer.send("t", "first", partition=0)
     assert gate.entered.wait(GENEROUS_S)
     held = producer.send("t", "held", partition=0)
-    threading.Timer(0.05, gate.release).start()
+
+    def release_once_aborting():
+        while not producer._acc.aborting:
+            time.sleep(0.001)
+        gate.release()
+    threading.Thread(target=release_once_aborting, daemon=True).start()
     producer.close(0)
     assert first.get().offset == 0  # the round in progress completed
     with pytest.raises(LogBrokerError, match="closed before"):
