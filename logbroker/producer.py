@@ -32,11 +32,12 @@ from typing import Any
 
 import orjson
 
-from .config import DEFAULT_PARTITIONS
+from .config import DEFAULT_MAX_BLOCK_MS, DEFAULT_PARTITIONS
 from .errors import InvalidConfigError, LogBrokerError, RecordTooLargeError, UnknownTopicError
 from .fsutil import FsyncPolicy
 from .partitioner import Partitioner
-from .record import _KEEP, PendingRecord, _has_non_finite, _orjson_dumps, check_timestamp, encode_headers, encode_key
+from .record import (_KEEP, PendingRecord, _has_non_finite, _orjson_dumps, check_timestamp, encode_headers, encode_key,
+                     line_size)
 from .sender import Batch, Sender
 from .topic import Topic
 
@@ -122,24 +123,31 @@ class Producer:
     ``fsync``: None follows each topic's ``fsync`` config; or ``"always"``, ``"interval"``, ``"never"``.
     ``batch_size`` (Kafka's ``batch.size``): bytes after which a partition's batch is ready without
     waiting for linger. ``linger_ms`` (Kafka's ``linger.ms``, default 5 as in Kafka 4): the longest
-    a record waits for its batch to fill while the sender is busy. ``buffer_memory`` (Kafka's
+    a record waits for its batch to fill while the sender is saturated. ``buffer_memory`` (Kafka's
     ``buffer.memory``, 32 MiB): bytes of records sent and not yet acknowledged; past it ``send()``
-    blocks up to ``max_block_ms`` (Kafka's ``max.block.ms``, 60 s), then raises
-    ProducerTimeoutError. ``auto_create``: create missing topics with ``num_partitions``.
+    blocks. ``max_block_ms`` (Kafka's ``max.block.ms``, 60 s; None: no limit) bounds both waits:
+    ``send()`` for buffer space (then ProducerTimeoutError) and an append for a partition lock held
+    by another process, a stopped one say (then LockTimeoutError). ``auto_create``: create missing
+    topics with ``num_partitions``.
     """
 
     def __init__(self, data_dir: str | os.PathLike | None = None, *, fsync: str | None = None,
                  batch_size: int = 16384, linger_ms: float = 5, buffer_memory: int = 32 * 1024 * 1024,
-                 max_block_ms: float = 60_000, auto_create: bool = True,
+                 max_block_ms: int | None = DEFAULT_MAX_BLOCK_MS, auto_create: bool = True,
                  num_partitions: int = DEFAULT_PARTITIONS, flush_ms: int | None = None) -> None:
         from .broker import resolve_data_dir
+        from .config import check_max_block_ms
+
+        #: how long send() waits for buffer space and an append for a partition lock another process
+        #: holds (Kafka's max.block.ms; None: no limit)
+        self.max_block_ms = None if max_block_ms is None else check_max_block_ms(max_block_ms)
 
         self.data_dir = resolve_data_dir(data_dir)
         self._fsync = fsync
         self._flush_ms = flush_ms
         if fsync is not None:
             FsyncPolicy(fsync)  # validate now
-        for name, v in (("batch_size", batch_size), ("linger_ms", linger_ms), ("max_block_ms", max_block_ms)):
+        for name, v in (("batch_size", batch_size), ("linger_ms", linger_ms)):
             if v < 0:
                 raise InvalidConfigError(f"{name} must be 0 or more, got {v}")
         if buffer_memory < 1:
@@ -150,7 +158,8 @@ class Producer:
         self._topics: dict[str, Topic] = {}
         self._partitioners: dict[str, Partitioner] = {}
         self._acc = Sender(self._append, batch_size=batch_size, linger_ms=linger_ms,
-                           buffer_memory=buffer_memory, max_block_ms=max_block_ms)
+                           buffer_memory=buffer_memory,
+                           max_block_ms=float("inf") if max_block_ms is None else max_block_ms)
         self._batches = self._acc.batches  # per topic, the open batch of each partition
         self._limits: dict[str, int] = {}  # max.message.bytes per topic
         self._closed = False
@@ -197,7 +206,7 @@ class Producer:
         return self._add(topic, batches, partition, PendingRecord(ts, key, headers, None, value_json=value_json))
 
     def send_json_many(self, topic: str, values_json: list[bytes], key: str | None = None,
-                       partition: int | None = None) -> list[list]:
+                       partition: int | None = None, headers: dict[str, str] | None = None) -> list[list]:
         """:meth:`send_json` for many values at once, all read at the same moment (one timestamp):
         the bulk path of ``logbroker publish``. Records go where ``send_json`` would send them one
         by one (``partition``, else the key's, else round-robin), each partition's share added
@@ -209,8 +218,8 @@ class Producer:
             return []
         batches, first = self._route(topic, key, partition)
         ts = int(_time() * 1000)
-        key_json = encode_key(key)
-        extra = len(key_json) + 120  # PendingRecord's size estimate
+        key_json, headers_json = encode_key(key), encode_headers(headers)
+        extra = len(key_json) + len(headers_json) + 120  # PendingRecord's size estimate
         if key is not None or partition is not None or len(batches) == 1:
             groups = {first: values_json}
         else:
@@ -232,7 +241,7 @@ class Producer:
                         batch = b
                         run = [b, len(records), 0, p]
                         runs.append(run)
-                    records.append(_new_pending((ts, key_json, b"", value_json, size)))
+                    records.append(_new_pending((ts, key_json, headers_json, value_json, size)))
                     run[2] += 1
                     acc.added(topic, p, b, size)
         return runs
@@ -253,11 +262,12 @@ class Producer:
 
     def _add(self, topic: str, batches: list[Batch], partition: int, record: PendingRecord) -> FutureRecordMetadata:
         size = record[4]
-        if size > self._limits[topic]:
-            # Refused here, alone: in a batch it would fail every record buffered with it.
+        if size > self._limits[topic] and line_size(record) > self._limits[topic]:
+            # Refused here, alone: in a batch it would fail every record buffered with it. record[4]
+            # over-estimates the line (for batch splitting); the refusal uses the exact size.
             raise RecordTooLargeError(
-                f"record of about {size} bytes is larger than max.message.bytes={self._limits[topic]} "
-                f"(topic {topic})", topic=topic)
+                f"record is {line_size(record)} bytes as a line after encoding, larger than "
+                f"max.message.bytes={self._limits[topic]} (topic {topic})", topic=topic)
         return self._put(topic, batches, partition, record, size, record[0])
 
     def _put(self, topic: str, batches: list[Batch], partition: int, record: PendingRecord, size: int,
@@ -376,6 +386,7 @@ class Producer:
                                 "" if self.num_partitions == 1 else "s")
                 except TopicExistsError:
                     t = Topic(self.data_dir, name)  # another process created it first
+            t.max_block_ms = self.max_block_ms
             self._topics[name] = t
             # Unkeyed records go round-robin, one by one: with records spread evenly from the first
             # one, a newcomer sees a group split the work even on a ten-record topic.

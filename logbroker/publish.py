@@ -25,12 +25,14 @@ from typing import BinaryIO, Callable, Iterator
 
 import orjson
 
+from .config import DEFAULT_MAX_BLOCK_MS
+from .config import DEFAULT_MAX_BLOCK_MS
 from .errors import LogBrokerError, TopicDeletedError, UnknownTopicError
 from .producer import Producer
-from .record import encode_key
+from .record import encode_headers, encode_key
 from .topic import Topic
 
-__all__ = ["publish_lines", "PublishSummary", "iter_line_chunks"]
+__all__ = ["publish_lines", "PublishSummary", "iter_line_chunks", "split_key"]
 
 _LONG_DIGITS = re.compile(rb"\d{19,}")
 _INT64 = (-(2**63), 2**63 - 1)
@@ -186,9 +188,13 @@ def _why_invalid(line: bytes, exc: orjson.JSONDecodeError) -> str:
 def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str | None = None,
                   key: str | None = None, partition: int | None = None, fsync: str | None = None,
                   num_partitions: int = 3, on_error: Callable[[str], None] | None = None,
-                  on_progress: Callable[[int], None] | None = None,
+                  on_progress: Callable[[int], None] | None = None, key_separator: str | None = None,
+                  headers: dict[str, str] | None = None, max_block_ms: int | None = DEFAULT_MAX_BLOCK_MS,
                   summary: PublishSummary | None = None) -> PublishSummary:
     """Publish each line of ``stream`` as one record; fills and returns ``summary``.
+
+    ``key_separator`` (Kafka's ``parse.key``): each line is ``KEY<separator>JSON``; ``headers`` go
+    on every record; ``max_block_ms``: Kafka's max.block.ms for the producer.
 
     A line is handed to the producer as soon as it is read, whose sender appends it within
     ``linger.ms`` (at once when the disk is idle): published lines become visible to consumers
@@ -205,7 +211,8 @@ def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str
         Topic(data_dir, topic)
     except UnknownTopicError:
         summary.created = True
-    producer = Producer(data_dir, fsync=fsync, num_partitions=num_partitions, batch_size=256 * 1024)
+    producer = Producer(data_dir, fsync=fsync, num_partitions=num_partitions, batch_size=256 * 1024,
+                        max_block_ms=max_block_ms)
     pending: list = []  # runs of records not yet settled: [batch, first index, count, partition]
     with _CtrlC() as ctrl_c:
         try:
@@ -217,8 +224,8 @@ def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str
             send_json, send_many = producer.send_json, producer.send_json_many
             # Bulk unless each record needs its own key: one timestamp and one hold of the
             # producer's lock per read, no future per record.
-            bulk = key_field is None
-            extra = len(encode_key(key)) + 120  # what the producer adds to a value's size
+            bulk = key_field is None and key_separator is None
+            extra = len(encode_key(key)) + len(encode_headers(headers)) + 120  # the producer's size estimate
             for first, lines in iter_line_chunks(stream, limit, ctrl_c.reader(stream)):
                 summary.lines_read = first + len(lines) - 1
                 good = []
@@ -229,15 +236,17 @@ def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str
                     try:
                         if line is None:
                             raise ValueError(f"line is larger than max.message.bytes={limit}")
+                        k = key
+                        if key_separator is not None:
+                            k, line = split_key(line, key_separator)
                         value = parse_value(line)
                         line = line.strip()  # the line itself is the value's JSON, stored as given
                         if bulk and len(line) + extra <= limit:
                             good.append(line)
                             continue
-                        k = key
                         if key_field is not None and isinstance(value, dict) and value.get(key_field) is not None:
                             k = str(value[key_field])
-                        f = send_json(topic, line, key=k, partition=partition)
+                        f = send_json(topic, line, key=k, partition=partition, headers=headers)
                         pending.append([f[1], f[2], 1, f[4]])
                     except TopicDeletedError as exc:
                         summary.failed += 1
@@ -249,7 +258,7 @@ def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str
                             on_error(f"line {number}: {exc}")
                 if good:
                     try:
-                        pending += send_many(topic, good, key=key, partition=partition)
+                        pending += send_many(topic, good, key=key, partition=partition, headers=headers)
                     except TopicDeletedError as exc:
                         summary.failed += len(good)
                         summary.error = summary.error or exc
@@ -344,3 +353,14 @@ def _settle(pending: list, summary: PublishSummary, on_error: Callable[[str], No
             if top > last.get(p, -1):
                 last[p] = top
     pending[:] = keep
+
+
+def split_key(line: bytes, separator: str) -> tuple[str, bytes]:
+    """``KEY<separator>VALUE`` -> (key, value bytes): kafka-console-producer's ``parse.key``."""
+    key, sep, rest = line.partition(separator.encode())
+    if not sep:
+        raise ValueError(f"no key separator {separator!r} in the line (parse.key=true)")
+    try:
+        return key.decode("utf-8"), rest
+    except UnicodeDecodeError as bad:
+        raise ValueError(f"the key is not UTF-8 (byte {bad.start + 1})") from None

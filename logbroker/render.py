@@ -12,8 +12,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .errors import InvalidConfigError
 
-__all__ = ["table", "size", "plural", "topic_description", "group_description", "reset_plan", "inspect_report",
-           "retention_summary", "recover_summary", "publish_summary", "record_formatter", "RECORD_FORMATS",
+__all__ = ["table", "size", "plural", "config_text", "topic_description", "group_description", "reset_plan", "inspect_report",
+           "retention_summary", "recover_summary", "recover_problems", "publish_summary", "record_formatter", "RECORD_FORMATS",
            "PRINT_PROPERTIES", "parse_properties", "kafka_line"]
 
 RECORD_FORMATS = ("json", "envelope", "pretty")
@@ -45,9 +45,14 @@ def _dash(v: object) -> object:
     return "-" if v is None else v
 
 
+def config_text(config: dict[str, Any]) -> str:
+    """A topic config as kafka-topics prints it: ``segment.bytes=1048576,retention.ms=...``."""
+    return ",".join(f"{k}={v}" for k, v in config.items())
+
+
 def topic_description(info: dict[str, Any]) -> str:
     """``topics describe``: kafka-topics' summary line, then one row per partition."""
-    cfg = ",".join(f"{k}={v}" for k, v in info["config"].items())
+    cfg = config_text(info["config"])
     rows = [[p["partition"], p["log_start_offset"], p["log_end_offset"], p["records"], len(p["segments"]),
              size(p["size"])] for p in info["partition_details"]]
     return (f"Topic: {info['topic']}\tPartitionCount: {info['partitions']}\tConfigs: {cfg}\n"
@@ -88,7 +93,21 @@ def inspect_report(report: dict[str, Any]) -> str:
             lines.append("  " + " ".join(f"{k}: {v}" for k, v in e.items()))
     elif kind == "state":
         lines.append(f"{report['path']}: {report['state']}")
-    lines.extend(f"PROBLEM: {p}" for p in report.get("problems", []))
+    if kind == "partition":
+        hw = report.get("high_watermark")
+        lines.append(f"  scanned log end offset: {report['log_end_offset']}  recorded high watermark: "
+                     f"{'-' if hw is None else hw}" + (f" (partition state {report['state_problem']})"
+                                                       if report.get("state_problem") else "")
+                     + (f"  records past the high watermark: {report['past_high_watermark']}"
+                        if report.get("past_high_watermark") else ""))
+        lines.extend(f"DAMAGE: {p}" for p in report["damage"])
+        lines.extend(f"RECOVER WOULD: {p}" for p in report["repairs"])
+        lines.extend(f"NOTE: {p}" for p in report["notes"])
+        lines.append(report["verdict"])
+    else:
+        lines.extend(f"PROBLEM: {p}" for p in report.get("problems", []))
+        if kind == "log":
+            lines.append("OK" if report.get("ok") else f"NOT OK: {len(report['problems'])} problem(s)")
     return "\n".join(lines)
 
 
@@ -108,15 +127,31 @@ def _log_lines(seg: dict[str, Any], lines: list[str]) -> None:
 def retention_summary(reports: Iterable[Any], dry_run: bool) -> str:
     """``retention``: one line per partition that lost (or would lose) segments."""
     verb = "would delete" if dry_run else "deleted"
-    lines = [f"{r.topic}-{r.partition}: {verb} {len(r.deleted)} segments ({r.bytes_freed} bytes, "
+    reports = list(reports)
+    lines = [f"{r.topic}-{r.partition}: {verb} {plural(len(r.deleted), 'segment')} ({plural(r.bytes_freed, 'byte')}, "
              f"{r.reason}); log start offset {r.log_start_offset}" for r in reports if r.deleted]
-    return "\n".join(lines) or "Nothing to delete."
+    if lines or not reports:
+        return "\n".join(lines) or "Nothing to delete."
+    return "\n".join(["Nothing to delete:", *(f"  {r.topic}-{r.partition}: {r.reason}" for r in reports)])
 
 
 def recover_summary(reports: Sequence[Any]) -> str:
-    """``recover``: one line per repair action; a report is false when it holds none."""
-    lines = [f"{r.topic}-{r.partition}: {a}" for r in reports if r for a in r.actions]
-    return "\n".join(lines) or f"All {len(reports)} partitions are clean."
+    """``recover``'s standard output: one line per repair made. The problems it left alone go to
+    standard error (:func:`recover_problems`); with neither, a line saying all is clean."""
+    lines = [f"{_subject(r)}: {a}" for r in reports for a in r.actions]
+    if lines or any(getattr(r, "problems", ()) for r in reports):
+        return "\n".join(lines)
+    partitions = sum(1 for r in reports if not getattr(r, "subject", ""))
+    return "The only partition is clean." if partitions == 1 else f"All {partitions} partitions are clean."
+
+
+def recover_problems(reports: Sequence[Any]) -> list[str]:
+    """What ``recover`` found and left alone, one line each, with the command that gets out of it."""
+    return [f"{_subject(r)}: {p}" for r in reports for p in getattr(r, "problems", ())]
+
+
+def _subject(report: Any) -> str:
+    return getattr(report, "subject", "") or f"{report.topic}-{report.partition}"
 
 
 def publish_summary(summary: Any, topic: str) -> str:

@@ -30,7 +30,7 @@ import time
 import orjson
 
 from . import fsutil
-from .config import TopicConfig, validate_topic_name
+from .config import DEFAULT_MAX_BLOCK_MS, TopicConfig, validate_topic_name
 from .errors import (CorruptionError, InvalidConfigError, TopicDeletedError, TopicExistsError,
                      UnknownPartitionError, UnknownTopicError)
 from .handles import OPEN_FILES
@@ -116,7 +116,11 @@ def finish_deletions(data_dir: str, name: str | None = None) -> list[str]:
     number of times: a deletion killed half-way is finished by the next one. Returns the names done.
     """
     done = []
-    for entry in sorted(os.listdir(data_dir)):
+    try:
+        entries = sorted(os.listdir(data_dir))
+    except FileNotFoundError:
+        return done  # no data directory: nothing was ever deleted in it
+    for entry in entries:
         if not entry.startswith(DELETING_PREFIX):
             continue
         topic = entry[len(DELETING_PREFIX):].rpartition("-")[0]
@@ -167,9 +171,11 @@ def _lock_files(topic_dir: str, topic: str) -> list[str]:
 class Topic:
     """An existing topic. Partition logs are opened lazily and cached per process."""
 
-    def __init__(self, data_dir: str, name: str) -> None:
+    def __init__(self, data_dir: str, name: str, max_block_ms: int | None = DEFAULT_MAX_BLOCK_MS) -> None:
         validate_topic_name(name)
         self.name = name
+        #: max.block.ms of the partition logs this handle opens (see PartitionLog.max_block_ms)
+        self.max_block_ms = max_block_ms
         self.data_dir = data_dir
         self.path = os.path.join(data_dir, name)
         fsutil.check_not_symlink(self.path, "topic directory")
@@ -318,7 +324,8 @@ class Topic:
         if log is None:
             self.check_partition(partition)
             self.identity.check(partition)
-            log = PartitionLog(self.name, partition, self.partition_path(partition), self.config, self.identity)
+            log = PartitionLog(self.name, partition, self.partition_path(partition), self.config, self.identity,
+                               max_block_ms=self.max_block_ms)
             fenced = self._fenced.get(partition)
             if fenced:
                 log._fenced = fenced  # closing a fenced log for want of descriptors does not unfence it
@@ -337,7 +344,8 @@ class Topic:
         self.check_partition(partition)
         self.identity.check(partition)
         fsutil.check_not_symlink(self.partition_path(partition), "partition directory")
-        return PartitionReader(self.name, partition, self.partition_path(partition), self.identity)
+        return PartitionReader(self.name, partition, self.partition_path(partition), self.identity,
+                               repair=lambda: self.log(partition).recover())
 
     def close(self) -> None:
         for log in self._logs.values():

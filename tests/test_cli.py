@@ -67,7 +67,8 @@ def test_publish_skips_empty_lines_as_kafkas_console_producer_does(tmp_path):
 def test_unknown_topic_is_one_clear_line_and_exit_code_1(tmp_path):
     done = run("topics", "describe", "nope", data_dir=tmp_path)
     assert done.returncode == 1
-    assert done.stderr.decode().strip().splitlines() == [f"error: topic 'nope' does not exist in {tmp_path}"]
+    assert done.stderr.decode().strip().splitlines() == [
+        f"error: topic 'nope' does not exist in {tmp_path} (--data-dir DIR or LOGBROKER_DATA_DIR=DIR to look elsewhere)"]
 
 
 @pytest.mark.parametrize("name", ["", ".", "..", "../x", "a/b", "/etc", "x" * 250, "caf\u00e9", "a b"])
