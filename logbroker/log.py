@@ -106,8 +106,16 @@ class _Active:
         except FileExistsError:
             self.log = os.open(self.log_path, _APPEND_FLAGS, 0o644)
             self.created = False
-        self.index = os.open(os.path.join(directory, index_name(base)), _APPEND_FLAGS, 0o644)
-        self.timeindex = os.open(os.path.join(directory, timeindex_name(base)), _APPEND_FLAGS, 0o644)
+        try:
+            self.index = os.open(os.path.join(directory, index_name(base)), _APPEND_FLAGS, 0o644)
+            try:
+                self.timeindex = os.open(os.path.join(directory, timeindex_name(base)), _APPEND_FLAGS, 0o644)
+            except BaseException:
+                os.close(self.index)
+                raise
+        except BaseException:
+            os.close(self.log)  # (the directory vanished: a deleted topic) leak nothing
+            raise
 
     def close(self) -> None:
         for fd in (self.log, self.index, self.timeindex):
@@ -343,6 +351,7 @@ class PartitionLog:
         new_base = state.log_end_offset
         new_state = PartitionState(active_base=new_base, log_end_offset=new_base, high_watermark=new_base)
         self._state_file.write(new_state)
+        # Only once the new files are open does the old segment stop being ours to close.
         self._active = _Active(self.directory, new_base)
         try:
             if os.fstat(self._active.log).st_size:
@@ -369,6 +378,7 @@ class PartitionLog:
         if self._active is None or self._active.base != state.active_base:
             if self._active is not None:
                 self._active.close()
+                self._active = None  # so that a failing open below leaves nothing to close twice
             self._active = _Active(self.directory, state.active_base)
             if self._active.created:
                 fsutil.sync_dir(self.directory)  # a roll recorded this segment but died before creating it
@@ -459,6 +469,7 @@ class PartitionLog:
         if self._active is None or self._active.base != base:
             if self._active is not None:
                 self._active.close()
+                self._active = None
             self._active = _Active(self.directory, base)
         active = self._active
         size = os.fstat(active.log).st_size

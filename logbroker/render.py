@@ -12,8 +12,9 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .errors import InvalidConfigError
 
-__all__ = ["table", "size", "plural", "config_text", "topic_description", "group_description", "reset_plan", "inspect_report",
-           "retention_summary", "recover_summary", "recover_problems", "publish_summary", "record_formatter", "RECORD_FORMATS",
+__all__ = ["table", "size", "plural", "config_text", "topic_description", "group_description", "AUTO_COMMIT_NOTE",
+           "reset_plan", "inspect_report", "retention_summary", "recover_summary", "recover_problems",
+           "publish_summary", "record_formatter", "RECORD_FORMATS",
            "PRINT_PROPERTIES", "parse_properties", "kafka_line"]
 
 RECORD_FORMATS = ("json", "envelope", "pretty")
@@ -59,12 +60,23 @@ def topic_description(info: dict[str, Any]) -> str:
             + table(["PARTITION", "LOG-START-OFFSET", "LOG-END-OFFSET", "RECORDS", "SEGMENTS", "SIZE"], rows))
 
 
-def group_description(group: str, rows: Sequence[Any]) -> str:
-    """``groups describe``: one row per partition of :func:`logbroker.admin.describe_group`."""
+def group_description(group: str, rows: Sequence[Any], members: Sequence[Any] = ()) -> str:
+    """``groups describe``: one row per partition of :func:`logbroker.admin.describe_group` (Kafka's
+    columns, plus LAG-TIME and the owner's PID), then a row per idle live member (``members`` of
+    :func:`logbroker.admin.group_members` that own no partition), as kafka-consumer-groups does."""
     cells = [[r.topic, r.partition, _dash(r.current_offset), r.log_end_offset, _dash(r.lag),
-              "-" if r.lag_ms is None else f"{r.lag_ms / 1000:.1f}s", _dash(r.consumer_id)] for r in rows]
+              "-" if r.lag_ms is None else f"{r.lag_ms / 1000:.1f}s", _dash(r.consumer_id), _dash(r.host),
+              _dash(r.pid), _dash(r.client_id)] for r in rows]
+    cells += [[m.topic, "-", "-", "-", "-", "-", m.consumer_id, m.host, m.pid, m.client_id]
+              for m in members if not m.partitions]
     return f"GROUP {group}\n" + table(
-        ["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "LAG-TIME", "CONSUMER-ID"], cells)
+        ["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "LAG-TIME", "CONSUMER-ID", "HOST", "PID",
+         "CLIENT-ID"], cells)
+
+
+#: Why a live group's CURRENT-OFFSET trails what its consumers printed (Kafka's auto-commit).
+AUTO_COMMIT_NOTE = ("Note: live consumers commit every 5 s (auto-commit) and when they stop, so CURRENT-OFFSET "
+                    "and LAG can trail what they have already printed by up to 5 s.")
 
 
 def reset_plan(group: str, plan: Iterable[Any]) -> str:
@@ -113,15 +125,16 @@ def inspect_report(report: dict[str, Any]) -> str:
 
 def _log_lines(seg: dict[str, Any], lines: list[str]) -> None:
     import orjson
-    lines.append(f"Dumping {seg['path']}  ({seg['records']} records, {seg['size']} bytes, "
+    lines.append(f"Dumping {seg['path']}  ({plural(seg['records'], 'record')}, {plural(seg['size'], 'byte')}, "
                  f"index entries: {seg.get('index_entries', '-')})")
     for b in seg["batches"]:
         lines.append(f"  baseOffset: {b['base_offset']} lastOffset: {b['last_offset']} count: {b['count']} "
                      f"position: {b['position']} size: {b['bytes']} maxTimestamp: {b['max_timestamp']} "
                      f"crcValid: {str(b['crc_valid']).lower()}")
         for r in b.get("records", []):
-            lines.append(f"  | offset: {r['offset']} timestamp: {r['timestamp']} key: {r['key']} "
-                         f"headers: {r['headers'] or {}} value: {orjson.dumps(r['value']).decode()}")
+            # Key, headers and value as JSON (null, {}, "text"): never a Python repr.
+            lines.append(f"  | offset: {r['offset']} timestamp: {r['timestamp']} key: {orjson.dumps(r['key']).decode()} "
+                         f"headers: {orjson.dumps(r['headers'] or {}).decode()} value: {orjson.dumps(r['value']).decode()}")
 
 
 def retention_summary(reports: Iterable[Any], dry_run: bool) -> str:
