@@ -84,7 +84,8 @@ def e2e_perf(data_dir: str, rate: float, num_records: int, *, fsync: str | None 
     """Producer -> consumer latency across two processes at ``rate`` records/s.
 
     A fresh one-partition topic ``bench-e2e-<hex>`` is created in ``data_dir`` and deleted after.
-    Each record is sent alone (a batch of one) and carries ``ts_ns`` = time.time_ns() at send().
+    Each record carries ``ts_ns`` = time.time_ns() at send(); the producer has its default settings
+    (linger.ms 5, batch.size 16 KiB) and nobody calls flush(): the sender thread alone writes.
     """
     from .producer import Producer
     from .topic import Topic
@@ -104,7 +105,7 @@ def e2e_perf(data_dir: str, rate: float, num_records: int, *, fsync: str | None 
     proc.start()
     try:
         ready.get(timeout=120)
-        producer = Producer(data_dir, fsync=fsync, batch_size=0)
+        producer = Producer(data_dir, fsync=fsync)
         try:
             producer._topic(topic).log(0)
             interval, nv = 1.0 / rate, len(values)

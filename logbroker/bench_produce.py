@@ -2,8 +2,8 @@
 
 :func:`produce_perf` sends ``num_records`` values through :class:`~logbroker.producer.Producer`,
 optionally from P processes, and measures each record's latency from ``send()`` to its
-acknowledgement (the moment its future is seen resolved: after the batch was written and, under
-``fsync=always``, fdatasynced). :meth:`ProduceResult.summary_line` is Kafka's final line.
+acknowledgement (the moment its future is seen resolved, checked after each send: after the sender
+thread wrote its batch and, under ``fsync=always``, fdatasynced it). :meth:`ProduceResult.summary_line` is Kafka's final line.
 
 Producer processes are started with multiprocessing's "spawn" method, never fork: a forked child
 would inherit open descriptors and locks of the parent.
@@ -101,12 +101,16 @@ def _produce_loop(data_dir: str, topic: str, num_records: int, values: Sequence[
             t0 = clock()
             fut = send(topic, values[i % nv], partition=p)
             waiting = pending[p]
-            waiting.append((i, t0))
-            if fut.done():  # the batch of this partition was just appended (and synced)
+            waiting.append((i, t0, fut))
+            if waiting[0][2].done():  # the sender thread appended (and synced) the oldest ones
                 ack = clock()
-                for j, t in waiting:
+                k = 0
+                for j, t, f in waiting:
+                    if not f.done():
+                        break
                     lat[j] = ack - t
-                waiting.clear()
+                    k += 1
+                del waiting[:k]
                 if progress is not None and ack - window_start >= PROGRESS_WINDOW_S * 1e9:
                     w = lat[window_first:i + 1]
                     secs = (ack - window_start) / 1e9
@@ -118,7 +122,7 @@ def _produce_loop(data_dir: str, topic: str, num_records: int, values: Sequence[
         producer.flush()
         ack = clock()
         for waiting in pending.values():
-            for j, t in waiting:
+            for j, t, _f in waiting:
                 lat[j] = ack - t
         return start, ack, lat
     finally:

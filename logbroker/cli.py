@@ -221,38 +221,74 @@ def publish(
 ) -> None:
     """Publish JSON lines (one record per line) to a topic, like kafka-console-producer.
 
+    Each line is published as soon as it is read, while the input stays open (a terminal, a pipe,
+    tail -f): it is written within linger.ms (5 ms; at once when no write is in progress). With
+    fsync=always (the default) consumers see a line only once it is written and fsynced, so a
+    visible line is a durable one; with interval it becomes visible and durable at the next sync
+    (flush.ms), with never it is visible when written and durable when the OS writes it back.
+    Empty lines are skipped. The summary on stderr (also after Ctrl+C or an error) counts only
+    acknowledged records, per partition with the last offset; after Ctrl+C it names the last line
+    read: every line up to it was published or reported, so a rerun resumes after it.
+
     Example: logbroker generate 10 | logbroker publish kpop_merchandise_orders
     """
-    from logbroker.publish import publish_lines
+    from logbroker.publish import PublishSummary, publish_lines
+    from logbroker.render import publish_summary
     no_server(bootstrap_server, state.data_dir)
     topic = one_name(ctx, topic, topic_option)
     key_separator, headers = producer_options(property or [], header or [], key, key_field)
     stream = open(file, "rb") if file else sys.stdin.buffer
+    summary = PublishSummary()
+    progress = Progress("published")
+    finished = False
     try:
-        summary = publish_lines(broker(create=True).data_dir, topic, stream, key_field=key_field, key=key,
-                                partition=partition, fsync=fsync, num_partitions=partitions,
-                                on_error=lambda msg: err(msg),
-                                on_progress=_progress("published") if progress_enabled() else None,
-                                key_separator=key_separator, headers=headers, max_block_ms=max_block_ms)
+        publish_lines(broker(create=True).data_dir, topic, stream, key_field=key_field, key=key,
+                      partition=partition, fsync=fsync, num_partitions=partitions,
+                      on_error=progress.above, on_progress=progress.report, key_separator=key_separator,
+                      headers=headers, max_block_ms=max_block_ms, summary=summary)
+        finished = True
     finally:
         if file:
             stream.close()
-    from logbroker.render import publish_summary
-    err(publish_summary(summary, topic))
-    if summary.failed:
+        progress.end()
+        # On every exit path where something may have been published, before the error line: what
+        # was acknowledged. (A failure before the first acknowledgement is the error line alone.)
+        if finished or summary.published or summary.interrupted:
+            err(publish_summary(summary, topic))
+    if summary.interrupted:
+        raise typer.Exit(130)
+    if summary.failed or summary.not_acknowledged:
         raise typer.Exit(1)
 
 
-def _progress(verb: str):
-    last = [0.0]
+class Progress:
+    """The ``\r``-rewritten progress line on a terminal's stderr (nothing when stderr is not one):
+    at most twice a second, ended (erased) before anything else is printed, so the summary that
+    follows starts on a clean line and never sits next to a stale count."""
 
-    def report(count: int) -> None:
+    def __init__(self, verb: str) -> None:
+        self.verb, self.shown, self.last = verb, 0, 0.0
+        self.enabled = progress_enabled()
+
+    def report(self, count: int) -> None:
         now = time.monotonic()
-        if now - last[0] >= 0.5:
-            last[0] = now
-            sys.stderr.write(f"\r{verb} {count:,} records...")
+        if self.enabled and now - self.last >= 0.5:
+            self.last = now
+            text = f"\r{self.verb} {count:,} record{'' if count == 1 else 's'}..."
+            sys.stderr.write(text + " " * max(0, self.shown - len(text)))
             sys.stderr.flush()
-    return report
+            self.shown = len(text)
+
+    def end(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r" + " " * self.shown + "\r")
+            sys.stderr.flush()
+            self.shown = 0
+
+    def above(self, message: str) -> None:
+        """A message printed on its own line, the progress line erased first."""
+        self.end()
+        err(message)
 
 
 # -- generate ------------------------------------------------------------------------------------
@@ -395,21 +431,26 @@ def replay(
         raise errors.InvalidConfigError("give --from-offset N or --from-time ISO8601")
     records = run_replay(state.data_dir, topic, from_offset, to_offset, partition,
                          from_time=from_time, to_time=to_time)
+    from logbroker.render import plural
     count = 0
-    progress = _progress("replayed") if progress_enabled() else (lambda n: None)
+    progress = Progress("replayed")
     if to_topic is not None:
         from logbroker.admin import republish
-        count = republish(broker(create=True).data_dir, records, to_topic, on_progress=progress)
-        from logbroker.render import plural
+        try:
+            count = republish(broker(create=True).data_dir, records, to_topic, on_progress=progress.report)
+        finally:
+            progress.end()
         err(f"Replayed {plural(count, 'record')} from {topic} into {to_topic}")
         return
     write = _record_writer(format)
-    for r in records:
-        count += 1
-        write(r, count)
-        progress(count)
+    try:
+        for r in records:
+            count += 1
+            write(r, count)
+            progress.report(count)
+    finally:
+        progress.end()
     sys.stdout.flush()
-    from logbroker.render import plural
     err(f"Replayed {plural(count, 'record')}")
 
 

@@ -15,6 +15,7 @@ and its ``str()`` is one line a person can act on.
     ├── UnknownPartitionError
     ├── UnknownGroupError
     ├── RecordTooLargeError         a record or batch over max.message.bytes
+    ├── ProducerTimeoutError        buffer.memory stayed full for max.block.ms, or get(timeout) expired
     ├── InvalidRecordError          a value that is not JSON logbroker can store (NaN, bad key...)
     ├── OffsetOutOfRangeError       an offset below the log start offset or beyond the log end offset
     ├── CorruptionError             damaged bytes in the middle of a log, index or checkpoint
@@ -42,6 +43,7 @@ __all__ = [
     "UnknownPartitionError",
     "UnknownGroupError",
     "RecordTooLargeError",
+    "ProducerTimeoutError",
     "InvalidRecordError",
     "OffsetOutOfRangeError",
     "CorruptionError",
@@ -110,6 +112,10 @@ class UnknownGroupError(LogBrokerError):
 
 
 class RecordTooLargeError(LogBrokerError, ValueError):
+    pass
+
+
+class ProducerTimeoutError(LogBrokerError, TimeoutError):
     pass
 
 

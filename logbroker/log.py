@@ -183,6 +183,22 @@ class PartitionLog:
         limit = self.config.max_message_bytes
         return self._append(lambda base: encode_records(base, records, limit), policy)
 
+    def append_batches(self, groups: list[list[PendingRecord]], policy: FsyncPolicy | None = None) -> list[AppendResult]:
+        """:meth:`append` of several producer batches at once, in order: each group is encoded as
+        its own batch(es), all are written under one hold of the lock and covered by one fsync
+        (group commit). Results are per batch written, in order."""
+        if len(groups) == 1:
+            return self.append(groups[0], policy)
+        limit = self.config.max_message_bytes
+
+        def encode(base: int) -> list[EncodedBatch]:
+            out: list[EncodedBatch] = []
+            for records in groups:
+                out += encode_records(base, records, limit)
+                base += len(records)
+            return out
+        return self._append(encode, policy)
+
     def append_values(self, values: list, timestamp: int, key_json: bytes, headers_json: bytes,
                       policy: FsyncPolicy | None = None) -> list[AppendResult]:
         """:meth:`append` for values not encoded yet that share one timestamp, key and headers.

@@ -1,11 +1,23 @@
 """The producer: Kafka's ``send`` / ``flush`` / ``close`` over partition logs, with no server.
 
 ``send`` encodes the record at once (so a bad value fails at the call that made it), picks the
-partition (explicit, else Kafka's murmur2 of the key, else round-robin for unkeyed records), and buffers
-it. Buffers are appended as one batch per partition when they reach ``batch_size`` bytes, on
-``flush()`` and on ``close()``. A record is acknowledged (its future resolved) only once its batch was
-written and, under the ``always`` policy, fsynced. Appends from many producer processes to the same
-partition are serialized by the partition lock (see :mod:`logbroker.log`).
+partition (explicit, else Kafka's murmur2 of the key, else round-robin for unkeyed records), and
+hands it to the accumulator of :mod:`logbroker.sender`, whose thread appends it within
+``linger_ms`` without anyone calling ``flush()`` (group commit, what a future means under each
+fsync policy, and the locks are described there). A record is acknowledged (its future resolved)
+only once its batch was written and, under the ``always`` policy, fsynced.
+
+- ``flush()`` makes every record sent before it ready at once and returns when all of them are
+  acknowledged or failed (Kafka's meaning); it raises the first failure.
+- ``close()`` flushes, then stops the sender thread and closes the partition logs. ``close(0)``
+  (Kafka's abort) writes nothing more: what is still buffered fails. Records of a process that
+  exits without ``close()`` and were not yet acknowledged may be lost, as in Kafka.
+- Ctrl+C (KeyboardInterrupt) reaches only the caller's thread: a round the sender already started
+  completes (a batch is one ``write``, visible only after its fsync), and ``close()`` afterwards
+  still flushes what was buffered.
+
+Appends from many producer processes to the same partition are serialized by the partition lock
+(see :mod:`logbroker.log`).
 """
 
 from __future__ import annotations
@@ -21,11 +33,12 @@ from typing import Any
 import orjson
 
 from .config import DEFAULT_MAX_BLOCK_MS, DEFAULT_PARTITIONS
-from .errors import LogBrokerError, RecordTooLargeError, UnknownTopicError
+from .errors import InvalidConfigError, LogBrokerError, RecordTooLargeError, UnknownTopicError
 from .fsutil import FsyncPolicy
 from .partitioner import Partitioner
 from .record import (_KEEP, PendingRecord, _has_non_finite, _orjson_dumps, check_timestamp, encode_headers, encode_key,
                      line_size)
+from .sender import Batch, Sender
 from .topic import Topic
 
 __all__ = ["Producer", "RecordMetadata", "FutureRecordMetadata", "FutureBatchMetadata"]
@@ -42,26 +55,6 @@ class RecordMetadata:
     partition: int
     offset: int
     timestamp: int
-
-
-class _Batch:
-    """Records buffered for one partition, and the outcome of their append (shared by their futures)."""
-
-    __slots__ = ("records", "size", "results", "error")
-
-    def __init__(self) -> None:
-        self.records: list[PendingRecord] = []
-        self.size = 0
-        self.results: list | None = None
-        self.error: BaseException | None = None
-
-    def offset_of(self, index: int) -> int | None:
-        """The offset of record ``index``, or None when it was not written (``error`` says why)."""
-        for res in self.results or ():
-            if index < res.count:
-                return res.base_offset + index
-            index -= res.count
-        return None
 
 
 class FutureRecordMetadata(tuple):
@@ -82,9 +75,10 @@ class FutureRecordMetadata(tuple):
         return batch.results is not None or batch.error is not None
 
     def get(self, timeout: float | None = None) -> RecordMetadata:
+        """Wait (up to ``timeout`` seconds) until the record is acknowledged; raise if it failed."""
         producer, batch, index, topic, partition, timestamp = self
         if batch.results is None and batch.error is None:
-            producer.flush()
+            producer._acc.wait(batch, timeout)
         offset = batch.offset_of(index)
         if offset is None:
             raise batch.error
@@ -96,7 +90,7 @@ class FutureBatchMetadata:
 
     __slots__ = ("topic", "partition", "timestamp", "_batch", "_count")
 
-    def __init__(self, topic: str, partition: int, timestamp: int, batch: _Batch, count: int) -> None:
+    def __init__(self, topic: str, partition: int, timestamp: int, batch: Batch, count: int) -> None:
         self.topic, self.partition, self.timestamp, self._batch, self._count = topic, partition, timestamp, batch, count
 
     @property
@@ -127,19 +121,25 @@ class Producer:
     name was created since; a new Producer writes to that one.
 
     ``fsync``: None follows each topic's ``fsync`` config; or ``"always"``, ``"interval"``, ``"never"``.
-    ``batch_size``: bytes buffered per partition before a batch is written (Kafka's ``batch.size``);
-    0 writes every record at once. ``auto_create``: create missing topics with ``num_partitions``.
-    ``max_block_ms``: how long an append waits for a partition lock held by another process (a
-    stopped one, say) before failing with LockTimeoutError (Kafka's ``max.block.ms``, 60 s).
+    ``batch_size`` (Kafka's ``batch.size``): bytes after which a partition's batch is ready without
+    waiting for linger. ``linger_ms`` (Kafka's ``linger.ms``, default 5 as in Kafka 4): the longest
+    a record waits for its batch to fill while the sender is saturated. ``buffer_memory`` (Kafka's
+    ``buffer.memory``, 32 MiB): bytes of records sent and not yet acknowledged; past it ``send()``
+    blocks. ``max_block_ms`` (Kafka's ``max.block.ms``, 60 s; None: no limit) bounds both waits:
+    ``send()`` for buffer space (then ProducerTimeoutError) and an append for a partition lock held
+    by another process, a stopped one say (then LockTimeoutError). ``auto_create``: create missing
+    topics with ``num_partitions``.
     """
 
     def __init__(self, data_dir: str | os.PathLike | None = None, *, fsync: str | None = None,
-                 batch_size: int = 16384, auto_create: bool = True, num_partitions: int = DEFAULT_PARTITIONS,
-                 flush_ms: int | None = None, max_block_ms: int | None = DEFAULT_MAX_BLOCK_MS) -> None:
+                 batch_size: int = 16384, linger_ms: float = 5, buffer_memory: int = 32 * 1024 * 1024,
+                 max_block_ms: int | None = DEFAULT_MAX_BLOCK_MS, auto_create: bool = True,
+                 num_partitions: int = DEFAULT_PARTITIONS, flush_ms: int | None = None) -> None:
         from .broker import resolve_data_dir
         from .config import check_max_block_ms
 
-        #: how long an append waits for a partition lock another process holds (Kafka's max.block.ms)
+        #: how long send() waits for buffer space and an append for a partition lock another process
+        #: holds (Kafka's max.block.ms; None: no limit)
         self.max_block_ms = None if max_block_ms is None else check_max_block_ms(max_block_ms)
 
         self.data_dir = resolve_data_dir(data_dir)
@@ -147,12 +147,20 @@ class Producer:
         self._flush_ms = flush_ms
         if fsync is not None:
             FsyncPolicy(fsync)  # validate now
+        for name, v in (("batch_size", batch_size), ("linger_ms", linger_ms)):
+            if v < 0:
+                raise InvalidConfigError(f"{name} must be 0 or more, got {v}")
+        if buffer_memory < 1:
+            raise InvalidConfigError(f"buffer_memory must be at least 1, got {buffer_memory}")
         self.batch_size = batch_size
         self.auto_create = auto_create
         self.num_partitions = num_partitions
         self._topics: dict[str, Topic] = {}
         self._partitioners: dict[str, Partitioner] = {}
-        self._batches: dict[str, list[_Batch]] = {}  # per topic, indexed by partition
+        self._acc = Sender(self._append, batch_size=batch_size, linger_ms=linger_ms,
+                           buffer_memory=buffer_memory,
+                           max_block_ms=float("inf") if max_block_ms is None else max_block_ms)
+        self._batches = self._acc.batches  # per topic, the open batch of each partition
         self._limits: dict[str, int] = {}  # max.message.bytes per topic
         self._closed = False
 
@@ -177,13 +185,7 @@ class Producer:
         if (value_json.find(b"null") >= 0 and _has_non_finite(value)) or size > self._limits[topic]:
             return self._send(topic, value, key, partition, timestamp_ms, headers)
         ts = int(_time() * 1000)
-        batch = batches[partition]
-        records = batch.records
-        records.append(_new_pending((ts, b"null", b"", value_json, size)))
-        batch.size += size
-        if batch.size >= self.batch_size:
-            self._drain(topic, partition)
-        return _new_future((self, batch, len(records) - 1, topic, partition, ts))
+        return self._put(topic, batches, partition, _new_pending((ts, b"null", b"", value_json, size)), size, ts)
 
     def _send(self, topic: str, value: Any, key: str | None, partition: int | None, timestamp_ms: int | None,
               headers: dict[str, str] | None) -> FutureRecordMetadata:
@@ -203,7 +205,48 @@ class Producer:
         ts = int(_time() * 1000) if timestamp_ms is None else timestamp_ms
         return self._add(topic, batches, partition, PendingRecord(ts, key, headers, None, value_json=value_json))
 
-    def _route(self, topic: str, key: str | None, partition: int | None) -> tuple[list[_Batch], int]:
+    def send_json_many(self, topic: str, values_json: list[bytes], key: str | None = None,
+                       partition: int | None = None, headers: dict[str, str] | None = None) -> list[list]:
+        """:meth:`send_json` for many values at once, all read at the same moment (one timestamp):
+        the bulk path of ``logbroker publish``. Records go where ``send_json`` would send them one
+        by one (``partition``, else the key's, else round-robin), each partition's share added
+        to its batches under one hold of the lock. Returns the runs of records that share a batch,
+        ``[batch, first index in it, count, partition]``, in place of a future per record. The
+        caller checks each value's size against max.message.bytes first (``send_json`` raises it).
+        """
+        if not values_json:
+            return []
+        batches, first = self._route(topic, key, partition)
+        ts = int(_time() * 1000)
+        key_json, headers_json = encode_key(key), encode_headers(headers)
+        extra = len(key_json) + len(headers_json) + 120  # PendingRecord's size estimate
+        if key is not None or partition is not None or len(batches) == 1:
+            groups = {first: values_json}
+        else:
+            n = len(batches)
+            groups = {(first + i) % n: values_json[i::n] for i in range(min(n, len(values_json)))}
+            self._partitioners[topic]._current = (first + len(values_json)) % n  # round-robin goes on
+        runs = []
+        acc = self._acc
+        with acc.lock:
+            for p, values in groups.items():
+                batch = None
+                for value_json in values:
+                    size = len(value_json) + extra
+                    if acc.buffered + size > acc.buffer_memory:
+                        acc.wait_for_space(size)
+                    b = batches[p]
+                    records = b.records
+                    if b is not batch:
+                        batch = b
+                        run = [b, len(records), 0, p]
+                        runs.append(run)
+                    records.append(_new_pending((ts, key_json, headers_json, value_json, size)))
+                    run[2] += 1
+                    acc.added(topic, p, b, size)
+        return runs
+
+    def _route(self, topic: str, key: str | None, partition: int | None) -> tuple[list[Batch], int]:
         """The topic's per-partition buffers and the partition a record goes to (explicit, by key,
         else round-robin); raises on a closed producer or a partition that does not exist."""
         if self._closed:
@@ -217,21 +260,28 @@ class Producer:
             self._topics[topic].check_partition(partition)  # raises UnknownPartitionError
         return batches, partition
 
-    def _add(self, topic: str, batches: list[_Batch], partition: int, record: PendingRecord) -> FutureRecordMetadata:
-        if record[4] > self._limits[topic] and line_size(record) > self._limits[topic]:
+    def _add(self, topic: str, batches: list[Batch], partition: int, record: PendingRecord) -> FutureRecordMetadata:
+        size = record[4]
+        if size > self._limits[topic] and line_size(record) > self._limits[topic]:
             # Refused here, alone: in a batch it would fail every record buffered with it. record[4]
             # over-estimates the line (for batch splitting); the refusal uses the exact size.
             raise RecordTooLargeError(
                 f"record is {line_size(record)} bytes as a line after encoding, larger than "
                 f"max.message.bytes={self._limits[topic]} (topic {topic})", topic=topic)
-        batch = batches[partition]
-        records = batch.records
-        records.append(record)
-        batch.size += record[4]
-        future = _new_future((self, batch, len(records) - 1, topic, partition, record[0]))
-        if batch.size >= self.batch_size:
-            self._drain(topic, partition)
-        return future
+        return self._put(topic, batches, partition, record, size, record[0])
+
+    def _put(self, topic: str, batches: list[Batch], partition: int, record: PendingRecord, size: int,
+             ts: int) -> FutureRecordMetadata:
+        """Add an encoded record to its partition's open batch (blocking on buffer.memory)."""
+        acc = self._acc
+        with acc.lock:
+            if acc.buffered + size > acc.buffer_memory:
+                acc.wait_for_space(size)
+            batch = batches[partition]
+            records = batch.records
+            records.append(record)
+            acc.added(topic, partition, batch, size)
+            return _new_future((self, batch, len(records) - 1, topic, partition, ts))
 
     def send_batch(self, topic: str, values: list[Any], key: str | None = None, partition: int | None = None,
                    timestamp_ms: int | None = None, headers: dict[str, str] | None = None) -> "FutureBatchMetadata":
@@ -247,49 +297,63 @@ class Producer:
         batches, partition = self._route(topic, key, partition)
         ts = int(_time() * 1000) if timestamp_ms is None else check_timestamp(timestamp_ms)
         key_json, headers_json = encode_key(key), encode_headers(headers)
-        if batches[partition].records:
-            self._drain(topic, partition)
-        batch = _Batch()
+        batch = Batch()
         t = self._topics[topic]
-        try:
-            batch.results = t.log(partition).append_values(values, ts, key_json, headers_json, self._policy_for(t))
-        except BaseException as exc:
-            batch.results = getattr(exc, "appended", None) or []
-            batch.error = exc
-            raise
+        acc = self._acc
+        with acc.io_lock:
+            buffered = acc.take_partition(topic, partition)
+            if buffered:
+                acc.write([(topic, partition, buffered)])
+                failed = buffered[-1].error
+                if failed is not None:
+                    raise failed  # the records sent before these were not written: keep order
+            try:
+                batch.results = t.log(partition).append_values(values, ts, key_json, headers_json,
+                                                               self._policy_for(t))
+            except BaseException as exc:
+                batch.error = exc
+                batch.results = getattr(exc, "appended", None) or []
+                raise
         return FutureBatchMetadata(topic, partition, ts, batch, len(values))
 
     def flush(self, timeout: float | None = None) -> None:
-        """Write every buffered record; afterwards all of them are acknowledged (or failed).
+        """Write every record sent so far, now; afterwards all of them are acknowledged (or failed).
 
-        A partition that fails does not stop the others: each is tried, and the first error is
-        raised at the end (the futures say which records it concerns).
+        Under ``fsync=interval`` the partitions are then synced too. A partition that fails does
+        not stop the others: each is tried, and the first error is raised at the end (the futures
+        say which records it concerns). ``timeout`` in seconds: ProducerTimeoutError after it.
         """
         first_error: BaseException | None = None
-        for topic, batches in self._batches.items():
-            for p, batch in enumerate(batches):
-                if batch.records:
-                    try:
-                        self._drain(topic, p)
-                    except LogBrokerError as exc:
-                        first_error = first_error or exc
+        for batch in self._acc.flush(timeout):
+            if batch.error is not None:
+                first_error = first_error or batch.error
         policy = self._policy_for
-        for t in self._topics.values():
-            if policy(t).mode == "interval":
-                for p in list(t._logs):
-                    t.log(p).flush()
+        with self._acc.io_lock:
+            for t in self._topics.values():
+                if policy(t).mode == "interval":
+                    for p in list(t._logs):
+                        t.log(p).flush()
         if first_error is not None:
             raise first_error
 
     def close(self, timeout: float | None = None) -> None:
+        """Flush, stop the sender and close the logs. ``timeout=0``: do not flush; records not
+        written yet fail (Kafka's ``close(Duration.ZERO)``)."""
         if self._closed:
             return
+        self._closed = True
+        abort = timeout == 0
         try:
-            self.flush()
+            if not abort:
+                self.flush(timeout)
+        except KeyboardInterrupt:
+            abort = True  # Ctrl+C while flushing: finish the round in progress, fail the rest
+            raise
         finally:
-            self._closed = True
-            for t in self._topics.values():
-                t.close()
+            self._acc.stop(abort=abort)
+            with self._acc.io_lock:
+                for t in self._topics.values():
+                    t.close()
 
     def partitions_for(self, topic: str) -> set[int]:
         return set(range(self._topic(topic).partitions))
@@ -317,8 +381,9 @@ class Producer:
                 from .errors import TopicExistsError
                 try:
                     t = Topic.create(self.data_dir, name, self.num_partitions)
-                    log.warning("created topic %r with %d partitions (auto-create; set the count with "
-                                "`logbroker topics create`)", name, self.num_partitions)
+                    log.warning("created topic %r with %d partition%s (auto-create; set the count with "
+                                "`logbroker topics create`)", name, self.num_partitions,
+                                "" if self.num_partitions == 1 else "s")
                 except TopicExistsError:
                     t = Topic(self.data_dir, name)  # another process created it first
             t.max_block_ms = self.max_block_ms
@@ -328,21 +393,16 @@ class Producer:
             self._partitioners[name] = Partitioner(t.partitions, sticky_bytes=0)
         return t
 
-    def _open_topic(self, name: str) -> list[_Batch]:
+    def _open_topic(self, name: str) -> list[Batch]:
         t = self._topic(name)
         self._limits[name] = t.config.max_message_bytes
-        batches = self._batches[name] = [_Batch() for _ in range(t.partitions)]
+        batches = [Batch() for _ in range(t.partitions)]
+        with self._acc.lock:
+            self._batches[name] = batches
         return batches
 
-    def _drain(self, topic: str, partition: int) -> None:
-        batches = self._batches[topic]
-        batch = batches[partition]
-        batches[partition] = _Batch()
+    def _append(self, topic: str, partition: int, groups: list[list[PendingRecord]]) -> list:
+        """The sender's write: one append (one fsync) for a partition's ready batches (io_lock held).
+        On failure ``exc.appended`` lists batches made durable by a roll: those stay acknowledged."""
         t = self._topics[topic]
-        try:
-            batch.results = t.log(partition).append(batch.records, self._policy_for(t))
-        except BaseException as exc:
-            # Batches written before a roll stay written (and acknowledged); the rest failed.
-            batch.results = getattr(exc, "appended", None) or []
-            batch.error = exc
-            raise
+        return t.log(partition).append_batches(groups, self._policy_for(t))

@@ -1,26 +1,38 @@
 """Publishing JSON lines from a stream (what ``logbroker publish`` and kafka-console-producer do).
 
-Every line is one record. A line that is not valid JSON, is empty, holds a number JSON readers
-cannot keep exactly, or is larger than ``max.message.bytes`` is reported with its line number and
-skipped; the valid lines are still published. Memory stays bounded whatever the input: a line over
-the limit is skipped in chunks without ever being held whole.
+Every line is one record. A line that is not valid JSON, holds a number JSON readers cannot keep
+exactly, or is larger than ``max.message.bytes`` is reported with its line number and skipped; the
+valid lines are still published. An empty line is skipped silently, as Kafka's console producer
+does. Memory stays bounded whatever the input: a line over the limit is dropped as it is read,
+never held whole.
+
+When a line is visible, and when it is durable: each line goes to the producer as soon as it is
+read, and its sender thread appends it within ``linger.ms`` (5 ms; at once when no write is in
+progress). Under ``fsync=always`` (the default) a line is visible to consumers only once it is
+written *and* fsynced, so a visible line is a durable one; under ``interval`` it becomes visible
+and durable at the next sync (at most ``flush.ms`` later); under ``never`` it is visible when
+written and durable when the OS writes it back.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import signal
+import threading
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator
 
 import orjson
 
 from .config import DEFAULT_MAX_BLOCK_MS
+from .config import DEFAULT_MAX_BLOCK_MS
 from .errors import LogBrokerError, TopicDeletedError, UnknownTopicError
 from .producer import Producer
+from .record import encode_headers, encode_key
 from .topic import Topic
 
-__all__ = ["publish_lines", "PublishSummary", "iter_lines", "split_key"]
+__all__ = ["publish_lines", "PublishSummary", "iter_line_chunks", "split_key"]
 
 _LONG_DIGITS = re.compile(rb"\d{19,}")
 _INT64 = (-(2**63), 2**63 - 1)
@@ -28,30 +40,66 @@ _INT64 = (-(2**63), 2**63 - 1)
 
 @dataclass(slots=True)
 class PublishSummary:
+    """What a publish did, true on every exit path (finished, Ctrl+C, a write failure, any error).
+
+    ``published`` counts only acknowledged records (under fsync=always: written and fsynced);
+    ``per_partition`` and ``last_offsets`` say where they are, so a rerun can skip exactly the
+    lines already published. ``failed`` counts lines refused (not JSON, too large, ...);
+    ``not_acknowledged`` valid lines whose append failed (``error`` is the first such failure); ``skipped`` empty
+    lines (as Kafka's console producer, they are not records and not errors).
+    """
+
     published: int = 0
     failed: int = 0
     per_partition: dict[int, int] = field(default_factory=dict)
     created: bool = False
     partitions: int = 0
+    last_offsets: dict[int, int] = field(default_factory=dict)
+    not_acknowledged: int = 0
+    skipped: int = 0
+    lines_read: int = 0
+    interrupted: bool = False
+    error: BaseException | None = None  # the first failed append (publish_lines raises it)
 
 
-def iter_lines(stream: BinaryIO, limit: int):
-    """Yield ``(line_number, line_or_None)``; None for a line longer than ``limit`` bytes."""
-    number = 0
+#: Bytes asked of the input per read: a file or a fast pipe fills them (the bulk path); a slow
+#: pipe or a terminal returns what it has, often one line, which is sent at once (the live path).
+CHUNK = 1 << 20
+
+
+def iter_line_chunks(stream: BinaryIO, limit: int,
+                     read: Callable[[int], bytes] | None = None) -> Iterator[tuple[int, list[bytes | None]]]:
+    """Yield the complete lines of each read as ``(number of the first, lines)``; None in place of
+    a line longer than ``limit`` bytes, which is dropped as it is read, never held whole.
+
+    Reads with ``stream.read1`` (or ``read``, a function like it): one read of the underlying file
+    returning what it has, up to CHUNK, without waiting for more: a large read from a file,
+    whatever has arrived from a pipe or a terminal."""
+    if read is None:
+        read = stream.read1 if hasattr(stream, "read1") else stream.read
+    number, partial, too_long = 1, b"", False
+    cap = limit + 1  # a line of limit bytes may carry a CR
     while True:
-        line = stream.readline(limit + 2)
-        if not line:
-            return
-        number += 1
-        if not line.endswith(b"\n") and len(line) >= limit + 2:
-            # Too long: skip the rest of it in bounded chunks.
-            while True:
-                rest = stream.readline(1 << 20)
-                if not rest or rest.endswith(b"\n"):
-                    break
-            yield number, None
-            continue
-        yield number, line.rstrip(b"\r\n")
+        data = read(CHUNK)
+        if not data:
+            break
+        lines: list = data.split(b"\n")
+        if partial:
+            lines[0] = partial + lines[0]
+        partial = lines.pop()
+        if lines:
+            if b"\r" in data:
+                lines = [line.rstrip(b"\r") for line in lines]
+            if too_long:
+                lines[0], too_long = None, False
+            if len(data) > cap:  # else no line can be too long
+                lines = [None if line is not None and len(line) > cap else line for line in lines]
+            yield number, lines
+            number += len(lines)
+        if len(partial) > cap:  # longer than any acceptable line: drop what is held of it
+            partial, too_long = b"", True
+    if partial or too_long:
+        yield number, [None if too_long else partial.rstrip(b"\r")]
 
 
 class _IntTooLarge(ValueError):
@@ -113,9 +161,13 @@ def parse_value(line: bytes) -> object:
         value = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         raise ValueError(_why_invalid(line, exc)) from None
-    if _LONG_DIGITS.search(line):
+    if line.translate(_DIGITS_AS_ZEROS).find(_NINETEEN_ZEROS) >= 0:  # = _LONG_DIGITS.search, 10x faster
         _check_ints(line)
     return value
+
+
+_DIGITS_AS_ZEROS = bytes.maketrans(b"123456789", b"000000000")
+_NINETEEN_ZEROS = b"0" * 19
 
 
 def _why_invalid(line: bytes, exc: orjson.JSONDecodeError) -> str:
@@ -137,73 +189,170 @@ def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str
                   key: str | None = None, partition: int | None = None, fsync: str | None = None,
                   num_partitions: int = 3, on_error: Callable[[str], None] | None = None,
                   on_progress: Callable[[int], None] | None = None, key_separator: str | None = None,
-                  headers: dict[str, str] | None = None,
-                  max_block_ms: int | None = DEFAULT_MAX_BLOCK_MS) -> PublishSummary:
-    """``key_separator`` (Kafka's ``parse.key``): each line is ``KEY<separator>JSON``; ``headers`` go
-    on every record. ``max_block_ms``: how long an append waits for a partition lock (Kafka's name)."""
-    summary = PublishSummary()
+                  headers: dict[str, str] | None = None, max_block_ms: int | None = DEFAULT_MAX_BLOCK_MS,
+                  summary: PublishSummary | None = None) -> PublishSummary:
+    """Publish each line of ``stream`` as one record; fills and returns ``summary``.
+
+    ``key_separator`` (Kafka's ``parse.key``): each line is ``KEY<separator>JSON``; ``headers`` go
+    on every record; ``max_block_ms``: Kafka's max.block.ms for the producer.
+
+    A line is handed to the producer as soon as it is read, whose sender appends it within
+    ``linger.ms`` (at once when the disk is idle): published lines become visible to consumers
+    while the input is still open. The first failed append stops the reading (the disk is full,
+    the partition is fenced, ...); Ctrl+C stops it too, at a line boundary
+    (``summary.interrupted``). On every path the lines already read are written before returning,
+    and ``summary`` counts what was acknowledged: the published lines are the first ones of the
+    input, so a rerun resumes after them. The first failed append (or a deleted topic), and any
+    other error, is raised after that: pass ``summary`` to still have it then. ``on_progress(n)``
+    gets the number of acknowledged records.
+    """
+    summary = summary if summary is not None else PublishSummary()
     try:
         Topic(data_dir, topic)
     except UnknownTopicError:
         summary.created = True
     producer = Producer(data_dir, fsync=fsync, num_partitions=num_partitions, batch_size=256 * 1024,
                         max_block_ms=max_block_ms)
-    try:
-        t = producer._topic(topic)
-        summary.partitions = t.partitions
-        if partition is not None:
-            t.check_partition(partition)
-        limit = t.config.max_message_bytes
-        futures = []
-        for number, line in iter_lines(stream, limit):
-            try:
-                if line is None:
-                    raise ValueError(f"line is larger than max.message.bytes={limit}")
-                k = key
-                if key_separator is not None:
-                    k, line = split_key(line, key_separator)
-                value = parse_value(line)
-                if key_field is not None and isinstance(value, dict) and value.get(key_field) is not None:
-                    k = str(value[key_field])
-                # The line itself is the value's JSON: orjson just accepted it, so store it as given.
-                futures.append(producer.send_json(topic, line.strip(), key=k, partition=partition, headers=headers))
-            except TopicDeletedError as exc:
-                # Every later line would fail the same way: stop reading, report what failed.
-                summary.failed += 1
-                if on_error:
-                    on_error(f"line {number}: {exc}; stopping")
-                break
-            except (ValueError, LogBrokerError) as exc:
-                summary.failed += 1
-                if on_error:
-                    on_error(f"line {number}: {exc}")
-                continue
-            if len(futures) >= 10000:
-                _settle(futures, summary)
-            if on_progress:
-                on_progress(summary.published + len(futures))
+    pending: list = []  # runs of records not yet settled: [batch, first index, count, partition]
+    with _CtrlC() as ctrl_c:
         try:
-            producer.flush()
-        except TopicDeletedError as exc:
-            if on_error:
-                on_error(str(exc))  # the futures tell which records it failed
-        _settle(futures, summary)
-    finally:
-        producer.close()
+            t = producer._topic(topic)
+            summary.partitions = t.partitions
+            if partition is not None:
+                t.check_partition(partition)
+            limit = t.config.max_message_bytes
+            send_json, send_many = producer.send_json, producer.send_json_many
+            # Bulk unless each record needs its own key: one timestamp and one hold of the
+            # producer's lock per read, no future per record.
+            bulk = key_field is None and key_separator is None
+            extra = len(encode_key(key)) + len(encode_headers(headers)) + 120  # the producer's size estimate
+            for first, lines in iter_line_chunks(stream, limit, ctrl_c.reader(stream)):
+                summary.lines_read = first + len(lines) - 1
+                good = []
+                for number, line in enumerate(lines, first):
+                    if line is not None and (not line or line.isspace()):
+                        summary.skipped += 1
+                        continue
+                    try:
+                        if line is None:
+                            raise ValueError(f"line is larger than max.message.bytes={limit}")
+                        k = key
+                        if key_separator is not None:
+                            k, line = split_key(line, key_separator)
+                        value = parse_value(line)
+                        line = line.strip()  # the line itself is the value's JSON, stored as given
+                        if bulk and len(line) + extra <= limit:
+                            good.append(line)
+                            continue
+                        if key_field is not None and isinstance(value, dict) and value.get(key_field) is not None:
+                            k = str(value[key_field])
+                        f = send_json(topic, line, key=k, partition=partition, headers=headers)
+                        pending.append([f[1], f[2], 1, f[4]])
+                    except TopicDeletedError as exc:
+                        summary.failed += 1
+                        summary.error = exc  # every later line would fail the same way: stop
+                        break
+                    except (ValueError, LogBrokerError) as exc:
+                        summary.failed += 1
+                        if on_error:
+                            on_error(f"line {number}: {exc}")
+                if good:
+                    try:
+                        pending += send_many(topic, good, key=key, partition=partition, headers=headers)
+                    except TopicDeletedError as exc:
+                        summary.failed += len(good)
+                        summary.error = summary.error or exc
+                _settle(pending, summary, on_error)
+                if on_progress:
+                    on_progress(summary.published)
+                if summary.error is not None:
+                    break  # an append failed: stop reading, what was read is still settled below
+                if ctrl_c.requested:
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        finally:
+            try:
+                producer.close()  # the lines read are written: Ctrl+C now waits for this round
+            except LogBrokerError:
+                pass  # the futures carry it
+            _settle(pending, summary, on_error)
+            summary.interrupted = summary.interrupted or ctrl_c.requested
+            if on_progress:
+                on_progress(summary.published)
+    if summary.error is not None:
+        raise summary.error
     return summary
 
 
-def _settle(futures: list, summary: PublishSummary) -> None:
-    for f in futures:
-        if f.done():
+class _CtrlC:
+    """Ctrl+C at line boundaries: while blocked reading input it interrupts at once (nothing of the
+    read is lost: it returned nothing yet); anywhere else it is noted, and the loop stops after the
+    lines in hand were handed to the producer. A KeyboardInterrupt between ``send`` returning and
+    its future being kept would publish a record the summary never counts. The handler is only
+    installed from the main thread, over Python's default one, and restored on exit."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.reading = False
+        self._previous = None
+
+    def __enter__(self) -> "_CtrlC":
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.requested = True
+        if self.reading:
+            raise KeyboardInterrupt
+
+    def reader(self, stream: BinaryIO) -> Callable[[int], bytes]:
+        read = stream.read1 if hasattr(stream, "read1") else stream.read
+
+        def guarded(n: int) -> bytes:
+            if self.requested:
+                raise KeyboardInterrupt
+            self.reading = True
             try:
-                md = f.get()
-            except TopicDeletedError:
-                summary.failed += 1
-                continue
-            summary.published += 1
-            summary.per_partition[md.partition] = summary.per_partition.get(md.partition, 0) + 1
-    futures[:] = [f for f in futures if not f.done()]
+                return read(n)
+            finally:
+                self.reading = False
+        return guarded
+
+
+def _settle(pending: list, summary: PublishSummary, on_error: Callable[[str], None] | None) -> None:
+    """Count the resolved runs of ``pending`` (``[batch, first index, count, partition]``: records
+    acknowledged, or not) and keep the others."""
+    per, last = summary.per_partition, summary.last_offsets
+    keep = []
+    for run in pending:
+        batch, start, count, p = run
+        if not batch.done:
+            keep.append(run)
+            continue
+        acked, top = 0, -1
+        if batch.error is None:
+            acked, top = count, batch.offset_of(start + count - 1)
+        else:  # a roll inside the failed append may have made some durable
+            for i in range(start, start + count):
+                offset = batch.offset_of(i)
+                if offset is not None:
+                    acked, top = acked + 1, offset
+            summary.not_acknowledged += count - acked
+            if summary.error is None:
+                summary.error = batch.error
+        if acked:
+            summary.published += acked
+            per[p] = per.get(p, 0) + acked
+            if top > last.get(p, -1):
+                last[p] = top
+    pending[:] = keep
 
 
 def split_key(line: bytes, separator: str) -> tuple[str, bytes]:

@@ -168,12 +168,28 @@ def _subject(report: Any) -> str:
 
 
 def publish_summary(summary: Any, topic: str) -> str:
-    """``publish``'s closing line, with the per-partition counts of a :class:`logbroker.publish` summary."""
-    per = ", ".join(f"{p}: {n}" for p, n in sorted(summary.per_partition.items()))
-    total = summary.published + summary.failed
+    """``publish``'s closing line: what was acknowledged, per partition with its last offset.
+
+    Printed on every exit path (Ctrl+C, a failed write, any error), so that a rerun can skip the
+    lines already published: only acknowledged records are counted."""
+    last = getattr(summary, "last_offsets", {})
+    per = ", ".join(f"{p}: {n}" + (f" (last offset {last[p]})" if p in last else "")
+                    for p, n in sorted(summary.per_partition.items()))
+    not_acked = getattr(summary, "not_acknowledged", 0)
+    failed = summary.failed + not_acked
+    total = summary.published + failed
     rate = 100.0 * summary.published / total if total else 100.0
-    return (f"Published {summary.published} records to {topic} ({summary.failed} failed, {rate:.1f}% success)"
-            + (f"; per partition: {per}" if per else ""))
+    head = ""
+    if getattr(summary, "interrupted", False):
+        head = f"Interrupted after line {summary.lines_read:,}. " if summary.lines_read else "Interrupted. "
+    text = (f"{head}Published {plural(summary.published, 'record')} to {topic} ({failed:,} failed, "
+            f"{rate:.1f}% success)" + (f"; per partition: {per}" if per else ""))
+    if not_acked:
+        text += f"; {not_acked:,} not acknowledged"
+    skipped = getattr(summary, "skipped", 0)
+    if skipped:
+        text += f"; {plural(skipped, 'empty line')} skipped"
+    return text
 
 
 #: kafka-console-consumer's --property names (its DefaultMessageFormatter) that logbroker honours.

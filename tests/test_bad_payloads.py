@@ -53,9 +53,6 @@ OK_BEFORE, OK_AFTER = b'{"ok":"before"}', b'{"ok":"after"}'
 PAYLOADS = {
     "invalid-json": (b'{"a": 1', "invalid JSON at column 8: unexpected end of data"),
     "trailing-garbage": (b'{"a": 1} x', "invalid JSON at column 10: unexpected content after document"),
-    "empty-line": (b"", "empty line"),
-    "blank-line": (b"   \t ", "empty line"),
-    "lone-cr": (b"\r", "empty line"),
     "NaN": (b'{"a": NaN}', "(NaN and Infinity are not JSON)"),
     "Infinity": (b"[1, Infinity]", "(NaN and Infinity are not JSON)"),
     "-Infinity": (b"-Infinity", "(NaN and Infinity are not JSON)"),
@@ -106,6 +103,18 @@ def test_bad_payload_is_reported_by_line_and_the_lines_around_it_are_published(p
     assert lines[1].startswith(f"Published 2 records to {topic} (1 failed"), err
     assert stored_values(pbox.data, topic) == before + [{"ok": "before"}, {"ok": "after"}]
     assert_only_appended(pbox, topic)
+
+
+@pytest.mark.parametrize("blank", [b"", b"   \t ", b"\r"], ids=["empty-line", "blank-line", "lone-cr"])
+def test_an_empty_line_is_skipped_not_failed_as_kafkas_console_producer_does(pbox, blank):
+    before = stored_values(pbox.data, "t")
+    done = pbox.run("publish", "t", input=OK_BEFORE + b"\n" + blank + b"\n" + OK_AFTER + b"\n")
+    err = done.stderr.decode()
+    assert done.returncode == 0, err
+    assert err.splitlines() == [err.splitlines()[0]] and err.startswith("Published 2 records to t (0 failed"), err
+    assert "1 empty line skipped" in err
+    assert stored_values(pbox.data, "t") == before + [{"ok": "before"}, {"ok": "after"}]
+    assert_only_appended(pbox, "t")
 
 
 def test_a_line_just_under_the_record_limit_is_published(pbox):

@@ -137,3 +137,15 @@ def test_render_publish_summary_counts_success_and_partitions():
     summary = SimpleNamespace(published=3, failed=1, per_partition={1: 2, 0: 1})
     assert render.publish_summary(summary, "t") == \
         "Published 3 records to t (1 failed, 75.0% success); per partition: 0: 1, 1: 2"
+
+
+def test_render_publish_summary_gives_last_offsets_what_was_not_acknowledged_and_plurals():
+    from logbroker.publish import PublishSummary
+    one = PublishSummary(published=1, per_partition={0: 1}, last_offsets={0: 41})
+    assert render.publish_summary(one, "t") == \
+        "Published 1 record to t (0 failed, 100.0% success); per partition: 0: 1 (last offset 41)"
+    cut = PublishSummary(published=1500, per_partition={0: 1000, 2: 500}, last_offsets={0: 999, 2: 1499},
+                         not_acknowledged=3, interrupted=True, skipped=2, lines_read=1505)
+    assert render.publish_summary(cut, "t") == (
+        "Interrupted after line 1,505. Published 1,500 records to t (3 failed, 99.8% success); per partition: "
+        "0: 1000 (last offset 999), 2: 500 (last offset 1499); 3 not acknowledged; 2 empty lines skipped")

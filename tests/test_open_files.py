@@ -72,7 +72,7 @@ def test_publish_and_consume_500_partitions_under_ulimit_n_256(data_dir):
                             preexec_fn=_limit_descriptors(256))
     err = result.stderr.decode()
     assert result.returncode == 0, err
-    assert "Published 1500 records to wide (0 failed" in err
+    assert "Published 1,500 records to wide (0 failed" in err  # one separator style (summary and progress)
     result = subprocess.run([*CLI, "consume", "wide", "--from-beginning", "--max-messages", "1500"],
                             capture_output=True, env=env, timeout=300, preexec_fn=_limit_descriptors(256))
     assert result.returncode == 0, result.stderr.decode()

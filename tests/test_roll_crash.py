@@ -111,7 +111,6 @@ def test_a_multi_batch_append_that_fails_midway_leaves_nothing_of_it_visible(tmp
     data = str(tmp_path)
     Topic.create(data, "t", 1, {"max.message.bytes": 1000}).close()
     producer = Producer(data, batch_size=1 << 20)
-    futures = [producer.send("t", {"i": i, "pad": "x" * 200}, partition=0) for i in range(10)]
     writes = []
 
     def disk_fills_on_the_second_batch(op, target):
@@ -120,7 +119,9 @@ def test_a_multi_batch_append_that_fails_midway_leaves_nothing_of_it_visible(tmp
             if len(writes) == 2:
                 raise OSError(errno.ENOSPC, "No space left on device")
 
-    fault_hook(disk_fills_on_the_second_batch)
+    with producer._acc.io_lock:  # the sender waits: the ten records are appended by one call
+        futures = [producer.send("t", {"i": i, "pad": "x" * 200}, partition=0) for i in range(10)]
+        fault_hook(disk_fills_on_the_second_batch)
     with pytest.raises(DiskFullError):
         producer.flush()
     fault_hook(None)

@@ -94,9 +94,10 @@ def test_a_producer_whose_topic_was_deleted_and_recreated_fails_its_records_and_
     Broker(data_dir).create_topic("t", 2)
     producer = Producer(data_dir, batch_size=1 << 20)
     assert producer.send("t", {"n": 0}, partition=0).get().offset == 0
-    buffered = [producer.send("t", {"n": i}, partition=1) for i in range(5)]
-    Broker(data_dir).delete_topic("t")
-    new = Broker(data_dir).create_topic("t", 2)
+    with producer._acc.io_lock:  # the sender waits: the five records stay buffered across the delete
+        buffered = [producer.send("t", {"n": i}, partition=1) for i in range(5)]
+        Broker(data_dir).delete_topic("t")
+        new = Broker(data_dir).create_topic("t", 2)
     with pytest.raises(TopicDeletedError) as caught:
         producer.flush()
     assert caught.value.topic == "t" and caught.value.partition == 1

@@ -1,0 +1,62 @@
+"""publish_lines in process: lines cut across reads, and a summary that stays true when an append fails."""
+
+from __future__ import annotations
+
+import errno
+import io
+
+import pytest
+
+from logbroker import Broker, DiskFullError
+from logbroker import publish
+from logbroker.publish import PublishSummary, publish_lines
+
+
+def _values(data_dir, topic="t", partition=0):
+    return [r.value for r in Broker(data_dir).topic(topic).reader(partition).read(0, 100_000)]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 64, 1 << 20])
+def test_lines_cut_anywhere_across_reads_are_published_whole(tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr(publish, "CHUNK", chunk)
+    Broker(tmp_path).create_topic("t", 1, {"max.message.bytes": 200})
+    errors = []
+    text = (b'{"n": 0}\r\n\n' + b'"' + b"a" * 300 + b'"\n' + b'{"n": 1}\n' + b"not json\n" + b'{"n": 2}')
+    summary = publish_lines(str(tmp_path), "t", io.BytesIO(text), on_error=errors.append)
+    assert _values(tmp_path) == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert (summary.published, summary.failed, summary.skipped, summary.lines_read) == (3, 2, 1, 6)
+    assert [e.split(":")[0] for e in errors] == ["line 3", "line 5"]
+    assert summary.per_partition == {0: 3} and summary.last_offsets == {0: 2}
+
+
+def test_a_disk_that_fills_mid_publish_stops_it_and_the_summary_counts_only_what_was_acknowledged(
+        tmp_path, fault_hook):
+    Broker(tmp_path).create_topic("t", 1)
+    syncs = []
+
+    def full_after_the_first_append(op, target):
+        if str(target).endswith(".log"):
+            if op == "fsync":
+                syncs.append(target)  # the tail check's sync at open, then each append's
+            elif op == "write" and len(syncs) >= 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+    fault_hook(full_after_the_first_append)
+    lines = b"".join(b'{"n": %d}\n' % i for i in range(200_000))
+    summary = PublishSummary()
+    with pytest.raises(DiskFullError):
+        publish_lines(str(tmp_path), "t", io.BytesIO(lines), summary=summary)
+    fault_hook(None)
+    stored = _values(tmp_path)
+    assert 0 < summary.published == len(stored) < 200_000
+    assert summary.not_acknowledged > 0 and isinstance(summary.error, DiskFullError)
+    assert stored == [{"n": i} for i in range(len(stored))]  # the first lines: a rerun resumes after them
+    assert summary.last_offsets == {0: len(stored) - 1}
+
+
+def test_the_summary_counts_records_per_partition_with_their_last_offsets(tmp_path):
+    Broker(tmp_path).create_topic("t", 3)
+    summary = publish_lines(str(tmp_path), "t", io.BytesIO(b"".join(b"%d\n" % i for i in range(10))))
+    assert sorted(summary.per_partition.values()) == [3, 3, 4]  # round-robin
+    for p in range(3):
+        assert len(_values(tmp_path, "t", p)) == summary.per_partition[p] == summary.last_offsets[p] + 1
