@@ -26,6 +26,7 @@ import orjson
 
 from .consumer_record import Records
 from .errors import InvalidRecordError, RecordTooLargeError
+from .record_bytes import MARK, decode_marked, encode_kafka
 
 __all__ = [
     "PendingRecord",
@@ -105,6 +106,17 @@ class PendingRecord(tuple):
                 raise InvalidRecordError("record value contains NaN or Infinity, which JSON cannot represent")
         return tuple.__new__(cls, (timestamp, key_json, headers_json, value_json,
                                    len(key_json) + len(headers_json) + len(value_json) + 120))
+
+    @classmethod
+    def from_kafka(cls, timestamp: int, key: bytes | None, headers: Sequence[tuple[str, bytes | None]] | None,
+                   value: bytes | None) -> "PendingRecord":
+        """A record from a Kafka client: bytes key and value, ordered (name, bytes) headers, kept
+        byte for byte (FORMAT.md, "Bytes keys, values and headers"; :mod:`logbroker.record_bytes`)."""
+        if type(timestamp) is not int or not 0 <= timestamp < _MAX_TIMESTAMP:
+            timestamp = check_timestamp(timestamp)
+        key_json, extras_json, value_json = encode_kafka(key, headers, value)
+        return tuple.__new__(cls, (timestamp, key_json, extras_json, value_json,
+                                   len(key_json) + len(extras_json) + len(value_json) + 120))
 
     timestamp = property(itemgetter(0))
     key_json = property(itemgetter(1))
@@ -403,6 +415,16 @@ def batch_records(buf: bytes, start: int, first: dict, rest_start: int, end: int
 
 def batch_lines(buf: bytes, start: int, first: dict, rest_start: int, end: int, min_offset: int,
                 raw: bool = False, max_records: int | None = None) -> tuple[list[dict], list[bytes] | None]:
+    """:func:`_batch_lines`, with the fields of Kafka's bytes (``kenc``, ``venc``) decoded for native
+    readers (:func:`~logbroker.record_bytes.decode_marked`); one ``find`` per batch when there are none."""
+    lines, values = _batch_lines(buf, start, first, rest_start, end, min_offset, raw, max_records)
+    if lines and buf.find(MARK, start, end) >= 0:
+        decode_marked(lines, values)
+    return lines, values
+
+
+def _batch_lines(buf: bytes, start: int, first: dict, rest_start: int, end: int, min_offset: int,
+                 raw: bool = False, max_records: int | None = None) -> tuple[list[dict], list[bytes] | None]:
     """The parsed lines of one verified batch (``decode_batch``) from ``min_offset``, at most
     ``max_records`` of them, and with ``raw`` the JSON bytes of their values (else None).
 
