@@ -2,8 +2,9 @@
 
 ``inspect_path`` accepts a ``.log``, an ``.index``, a ``.timeindex`` or a partition directory and
 returns a plain dict (the CLI prints it as text or JSON). Verification reads every byte: each line
-checksum (not only the per-batch ones readers use), offset contiguity, and each index entry against
-the log. Problems are listed with file, position and offset; ``ok`` is False when any was found.
+checksum (not only the per-batch ones readers use), offset order (contiguous inside a batch and in
+the active segment; closed segments may have gaps between batches after compaction, counted as
+``gaps`` and ``missing_offsets``), and each index entry against the log. Problems are listed with file, position and offset; ``ok`` is False when any was found.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from typing import Any
 
 
-from .checkpoint import STATE_NAME, StateFile
+from .checkpoint import CLEANER_NAME, STATE_NAME, StateFile
 from .index import INDEX_ENTRY, TIME_ENTRY
 from .record import BadBatch, parse_line
 from .segment import CHUNK, index_name, iter_batches, list_segments, log_name, timeindex_name
@@ -51,11 +52,13 @@ def _base_of(path: str) -> int:
     return int(stem) if stem.isdigit() else 0
 
 
-def _inspect_log(path: str, with_records: bool) -> dict[str, Any]:
+def _inspect_log(path: str, with_records: bool, gaps: bool = True) -> dict[str, Any]:
+    """Verify one ``.log``. ``gaps``: batches may start above the offset after the previous one (a
+    closed segment the cleaner compacted); inside a batch offsets are always consecutive."""
     base = _base_of(path)
     size = os.path.getsize(path)
     out: dict[str, Any] = {"path": path, "kind": "log", "base_offset": base, "size": size,
-                           "batches": [], "problems": []}
+                           "batches": [], "problems": [], "gaps": 0, "missing_offsets": 0}
     expected = base
     count = 0
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
@@ -74,7 +77,10 @@ def _inspect_log(path: str, with_records: bool) -> dict[str, Any]:
                     batch["crc_valid"] = False
                     out["problems"].append(f"{path}: line {i} of the batch at position {fpos + start}: {exc}")
                     continue
-                if rec["offset"] != expected:
+                if rec["offset"] > expected and gaps and i == 0:
+                    out["gaps"] += 1
+                    out["missing_offsets"] += rec["offset"] - expected
+                elif rec["offset"] != expected:
                     out["problems"].append(f"{path}: position {fpos + start}: offset {rec['offset']} where "
                                            f"{expected} was expected")
                 expected = rec["offset"] + 1
@@ -156,12 +162,18 @@ def _inspect_partition(directory: str, with_records: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"path": directory, "kind": "partition", "segments": [], "problems": []}
     out["state"] = _inspect_state(directory)["state"]
     bases = list_segments(directory)
+    # Gaps are expected only in a partition the cleaner has worked on (it writes its checkpoint
+    # before its first swap); anywhere else a missing offset is damage.
+    compacted = os.path.exists(os.path.join(directory, CLEANER_NAME))
     expected = None
     for base in bases:
         log_path = os.path.join(directory, log_name(base))
-        seg = _inspect_log(log_path, with_records)
-        if expected is not None and base != expected:
+        seg = _inspect_log(log_path, with_records, gaps=compacted and base != bases[-1])
+        if expected is not None and (base < expected or (base > expected and not compacted)):
             seg["problems"].append(f"{log_path}: segment starts at {base} but the previous one ends before {expected}")
+        elif expected is not None and base > expected:
+            out["segments"][-1]["gaps"] += 1
+            out["segments"][-1]["missing_offsets"] += base - expected
         idx_path = os.path.join(directory, index_name(base))
         tidx_path = os.path.join(directory, timeindex_name(base))
         if os.path.exists(idx_path):

@@ -29,7 +29,8 @@ from typing import Callable, Iterator
 from . import fsutil
 from .checkpoint import PartitionState, StateFile, read_log_start, write_log_start
 from .config import TopicConfig
-from .errors import CorruptionError, FencedError, FsyncError, LogBrokerError, RecordTooLargeError, UnsafePathError
+from .errors import (CorruptionError, FencedError, FsyncError, InvalidRecordError, LogBrokerError,
+                     OffsetOutOfRangeError, RecordTooLargeError, UnsafePathError)
 from .fsutil import FsyncPolicy
 from .index import IndexEntries, load_index
 from .policy import SegmentInfo, segments_to_delete, should_roll
@@ -153,8 +154,15 @@ class PartitionLog:
         """
         if not records:
             return []
+        if self.config.compact and any(r[1] == b"null" for r in records):
+            raise self._keyless()
         limit = self.config.max_message_bytes
         return self._append(lambda base: encode_records(base, records, limit), policy)
+
+    def _keyless(self) -> InvalidRecordError:
+        return InvalidRecordError(f"Compacted topic cannot accept message without key in topic partition "
+                                  f"{self.topic}-{self.partition} (cleanup.policy={self.config.cleanup_policy})",
+                                  topic=self.topic, partition=self.partition)
 
     def append_values(self, values: list, timestamp: int, key_json: bytes, headers_json: bytes,
                       policy: FsyncPolicy | None = None) -> list[AppendResult]:
@@ -166,6 +174,8 @@ class PartitionLog:
         """
         if not values:
             return []
+        if self.config.compact and key_json == b"null":
+            raise self._keyless()
         limit = self.config.max_message_bytes
         return self._append(lambda base: encode_values(base, values, timestamp, key_json, headers_json, limit),
                             policy)
@@ -459,6 +469,8 @@ class PartitionLog:
                 if name.endswith(fsutil.TMP_SUFFIX):
                     fsutil.remove_file(os.path.join(self.directory, name))
                     report.actions.append(f"removed leftover temp file {name}")
+            from .cleaner import finish_swaps  # the cleaner sits above the log
+            report.actions.extend(finish_swaps(self, locked=True))
             log_start = read_log_start(self.directory, self.topic, self.partition)
             bases = list_segments(self.directory)
             for i, base in enumerate(bases[:-1]):
@@ -494,7 +506,7 @@ class PartitionLog:
             return False
         fd = os.open(log_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         try:
-            result = scan_segment(fd, base, size, self.config.index_interval_bytes)
+            result = scan_segment(fd, base, size, self.config.index_interval_bytes, gaps=True)
         finally:
             os.close(fd)
         if result.error is not None:
@@ -502,7 +514,8 @@ class PartitionLog:
                 f"corruption in closed segment {log_path} at position {result.valid_end} "
                 f"(offset {result.next_offset}): {result.error}",
                 path=log_path, position=result.valid_end, offset=result.next_offset)
-        result.entries.closing = (result.max_timestamp, result.next_offset)
+        # A compacted segment may end below the next base (a gap): the closing entry names that base.
+        result.entries.closing = (result.max_timestamp, max(result.next_offset, next_base))
         from .index import write_index
         write_index(idx_path, tidx_path, result.entries)
         return True
@@ -552,6 +565,35 @@ class PartitionLog:
                 self._unlink_segment(seg.base_offset)
             fsutil.sync_dir(self.directory)
             report.log_start_offset = new_start
+            return report
+
+    def delete_records(self, before_offset: int) -> RetentionReport:
+        """Kafka's DeleteRecords: advance the log start offset to ``before_offset`` (-1: the high
+        watermark) and delete the closed segments wholly below it.
+
+        The checkpoint is written before any unlink (as retention does). An offset above the high
+        watermark raises OffsetOutOfRangeError; one at or below the log start offset changes nothing.
+        """
+        with self._locked():
+            state = self._writer_state()
+            hw = state.high_watermark
+            target = hw if before_offset == -1 else before_offset
+            if target < 0 or target > hw:
+                raise OffsetOutOfRangeError(
+                    f"cannot delete records of {self.topic}-{self.partition} before offset {before_offset}: "
+                    f"the high watermark is {hw}", topic=self.topic, partition=self.partition,
+                    offset=before_offset, log_end_offset=hw)
+            log_start = read_log_start(self.directory, self.topic, self.partition)
+            report = RetentionReport(self.topic, self.partition, [], "delete-records", log_start)
+            if target <= log_start:
+                return report
+            write_log_start(self.directory, self.topic, self.partition, target)
+            infos = self.segment_infos()
+            report.deleted = [s for s in infos[:-1] if s.next_offset <= target]
+            for seg in report.deleted:
+                self._unlink_segment(seg.base_offset)
+            fsutil.sync_dir(self.directory)
+            report.log_start_offset = target
             return report
 
     def _unlink_segment(self, base: int) -> None:

@@ -158,17 +158,21 @@ class PartitionReader:
             offset = lines[-1]["offset"] + 1
         while len(lines) < max_records and offset < hw:
             seg, pos = self._position(offset, state)
-            limit = state.hw_position if seg.base == state.active_base else os.fstat(seg.fd).st_size
-            if pos >= limit:
-                if seg.base == state.active_base:
-                    break
-                self._open(offset)  # the next segment starts at this offset
-                self._cursor = (offset, 0)
-                continue
+            active = seg.base == state.active_base
+            limit = state.hw_position if active else os.fstat(seg.fd).st_size
             got = len(lines)
-            self._read_segment(seg, pos, limit, offset, max_records, raw, lines, values)
+            if pos < limit:
+                self._read_segment(seg, pos, limit, offset, max_records, raw, lines, values)
             if len(lines) == got:
-                break
+                # Nothing at or after ``offset`` in this segment. A closed segment may end in a gap
+                # (compaction, FORMAT.md): go on at the next segment's base.
+                nxt = None if active else self._next_base(seg.base)
+                if nxt is None:
+                    break
+                offset = max(offset, nxt)
+                if self._open(offset).base == offset:
+                    self._cursor = (offset, 0)
+                continue
             offset = lines[-1]["offset"] + 1
         return out
 
@@ -214,9 +218,20 @@ class PartitionReader:
                 f"corruption in {seg.path} at position {exc.position}: {exc.reason}",
                 path=seg.path, position=exc.position, offset=offset) from None
 
+    def _next_base(self, base: int) -> int | None:
+        """The base offset of the segment after the one at ``base`` (listed again when not cached)."""
+        i = bisect.bisect_right(self._bases, base)
+        if i >= len(self._bases):
+            self._bases = list_segments(self.directory)
+            i = bisect.bisect_right(self._bases, base)
+        return self._bases[i] if i < len(self._bases) else None
+
     def _position(self, offset: int, state: PartitionState) -> tuple[_OpenSegment, int]:
         if self._cursor is not None and self._cursor[0] == offset and self._segment is not None:
             return self._segment, self._cursor[1]
+        if offset < read_log_start(self.directory, self.topic, self.partition):
+            # delete-records moved the log start into a segment: what lies below it is gone.
+            raise self._out_of_range(offset, state.high_watermark)
         seg = self._open(offset)
         size = state.hw_position if seg.base == state.active_base else os.fstat(seg.fd).st_size
         pos = seg.position_for_offset(offset, size)

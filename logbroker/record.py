@@ -36,6 +36,8 @@ __all__ = [
     "decode_batch",
     "BatchStatus",
     "PREFIX_LEN",
+    "rebatch",
+    "batch_raw_lines",
 ]
 
 PREFIX_LEN = 18
@@ -66,6 +68,7 @@ _KEEP = b"%b"
 
 
 _MAX_TIMESTAMP = 1 << 63
+_NULL_VALUE = b',"venc":"null"'
 
 
 def check_timestamp(timestamp: Any) -> int:
@@ -95,7 +98,12 @@ class PendingRecord(tuple):
             timestamp = check_timestamp(timestamp)
         key_json = encode_key(key)
         headers_json = encode_headers(headers)
-        if value_json is None:
+        if value is None and value_json is None:
+            # A null value (Kafka's: value=None), what compaction reads as a tombstone (FORMAT.md,
+            # "Tombstones"); the JSON null is sent with value_json=b"null".
+            headers_json += _NULL_VALUE
+            value_json = b"null"
+        elif value_json is None:
             try:
                 value_json = dumps_kept(value)
             except (TypeError, orjson.JSONEncodeError) as exc:
@@ -505,3 +513,39 @@ def parse_line(line: bytes) -> dict:
     if b"%08x" % _crc32(line[PREFIX_LEN:].rstrip(b"\n")) != line[8:16]:
         raise ValueError("line checksum mismatch")
     return _loads(line)
+
+
+# -- rewriting batches (the cleaner) -----------------------------------------------------------
+
+_BATCH_MARK = b',"batch":{"count":'
+
+
+def batch_raw_lines(buf: bytes, start: int, end: int) -> list[bytes]:
+    """The lines of one verified batch (``decode_batch``), each without its LF, bytes untouched."""
+    return buf[start:end - 1].split(b"\n")
+
+
+def rebatch(lines: Sequence[bytes], was_first: bool) -> bytes:
+    """One batch made of ``lines``: whole lines of records with consecutive offsets, in order, taken
+    from one batch (FORMAT.md, "Compacted logs").
+
+    Only the first line changes, and only when the framing does: ``was_first`` says it carried the
+    old batch's ``batch`` field, which is dropped; a new one is added when two or more lines
+    remain; its line crc is then recomputed. Every other line is kept byte for byte (its crc
+    covers nothing that moved). The ``batch`` field, when present, is the first occurrence of its
+    mark in a line: it precedes the value, and no string before it can hold an unescaped quote.
+    """
+    first = lines[0]
+    body = first[PREFIX_LEN:]
+    if was_first:
+        cut = body.find(_BATCH_MARK)
+        close = body.index(b"}", cut + len(_BATCH_MARK))
+        body = body[:cut] + body[close + 1:]
+    if len(lines) > 1:
+        tail = b"".join(line + b"\n" for line in lines[1:])
+        cut = body.find(_VALUE_MARK)
+        body = body[:cut] + _BATCH_FIELD % (len(lines), len(tail), _crc32(tail)) + body[cut:]
+        return _LINE % (_crc32(body), body) + tail
+    if was_first:
+        return _LINE % (_crc32(body), body)
+    return first + b"\n"

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Sequence
 from .errors import InvalidConfigError
 
 __all__ = ["table", "size", "topic_description", "group_description", "reset_plan", "inspect_report",
-           "retention_summary", "recover_summary", "publish_summary", "record_formatter", "RECORD_FORMATS"]
+           "retention_summary", "compact_summary", "delete_records_summary", "recover_summary", "publish_summary", "record_formatter", "RECORD_FORMATS"]
 
 RECORD_FORMATS = ("json", "envelope", "pretty")
 
@@ -105,6 +105,25 @@ def retention_summary(reports: Iterable[Any], dry_run: bool) -> str:
     lines = [f"{r.topic}-{r.partition}: {verb} {len(r.deleted)} segments ({r.bytes_freed} bytes, "
              f"{r.reason}); log start offset {r.log_start_offset}" for r in reports if r.deleted]
     return "\n".join(lines) or "Nothing to delete."
+
+
+def compact_summary(reports: Sequence[Any], dry_run: bool) -> str:
+    """``compact``: one row per partition: whether a pass ran, and what it did or would do."""
+    rows = [[f"{r.topic}-{r.partition}", ("would clean" if r.dry_run else "cleaned") if r.ran else "skipped",
+             f"{r.dirty_ratio:.2f}", f"{r.segments_before}->{r.segments_after}",
+             f"{r.records_before}->{r.records_after}", r.tombstones_removed, size(r.bytes_reclaimed), r.reason]
+            for r in reports]
+    if not rows:
+        return "No compacted topic (set cleanup.policy=compact)."
+    head = "DRY RUN: nothing was changed.\n" if dry_run else ""
+    return head + table(["PARTITION", "PASS", "DIRTY-RATIO", "SEGMENTS", "RECORDS", "TOMBSTONES-REMOVED",
+                         "RECLAIMED", "REASON"], rows)
+
+
+def delete_records_summary(reports: Sequence[Any]) -> str:
+    """``delete-records``: kafka-delete-records' "low_watermark" per partition."""
+    return "\n".join(f"partition: {r.topic}-{r.partition}\tlow_watermark: {r.log_start_offset}\t"
+                     f"segments deleted: {len(r.deleted)}" for r in reports)
 
 
 def recover_summary(reports: Sequence[Any]) -> str:
