@@ -33,6 +33,38 @@ topics_app = typer.Typer(help="Create, list, describe, alter and delete topics (
 app.add_typer(topics_app, name="topics")
 
 
+BootstrapServer = Annotated[Optional[str], typer.Option(
+    "--bootstrap-server", metavar="HOST:PORT",
+    help="Accepted for Kafka's tools' sake: logbroker needs no server and reads the data directory.")]
+
+
+TopicOption = Annotated[Optional[str], typer.Option("--topic", help="The topic, Kafka's spelling.")]
+GroupOption = Annotated[Optional[str], typer.Option("--group", help="The group, Kafka's spelling.")]
+
+
+def _no_server(bootstrap_server: Optional[str]) -> None:
+    """``--bootstrap-server``: today logbroker has no server to reach; say so and use the data directory."""
+    if bootstrap_server is not None:
+        from logbroker.broker import data_dir_path
+        err(f"Note: logbroker needs no server; --bootstrap-server {bootstrap_server} is not used. Records are "
+            f"in the data directory {os.path.abspath(data_dir_path(state.data_dir))} "
+            f"(--data-dir or ${ENV_DATA_DIR} to point elsewhere).")
+
+
+def _one_topic(ctx: typer.Context, positional: Optional[str], option: Optional[str], what: str = "topic",
+               param: str = "topic", env: Optional[str] = "KAFKA_TOPIC") -> str:
+    """The TOPIC argument or Kafka's --topic option (the same name when both are given)."""
+    if option is not None:
+        source = getattr(ctx.get_parameter_source(param), "name", None)  # typer may vendor click: no import
+        if positional is not None and positional != option and source != "ENVIRONMENT":
+            raise errors.InvalidConfigError(f"two {what}s given: {positional} and --{what} {option}; give one")
+        return option
+    if positional is None:
+        hint = f" or set {env}" if env else ""
+        raise errors.InvalidNameError(f"no {what} given: pass {what.upper()}{hint}, or --{what} {what.upper()}")
+    return positional
+
+
 class _State:
     data_dir: Optional[str] = None
 
@@ -40,9 +72,33 @@ class _State:
 state = _State()
 
 
-def broker():
+def broker(create: bool = False):
+    """The Broker of --data-dir. Only commands that write pass ``create``; they say when the data
+    directory was created (read-only commands never create it)."""
     from logbroker.broker import Broker
-    return Broker(state.data_dir)
+    b = Broker(state.data_dir, create=create)
+    if b.created:
+        err(f"Created data directory {os.path.abspath(b.data_dir)}")
+    return b
+
+
+ELSEWHERE = f"--data-dir DIR or {ENV_DATA_DIR}=DIR to look elsewhere"
+
+
+def where(b) -> str:
+    """The data directory a read-only command looked at, for people: absolute, and whether it exists."""
+    return os.path.abspath(b.data_dir) + ("" if b.exists else " (it does not exist)")
+
+
+def print_names(names: list[str], json: bool, kind: str, b) -> None:
+    """A list command's output: one name per line, or a JSON array; an empty list says where it looked."""
+    if json:
+        print_json(names)
+    else:
+        for n in names:
+            typer.echo(n)
+    if not names:
+        err(f"No {kind} in data directory {where(b)}; {ELSEWHERE}.")
 
 
 def err(message: str) -> None:
@@ -59,13 +115,6 @@ def print_json(obj: object) -> None:
     sys.stdout.flush()
 
 
-def print_names(names: list[str], json: bool) -> None:
-    """A list command's output: one name per line, or a JSON array."""
-    if json:
-        print_json(names)
-    else:
-        for n in names:
-            typer.echo(n)
 
 
 @app.callback()
@@ -85,29 +134,54 @@ def _main(
 
 @topics_app.command("create")
 def topics_create(
-    name: Annotated[str, typer.Argument(help="Topic name: letters, digits, '.', '_' and '-'.")],
+    ctx: typer.Context,
+    name: Annotated[Optional[str], typer.Argument(help="Topic name: letters, digits, '.', '_' and '-'.")] = None,
     partitions: Annotated[int, typer.Option("--partitions", "-p", help="Number of partitions.")] = 3,
     config: Annotated[Optional[List[str]], typer.Option(
         "--config", "-c", help="Topic config key=value (segment.bytes, retention.ms, fsync, ...).")] = None,
+    if_not_exists: Annotated[bool, typer.Option(
+        "--if-not-exists", help="Succeed without changing anything when the topic already exists.")] = False,
+    topic: TopicOption = None,
+    bootstrap_server: BootstrapServer = None,
 ) -> None:
     """Create a topic.  Example: logbroker topics create orders --partitions 3 --config retention.ms=86400000"""
     from logbroker.config import parse_config_pairs
-    t = broker().create_topic(name, partitions, parse_config_pairs(config or []))
-    err(f"Created topic {t.name} with {t.partitions} partitions.")
+    from logbroker.render import plural
+    _no_server(bootstrap_server)
+    name = _one_topic(ctx, name, topic, param="name", env=None)
+    try:
+        t = broker(create=True).create_topic(name, partitions, parse_config_pairs(config or []))
+    except errors.TopicExistsError:
+        if not if_not_exists:
+            raise
+        t = broker().topic(name)
+        err(f"Topic {t.name} already exists with {plural(t.partitions, 'partition')}; nothing changed.")
+        return
+    err(f"Created topic {t.name} with {plural(t.partitions, 'partition')}.")
 
 
 @topics_app.command("list")
-def topics_list(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def topics_list(
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    bootstrap_server: BootstrapServer = None,
+) -> None:
     """List topics.  Example: logbroker topics list"""
-    print_names(broker().list_topics(), json)
+    _no_server(bootstrap_server)
+    b = broker()
+    print_names(b.list_topics(), json, "topics", b)
 
 
 @topics_app.command("describe")
 def topics_describe(
-    name: Annotated[str, typer.Argument(help="Topic name.")],
+    ctx: typer.Context,
+    name: Annotated[Optional[str], typer.Argument(help="Topic name.")] = None,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    topic: TopicOption = None,
+    bootstrap_server: BootstrapServer = None,
 ) -> None:
     """Partitions, offsets, segments, sizes and config of a topic.  Example: logbroker topics describe orders"""
+    _no_server(bootstrap_server)
+    name = _one_topic(ctx, name, topic, param="name", env=None)
     info = broker().describe_topic(name)
     if json:
         print_json(info)
@@ -118,21 +192,34 @@ def topics_describe(
 
 @topics_app.command("alter")
 def topics_alter(
-    name: Annotated[str, typer.Argument(help="Topic name.")],
+    ctx: typer.Context,
+    name: Annotated[Optional[str], typer.Argument(help="Topic name.")] = None,
     config: Annotated[Optional[List[str]], typer.Option("--config", "-c", help="Config key=value to set.")] = None,
     partitions: Annotated[Optional[int], typer.Option("--partitions", help="New (larger) partition count.")] = None,
+    topic: TopicOption = None,
+    bootstrap_server: BootstrapServer = None,
 ) -> None:
     """Change a topic's config or grow its partitions.  Example: logbroker topics alter orders --config retention.ms=3600000"""
     from logbroker.config import parse_config_pairs
+    from logbroker.render import config_text, plural
+    _no_server(bootstrap_server)
+    name = _one_topic(ctx, name, topic, param="name", env=None)
     t = broker().alter_topic(name, parse_config_pairs(config or []), partitions)
-    err(f"Altered topic {t.name}: {t.partitions} partitions, config {t.config.to_kafka()}")
+    err(f"Altered topic {t.name}: {plural(t.partitions, 'partition')}; config {config_text(t.config.to_kafka())}")
     if partitions is not None:
         err("Note: keyed records may now map to different partitions (as in Kafka).")
 
 
 @topics_app.command("delete")
-def topics_delete(name: Annotated[str, typer.Argument(help="Topic name.")]) -> None:
+def topics_delete(
+    ctx: typer.Context,
+    name: Annotated[Optional[str], typer.Argument(help="Topic name.")] = None,
+    topic: TopicOption = None,
+    bootstrap_server: BootstrapServer = None,
+) -> None:
     """Delete a topic with all its records and committed offsets.  Example: logbroker topics delete orders"""
+    _no_server(bootstrap_server)
+    name = _one_topic(ctx, name, topic, param="name", env=None)
     broker().delete_topic(name)
     err(f"Deleted topic {name}.")
 
@@ -149,20 +236,31 @@ def publish(
     partition: Annotated[Optional[int], typer.Option("--partition", help="Publish every record to this partition.")] = None,
     fsync: Annotated[Optional[str], typer.Option("--fsync", help="always | interval | never (default: the topic's).")] = None,
     partitions: Annotated[int, typer.Option("--partitions", help="Partitions of the topic if it must be created.")] = 3,
+    topic_option: Annotated[Optional[str], typer.Option("--topic", help="The topic, Kafka's spelling.")] = None,
+    property: Annotated[Optional[List[str]], typer.Option(
+        "--property", metavar="NAME=VALUE",
+        help="Kafka's producer properties: parse.key=true reads KEY<key.separator>JSON lines "
+             "(key.separator: a tab by default).")] = None,
+    header: Annotated[Optional[List[str]], typer.Option(
+        "--header", metavar="KEY=VALUE", help="A header on every record (repeat for more).")] = None,
+    bootstrap_server: BootstrapServer = None,
+    ctx: typer.Context = None,
 ) -> None:
     """Publish JSON lines (one record per line) to a topic, like kafka-console-producer.
 
     Example: logbroker generate 10 | logbroker publish kpop_merchandise_orders
     """
     from logbroker.publish import publish_lines
-    if topic is None:
-        raise errors.InvalidNameError("no topic given: pass TOPIC or set KAFKA_TOPIC")
+    _no_server(bootstrap_server)
+    topic = _one_topic(ctx, topic, topic_option)
+    key_separator, headers = _producer_options(property or [], header or [], key, key_field)
     stream = open(file, "rb") if file else sys.stdin.buffer
     try:
-        summary = publish_lines(broker().data_dir, topic, stream, key_field=key_field, key=key,
+        summary = publish_lines(broker(create=True).data_dir, topic, stream, key_field=key_field, key=key,
                                 partition=partition, fsync=fsync, num_partitions=partitions,
                                 on_error=lambda msg: err(msg),
-                                on_progress=_progress("published") if progress_enabled() else None)
+                                on_progress=_progress("published") if progress_enabled() else None,
+                                key_separator=key_separator, headers=headers)
     finally:
         if file:
             stream.close()
@@ -170,6 +268,29 @@ def publish(
     err(publish_summary(summary, topic))
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _producer_options(properties: list[str], headers: list[str], key: Optional[str],
+                      key_field: Optional[str]) -> tuple[Optional[str], Optional[dict]]:
+    """kafka-console-producer's --property parse.key / key.separator and --header k=v, checked."""
+    from logbroker.render import parse_properties
+    props = parse_properties(properties, ("parse.key", "key.separator"))
+    parse_key = props.get("parse.key", "false").lower()
+    if parse_key not in ("true", "false"):
+        raise errors.InvalidConfigError(f"--property parse.key={props['parse.key']}: use true or false")
+    separator = props.get("key.separator", "\t") if parse_key == "true" else None
+    if separator == "":
+        raise errors.InvalidConfigError("--property key.separator must not be empty")
+    if separator is not None and (key is not None or key_field is not None):
+        raise errors.InvalidConfigError("--property parse.key=true takes the key from each line; "
+                                        "leave out --key and --key-field")
+    parsed = {}
+    for pair in headers:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise errors.InvalidConfigError(f"--header {pair!r} is not of the form key=value")
+        parsed[name] = value
+    return separator, parsed or None
 
 
 def _progress(verb: str):
@@ -214,44 +335,91 @@ groups_app = typer.Typer(help="List, describe, delete consumer groups and reset 
 app.add_typer(groups_app, name="groups")
 
 
-def _record_writer(fmt: str):
+def _record_writer(fmt: str, properties: Optional[dict] = None):
     from logbroker.render import record_formatter
-    line, out = record_formatter(fmt), sys.stdout.buffer
+    line, out = record_formatter(fmt, properties), sys.stdout.buffer
     return lambda record, n: out.write(line(record, n))
 
 
 @app.command()
 def consume(
+    ctx: typer.Context,
     topic: Annotated[Optional[str], typer.Argument(envvar="KAFKA_TOPIC", show_envvar=True, help="Topic to read.")] = None,
+    topic_option: Annotated[Optional[str], typer.Option("--topic", help="The topic, Kafka's spelling.")] = None,
     group: Annotated[Optional[str], typer.Option("--group", "-g", envvar="KAFKA_CONSUMER_GROUP", show_envvar=True,
                                                  help="Consumer group: share partitions, resume from commits.")] = None,
     from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the log start offset when there is no commit.")] = False,
     partition: Annotated[Optional[int], typer.Option("--partition", help="Read only this partition (no group).")] = None,
-    offset: Annotated[Optional[int], typer.Option("--offset", help="Start at this offset (needs --partition).")] = None,
+    offset: Annotated[Optional[str], typer.Option(
+        "--offset", metavar="OFFSET|earliest|latest",
+        help="Start at this offset (needs --partition), or earliest (= --from-beginning) or latest.")] = None,
     from_time: Annotated[Optional[str], typer.Option("--from-time", help="Start at the first record at or after this ISO-8601 time.")] = None,
-    max_messages: Annotated[Optional[int], typer.Option("--max-messages", help="Exit after this many records.")] = None,
+    max_messages: Annotated[Optional[int], typer.Option("--max-messages", help="Exit after this many records (and commit exactly those).")] = None,
     timeout_ms: Annotated[Optional[int], typer.Option("--timeout-ms", help="Exit after this long with no new record.")] = None,
     format: Annotated[str, typer.Option("--format", help="json (values, one per line) | envelope | pretty.")] = "json",
+    property: Annotated[Optional[List[str]], typer.Option(
+        "--property", metavar="NAME=VALUE",
+        help="Kafka's formatter properties: print.key, print.timestamp, print.partition, print.offset, "
+             "print.headers, print.value (true|false), key.separator.")] = None,
+    bootstrap_server: BootstrapServer = None,
 ) -> None:
     """Read records like kafka-console-consumer; follows the topic until Ctrl+C.
+
+    With a group, what is committed is what was written: --max-messages N, --timeout-ms or Ctrl+C
+    commit exactly the records printed. When the reader of a pipe exits early (`| head -3`) it may
+    have taken more from the pipe than it showed, so nothing is committed past the last automatic
+    commit (every 5 s): those records come again rather than being skipped. To take exactly N
+    records, use --max-messages N. A topic that does not exist yet is waited for, then read from its
+    start.
 
     Example: logbroker consume orders --group billing --from-beginning --format pretty
     """
     from logbroker.console import consume as run_consume
-    if topic is None:
-        raise errors.InvalidNameError("no topic given: pass TOPIC or set KAFKA_TOPIC")
-    write = _record_writer(format)
+    from logbroker.render import PRINT_PROPERTIES, parse_properties
+    _no_server(bootstrap_server)
+    topic = _one_topic(ctx, topic, topic_option)
+    write = _record_writer(format, parse_properties(property or [], PRINT_PROPERTIES))
     paced = sys.stdout.isatty() or max_messages is None
 
     def sink(record, n):
         write(record, n)
         if paced:
             sys.stdout.flush()
-    count = run_consume(state.data_dir, topic, sink, group=group, from_beginning=from_beginning,
-                        partition=partition, offset=offset, from_time=from_time, max_messages=max_messages,
-                        timeout_ms=timeout_ms)
-    sys.stdout.flush()
-    err(f"Processed a total of {count} messages")
+    try:
+        count = run_consume(state.data_dir, topic, sink, group=group, from_beginning=from_beginning,
+                            partition=partition, offset=offset, from_time=from_time, max_messages=max_messages,
+                            timeout_ms=timeout_ms, on_notice=err, on_waiting=err if sys.stderr.isatty() else None,
+                            output_closed=_stdout_closed)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _stdout_gone()
+        if group is not None:
+            err(f"The reader of the output went away: group {group} keeps its last commit, so records it "
+                f"may not have shown come again (use --max-messages N to take exactly N).")
+        return
+    from logbroker.render import plural
+    err(f"Processed a total of {plural(count, 'message')}")
+
+
+def _stdout_gone() -> None:
+    """Point stdout at /dev/null once its reader has gone, so the flush at exit cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def _stdout_closed() -> bool:
+    """True once nobody reads stdout any more (POLLERR on the write end of a pipe whose reader exited)."""
+    import select
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), 0)  # no events asked: errors and hang-ups are always reported
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll() on this platform, or stdout is not a file
+        return False
 
 
 @app.command()
@@ -278,7 +446,7 @@ def replay(
     progress = _progress("replayed") if progress_enabled() else (lambda n: None)
     if to_topic is not None:
         from logbroker.admin import republish
-        count = republish(broker().data_dir, records, to_topic, on_progress=progress)
+        count = republish(broker(create=True).data_dir, records, to_topic, on_progress=progress)
         err(f"Replayed {count} records from {topic} into {to_topic}")
         return
     write = _record_writer(format)
@@ -291,19 +459,29 @@ def replay(
 
 
 @groups_app.command("list")
-def groups_list(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def groups_list(
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    bootstrap_server: BootstrapServer = None,
+) -> None:
     """List consumer groups.  Example: logbroker groups list"""
+    _no_server(bootstrap_server)
     from logbroker.admin import list_groups
-    print_names(list_groups(broker().data_dir), json)
+    b = broker()
+    print_names(list_groups(b.data_dir), json, "consumer groups", b)
 
 
 @groups_app.command("describe")
 def groups_describe(
-    group: Annotated[str, typer.Argument(help="Group name.")],
+    ctx: typer.Context,
+    group: Annotated[Optional[str], typer.Argument(help="Group name.")] = None,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    group_option: GroupOption = None,
+    bootstrap_server: BootstrapServer = None,
 ) -> None:
     """Committed offsets, lag and members of a group.  Example: logbroker groups describe billing"""
     from logbroker.admin import describe_group
+    _no_server(bootstrap_server)
+    group = _one_topic(ctx, group, group_option, what="group", param="group", env=None)
     rows = describe_group(broker().data_dir, group)
     if json:
         print_json([{k: getattr(r, k) for k in r.__dataclass_fields__} for r in rows])
@@ -313,17 +491,25 @@ def groups_describe(
 
 
 @groups_app.command("delete")
-def groups_delete(group: Annotated[str, typer.Argument(help="Group name.")]) -> None:
+def groups_delete(
+    ctx: typer.Context,
+    group: Annotated[Optional[str], typer.Argument(help="Group name.")] = None,
+    group_option: GroupOption = None,
+    bootstrap_server: BootstrapServer = None,
+) -> None:
     """Delete a group's committed offsets (refused while it has live members).  Example: logbroker groups delete billing"""
     from logbroker.admin import delete_group
+    _no_server(bootstrap_server)
+    group = _one_topic(ctx, group, group_option, what="group", param="group", env=None)
     delete_group(broker().data_dir, group)
     err(f"Deleted group {group}.")
 
 
 @groups_app.command("reset-offsets")
 def groups_reset_offsets(
-    group: Annotated[str, typer.Argument(help="Group name.")],
-    topic: Annotated[str, typer.Option("--topic", help="TOPIC or TOPIC:P,P,... to reset.")],
+    ctx: typer.Context,
+    group: Annotated[Optional[str], typer.Argument(help="Group name.")] = None,
+    topic: Annotated[Optional[str], typer.Option("--topic", help="TOPIC or TOPIC:P,P,... to reset (required).")] = None,
     to_earliest: Annotated[bool, typer.Option("--to-earliest", help="To the log start offset.")] = False,
     to_latest: Annotated[bool, typer.Option("--to-latest", help="To the log end offset.")] = False,
     to_current: Annotated[bool, typer.Option("--to-current", help="To the current committed offset.")] = False,
@@ -332,12 +518,18 @@ def groups_reset_offsets(
     to_datetime: Annotated[Optional[str], typer.Option("--to-datetime", help="To the first record at or after this ISO-8601 time.")] = None,
     by_duration: Annotated[Optional[str], typer.Option("--by-duration", help="To this ISO-8601 duration ago (e.g. PT1H).")] = None,
     execute: Annotated[bool, typer.Option("--execute", help="Apply the plan (otherwise a dry run).")] = False,
+    group_option: GroupOption = None,
+    bootstrap_server: BootstrapServer = None,
 ) -> None:
     """Move a group's committed offsets, like kafka-consumer-groups --reset-offsets (dry run unless --execute).
 
     Example: logbroker groups reset-offsets billing --topic orders --to-earliest --execute
     """
     from logbroker.admin import execute_reset, plan_reset_offsets
+    _no_server(bootstrap_server)
+    group = _one_topic(ctx, group, group_option, what="group", param="group", env=None)
+    if topic is None:
+        raise errors.InvalidConfigError("--topic is required: TOPIC, or TOPIC:P,P,... for some partitions")
     specs = [s for s, on in (("to-earliest", to_earliest), ("to-latest", to_latest), ("to-current", to_current),
                              (("to-offset", to_offset), to_offset is not None), (("shift-by", shift_by), shift_by is not None),
                              (("to-datetime", to_datetime), to_datetime is not None),
@@ -355,7 +547,8 @@ def groups_reset_offsets(
     typer.echo(reset_plan(group, plan))
     if execute:
         execute_reset(plan)
-        err(f"Reset {len(plan)} partitions of group {group}.")
+        from logbroker.render import plural
+        err(f"Reset {plural(len(plan), 'partition')} of group {group}.")
     else:
         err("Dry run: nothing changed. Add --execute to apply this plan.")
 
@@ -403,7 +596,11 @@ def retention(
     """Apply retention.ms / retention.bytes now, then compact compacted topics.  Example: logbroker retention orders --dry-run"""
     from logbroker.render import compact_summary, retention_summary
     b = broker()
-    typer.echo(retention_summary(b.apply_retention(topic, dry_run=dry_run), dry_run))
+    reports = b.apply_retention(topic, dry_run=dry_run)
+    if not reports:
+        err(f"No topics in data directory {where(b)}; {ELSEWHERE}.")
+        return
+    typer.echo(retention_summary(reports, dry_run))
     if topic is None or b.topic(topic).config.compact:
         cleaned = b.compact(topic, dry_run=dry_run)
         if cleaned:
@@ -459,7 +656,12 @@ def delete_records(
 def recover(topic: Annotated[Optional[str], typer.Argument(help="Topic (default: every topic).")] = None) -> None:
     """Check and repair partitions now: torn tails, indexes, leftovers.  Example: logbroker recover orders"""
     from logbroker.render import recover_summary
-    typer.echo(recover_summary(broker().recover(topic)))
+    b = broker()
+    reports = b.recover(topic)
+    if not reports:
+        err(f"No topics in data directory {where(b)}; {ELSEWHERE}.")
+        return
+    typer.echo(recover_summary(reports))
 
 
 # -- bench (perf tools) --
@@ -496,7 +698,7 @@ def bench_produce(
     from logbroker.bench import produce_perf
     if (record_size is None) == (payload_file is None):
         raise errors.InvalidConfigError("give exactly one of --record-size and --payload-file")
-    result = produce_perf(broker().data_dir, topic, num_records, record_size=record_size, payload_file=payload_file,
+    result = produce_perf(broker(create=True).data_dir, topic, num_records, record_size=record_size, payload_file=payload_file,
                           batch_size=batch_size, fsync=fsync, producers=producers, partitions=partitions,
                           throughput=throughput, progress=progress_enabled())
     _bench_out(result, json, result.summary_line())
@@ -528,7 +730,7 @@ def bench_e2e(
 ) -> None:
     """Measure producer-to-consumer latency across two processes.  Example: logbroker bench e2e --rate 1000 --num-records 10000"""
     from logbroker.bench import e2e_perf
-    result = e2e_perf(broker().data_dir, rate, num_records, fsync=fsync, progress=progress_enabled())
+    result = e2e_perf(broker(create=True).data_dir, rate, num_records, fsync=fsync, progress=progress_enabled())
     _bench_out(result, json, result.summary_line())
 
 
@@ -536,15 +738,21 @@ def bench_e2e(
 
 def main() -> None:
     """Run the app, turning library errors into one line on stderr and an exit code."""
-    import logging
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
+        import logging
+        logging.basicConfig(level=logging.WARNING, format="%(message)s")
         # Without standalone mode click returns the code of a typer.Exit instead of exiting.
         code = plain_command(app)(prog_name="logbroker", standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
     except errors.LogBrokerError as exc:
-        err(f"error: {exc}")
+        hint = ""
+        if isinstance(exc, (errors.UnknownTopicError, errors.UnknownGroupError, errors.DataDirError)) \
+                and "does not exist" in str(exc):
+            from logbroker.broker import data_dir_path
+            path = os.path.abspath(data_dir_path(state.data_dir))
+            hint = f" ({ELSEWHERE})" if path in str(exc) else f" (data directory {path}; {ELSEWHERE})"
+        err(f"error: {exc}{hint}")
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -555,10 +763,7 @@ def main() -> None:
         sys.exit(130)
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): not an error of ours.
-        try:
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
-            pass
+        _stdout_gone()
         sys.exit(0)
     except Exception as exc:  # click usage errors
         # Recent typer vendors click (typer._click), so match the class by name, not by import.

@@ -24,10 +24,10 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from . import fsutil
-from .checkpoint import PartitionState, StateFile, read_log_start, write_log_start
+from .checkpoint import CLEANER_NAME, PartitionState, StateFile, read_log_start, write_log_start
 from .config import TopicConfig
 from .errors import (CorruptionError, FencedError, FsyncError, InvalidRecordError, LogBrokerError,
                      OffsetOutOfRangeError, RecordTooLargeError, UnsafePathError)
@@ -37,6 +37,9 @@ from .policy import SegmentInfo, segments_to_delete, should_roll
 from .record import BadBatch, EncodedBatch, PendingRecord, encode_records, encode_values
 from .segment import (index_name, iter_batches, list_segments, log_name, scan_segment, timeindex_name,
                       valid_batch_after)
+
+if TYPE_CHECKING:
+    from .topic import TopicIdentity  # topic sits above log
 
 __all__ = ["PartitionLog", "RecoveryReport", "RetentionReport", "AppendResult", "partition_dir_name"]
 
@@ -112,16 +115,26 @@ class _Active:
 class PartitionLog:
     """The writable log of one partition. See the module docstring for the contract."""
 
-    def __init__(self, topic: str, partition: int, directory: str, config: TopicConfig) -> None:
+    def __init__(self, topic: str, partition: int, directory: str, config: TopicConfig,
+                 identity: TopicIdentity | None = None) -> None:
         fsutil.check_not_symlink(directory, "partition directory")
         if not os.path.isdir(directory):
+            if identity is not None:
+                identity.check(partition)
             raise UnsafePathError(f"partition directory {directory} is missing", path=directory)
         self.topic = topic
         self.partition = partition
         self.directory = directory
         self.config = config
-        self._lock = fsutil.FileLock(os.path.join(directory, ".lock"))
-        self._state_file = StateFile(directory, create=True)
+        # Checked under the lock before any file is touched (see :meth:`_locked`).
+        self._identity = identity
+        try:
+            self._lock = fsutil.FileLock(os.path.join(directory, ".lock"))
+            self._state_file = StateFile(directory, create=True)
+        except FileNotFoundError:
+            if identity is not None:
+                identity.check(partition)
+            raise
         self._active: _Active | None = None
         self._verified = False  # the tail was checked by this process
         self._fenced: str | None = None
@@ -242,13 +255,27 @@ class PartitionLog:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """Hold the partition lock; any failed fsync inside (data, directory, checkpoint) fences."""
+        """Hold the partition lock; any failed fsync inside (data, directory, checkpoint) fences.
+
+        The topic's identity is checked first, under the lock: if it passes, every descriptor this
+        log holds is of the topic it opened, and until the lock is released the topic's path names
+        that topic or nothing (deletion waits for this lock before its files go, and creation waits
+        for the deletion), so nothing opened by path in here can land in a topic created since.
+        """
         with self._lock:
+            identity = self._identity
+            if identity is not None:
+                identity.check(self.partition)
             try:
                 yield
             except FsyncError as exc:
                 self._fenced = (f"partition {self.topic}-{self.partition} refuses appends after a failed "
                                 f"fsync ({exc}); reopen it to recover")
+                raise
+            except (FileNotFoundError, NotADirectoryError):
+                # The topic was renamed away after the check: the path names nothing now.
+                if identity is not None:
+                    identity.check(self.partition)
                 raise
 
     def _sync(self, fd: int, path: str) -> None:
@@ -504,9 +531,11 @@ class PartitionLog:
         entries = load_index(idx_path, tidx_path, base, size)
         if entries is not None and entries.closing is not None and entries.closing[1] == next_base:
             return False
+        # Gaps are compaction's only in a partition the cleaner has worked on (FORMAT.md).
+        compacted = os.path.exists(os.path.join(self.directory, CLEANER_NAME))
         fd = os.open(log_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         try:
-            result = scan_segment(fd, base, size, self.config.index_interval_bytes, gaps=True)
+            result = scan_segment(fd, base, size, self.config.index_interval_bytes, gaps=compacted)
         finally:
             os.close(fd)
         if result.error is not None:
@@ -514,8 +543,19 @@ class PartitionLog:
                 f"corruption in closed segment {log_path} at position {result.valid_end} "
                 f"(offset {result.next_offset}): {result.error}",
                 path=log_path, position=result.valid_end, offset=result.next_offset)
+        if result.next_offset > next_base or (result.next_offset < next_base and not compacted):
+            # Offsets must run on from one segment to the next. A gap or an overlap means segments
+            # of two different logs in one directory (an older version let a writer of a deleted
+            # topic go on into a topic created under its name): no rule says which ones are right.
+            how = (f"offsets {result.next_offset} to {next_base - 1} are missing"
+                   if result.next_offset < next_base else f"offsets {next_base} to {result.next_offset - 1} overlap")
+            raise CorruptionError(
+                f"segment {log_name(next_base)} in {self.directory} does not continue {log_name(base)}, which "
+                f"ends before offset {result.next_offset} ({how}): segments of another log are mixed into "
+                f"this partition. Run `logbroker inspect {self.directory} --verify`",
+                path=os.path.join(self.directory, log_name(next_base)), offset=result.next_offset)
         # A compacted segment may end below the next base (a gap): the closing entry names that base.
-        result.entries.closing = (result.max_timestamp, max(result.next_offset, next_base))
+        result.entries.closing = (result.max_timestamp, next_base)
         from .index import write_index
         write_index(idx_path, tidx_path, result.entries)
         return True

@@ -12,8 +12,9 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .errors import InvalidConfigError
 
-__all__ = ["table", "size", "topic_description", "group_description", "reset_plan", "inspect_report",
-           "retention_summary", "compact_summary", "delete_records_summary", "recover_summary", "publish_summary", "record_formatter", "RECORD_FORMATS"]
+__all__ = ["table", "size", "plural", "config_text", "topic_description", "group_description", "reset_plan", "inspect_report",
+           "retention_summary", "compact_summary", "delete_records_summary", "recover_summary", "publish_summary", "record_formatter", "RECORD_FORMATS",
+           "PRINT_PROPERTIES", "parse_properties", "kafka_line"]
 
 RECORD_FORMATS = ("json", "envelope", "pretty")
 
@@ -35,13 +36,23 @@ def size(n: float) -> str:
     return str(n)
 
 
+def plural(n: int, noun: str, many: str | None = None) -> str:
+    """``1 record``, ``2 records``, ``1,000 records``: a count with its noun agreeing."""
+    return f"{n:,} {noun if n == 1 else many or noun + 's'}"
+
+
 def _dash(v: object) -> object:
     return "-" if v is None else v
 
 
+def config_text(config: dict[str, Any]) -> str:
+    """A topic config as kafka-topics prints it: ``segment.bytes=1048576,retention.ms=...``."""
+    return ",".join(f"{k}={v}" for k, v in config.items())
+
+
 def topic_description(info: dict[str, Any]) -> str:
     """``topics describe``: kafka-topics' summary line, then one row per partition."""
-    cfg = ",".join(f"{k}={v}" for k, v in info["config"].items())
+    cfg = config_text(info["config"])
     rows = [[p["partition"], p["log_start_offset"], p["log_end_offset"], p["records"], len(p["segments"]),
              size(p["size"])] for p in info["partition_details"]]
     return (f"Topic: {info['topic']}\tPartitionCount: {info['partitions']}\tConfigs: {cfg}\n"
@@ -102,9 +113,12 @@ def _log_lines(seg: dict[str, Any], lines: list[str]) -> None:
 def retention_summary(reports: Iterable[Any], dry_run: bool) -> str:
     """``retention``: one line per partition that lost (or would lose) segments."""
     verb = "would delete" if dry_run else "deleted"
-    lines = [f"{r.topic}-{r.partition}: {verb} {len(r.deleted)} segments ({r.bytes_freed} bytes, "
+    reports = list(reports)
+    lines = [f"{r.topic}-{r.partition}: {verb} {plural(len(r.deleted), 'segment')} ({plural(r.bytes_freed, 'byte')}, "
              f"{r.reason}); log start offset {r.log_start_offset}" for r in reports if r.deleted]
-    return "\n".join(lines) or "Nothing to delete."
+    if lines or not reports:
+        return "\n".join(lines) or "Nothing to delete."
+    return "\n".join(["Nothing to delete:", *(f"  {r.topic}-{r.partition}: {r.reason}" for r in reports)])
 
 
 def compact_summary(reports: Sequence[Any], dry_run: bool) -> str:
@@ -129,7 +143,9 @@ def delete_records_summary(reports: Sequence[Any]) -> str:
 def recover_summary(reports: Sequence[Any]) -> str:
     """``recover``: one line per repair action; a report is false when it holds none."""
     lines = [f"{r.topic}-{r.partition}: {a}" for r in reports if r for a in r.actions]
-    return "\n".join(lines) or f"All {len(reports)} partitions are clean."
+    if lines:
+        return "\n".join(lines)
+    return "The only partition is clean." if len(reports) == 1 else f"All {len(reports)} partitions are clean."
 
 
 def publish_summary(summary: Any, topic: str) -> str:
@@ -141,13 +157,73 @@ def publish_summary(summary: Any, topic: str) -> str:
             + (f"; per partition: {per}" if per else ""))
 
 
-def record_formatter(fmt: str) -> Callable[[Any, int], bytes]:
+#: kafka-console-consumer's --property names (its DefaultMessageFormatter) that logbroker honours.
+PRINT_PROPERTIES = ("print.timestamp", "print.partition", "print.offset", "print.headers", "print.key",
+                    "print.value", "key.separator")
+
+
+def parse_properties(pairs: Sequence[str], known: Sequence[str]) -> dict[str, str]:
+    """``--property k=v`` pairs as a dict; values are kept verbatim (a separator may be a space)."""
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise InvalidConfigError(f"--property {pair!r} is not of the form name=value")
+        if name not in known:
+            raise InvalidConfigError(f"--property {name} is not supported; known: {', '.join(known)}")
+        out[name] = value
+    return out
+
+
+def _flag(props: dict[str, str], name: str, default: bool) -> bool:
+    value = props.get(name)
+    if value is None:
+        return default
+    if value.lower() not in ("true", "false"):
+        raise InvalidConfigError(f"--property {name}={value}: use true or false")
+    return value.lower() == "true"
+
+
+def kafka_line(props: dict[str, str]) -> Callable[[Any], bytes]:
+    """A record as kafka-console-consumer prints it with ``--property print.*=true``: the chosen
+    fields in Kafka's order (CreateTime:ts, Partition:p, Offset:o, headers k:v,k:v or NO_HEADERS,
+    the key or null, the value), separated by ``key.separator`` (a tab by default)."""
+    from .pretty import format_value
+    sep = props.get("key.separator", "\t").encode()
+    show = [f for f in ("timestamp", "partition", "offset", "headers", "key") if _flag(props, f"print.{f}", False)]
+    value = _flag(props, "print.value", True)
+
+    def fields(record: Any):
+        for f in show:
+            if f == "timestamp":
+                yield f"CreateTime:{record.timestamp}".encode()
+            elif f == "partition":
+                yield f"Partition:{record.partition}".encode()
+            elif f == "offset":
+                yield f"Offset:{record.offset}".encode()
+            elif f == "headers":
+                headers = record.headers or {}
+                yield ",".join(f"{k}:{v}" for k, v in headers.items()).encode() if headers else b"NO_HEADERS"
+            else:
+                yield b"null" if record.key is None else str(record.key).encode()
+        if value:
+            yield format_value(record.value)
+    return lambda record: sep.join(fields(record)) + b"\n"
+
+
+def record_formatter(fmt: str, properties: dict[str, str] | None = None) -> Callable[[Any, int], bytes]:
     """``consume`` / ``replay`` output: (record, its number in this run) -> one line of bytes.
 
-    json: the value alone (kafka-console-consumer's default); envelope: offset, key, timestamp,
-    headers and value; pretty: :func:`logbroker.pretty.format_pretty`'s block.
+    json: the value alone (kafka-console-consumer's default), or with ``properties`` the fields
+    :func:`kafka_line` prints; envelope: offset, key, timestamp, headers and value; pretty:
+    :func:`logbroker.pretty.format_pretty`'s block.
     """
     from .pretty import format_envelope, format_pretty, format_value
+    if properties and fmt != "json":
+        raise InvalidConfigError(f"--property applies to --format json (Kafka's output), not {fmt}")
+    if fmt == "json" and properties:
+        line = kafka_line(properties)
+        return lambda record, n: line(record)
     if fmt == "json":
         return lambda record, n: format_value(record.value) + b"\n"
     if fmt == "envelope":
