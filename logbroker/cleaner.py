@@ -113,9 +113,15 @@ def clean_partition(log, now: int | None = None, dry_run: bool = False, force: b
             # Written before the first swap: from now on gaps in this partition are compaction's
             # (inspect --verify relies on it).
             write_cleaner_offset(log.directory, log.topic, log.partition, first_dirty)
-        latest = _offset_map(log.directory, plan.segments, log_start)
-        for group in group_segments(plan.segments, log.config.segment_bytes):
-            _clean_group(log, group, latest, log_start, first_dirty, now, dry_run, report)
+        try:
+            latest = _offset_map(log.directory, plan.segments, log_start)
+            for group in group_segments(plan.segments, log.config.segment_bytes):
+                _clean_group(log, group, latest, log_start, first_dirty, now, dry_run, report)
+        except FileNotFoundError as exc:
+            # Retention or delete-records removed a segment while it was being read: the groups
+            # swapped so far stand, the rest is left for the next pass.
+            report.skipped_groups += 1
+            report.reason = f"{os.path.basename(exc.filename or '?')} was deleted during the pass; the rest is left for the next pass"
         if not dry_run and not report.skipped_groups:
             write_cleaner_offset(log.directory, log.topic, log.partition, plan.end_offset)
         return report

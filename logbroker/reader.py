@@ -86,6 +86,13 @@ class _OpenSegment:
         fds = self.index_fds()
         return search_timestamp(fds[0], fds[1], timestamp, limit) if fds else 0
 
+    def replaced(self) -> bool:
+        """True when the name now leads to another file (the cleaner swapped it) or to none."""
+        try:
+            return os.stat(self.path).st_ino != os.fstat(self.fd).st_ino
+        except FileNotFoundError:
+            return True
+
     def close(self) -> None:
         os.close(self.fd)
         if self._index_fds is not None:
@@ -305,30 +312,35 @@ class PartitionReader:
 
     def _open(self, offset: int) -> _OpenSegment:
         """Open the segment holding ``offset`` (the one with the largest base <= offset)."""
-        # Closed segments never change, so the cached listing is right for an offset below the last
-        # cached base's successor; the last one may have rolled since, so look again there.
-        bases = self._bases
-        i = bisect.bisect_right(bases, offset) - 1
-        if i < 0 or i == len(bases) - 1:
-            bases = self._bases = list_segments(self.directory)
+        # Closed segments change only by deletion (retention) or replacement (the cleaner), so the
+        # cached listing is right for an offset below the last cached base's successor unless a
+        # file is gone; the last one may have rolled since, so look again there.
+        for attempt in range(2):
+            bases = self._bases
             i = bisect.bisect_right(bases, offset) - 1
-        if i < 0:
-            raise self._out_of_range(offset, self._read_state().high_watermark)
-        base = bases[i]
-        if self._segment is not None and self._segment.base == base:
-            return self._segment
-        try:
-            seg = _OpenSegment(self.directory, base)
-        except FileNotFoundError:
-            self._bases = []  # retention removed it: list again next time
-            raise self._out_of_range(offset, self._read_state().high_watermark) from None
-        if self._segment is not None:
-            self._segment.close()
-        self._segment = seg
-        self._cursor = None
-        self._held = None
-        self._rest = None
-        return seg
+            if attempt or i < 0 or i == len(bases) - 1:
+                bases = self._bases = list_segments(self.directory)
+                i = bisect.bisect_right(bases, offset) - 1
+            if i < 0:
+                raise self._out_of_range(offset, self._read_state().high_watermark)
+            base = bases[i]
+            if self._segment is not None and self._segment.base == base and not self._segment.replaced():
+                return self._segment
+            try:
+                seg = _OpenSegment(self.directory, base)
+            except FileNotFoundError:
+                # Retention removed it (then the offset is out of range), or the cleaner merged it
+                # into the segment before it (then that one holds the offset now): list again.
+                self._bases = []
+                continue
+            if self._segment is not None:
+                self._segment.close()
+            self._segment = seg
+            self._cursor = None
+            self._held = None
+            self._rest = None
+            return seg
+        raise self._out_of_range(offset, self._read_state().high_watermark)
 
     def _out_of_range(self, offset: int, hw: int) -> OffsetOutOfRangeError:
         bases = list_segments(self.directory)

@@ -158,6 +158,42 @@ def test_a_consumer_mid_log_continues_without_skipping_a_surviving_record(make_t
     assert seen[-1] == survivors[-1]
 
 
+def test_a_reader_that_listed_segments_before_a_pass_merged_them_finds_the_merged_segment(make_topic):
+    t = make_topic(cleanup_policy="compact", segment_bytes=600)
+    written = fill(t, n=90, keys=4)
+    end = closed_end(t)
+    bases = list_segments(t.log(0).directory)
+    reader = t.reader(0)
+    try:
+        assert reader.read(0, 1)[0].offset == 0  # lists the segments and opens the first one
+        t.alter({"segment.bytes": 100_000})  # so the pass merges every closed segment into one
+        t = reopen(t)
+        clean_partition(t.log(0), now=NOW, force=True)
+        assert list_segments(t.log(0).directory) == [0, bases[-1]]
+        survivors = compacted(written, end)
+        for offset in (bases[2] + 1, bases[1], 1):  # inside segments that are gone now, then back
+            got = reader.read(offset, 1)
+            assert got[0].offset == next(o for o in survivors if o >= offset)
+    finally:
+        reader.close()
+
+
+def test_a_segment_deleted_while_the_pass_reads_it_ends_the_pass_cleanly(make_topic, monkeypatch):
+    from logbroker import cleaner
+    t = make_topic(cleanup_policy="compact", segment_bytes=600)
+    written = fill(t)
+    real = cleaner._offset_map
+
+    def racing(directory, segments, log_start):
+        t.log(0).delete_records(segments[1].base_offset)  # as if delete-records ran right now
+        return real(directory, segments, log_start)
+    monkeypatch.setattr(cleaner, "_offset_map", racing)
+    report = clean_partition(t.log(0), now=NOW, force=True)
+    assert report.skipped_groups and "deleted during the pass" in report.reason
+    got = read_all(reopen(t))
+    assert all((r.key, r.value, r.timestamp) == written[r.offset] for r in got)
+
+
 def test_tombstones_survive_one_pass_then_go_after_delete_retention_ms(make_topic):
     t = make_topic(cleanup_policy="compact", segment_bytes=600, delete_retention_ms=1000)
     written = fill(t, n=40, keys=4, tombstones={37})  # k1's last record, a tombstone
