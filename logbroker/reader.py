@@ -43,7 +43,7 @@ def segment_max_timestamp(directory: str, base: int, size: int) -> int:
         pass
     fd = os.open(os.path.join(directory, log_name(base)), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     try:
-        return scan_segment(fd, base, size, 1 << 62).max_timestamp
+        return scan_segment(fd, base, size, 1 << 62, gaps=True).max_timestamp  # closed: may be compacted
     finally:
         os.close(fd)
 
@@ -370,7 +370,7 @@ class PartitionReader:
         self._check_identity()
         return found
 
-    def _offset_for_timestamp(self, timestamp: int) -> int | None:
+    def _offset_for_timestamp(self, timestamp: int, retries: int = 3) -> int | None:
         state = self._read_state()
         bases = list_segments(self.directory)
         for base in bases:
@@ -379,11 +379,22 @@ class PartitionReader:
             active = base == state.active_base
             path = os.path.join(self.directory, log_name(base))
             try:
-                size = state.hw_position if active else os.path.getsize(path)
-                max_ts = state.max_timestamp if active else segment_max_timestamp(self.directory, base, size)
                 seg = _OpenSegment(self.directory, base)
             except FileNotFoundError:
-                continue  # retention removed it meanwhile
+                if retries and base < bases[-1]:
+                    # Removed meanwhile: by retention (skip it), or merged by the cleaner into an
+                    # earlier segment already passed over (look again from the start).
+                    return self._offset_for_timestamp(timestamp, retries - 1)
+                continue
+            try:
+                # The size of the file opened (a cleaner may swap the name at any moment).
+                size = state.hw_position if active else os.fstat(seg.fd).st_size
+                max_ts = state.max_timestamp if active else segment_max_timestamp(self.directory, base, size)
+            except (FileNotFoundError, CorruptionError):
+                max_ts = timestamp  # its indexes are being replaced: scan it
+            except BaseException:
+                seg.close()
+                raise
             if max_ts < timestamp and not active:
                 seg.close()
                 continue

@@ -178,6 +178,40 @@ def test_a_reader_that_listed_segments_before_a_pass_merged_them_finds_the_merge
         reader.close()
 
 
+def test_a_timestamp_lookup_running_while_a_pass_merges_segments_still_finds_the_first_record(
+        make_topic, monkeypatch):
+    from logbroker import reader as reader_module
+    t = make_topic(cleanup_policy="compact", segment_bytes=600)
+    written = fill(t, n=90, keys=4)
+    end = closed_end(t)
+    stale = list_segments(t.log(0).directory)
+    t.alter({"segment.bytes": 100_000})  # the pass merges every closed segment into segment 0
+    t = reopen(t)
+    survivors = compacted(written, end)
+    real = reader_module.segment_max_timestamp
+    passes = []
+
+    def pass_runs_right_after(directory, base, size):
+        found = real(directory, base, size)
+        if not passes:  # the lookup has looked at the old segment 0 and will skip it
+            passes.append(None)  # (the pass itself calls this function too)
+            passes[0] = clean_partition(t.log(0), now=NOW, force=True)
+        return found
+    monkeypatch.setattr(reader_module, "segment_max_timestamp", pass_runs_right_after)
+    target = stale[2] + 1  # its segment is merged away while the lookup runs
+    reader = t.reader(0)
+    try:
+        assert reader.offset_for_timestamp(T0 + target) == next(o for o in survivors if o >= target)
+    finally:
+        reader.close()
+    assert passes[0].ran and list_segments(t.log(0).directory) == [0, stale[-1]]
+    # and the newest timestamp of a compacted segment without its indexes is found by a scan over the gaps
+    directory = t.log(0).directory
+    os.unlink(os.path.join(directory, "00000000000000000000.timeindex"))
+    assert real(directory, 0, os.path.getsize(os.path.join(directory, "00000000000000000000.log"))) \
+        == T0 + max(o for o in survivors if o < end)
+
+
 def test_a_segment_deleted_while_the_pass_reads_it_ends_the_pass_cleanly(make_topic, monkeypatch):
     from logbroker import cleaner
     t = make_topic(cleanup_policy="compact", segment_bytes=600)

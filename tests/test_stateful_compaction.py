@@ -122,5 +122,5 @@ class CompactionMachine(RuleBasedStateMachine):
             assert report["ok"], report["problems"]
 
 
-CompactionMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
+CompactionMachine.TestCase.settings = settings(max_examples=30, stateful_step_count=30, deadline=None)
 test_compaction_against_the_model = CompactionMachine.TestCase
