@@ -72,17 +72,19 @@ class _State:
 state = _State()
 
 
-def broker(create: bool = False):
+def broker(create: bool = False, max_block_ms: Optional[int] = None):
     """The Broker of --data-dir. Only commands that write pass ``create``; they say when the data
     directory was created (read-only commands never create it)."""
     from logbroker.broker import Broker
-    b = Broker(state.data_dir, create=create)
+    b = Broker(state.data_dir, create=create) if max_block_ms is None else \
+        Broker(state.data_dir, create=create, max_block_ms=max_block_ms)
     if b.created:
         err(f"Created data directory {os.path.abspath(b.data_dir)}")
     return b
 
 
 ELSEWHERE = f"--data-dir DIR or {ENV_DATA_DIR}=DIR to look elsewhere"
+MAX_BLOCK_HELP = "Wait at most this long for a partition lock another process holds (Kafka's max.block.ms)."
 
 
 def where(b) -> str:
@@ -138,7 +140,7 @@ def topics_create(
     name: Annotated[Optional[str], typer.Argument(help="Topic name: letters, digits, '.', '_' and '-'.")] = None,
     partitions: Annotated[int, typer.Option("--partitions", "-p", help="Number of partitions.")] = 3,
     config: Annotated[Optional[List[str]], typer.Option(
-        "--config", "-c", help="Topic config key=value (segment.bytes, retention.ms, fsync, ...).")] = None,
+        "--config", "-c", metavar="KEY=VALUE", help="Topic config (segment.bytes, retention.ms, fsync, ...); repeat for more.")] = None,
     if_not_exists: Annotated[bool, typer.Option(
         "--if-not-exists", help="Succeed without changing anything when the topic already exists.")] = False,
     topic: TopicOption = None,
@@ -194,7 +196,7 @@ def topics_describe(
 def topics_alter(
     ctx: typer.Context,
     name: Annotated[Optional[str], typer.Argument(help="Topic name.")] = None,
-    config: Annotated[Optional[List[str]], typer.Option("--config", "-c", help="Config key=value to set.")] = None,
+    config: Annotated[Optional[List[str]], typer.Option("--config", "-c", metavar="KEY=VALUE", help="Config to set; repeat for more.")] = None,
     partitions: Annotated[Optional[int], typer.Option("--partitions", help="New (larger) partition count.")] = None,
     topic: TopicOption = None,
     bootstrap_server: BootstrapServer = None,
@@ -244,6 +246,7 @@ def publish(
     header: Annotated[Optional[List[str]], typer.Option(
         "--header", metavar="KEY=VALUE", help="A header on every record (repeat for more).")] = None,
     bootstrap_server: BootstrapServer = None,
+    max_block_ms: Annotated[int, typer.Option("--max-block-ms", help=MAX_BLOCK_HELP)] = 60000,
     ctx: typer.Context = None,
 ) -> None:
     """Publish JSON lines (one record per line) to a topic, like kafka-console-producer.
@@ -260,7 +263,7 @@ def publish(
                                 partition=partition, fsync=fsync, num_partitions=partitions,
                                 on_error=lambda msg: err(msg),
                                 on_progress=_progress("published") if progress_enabled() else None,
-                                key_separator=key_separator, headers=headers)
+                                key_separator=key_separator, headers=headers, max_block_ms=max_block_ms)
     finally:
         if file:
             stream.close()
@@ -424,7 +427,9 @@ def _stdout_closed() -> bool:
 
 @app.command()
 def replay(
-    topic: Annotated[str, typer.Argument(help="Topic to re-read.")],
+    ctx: typer.Context,
+    topic: Annotated[Optional[str], typer.Argument(envvar="KAFKA_TOPIC", show_envvar=True, help="Topic to re-read.")] = None,
+    topic_option: TopicOption = None,
     from_offset: Annotated[Optional[int], typer.Option("--from-offset", help="First offset (inclusive).")] = None,
     from_time: Annotated[Optional[str], typer.Option("--from-time", help="First record at or after this ISO-8601 time.")] = None,
     to_offset: Annotated[Optional[int], typer.Option("--to-offset", help="Stop before this offset.")] = None,
@@ -438,6 +443,7 @@ def replay(
     Example: logbroker replay orders --from-offset 0 --to-offset 100 --partition 0
     """
     from logbroker.admin import replay as run_replay
+    topic = _one_topic(ctx, topic, topic_option)
     if from_offset is None and from_time is None:
         raise errors.InvalidConfigError("give --from-offset N or --from-time ISO8601")
     records = run_replay(state.data_dir, topic, from_offset, to_offset, partition,
@@ -447,7 +453,8 @@ def replay(
     if to_topic is not None:
         from logbroker.admin import republish
         count = republish(broker(create=True).data_dir, records, to_topic, on_progress=progress)
-        err(f"Replayed {count} records from {topic} into {to_topic}")
+        from logbroker.render import plural
+        err(f"Replayed {plural(count, 'record')} from {topic} into {to_topic}")
         return
     write = _record_writer(format)
     for r in records:
@@ -455,7 +462,8 @@ def replay(
         write(r, count)
         progress(count)
     sys.stdout.flush()
-    err(f"Replayed {count} records")
+    from logbroker.render import plural
+    err(f"Replayed {plural(count, 'record')}")
 
 
 @groups_app.command("list")
@@ -482,12 +490,16 @@ def groups_describe(
     from logbroker.admin import describe_group
     _no_server(bootstrap_server)
     group = _one_topic(ctx, group, group_option, what="group", param="group", env=None)
-    rows = describe_group(broker().data_dir, group)
+    from logbroker.admin import group_members
+    b = broker()
+    rows, members = describe_group(b.data_dir, group), group_members(b.data_dir, group)
     if json:
         print_json([{k: getattr(r, k) for k in r.__dataclass_fields__} for r in rows])
     else:
-        from logbroker.render import group_description
-        typer.echo(group_description(group, rows))
+        from logbroker.render import AUTO_COMMIT_NOTE, group_description
+        typer.echo(group_description(group, rows, members))
+        if members:  # live consumers: their commits trail what they printed
+            err(AUTO_COMMIT_NOTE)
 
 
 @groups_app.command("delete")
@@ -568,7 +580,7 @@ def demo(orders: Annotated[int, typer.Option("--orders", help="How many orders t
 @app.command()
 def inspect(
     path: Annotated[str, typer.Argument(help="A .log, .index or .timeindex file, or a partition directory.")],
-    verify: Annotated[bool, typer.Option("--verify", help="Check every checksum and index entry; exit 3 on corruption.")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Check every byte as recover would; print a verdict, exit 3 unless OK.")] = False,
     print_records: Annotated[bool, typer.Option("--print-records", help="Include every record (like --print-data-log).")] = False,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -583,8 +595,11 @@ def inspect(
         from logbroker.render import inspect_report
         typer.echo(inspect_report(report))
     if verify and not report.get("ok", False):
-        for p in report.get("problems", []):
+        # stderr gets what is wrong; the verdict line ends stdout (the same check recover acts on).
+        for p in report.get("damage", report.get("problems", [])):
             err(f"corruption: {p}")
+        for p in report.get("repairs", []):
+            err(f"needs recovery: {p}")
         raise typer.Exit(3)
 
 
@@ -592,10 +607,11 @@ def inspect(
 def retention(
     topic: Annotated[Optional[str], typer.Argument(help="Topic (default: every topic).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would be deleted.")] = False,
+    max_block_ms: Annotated[int, typer.Option("--max-block-ms", help=MAX_BLOCK_HELP)] = 60000,
 ) -> None:
     """Apply retention.ms / retention.bytes now, then compact compacted topics.  Example: logbroker retention orders --dry-run"""
     from logbroker.render import compact_summary, retention_summary
-    b = broker()
+    b = broker(max_block_ms=max_block_ms)
     reports = b.apply_retention(topic, dry_run=dry_run)
     if not reports:
         err(f"No topics in data directory {where(b)}; {ELSEWHERE}.")
@@ -653,15 +669,25 @@ def delete_records(
 
 
 @app.command()
-def recover(topic: Annotated[Optional[str], typer.Argument(help="Topic (default: every topic).")] = None) -> None:
-    """Check and repair partitions now: torn tails, indexes, leftovers.  Example: logbroker recover orders"""
-    from logbroker.render import recover_summary
-    b = broker()
+def recover(
+    topic: Annotated[Optional[str], typer.Argument(help="Topic (default: every topic).")] = None,
+    max_block_ms: Annotated[int, typer.Option("--max-block-ms", help=MAX_BLOCK_HELP)] = 60000,
+) -> None:
+    """Check and repair partitions now: torn tails, lost state files, indexes, leftovers; exit 3 when damage was left alone.  Example: logbroker recover orders"""
+    from logbroker.render import recover_problems, recover_summary
+    b = broker(max_block_ms=max_block_ms)
     reports = b.recover(topic)
     if not reports:
         err(f"No topics in data directory {where(b)}; {ELSEWHERE}.")
         return
-    typer.echo(recover_summary(reports))
+    summary = recover_summary(reports)
+    if summary:
+        typer.echo(summary)
+    problems = recover_problems(reports)
+    for p in problems:
+        err(f"error: {p}")
+    if problems:
+        raise typer.Exit(3)
 
 
 # -- bench (perf tools) --
@@ -778,9 +804,24 @@ def main() -> None:
                 err(f"error: {message}{hint}")
             sys.exit(exc.exit_code)
         if isinstance(exc, OSError):
-            err(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+            where = exc.filename or _stdout_if_raised_here(exc)
+            err(f"error: {exc.strerror or exc}" + (f": {where}" if where else ""))
             sys.exit(1)
         raise
+
+
+def _stdout_if_raised_here(exc: BaseException) -> Optional[str]:
+    """An OSError with no file name raised by a write in this file is a write to standard output
+    (records, tables): name where it goes, e.g. a file on a full disk."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None or tb.tb_frame.f_code.co_filename != __file__:
+        return None
+    try:
+        return f"standard output ({os.readlink('/proc/self/fd/1')})"
+    except OSError:
+        return "standard output"
 
 
 if __name__ == "__main__":
