@@ -402,3 +402,32 @@ def test_cli_compact_delete_records_and_topic_configs(data_dir, tmp_path):
     assert r.returncode == 2 and "partitions[0]" in r.stderr and "bad.json" in r.stderr
     r = _cli(data_dir, "delete-records", "prof", "--partition", "0", "--before-offset", "-1")
     assert r.returncode == 0 and "low_watermark: 31" in r.stdout
+
+
+def test_inspect_lists_a_pending_swap_as_a_repair_not_damage_and_recover_finishes_it(make_topic, monkeypatch):
+    from logbroker import cleaner
+    t = make_topic(cleanup_policy="compact", segment_bytes=600)
+    written = fill(t, n=90, keys=4)
+    end = closed_end(t)
+    t.alter({"segment.bytes": 100_000})  # one group: a swap that replaces segment 0 and removes others
+    t = reopen(t)
+    real = cleaner._finish_swap
+
+    def dies_after_replacing(log, base, next_offset, entries):
+        # what a kill -9 right after step 5 leaves: the new segment 0, old segments after it, the .swap
+        directory = log.directory
+        from logbroker import fsutil
+        swap = os.path.join(directory, cleaner._swap_name(base, next_offset))
+        fsutil.replace_keeping(swap, os.path.join(directory, f"{base:020d}.log"))
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cleaner, "_finish_swap", dies_after_replacing)
+    with pytest.raises(KeyboardInterrupt):
+        clean_partition(t.log(0), now=NOW, force=True)
+    monkeypatch.setattr(cleaner, "_finish_swap", real)
+    directory = t.log(0).directory
+    report = inspect_path(directory)
+    assert not report["damage"] and any("finish the cleaner's swap" in r for r in report["repairs"])
+    t = reopen(t)
+    assert any("finished the swap" in a for a in t.log(0).recover().actions)
+    assert inspect_path(directory)["ok"]
+    assert [r.offset for r in read_all(reopen(t))] == compacted(written, end)
