@@ -18,6 +18,8 @@ import typer
 # imports the library modules it needs, help is formatted by click (rich_markup_mode=None, no rich),
 # and cli_typer coerces parameters without pydantic. Text output is built by logbroker.render.
 from logbroker.cli_typer import plain_command
+from logbroker.cli_kafka import (BootstrapServer, GroupOption, TopicOption, no_server, one_name,
+                                 producer_options)
 from logbroker import errors
 
 ENV_DATA_DIR = "LOGBROKER_DATA_DIR"  # = logbroker.broker.ENV_DATA_DIR, not imported for start-up's sake
@@ -31,38 +33,6 @@ app = typer.Typer(
 )
 topics_app = typer.Typer(help="Create, list, describe, alter and delete topics (like kafka-topics).", **PLAIN)
 app.add_typer(topics_app, name="topics")
-
-
-BootstrapServer = Annotated[Optional[str], typer.Option(
-    "--bootstrap-server", metavar="HOST:PORT",
-    help="Accepted for Kafka's tools' sake: logbroker needs no server and reads the data directory.")]
-
-
-TopicOption = Annotated[Optional[str], typer.Option("--topic", help="The topic, Kafka's spelling.")]
-GroupOption = Annotated[Optional[str], typer.Option("--group", help="The group, Kafka's spelling.")]
-
-
-def _no_server(bootstrap_server: Optional[str]) -> None:
-    """``--bootstrap-server``: today logbroker has no server to reach; say so and use the data directory."""
-    if bootstrap_server is not None:
-        from logbroker.broker import data_dir_path
-        err(f"Note: logbroker needs no server; --bootstrap-server {bootstrap_server} is not used. Records are "
-            f"in the data directory {os.path.abspath(data_dir_path(state.data_dir))} "
-            f"(--data-dir or ${ENV_DATA_DIR} to point elsewhere).")
-
-
-def _one_topic(ctx: typer.Context, positional: Optional[str], option: Optional[str], what: str = "topic",
-               param: str = "topic", env: Optional[str] = "KAFKA_TOPIC") -> str:
-    """The TOPIC argument or Kafka's --topic option (the same name when both are given)."""
-    if option is not None:
-        source = getattr(ctx.get_parameter_source(param), "name", None)  # typer may vendor click: no import
-        if positional is not None and positional != option and source != "ENVIRONMENT":
-            raise errors.InvalidConfigError(f"two {what}s given: {positional} and --{what} {option}; give one")
-        return option
-    if positional is None:
-        hint = f" or set {env}" if env else ""
-        raise errors.InvalidNameError(f"no {what} given: pass {what.upper()}{hint}, or --{what} {what.upper()}")
-    return positional
 
 
 class _State:
@@ -149,8 +119,8 @@ def topics_create(
     """Create a topic.  Example: logbroker topics create orders --partitions 3 --config retention.ms=86400000"""
     from logbroker.config import parse_config_pairs
     from logbroker.render import plural
-    _no_server(bootstrap_server)
-    name = _one_topic(ctx, name, topic, param="name", env=None)
+    no_server(bootstrap_server, state.data_dir)
+    name = one_name(ctx, name, topic, param="name", env=None)
     try:
         t = broker(create=True).create_topic(name, partitions, parse_config_pairs(config or []))
     except errors.TopicExistsError:
@@ -168,7 +138,7 @@ def topics_list(
     bootstrap_server: BootstrapServer = None,
 ) -> None:
     """List topics.  Example: logbroker topics list"""
-    _no_server(bootstrap_server)
+    no_server(bootstrap_server, state.data_dir)
     b = broker()
     print_names(b.list_topics(), json, "topics", b)
 
@@ -182,8 +152,8 @@ def topics_describe(
     bootstrap_server: BootstrapServer = None,
 ) -> None:
     """Partitions, offsets, segments, sizes and config of a topic.  Example: logbroker topics describe orders"""
-    _no_server(bootstrap_server)
-    name = _one_topic(ctx, name, topic, param="name", env=None)
+    no_server(bootstrap_server, state.data_dir)
+    name = one_name(ctx, name, topic, param="name", env=None)
     info = broker().describe_topic(name)
     if json:
         print_json(info)
@@ -204,8 +174,8 @@ def topics_alter(
     """Change a topic's config or grow its partitions.  Example: logbroker topics alter orders --config retention.ms=3600000"""
     from logbroker.config import parse_config_pairs
     from logbroker.render import config_text, plural
-    _no_server(bootstrap_server)
-    name = _one_topic(ctx, name, topic, param="name", env=None)
+    no_server(bootstrap_server, state.data_dir)
+    name = one_name(ctx, name, topic, param="name", env=None)
     t = broker().alter_topic(name, parse_config_pairs(config or []), partitions)
     err(f"Altered topic {t.name}: {plural(t.partitions, 'partition')}; config {config_text(t.config.to_kafka())}")
     if partitions is not None:
@@ -220,8 +190,8 @@ def topics_delete(
     bootstrap_server: BootstrapServer = None,
 ) -> None:
     """Delete a topic with all its records and committed offsets.  Example: logbroker topics delete orders"""
-    _no_server(bootstrap_server)
-    name = _one_topic(ctx, name, topic, param="name", env=None)
+    no_server(bootstrap_server, state.data_dir)
+    name = one_name(ctx, name, topic, param="name", env=None)
     broker().delete_topic(name)
     err(f"Deleted topic {name}.")
 
@@ -254,9 +224,9 @@ def publish(
     Example: logbroker generate 10 | logbroker publish kpop_merchandise_orders
     """
     from logbroker.publish import publish_lines
-    _no_server(bootstrap_server)
-    topic = _one_topic(ctx, topic, topic_option)
-    key_separator, headers = _producer_options(property or [], header or [], key, key_field)
+    no_server(bootstrap_server, state.data_dir)
+    topic = one_name(ctx, topic, topic_option)
+    key_separator, headers = producer_options(property or [], header or [], key, key_field)
     stream = open(file, "rb") if file else sys.stdin.buffer
     try:
         summary = publish_lines(broker(create=True).data_dir, topic, stream, key_field=key_field, key=key,
@@ -271,29 +241,6 @@ def publish(
     err(publish_summary(summary, topic))
     if summary.failed:
         raise typer.Exit(1)
-
-
-def _producer_options(properties: list[str], headers: list[str], key: Optional[str],
-                      key_field: Optional[str]) -> tuple[Optional[str], Optional[dict]]:
-    """kafka-console-producer's --property parse.key / key.separator and --header k=v, checked."""
-    from logbroker.render import parse_properties
-    props = parse_properties(properties, ("parse.key", "key.separator"))
-    parse_key = props.get("parse.key", "false").lower()
-    if parse_key not in ("true", "false"):
-        raise errors.InvalidConfigError(f"--property parse.key={props['parse.key']}: use true or false")
-    separator = props.get("key.separator", "\t") if parse_key == "true" else None
-    if separator == "":
-        raise errors.InvalidConfigError("--property key.separator must not be empty")
-    if separator is not None and (key is not None or key_field is not None):
-        raise errors.InvalidConfigError("--property parse.key=true takes the key from each line; "
-                                        "leave out --key and --key-field")
-    parsed = {}
-    for pair in headers:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise errors.InvalidConfigError(f"--header {pair!r} is not of the form key=value")
-        parsed[name] = value
-    return separator, parsed or None
 
 
 def _progress(verb: str):
@@ -379,8 +326,8 @@ def consume(
     """
     from logbroker.console import consume as run_consume
     from logbroker.render import PRINT_PROPERTIES, parse_properties
-    _no_server(bootstrap_server)
-    topic = _one_topic(ctx, topic, topic_option)
+    no_server(bootstrap_server, state.data_dir)
+    topic = one_name(ctx, topic, topic_option)
     write = _record_writer(format, parse_properties(property or [], PRINT_PROPERTIES))
     paced = sys.stdout.isatty() or max_messages is None
 
@@ -443,7 +390,7 @@ def replay(
     Example: logbroker replay orders --from-offset 0 --to-offset 100 --partition 0
     """
     from logbroker.admin import replay as run_replay
-    topic = _one_topic(ctx, topic, topic_option)
+    topic = one_name(ctx, topic, topic_option)
     if from_offset is None and from_time is None:
         raise errors.InvalidConfigError("give --from-offset N or --from-time ISO8601")
     records = run_replay(state.data_dir, topic, from_offset, to_offset, partition,
@@ -472,7 +419,7 @@ def groups_list(
     bootstrap_server: BootstrapServer = None,
 ) -> None:
     """List consumer groups.  Example: logbroker groups list"""
-    _no_server(bootstrap_server)
+    no_server(bootstrap_server, state.data_dir)
     from logbroker.admin import list_groups
     b = broker()
     print_names(list_groups(b.data_dir), json, "consumer groups", b)
@@ -488,8 +435,8 @@ def groups_describe(
 ) -> None:
     """Committed offsets, lag and members of a group.  Example: logbroker groups describe billing"""
     from logbroker.admin import describe_group
-    _no_server(bootstrap_server)
-    group = _one_topic(ctx, group, group_option, what="group", param="group", env=None)
+    no_server(bootstrap_server, state.data_dir)
+    group = one_name(ctx, group, group_option, what="group", param="group", env=None)
     from logbroker.admin import group_members
     b = broker()
     rows, members = describe_group(b.data_dir, group), group_members(b.data_dir, group)
@@ -511,8 +458,8 @@ def groups_delete(
 ) -> None:
     """Delete a group's committed offsets (refused while it has live members).  Example: logbroker groups delete billing"""
     from logbroker.admin import delete_group
-    _no_server(bootstrap_server)
-    group = _one_topic(ctx, group, group_option, what="group", param="group", env=None)
+    no_server(bootstrap_server, state.data_dir)
+    group = one_name(ctx, group, group_option, what="group", param="group", env=None)
     delete_group(broker().data_dir, group)
     err(f"Deleted group {group}.")
 
@@ -538,8 +485,8 @@ def groups_reset_offsets(
     Example: logbroker groups reset-offsets billing --topic orders --to-earliest --execute
     """
     from logbroker.admin import execute_reset, plan_reset_offsets
-    _no_server(bootstrap_server)
-    group = _one_topic(ctx, group, group_option, what="group", param="group", env=None)
+    no_server(bootstrap_server, state.data_dir)
+    group = one_name(ctx, group, group_option, what="group", param="group", env=None)
     if topic is None:
         raise errors.InvalidConfigError("--topic is required: TOPIC, or TOPIC:P,P,... for some partitions")
     specs = [s for s, on in (("to-earliest", to_earliest), ("to-latest", to_latest), ("to-current", to_current),
