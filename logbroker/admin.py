@@ -387,3 +387,28 @@ def republish(data_dir: str | None, records: Iterable[Record], to_topic: str,
                 on_progress(count)
     return count
 
+
+
+def parse_offsets_json(data: bytes, path: str) -> list[tuple[str, int, int]]:
+    """Kafka's ``kafka-delete-records --offset-json-file``:
+    ``{"partitions":[{"topic":"t","partition":0,"offset":10}],"version":1}`` as (topic, partition,
+    offset) triples; any other shape is an error naming the file and the entry."""
+    import orjson
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidConfigError(f"{path}: not JSON ({exc})", path=path) from None
+    entries = doc.get("partitions") if isinstance(doc, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise InvalidConfigError(f'{path}: expected {{"partitions":[{{"topic":..,"partition":..,"offset":..}}],'
+                                 f'"version":1}} with at least one partition', path=path)
+    out = []
+    for i, e in enumerate(entries):
+        ok = (isinstance(e, dict) and isinstance(e.get("topic"), str)
+              and all(type(e.get(k)) is int for k in ("partition", "offset"))
+              and e["partition"] >= 0 and e["offset"] >= -1)
+        if not ok:
+            raise InvalidConfigError(f"{path}: partitions[{i}] must have a string topic, a partition >= 0 and "
+                                     f"an integer offset >= -1, got {orjson.dumps(e).decode()}", path=path)
+        out.append((e["topic"], e["partition"], e["offset"]))
+    return out

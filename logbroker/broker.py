@@ -198,6 +198,35 @@ class Broker:
         """Run retention on every partition of ``topic`` (default: every topic)."""
         return self._each_log(topic, lambda log: log.apply_retention(now=now, dry_run=dry_run))
 
+    def compact(self, topic: str | None = None, dry_run: bool = False, now: int | None = None,
+                force: bool = False) -> list:
+        """One cleaning pass (:mod:`logbroker.cleaner`) on every partition of ``topic``, or of every
+        topic whose ``cleanup.policy`` includes ``compact``; a list of CleaningReport."""
+        from .cleaner import clean_partition
+        if topic is None:
+            names = [n for n in self.list_topics() if self.topic(n).config.compact]
+        else:
+            names = [topic]
+        reports = []
+        for name in names:
+            reports.extend(self._each_log(name, lambda log: clean_partition(log, now=now, dry_run=dry_run,
+                                                                            force=force)))
+        return reports
+
+    def delete_records(self, offsets: list[tuple[str, int, int]]) -> list[RetentionReport]:
+        """Kafka's DeleteRecords: for each ``(topic, partition, before_offset)`` advance the log start
+        offset (``-1``: to the high watermark) and delete the segments wholly below it. Every
+        topic and partition is checked before anything changes."""
+        topics = {}
+        for name, partition, _offset in offsets:
+            t = topics.get(name) or topics.setdefault(name, self.topic(name))
+            t.check_partition(partition)
+        try:
+            return [topics[name].log(p).delete_records(offset) for name, p, offset in offsets]
+        finally:
+            for t in topics.values():
+                t.close()
+
     def recover(self, topic: str | None = None) -> list[RecoveryReport]:
         """Run a full recovery on every partition of ``topic`` (default: every topic), after
         finishing the deletions that stopped half-way, then repair the committed offsets of its

@@ -26,10 +26,11 @@ it without waiting when it can, and otherwise says that a writer may be changing
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 from . import fsutil
-from .checkpoint import LOG_START_NAME, STATE_NAME, PartitionState, StateFile, read_log_start
+from .checkpoint import CLEANER_NAME, LOG_START_NAME, STATE_NAME, PartitionState, StateFile, read_log_start
 from .errors import CorruptionError
 from .index import IndexEntries, load_index
 from .record import parse_line
@@ -132,11 +133,14 @@ def tail_damage(fd: int, path: str, result: ScanResult, size: int, hw_position: 
     return None
 
 
-def _scan(path: str, base: int, index_interval: int) -> tuple[ScanResult, int, int]:
+_CLEANER_LEFTOVER = re.compile(r"(\d{20})\.(\d{20})\.(cleaned|swap)\Z")
+
+
+def _scan(path: str, base: int, index_interval: int, gaps: bool = False) -> tuple[ScanResult, int, int]:
     """(scan, size, fd) of a whole segment; the caller closes ``fd``."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     size = os.fstat(fd).st_size
-    return scan_segment(fd, base, size, index_interval), size, fd
+    return scan_segment(fd, base, size, index_interval, gaps=gaps), size, fd
 
 
 def _index_sane(fd: int, directory: str, base: int, limit: int, closed_next: int | None) -> IndexEntries | None:
@@ -174,6 +178,16 @@ def check_partition(directory: str, topic: str, partition: int, index_interval: 
             check.temp_files.append(name)
             check.repairs.append(f"remove leftover temp file {name} (an atomic replace that never finished)")
     bases = list_segments(directory)
+    # Compaction (FORMAT.md, "Compacted logs"): gaps are expected where the cleaner has worked, and
+    # the segments a pending swap replaces are as good as gone.
+    compacted = os.path.exists(os.path.join(directory, CLEANER_NAME))
+    for name in sorted(os.listdir(directory)):
+        m = _CLEANER_LEFTOVER.match(name)
+        if m is not None:
+            check.repairs.append(f"remove {name}, a cleaned segment whose swap never started" if m.group(3) == "cleaned"
+                                 else f"finish the cleaner's swap {name}")
+            if m.group(3) == "swap":
+                bases = [b for b in bases if not int(m.group(1)) < b < int(m.group(2))]
     state, problem = state_problem(directory)
     check.state, check.state_problem = state, problem
 
@@ -220,7 +234,7 @@ def check_partition(directory: str, topic: str, partition: int, index_interval: 
     expected = None
     for base in bases:
         path = os.path.join(directory, log_name(base))
-        if expected is not None and base != expected:
+        if expected is not None and base != expected and not (compacted and expected < base):
             how = (f"offsets {expected} to {base - 1} are missing" if expected < base
                    else f"offsets {base} to {expected - 1} overlap")
             check.damage_at.append((path, 0, expected))
@@ -231,7 +245,7 @@ def check_partition(directory: str, topic: str, partition: int, index_interval: 
         if base == active:
             _check_active(check, path, base, index_interval, state if trusted else None)
         else:
-            result, size, fd = _scan(path, base, index_interval)
+            result, size, fd = _scan(path, base, index_interval, gaps=compacted)
             try:
                 seg = SegmentCheck(base, path, size, result.valid_end, result.next_offset, result.records, None)
                 i = bases.index(base)
@@ -245,11 +259,13 @@ def check_partition(directory: str, topic: str, partition: int, index_interval: 
                                         f"cut. Copy the partition aside and read it with `logbroker inspect "
                                         f"{directory} --print-records`")
                 else:
-                    entries = _index_sane(fd, directory, base, size, result.next_offset)
-                    if entries is None or result.next_offset != nxt:
+                    # a compacted segment may end below the next base; its closing entry names that base
+                    ends = result.next_offset == nxt or (compacted and result.next_offset < nxt)
+                    entries = _index_sane(fd, directory, base, size, nxt if ends else result.next_offset)
+                    if entries is None or not ends:
                         what = (f"rebuild the indexes of closed segment {log_name(base)} "
                                 f"(missing, insane or pointing at no batch start)")
-                        if result.next_offset != nxt:
+                        if not ends:
                             pass  # the gap is reported as damage above
                         elif check.writer_active and nxt == active:
                             # A roll appends the closing time-index entry after creating the new segment.

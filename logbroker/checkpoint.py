@@ -3,7 +3,9 @@
 - ``high-watermark``: 84 bytes, rewritten in place under the partition lock after every append and
   read lock-free by consumers. A crc guards against a read racing a rewrite; the reader retries.
 - ``log-start-offset-checkpoint``: Kafka's checkpoint text, replaced atomically by retention
-  *before* any segment below the new log start offset is unlinked.
+  *before* any segment below the new log start offset is unlinked (by retention or delete-records).
+- ``cleaner-offset-checkpoint``: the same text; the first dirty offset of a compacted partition,
+  replaced atomically at the end of each cleaning pass.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from dataclasses import dataclass
 from . import fsutil
 from .errors import CorruptionError
 
-__all__ = ["PartitionState", "StateFile", "read_log_start", "write_log_start", "STATE_NAME", "LOG_START_NAME"]
+__all__ = ["PartitionState", "StateFile", "read_log_start", "write_log_start", "STATE_NAME", "LOG_START_NAME",
+           "CLEANER_NAME", "read_cleaner_offset", "write_cleaner_offset"]
 
 STATE_NAME = "high-watermark"
 LOG_START_NAME = "log-start-offset-checkpoint"
+CLEANER_NAME = "cleaner-offset-checkpoint"
 _STATE = struct.Struct("<4sIQQQQQQQqqI")
 _BODY = _STATE.size - 4
 _MAGIC = b"LBHW"
@@ -119,7 +123,24 @@ class StateFile:
 
 def read_log_start(partition_dir: str, topic: str, partition: int) -> int:
     """The persisted log start offset (0 when retention never ran)."""
-    path = os.path.join(partition_dir, LOG_START_NAME)
+    return _read_offset(os.path.join(partition_dir, LOG_START_NAME), topic, partition, "log start offset")
+
+
+def read_cleaner_offset(partition_dir: str, topic: str, partition: int) -> int | None:
+    """The first dirty offset recorded by the last cleaning pass (None when none ran)."""
+    path = os.path.join(partition_dir, CLEANER_NAME)
+    if not os.path.exists(path):
+        return None
+    return _read_offset(path, topic, partition, "cleaner offset")
+
+
+def write_cleaner_offset(partition_dir: str, topic: str, partition: int, offset: int) -> None:
+    path = os.path.join(partition_dir, CLEANER_NAME)
+    fsutil.atomic_write(path, f"0\n1\n{topic} {partition} {offset}\n".encode("ascii"))
+
+
+def _read_offset(path: str, topic: str, partition: int, what: str) -> int:
+    """One offset from a Kafka checkpoint file naming one partition (0 when the file is missing)."""
     try:
         with open(path, "rb") as f:
             text = f.read().decode("ascii")
@@ -136,7 +157,7 @@ def read_log_start(partition_dir: str, topic: str, partition: int) -> int:
             raise ValueError
         return int(offset)
     except (ValueError, IndexError):
-        raise CorruptionError(f"{path} is not a valid log start offset checkpoint", path=path) from None
+        raise CorruptionError(f"{path} is not a valid {what} checkpoint", path=path) from None
 
 
 def write_log_start(partition_dir: str, topic: str, partition: int, offset: int) -> None:

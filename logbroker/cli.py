@@ -597,14 +597,63 @@ def retention(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would be deleted.")] = False,
     max_block_ms: Annotated[int, typer.Option("--max-block-ms", help=MAX_BLOCK_HELP)] = 60000,
 ) -> None:
-    """Apply retention.ms / retention.bytes now.  Example: logbroker retention orders --dry-run"""
-    from logbroker.render import retention_summary
+    """Apply retention.ms / retention.bytes now, then compact compacted topics.  Example: logbroker retention orders --dry-run"""
+    from logbroker.render import compact_summary, retention_summary
     b = broker(max_block_ms=max_block_ms)
     reports = b.apply_retention(topic, dry_run=dry_run)
     if not reports:
         err(f"No topics in data directory {where(b)}; {ELSEWHERE}.")
         return
     typer.echo(retention_summary(reports, dry_run))
+    if topic is None or b.topic(topic).config.compact:
+        cleaned = b.compact(topic, dry_run=dry_run)
+        if cleaned:
+            typer.echo(compact_summary(cleaned, dry_run))
+
+
+@app.command()
+def compact(
+    topic: Annotated[Optional[str], typer.Argument(help="Topic (default: every topic with cleanup.policy=compact).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what a pass would do.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Clean whatever the dirty ratio (min.compaction.lag.ms still applies).")] = False,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Run one log-compaction pass: keep the latest record per key.  Example: logbroker compact profiles --dry-run"""
+    from logbroker.render import compact_summary
+    reports = broker().compact(topic, dry_run=dry_run, force=force)
+    if json:
+        print_json([r.to_dict() for r in reports])
+    else:
+        typer.echo(compact_summary(reports, dry_run))
+
+
+@app.command("delete-records")
+def delete_records(
+    topic: Annotated[Optional[str], typer.Argument(help="Topic (or use --offset-json-file).")] = None,
+    partition: Annotated[Optional[int], typer.Option("--partition", "-p", help="Partition.")] = None,
+    before_offset: Annotated[Optional[int], typer.Option(
+        "--before-offset", help="New log start offset; -1 means the high watermark.")] = None,
+    offset_json_file: Annotated[Optional[str], typer.Option(
+        "--offset-json-file", help='Kafka\'s file: {"partitions":[{"topic":..,"partition":..,"offset":..}],"version":1}.')] = None,
+) -> None:
+    """Delete records below an offset (advance the log start offset).  Example: logbroker delete-records orders --partition 0 --before-offset 100"""
+    from logbroker.render import delete_records_summary
+    if offset_json_file is not None:
+        if topic is not None or partition is not None or before_offset is not None:
+            raise errors.InvalidConfigError("give either --offset-json-file or TOPIC --partition --before-offset")
+        from logbroker.admin import parse_offsets_json
+        try:
+            with open(offset_json_file, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise errors.InvalidConfigError(f"cannot read {offset_json_file}: {exc.strerror}") from None
+        offsets = parse_offsets_json(data, offset_json_file)
+    elif topic is None or partition is None or before_offset is None:
+        raise errors.InvalidConfigError("delete-records needs TOPIC --partition P --before-offset N "
+                                        "(or --offset-json-file FILE)")
+    else:
+        offsets = [(topic, partition, before_offset)]
+    typer.echo(delete_records_summary(broker().delete_records(offsets)))
 
 
 @app.command()

@@ -7,6 +7,9 @@ Defaults differ from Kafka's where a laptop differs from a broker:
   grained; 16 MiB is still ~65,000 records of 250 bytes, so file counts stay small.
 - everything else keeps Kafka's value: ``segment.ms`` 7 days, ``retention.ms`` 7 days,
   ``retention.bytes`` unlimited, ``max.message.bytes`` 1 MiB, ``index.interval.bytes`` 4096.
+- compaction keeps Kafka's keys and defaults: ``cleanup.policy`` ``delete`` (``compact`` or
+  ``compact,delete``), ``min.cleanable.dirty.ratio`` 0.5, ``min.compaction.lag.ms`` 0,
+  ``max.compaction.lag.ms`` never, ``delete.retention.ms`` 24 hours.
 - ``fsync`` (logbroker's own key) is ``always``: an acknowledged record survives power loss.
   ``interval`` syncs every ``flush.ms`` (Kafka's key); ``never`` leaves it to the OS.
 """
@@ -18,7 +21,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from .errors import InvalidConfigError, InvalidNameError
 
-__all__ = ["TopicConfig", "validate_topic_name", "validate_group_name", "DEFAULT_PARTITIONS", "parse_config_pairs",
+__all__ = ["TopicConfig", "CLEANUP_POLICIES", "validate_topic_name", "validate_group_name", "DEFAULT_PARTITIONS", "parse_config_pairs",
            "DEFAULT_MAX_BLOCK_MS", "check_max_block_ms"]
 
 #: Partitions of a topic created implicitly by ``publish`` (Kafka's ``num.partitions`` is 1; three
@@ -39,7 +42,17 @@ _KEYS = {
     "index.interval.bytes": "index_interval_bytes",
     "fsync": "fsync",
     "flush.ms": "flush_ms",
+    "cleanup.policy": "cleanup_policy",
+    "min.cleanable.dirty.ratio": "min_cleanable_dirty_ratio",
+    "min.compaction.lag.ms": "min_compaction_lag_ms",
+    "max.compaction.lag.ms": "max_compaction_lag_ms",
+    "delete.retention.ms": "delete_retention_ms",
 }
+
+#: Kafka's ``cleanup.policy`` values (a list; these are its three meaningful spellings).
+CLEANUP_POLICIES = ("delete", "compact", "compact,delete")
+#: Kafka's default ``max.compaction.lag.ms``: Long.MAX_VALUE, i.e. never forces a pass.
+MAX_LAG_NEVER = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +65,11 @@ class TopicConfig:
     index_interval_bytes: int = 4096
     fsync: str = "always"
     flush_ms: int = 1000
+    cleanup_policy: str = "delete"
+    min_cleanable_dirty_ratio: float = 0.5
+    min_compaction_lag_ms: int = 0
+    max_compaction_lag_ms: int = MAX_LAG_NEVER
+    delete_retention_ms: int = 24 * 3600 * 1000
 
     def __post_init__(self) -> None:
         def positive(name: str, value: int, minimum: int = 1, maximum: int | None = None) -> None:
@@ -69,6 +87,26 @@ class TopicConfig:
         positive("flush.ms", self.flush_ms, 1)
         if self.fsync not in ("always", "interval", "never"):
             raise InvalidConfigError(f"fsync must be always, interval or never, got {self.fsync!r}")
+        if self.cleanup_policy not in CLEANUP_POLICIES:
+            raise InvalidConfigError(f"cleanup.policy must be delete, compact or compact,delete, "
+                                     f"got {self.cleanup_policy!r}", key="cleanup.policy")
+        ratio = self.min_cleanable_dirty_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio <= 1:
+            raise InvalidConfigError(f"min.cleanable.dirty.ratio must be a number from 0 to 1, got {ratio!r}",
+                                     key="min.cleanable.dirty.ratio")
+        positive("min.compaction.lag.ms", self.min_compaction_lag_ms, 0)
+        positive("max.compaction.lag.ms", self.max_compaction_lag_ms, 1)
+        positive("delete.retention.ms", self.delete_retention_ms, 0)
+
+    @property
+    def compact(self) -> bool:
+        """``cleanup.policy`` includes ``compact``: keyed records only, and the cleaner runs."""
+        return "compact" in self.cleanup_policy.split(",")
+
+    @property
+    def delete(self) -> bool:
+        """``cleanup.policy`` includes ``delete``: retention.ms and retention.bytes apply."""
+        return "delete" in self.cleanup_policy.split(",")
 
     def to_kafka(self) -> dict[str, object]:
         """The config under Kafka's key names (as stored in topic.json)."""
@@ -93,7 +131,16 @@ class TopicConfig:
 def _coerce(key: str, attr: str, raw: object) -> object:
     kind = {f.name: f.type for f in fields(TopicConfig)}[attr]
     if kind == "str":
-        return str(raw)
+        text = str(raw).strip()
+        # Kafka spells the policy list either way round ("delete,compact" is "compact,delete").
+        return ",".join(sorted(text.replace(" ", "").split(","))) if key == "cleanup.policy" else text
+    if kind == "float":
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            return float(raw)
+        try:
+            return float(str(raw).strip())
+        except ValueError:
+            raise InvalidConfigError(f"{key} must be a number, got {raw!r}", key=key) from None
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw
     try:

@@ -6,6 +6,7 @@ These types hold parsed lines; they know nothing of the bytes on disk (that is :
 
 from __future__ import annotations
 
+import binascii
 from itertools import repeat
 from types import MappingProxyType
 from typing import Iterator, Sequence
@@ -18,7 +19,10 @@ class Record:
 
     ``topic``, ``partition``, ``offset``, ``timestamp``, ``key``, ``headers`` (a read-only mapping of
     str to str, empty when the record has none) and ``value`` (the decoded JSON value, or its raw
-    JSON bytes when read with ``raw=True``). It wraps the parsed line as it came from orjson, so
+    JSON bytes when read with ``raw=True``). A value a Kafka client sent that is not canonical compact
+    JSON is ``bytes``, and ``None`` when it was null (FORMAT.md, "Bytes keys, values and headers");
+    read raw, it stays the JSON string the line holds and the line's ``venc`` field says how to read
+    it. It wraps the parsed line as it came from orjson, so
     reading a batch allocates one small object per record; ``value``, what nearly every consumer
     reads, is a plain attribute, the other fields are looked up in the line on access.
     """
@@ -33,8 +37,31 @@ class Record:
 
     offset = property(lambda self: self._d["offset"], doc="The record's offset in its partition.")
     timestamp = property(lambda self: self._d["timestamp"], doc="Milliseconds since the epoch.")
-    key = property(lambda self: self._d["key"], doc="The key (str) or None.")
-    headers = property(lambda self: self._d.get("headers") or _NO_HEADERS, doc="Headers, str to str.")
+    key = property(lambda self: self._d["key"], doc="The key (str), None, or bytes for a key a Kafka client "
+                                                    "sent that is not UTF-8.")
+    @property
+    def headers(self):
+        """Headers: a mapping of str to str (None for a null value). Headers a Kafka client sent with
+        a repeated name or a value that is not UTF-8 map each name to its last value, as str or bytes;
+        :attr:`header_list` has them all, in order."""
+        headers = self._d.get("headers")
+        if not headers:
+            return _NO_HEADERS
+        if isinstance(headers, dict):
+            return headers
+        return MappingProxyType({name: value if value is None or isinstance(value, str) else _header_bytes(value)
+                                 for name, value in headers})
+
+    @property
+    def header_list(self) -> list[tuple[str, "str | bytes | None"]]:
+        """Every header in order, repeats included: (name, value as str, bytes when not UTF-8, or None)."""
+        headers = self._d.get("headers")
+        if not headers:
+            return []
+        if isinstance(headers, dict):
+            return list(headers.items())
+        return [(name, value if value is None or isinstance(value, str) else _header_bytes(value))
+                for name, value in headers]
 
     def __repr__(self) -> str:
         return (
@@ -53,7 +80,7 @@ class Record:
         """The record as Kafka's envelope: topic, partition, offset, timestamp, key, headers, value."""
         d = self._d
         return {"topic": self.topic, "partition": self.partition, "offset": d["offset"],
-                "timestamp": d["timestamp"], "key": d["key"], "headers": dict(d.get("headers") or {}),
+                "timestamp": d["timestamp"], "key": d["key"], "headers": dict(self.headers),
                 "value": self.value}
 
 
@@ -70,6 +97,10 @@ class RawRecord(Record):
 
 
 _NO_HEADERS = MappingProxyType({})
+
+
+def _header_bytes(value: dict) -> bytes:
+    return binascii.a2b_base64(value["base64"])
 
 
 class Records(Sequence[Record]):

@@ -54,6 +54,7 @@ __all__ = [
     "make_dir",
     "remove_file",
     "rename_durably",
+    "replace_keeping",
     "TMP_SUFFIX",
 ]
 
@@ -239,6 +240,29 @@ def rename_durably(src: str, dst: str) -> None:
     """Rename (refusing to overwrite a non-empty directory) and fsync the parent directory."""
     os.rename(src, dst)
     sync_dir(os.path.dirname(dst) or ".")
+
+
+def replace_keeping(src: str, dst: str) -> None:
+    """Atomically replace ``dst`` with the file at ``src`` while ``src`` keeps its name too.
+
+    A hard link to a temporary name, renamed over ``dst``, then a directory fsync: readers see the
+    old ``dst`` or the new one, never neither, and ``src`` still marks the step as unfinished for
+    recovery (the cleaner's swap, FORMAT.md "Compacted logs"). Idempotent.
+    """
+    directory = os.path.dirname(dst) or "."
+    if os.path.lexists(dst) and os.path.samefile(src, dst):
+        # Done before a crash. (rename() of one hard link over another of the same file does
+        # nothing and would leave the temporary name behind.)
+        sync_dir(directory)
+        return
+    tmp = f"{dst}.{secrets.token_hex(4)}{TMP_SUFFIX}"
+    os.link(src, tmp)
+    try:
+        os.replace(tmp, dst)
+    except BaseException:
+        remove_file(tmp)
+        raise
+    sync_dir(directory)
 
 
 def remove_file(path: str, missing_ok: bool = True) -> None:

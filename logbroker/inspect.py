@@ -2,8 +2,9 @@
 
 ``inspect_path`` accepts a ``.log``, an ``.index``, a ``.timeindex`` or a partition directory and
 returns a plain dict (the CLI prints it as text or JSON). Verification reads every byte: each line
-checksum (not only the per-batch ones readers use), offset contiguity, and each index entry against
-the log. Problems are listed with file, position and offset; ``ok`` is False when any was found.
+checksum (not only the per-batch ones readers use), offset order (contiguous inside a batch and in
+the active segment; closed segments may have gaps between batches after compaction, counted as
+``gaps`` and ``missing_offsets``), and each index entry against the log. Problems are listed with file, position and offset; ``ok`` is False when any was found.
 """
 
 from __future__ import annotations
@@ -54,11 +55,13 @@ def _base_of(path: str) -> int:
     return int(stem) if stem.isdigit() else 0
 
 
-def _inspect_log(path: str, with_records: bool) -> dict[str, Any]:
+def _inspect_log(path: str, with_records: bool, gaps: bool = True) -> dict[str, Any]:
+    """Verify one ``.log``. ``gaps``: batches may start above the offset after the previous one (a
+    closed segment the cleaner compacted); inside a batch offsets are always consecutive."""
     base = _base_of(path)
     size = os.path.getsize(path)
     out: dict[str, Any] = {"path": path, "kind": "log", "base_offset": base, "size": size,
-                           "batches": [], "problems": []}
+                           "batches": [], "problems": [], "gaps": 0, "missing_offsets": 0}
     expected = base
     count = 0
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
@@ -77,7 +80,10 @@ def _inspect_log(path: str, with_records: bool) -> dict[str, Any]:
                     batch["crc_valid"] = False
                     out["problems"].append(f"{path}: line {i} of the batch at position {fpos + start}: {exc}")
                     continue
-                if rec["offset"] != expected:
+                if rec["offset"] > expected and gaps and i == 0:
+                    out["gaps"] += 1
+                    out["missing_offsets"] += rec["offset"] - expected
+                elif rec["offset"] != expected:
                     out["problems"].append(f"{path}: position {fpos + start}: offset {rec['offset']} where "
                                            f"{expected} was expected")
                 expected = rec["offset"] + 1

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from . import fsutil
-from .checkpoint import PartitionState, StateFile, read_log_start, write_log_start
+from .checkpoint import CLEANER_NAME, PartitionState, StateFile, read_log_start, write_log_start
 from .config import DEFAULT_MAX_BLOCK_MS, TopicConfig
-from .errors import CorruptionError, FencedError, FsyncError, LogBrokerError, RecordTooLargeError, UnsafePathError
+from .errors import (CorruptionError, FencedError, FsyncError, InvalidRecordError, LogBrokerError,
+                     OffsetOutOfRangeError, RecordTooLargeError, UnsafePathError)
 from .fsutil import FsyncPolicy
 from .check import PartitionCheck, check_partition, tail_damage
 from .index import IndexEntries, load_index, write_index
@@ -180,6 +181,8 @@ class PartitionLog:
         """
         if not records:
             return []
+        if self.config.compact and any(r[1] == b"null" for r in records):
+            raise self._keyless()
         limit = self.config.max_message_bytes
         return self._append(lambda base: encode_records(base, records, limit), policy)
 
@@ -189,6 +192,8 @@ class PartitionLog:
         (group commit). Results are per batch written, in order."""
         if len(groups) == 1:
             return self.append(groups[0], policy)
+        if self.config.compact and any(r[1] == b"null" for records in groups for r in records):
+            raise self._keyless()
         limit = self.config.max_message_bytes
 
         def encode(base: int) -> list[EncodedBatch]:
@@ -198,6 +203,11 @@ class PartitionLog:
                 base += len(records)
             return out
         return self._append(encode, policy)
+
+    def _keyless(self) -> InvalidRecordError:
+        return InvalidRecordError(f"Compacted topic cannot accept message without key in topic partition "
+                                  f"{self.topic}-{self.partition} (cleanup.policy={self.config.cleanup_policy})",
+                                  topic=self.topic, partition=self.partition)
 
     def append_values(self, values: list, timestamp: int, key_json: bytes, headers_json: bytes,
                       policy: FsyncPolicy | None = None) -> list[AppendResult]:
@@ -209,6 +219,8 @@ class PartitionLog:
         """
         if not values:
             return []
+        if self.config.compact and key_json == b"null":
+            raise self._keyless()
         limit = self.config.max_message_bytes
         return self._append(lambda base: encode_values(base, values, timestamp, key_json, headers_json, limit),
                             policy)
@@ -530,8 +542,10 @@ class PartitionLog:
             # Reopen the state file: the one this process opened may have been deleted since.
             self._state_file.close()
             self._state_file = StateFile(self.directory, create=True)
+            from .cleaner import finish_swaps  # the cleaner sits above the log; its swaps first
+            swaps = finish_swaps(self, locked=True)
             check = check_partition(self.directory, self.topic, self.partition, self.config.index_interval_bytes)
-            report.actions = list(check.repairs)
+            report.actions = swaps + list(check.repairs)
             report.problems = list(check.damage)
             report.truncated_bytes = check.truncated_bytes
             if check.repairs:
@@ -573,12 +587,16 @@ class PartitionLog:
     def _rebuild_closed_index(self, base: int) -> None:
         """Rewrite a closed segment's indexes from its bytes (the check found them unusable)."""
         log_path = os.path.join(self.directory, log_name(base))
+        # A compacted partition's closed segment may have gaps and end below the next base (FORMAT.md).
+        compacted = os.path.exists(os.path.join(self.directory, CLEANER_NAME))
+        later = [b for b in list_segments(self.directory) if b > base]
         fd = os.open(log_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         try:
-            result = scan_segment(fd, base, os.fstat(fd).st_size, self.config.index_interval_bytes)
+            result = scan_segment(fd, base, os.fstat(fd).st_size, self.config.index_interval_bytes, gaps=compacted)
         finally:
             os.close(fd)
-        result.entries.closing = (result.max_timestamp, result.next_offset)
+        result.entries.closing = (result.max_timestamp, max(result.next_offset, later[0]) if later and compacted
+                                  else result.next_offset)
         write_index(os.path.join(self.directory, index_name(base)),
                     os.path.join(self.directory, timeindex_name(base)), result.entries)
 
@@ -627,6 +645,35 @@ class PartitionLog:
                 self._unlink_segment(seg.base_offset)
             fsutil.sync_dir(self.directory)
             report.log_start_offset = new_start
+            return report
+
+    def delete_records(self, before_offset: int) -> RetentionReport:
+        """Kafka's DeleteRecords: advance the log start offset to ``before_offset`` (-1: the high
+        watermark) and delete the closed segments wholly below it.
+
+        The checkpoint is written before any unlink (as retention does). An offset above the high
+        watermark raises OffsetOutOfRangeError; one at or below the log start offset changes nothing.
+        """
+        with self._locked():
+            state = self._writer_state()
+            hw = state.high_watermark
+            target = hw if before_offset == -1 else before_offset
+            if target < 0 or target > hw:
+                raise OffsetOutOfRangeError(
+                    f"cannot delete records of {self.topic}-{self.partition} before offset {before_offset}: "
+                    f"the high watermark is {hw}", topic=self.topic, partition=self.partition,
+                    offset=before_offset, log_end_offset=hw)
+            log_start = read_log_start(self.directory, self.topic, self.partition)
+            report = RetentionReport(self.topic, self.partition, [], "delete-records", log_start)
+            if target <= log_start:
+                return report
+            write_log_start(self.directory, self.topic, self.partition, target)
+            infos = self.segment_infos()
+            report.deleted = [s for s in infos[:-1] if s.next_offset <= target]
+            for seg in report.deleted:
+                self._unlink_segment(seg.base_offset)
+            fsutil.sync_dir(self.directory)
+            report.log_start_offset = target
             return report
 
     def _unlink_segment(self, base: int) -> None:

@@ -7,7 +7,8 @@ Kafka's rules (``LogSegment.shouldRoll``, ``UnifiedLog.deleteOldSegments``), res
 - retention walks the *closed* segments oldest first, deleting while a rule holds and stopping at the
   first segment it keeps: segments wholly below the log start offset; then, while the partition is
   over ``retention.bytes`` by at least the segment's size; then, while the segment's newest timestamp
-  is more than ``retention.ms`` old. The active segment is never deleted.
+  is more than ``retention.ms`` old. The active segment is never deleted. The last two rules apply
+  only when ``cleanup.policy`` includes ``delete`` (Kafka's rule; compaction is in compaction.py).
 - a segment whose newest timestamp lies in the future (the clock went back) is not expired.
 """
 
@@ -59,6 +60,9 @@ def segments_to_delete(segments: list[SegmentInfo], config: TopicConfig, now_ms:
             break
     if doomed:
         reasons.append("log start offset")
+
+    if not config.delete:
+        return doomed, ", ".join(reasons)  # cleanup.policy=compact: only the log start offset deletes
 
     if config.retention_bytes >= 0:
         excess = sum(s.size for s in segments) - config.retention_bytes - sum(s.size for s in doomed)

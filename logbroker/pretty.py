@@ -5,6 +5,7 @@ Used by ``logbroker consume --format pretty`` and the demo. Pure functions from 
 
 from __future__ import annotations
 
+import binascii
 from typing import Any
 
 import orjson
@@ -52,12 +53,18 @@ def format_pretty(record: Record, number: int) -> str:
 
 
 def format_value(value: Any) -> bytes:
-    """A value as one JSON line (raw JSON bytes pass through unchanged)."""
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value)
-    return orjson.dumps(value)
+    """A value as one JSON line. Bytes (a value a Kafka client sent that is not canonical JSON) are
+    shown losslessly as ``{"$base64": "<the bytes in base64>"}``."""
+    return orjson.dumps(value, default=_bytes_as_json)
 
 
 def format_envelope(record: Record) -> bytes:
-    """Kafka's envelope as one JSON object: topic, partition, offset, timestamp, key, headers, value."""
-    return orjson.dumps(record.to_dict())
+    """Kafka's envelope as one JSON object: topic, partition, offset, timestamp, key, headers, value.
+    Bytes keys, values and header values are shown as :func:`format_value` shows bytes."""
+    return orjson.dumps(record.to_dict(), default=_bytes_as_json)
+
+
+def _bytes_as_json(obj: Any) -> Any:
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return {"$base64": binascii.b2a_base64(obj, newline=False).decode("ascii")}
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")

@@ -168,8 +168,15 @@ class Producer:
 
     def send(self, topic: str, value: Any = None, key: str | None = None, partition: int | None = None,
              timestamp_ms: int | None = None, headers: dict[str, str] | None = None) -> FutureRecordMetadata:
+        """Buffer one record; its future resolves once the record is appended.
+
+        ``value=None`` sends a **null value**, as Kafka's clients do: with a key it is a tombstone,
+        which deletes the key from a compacted topic (FORMAT.md, "Tombstones"). Consumers read it
+        back as ``None``. To store the JSON ``null`` itself, use ``send_json(topic, b"null")``.
+        A topic with ``cleanup.policy=compact`` refuses a record without a key (InvalidRecordError).
+        """
         batches = self._batches.get(topic)
-        if batches is None or key is not None or headers or timestamp_ms is not None or self._closed:
+        if batches is None or key is not None or headers or timestamp_ms is not None or self._closed or value is None:
             return self._send(topic, value, key, partition, timestamp_ms, headers)
         # The common case (no key, headers or timestamp) in one frame: what _route, PendingRecord
         # and _add do, without their calls. Anything unusual goes the general way, which raises.
@@ -292,6 +299,7 @@ class Producer:
         as Kafka's sticky partitioner does). Records buffered by ``send`` for that partition are
         written first, so order is kept. Each value is serialized straight into its line under the
         partition lock; a value JSON cannot hold fails the whole call and nothing of it is written.
+        Values are JSON values here: ``None`` is the JSON ``null``, not a tombstone (use ``send``).
         Returns one future for the whole batch.
         """
         batches, partition = self._route(topic, key, partition)

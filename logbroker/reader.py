@@ -45,7 +45,7 @@ def segment_max_timestamp(directory: str, base: int, size: int) -> int:
         pass
     fd = os.open(os.path.join(directory, log_name(base)), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     try:
-        return scan_segment(fd, base, size, 1 << 62).max_timestamp
+        return scan_segment(fd, base, size, 1 << 62, gaps=True).max_timestamp  # closed: may be compacted
     finally:
         os.close(fd)
 
@@ -87,6 +87,13 @@ class _OpenSegment:
     def position_for_timestamp(self, timestamp: int, limit: int) -> int:
         fds = self.index_fds()
         return search_timestamp(fds[0], fds[1], timestamp, limit) if fds else 0
+
+    def replaced(self) -> bool:
+        """True when the name now leads to another file (the cleaner swapped it) or to none."""
+        try:
+            return os.stat(self.path).st_ino != os.fstat(self.fd).st_ino
+        except FileNotFoundError:
+            return True
 
     def close(self) -> None:
         os.close(self.fd)
@@ -261,17 +268,21 @@ class PartitionReader:
             offset = lines[-1]["offset"] + 1
         while len(lines) < max_records and offset < hw:
             seg, pos = self._position(offset, state)
-            limit = state.hw_position if seg.base == state.active_base else os.fstat(seg.fd).st_size
-            if pos >= limit:
-                if seg.base == state.active_base:
-                    break
-                self._open(offset)  # the next segment starts at this offset
-                self._cursor = (offset, 0)
-                continue
+            active = seg.base == state.active_base
+            limit = state.hw_position if active else os.fstat(seg.fd).st_size
             got = len(lines)
-            self._read_segment(seg, pos, limit, offset, max_records, raw, lines, values)
+            if pos < limit:
+                self._read_segment(seg, pos, limit, offset, max_records, raw, lines, values)
             if len(lines) == got:
-                break
+                # Nothing at or after ``offset`` in this segment. A closed segment may end in a gap
+                # (compaction, FORMAT.md): go on at the next segment's base.
+                nxt = None if active else self._next_base(seg.base)
+                if nxt is None:
+                    break
+                offset = max(offset, nxt)
+                if self._open(offset).base == offset:
+                    self._cursor = (offset, 0)
+                continue
             offset = lines[-1]["offset"] + 1
         return out
 
@@ -317,9 +328,20 @@ class PartitionReader:
                 f"corruption in {seg.path} at position {exc.position}: {exc.reason}",
                 path=seg.path, position=exc.position, offset=offset) from None
 
+    def _next_base(self, base: int) -> int | None:
+        """The base offset of the segment after the one at ``base`` (listed again when not cached)."""
+        i = bisect.bisect_right(self._bases, base)
+        if i >= len(self._bases):
+            self._bases = list_segments(self.directory)
+            i = bisect.bisect_right(self._bases, base)
+        return self._bases[i] if i < len(self._bases) else None
+
     def _position(self, offset: int, state: PartitionState) -> tuple[_OpenSegment, int]:
         if self._cursor is not None and self._cursor[0] == offset and self._segment is not None:
             return self._segment, self._cursor[1]
+        if offset < read_log_start(self.directory, self.topic, self.partition):
+            # delete-records moved the log start into a segment: what lies below it is gone.
+            raise self._out_of_range(offset, state.high_watermark)
         seg = self._open(offset)
         size = state.hw_position if seg.base == state.active_base else os.fstat(seg.fd).st_size
         pos = seg.position_for_offset(offset, size)
@@ -343,30 +365,35 @@ class PartitionReader:
 
     def _open(self, offset: int) -> _OpenSegment:
         """Open the segment holding ``offset`` (the one with the largest base <= offset)."""
-        # Closed segments never change, so the cached listing is right for an offset below the last
-        # cached base's successor; the last one may have rolled since, so look again there.
-        bases = self._bases
-        i = bisect.bisect_right(bases, offset) - 1
-        if i < 0 or i == len(bases) - 1:
-            bases = self._bases = list_segments(self.directory)
+        # Closed segments change only by deletion (retention) or replacement (the cleaner), so the
+        # cached listing is right for an offset below the last cached base's successor unless a
+        # file is gone; the last one may have rolled since, so look again there.
+        for attempt in range(2):
+            bases = self._bases
             i = bisect.bisect_right(bases, offset) - 1
-        if i < 0:
-            raise self._out_of_range(offset, self._read_state().high_watermark)
-        base = bases[i]
-        if self._segment is not None and self._segment.base == base:
-            return self._segment
-        try:
-            seg = _OpenSegment(self.directory, base)
-        except FileNotFoundError:
-            self._bases = []  # retention removed it: list again next time
-            raise self._out_of_range(offset, self._read_state().high_watermark) from None
-        if self._segment is not None:
-            self._segment.close()
-        self._segment = seg
-        self._cursor = None
-        self._held = None
-        self._rest = None
-        return seg
+            if attempt or i < 0 or i == len(bases) - 1:
+                bases = self._bases = list_segments(self.directory)
+                i = bisect.bisect_right(bases, offset) - 1
+            if i < 0:
+                raise self._out_of_range(offset, self._read_state().high_watermark)
+            base = bases[i]
+            if self._segment is not None and self._segment.base == base and not self._segment.replaced():
+                return self._segment
+            try:
+                seg = _OpenSegment(self.directory, base)
+            except FileNotFoundError:
+                # Retention removed it (then the offset is out of range), or the cleaner merged it
+                # into the segment before it (then that one holds the offset now): list again.
+                self._bases = []
+                continue
+            if self._segment is not None:
+                self._segment.close()
+            self._segment = seg
+            self._cursor = None
+            self._held = None
+            self._rest = None
+            return seg
+        raise self._out_of_range(offset, self._read_state().high_watermark)
 
     def _out_of_range(self, offset: int, hw: int) -> OffsetOutOfRangeError:
         bases = list_segments(self.directory)
@@ -396,7 +423,7 @@ class PartitionReader:
         self._check_identity()
         return found
 
-    def _offset_for_timestamp(self, timestamp: int) -> int | None:
+    def _offset_for_timestamp(self, timestamp: int, retries: int = 3) -> int | None:
         state = self._read_state()
         bases = list_segments(self.directory)
         for base in bases:
@@ -405,11 +432,22 @@ class PartitionReader:
             active = base == state.active_base
             path = os.path.join(self.directory, log_name(base))
             try:
-                size = state.hw_position if active else os.path.getsize(path)
-                max_ts = state.max_timestamp if active else segment_max_timestamp(self.directory, base, size)
                 seg = _OpenSegment(self.directory, base)
             except FileNotFoundError:
-                continue  # retention removed it meanwhile
+                if retries and base < bases[-1]:
+                    # Removed meanwhile: by retention (skip it), or merged by the cleaner into an
+                    # earlier segment already passed over (look again from the start).
+                    return self._offset_for_timestamp(timestamp, retries - 1)
+                continue
+            try:
+                # The size of the file opened (a cleaner may swap the name at any moment).
+                size = state.hw_position if active else os.fstat(seg.fd).st_size
+                max_ts = state.max_timestamp if active else segment_max_timestamp(self.directory, base, size)
+            except (FileNotFoundError, CorruptionError):
+                max_ts = timestamp  # its indexes are being replaced: scan it
+            except BaseException:
+                seg.close()
+                raise
             if max_ts < timestamp and not active:
                 seg.close()
                 continue

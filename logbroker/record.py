@@ -26,6 +26,7 @@ import orjson
 
 from .consumer_record import Records
 from .errors import InvalidRecordError, RecordTooLargeError
+from .record_bytes import MARK, decode_marked, encode_kafka
 
 __all__ = [
     "PendingRecord",
@@ -36,6 +37,8 @@ __all__ = [
     "decode_batch",
     "BatchStatus",
     "PREFIX_LEN",
+    "rebatch",
+    "batch_raw_lines",
 ]
 
 PREFIX_LEN = 18
@@ -66,6 +69,7 @@ _KEEP = b"%b"
 
 
 _MAX_TIMESTAMP = 1 << 63
+_NULL_VALUE = b',"venc":"null"'
 
 
 def check_timestamp(timestamp: Any) -> int:
@@ -95,7 +99,12 @@ class PendingRecord(tuple):
             timestamp = check_timestamp(timestamp)
         key_json = encode_key(key)
         headers_json = encode_headers(headers)
-        if value_json is None:
+        if value is None and value_json is None:
+            # A null value (Kafka's: value=None), what compaction reads as a tombstone (FORMAT.md,
+            # "Tombstones"); the JSON null is sent with value_json=b"null".
+            headers_json += _NULL_VALUE
+            value_json = b"null"
+        elif value_json is None:
             try:
                 value_json = dumps_kept(value)
             except (TypeError, orjson.JSONEncodeError) as exc:
@@ -106,6 +115,17 @@ class PendingRecord(tuple):
                 raise InvalidRecordError("record value contains NaN or Infinity, which JSON cannot represent")
         return tuple.__new__(cls, (timestamp, key_json, headers_json, value_json,
                                    len(key_json) + len(headers_json) + len(value_json) + 120))
+
+    @classmethod
+    def from_kafka(cls, timestamp: int, key: bytes | None, headers: Sequence[tuple[str, bytes | None]] | None,
+                   value: bytes | None) -> "PendingRecord":
+        """A record from a Kafka client: bytes key and value, ordered (name, bytes) headers, kept
+        byte for byte (FORMAT.md, "Bytes keys, values and headers"; :mod:`logbroker.record_bytes`)."""
+        if type(timestamp) is not int or not 0 <= timestamp < _MAX_TIMESTAMP:
+            timestamp = check_timestamp(timestamp)
+        key_json, extras_json, value_json = encode_kafka(key, headers, value)
+        return tuple.__new__(cls, (timestamp, key_json, extras_json, value_json,
+                                   len(key_json) + len(extras_json) + len(value_json) + 120))
 
     timestamp = property(itemgetter(0))
     key_json = property(itemgetter(1))
@@ -411,6 +431,16 @@ def batch_records(buf: bytes, start: int, first: dict, rest_start: int, end: int
 
 def batch_lines(buf: bytes, start: int, first: dict, rest_start: int, end: int, min_offset: int,
                 raw: bool = False, max_records: int | None = None) -> tuple[list[dict], list[bytes] | None]:
+    """:func:`_batch_lines`, with the fields of Kafka's bytes (``kenc``, ``venc``) decoded for native
+    readers (:func:`~logbroker.record_bytes.decode_marked`); one ``find`` per batch when there are none."""
+    lines, values = _batch_lines(buf, start, first, rest_start, end, min_offset, raw, max_records)
+    if lines and buf.find(MARK, start, end) >= 0:
+        decode_marked(lines, values)
+    return lines, values
+
+
+def _batch_lines(buf: bytes, start: int, first: dict, rest_start: int, end: int, min_offset: int,
+                 raw: bool = False, max_records: int | None = None) -> tuple[list[dict], list[bytes] | None]:
     """The parsed lines of one verified batch (``decode_batch``) from ``min_offset``, at most
     ``max_records`` of them, and with ``raw`` the JSON bytes of their values (else None).
 
@@ -491,3 +521,39 @@ def parse_line(line: bytes) -> dict:
     if b"%08x" % _crc32(line[PREFIX_LEN:].rstrip(b"\n")) != line[8:16]:
         raise ValueError("line checksum mismatch")
     return _loads(line)
+
+
+# -- rewriting batches (the cleaner) -----------------------------------------------------------
+
+_BATCH_MARK = b',"batch":{"count":'
+
+
+def batch_raw_lines(buf: bytes, start: int, end: int) -> list[bytes]:
+    """The lines of one verified batch (``decode_batch``), each without its LF, bytes untouched."""
+    return buf[start:end - 1].split(b"\n")
+
+
+def rebatch(lines: Sequence[bytes], was_first: bool) -> bytes:
+    """One batch made of ``lines``: whole lines of records with consecutive offsets, in order, taken
+    from one batch (FORMAT.md, "Compacted logs").
+
+    Only the first line changes, and only when the framing does: ``was_first`` says it carried the
+    old batch's ``batch`` field, which is dropped; a new one is added when two or more lines
+    remain; its line crc is then recomputed. Every other line is kept byte for byte (its crc
+    covers nothing that moved). The ``batch`` field, when present, is the first occurrence of its
+    mark in a line: it precedes the value, and no string before it can hold an unescaped quote.
+    """
+    first = lines[0]
+    body = first[PREFIX_LEN:]
+    if was_first:
+        cut = body.find(_BATCH_MARK)
+        close = body.index(b"}", cut + len(_BATCH_MARK))
+        body = body[:cut] + body[close + 1:]
+    if len(lines) > 1:
+        tail = b"".join(line + b"\n" for line in lines[1:])
+        cut = body.find(_VALUE_MARK)
+        body = body[:cut] + _BATCH_FIELD % (len(lines), len(tail), _crc32(tail)) + body[cut:]
+        return _LINE % (_crc32(body), body) + tail
+    if was_first:
+        return _LINE % (_crc32(body), body)
+    return first + b"\n"

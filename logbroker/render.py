@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Sequence
 from .errors import InvalidConfigError
 
 __all__ = ["table", "size", "plural", "config_text", "topic_description", "group_description", "AUTO_COMMIT_NOTE",
-           "reset_plan", "inspect_report", "retention_summary", "recover_summary", "recover_problems",
+           "reset_plan", "inspect_report", "retention_summary", "compact_summary", "delete_records_summary", "recover_summary", "recover_problems",
            "publish_summary", "record_formatter", "RECORD_FORMATS",
            "PRINT_PROPERTIES", "parse_properties", "kafka_line"]
 
@@ -146,6 +146,25 @@ def retention_summary(reports: Iterable[Any], dry_run: bool) -> str:
     if lines or not reports:
         return "\n".join(lines) or "Nothing to delete."
     return "\n".join(["Nothing to delete:", *(f"  {r.topic}-{r.partition}: {r.reason}" for r in reports)])
+
+
+def compact_summary(reports: Sequence[Any], dry_run: bool) -> str:
+    """``compact``: one row per partition: whether a pass ran, and what it did or would do."""
+    rows = [[f"{r.topic}-{r.partition}", ("would clean" if r.dry_run else "cleaned") if r.ran else "skipped",
+             f"{r.dirty_ratio:.2f}", f"{r.segments_before}->{r.segments_after}",
+             f"{r.records_before}->{r.records_after}", r.tombstones_removed, size(r.bytes_reclaimed), r.reason]
+            for r in reports]
+    if not rows:
+        return "No compacted topic (set cleanup.policy=compact)."
+    head = "DRY RUN: nothing was changed.\n" if dry_run else ""
+    return head + table(["PARTITION", "PASS", "DIRTY-RATIO", "SEGMENTS", "RECORDS", "TOMBSTONES-REMOVED",
+                         "RECLAIMED", "REASON"], rows)
+
+
+def delete_records_summary(reports: Sequence[Any]) -> str:
+    """``delete-records``: kafka-delete-records' "low_watermark" per partition."""
+    return "\n".join(f"partition: {r.topic}-{r.partition}\tlow_watermark: {r.log_start_offset}\t"
+                     f"segments deleted: {len(r.deleted)}" for r in reports)
 
 
 def recover_summary(reports: Sequence[Any]) -> str:

@@ -111,11 +111,13 @@ class ScanResult:
 
 def scan_segment(fd: int, base_offset: int, limit: int, index_interval: int,
                  start: int = 0, start_offset: int | None = None, entries: IndexEntries | None = None,
-                 max_ts: int = -1) -> ScanResult:
+                 max_ts: int = -1, gaps: bool = False) -> ScanResult:
     """Verify batches from ``start`` to ``limit``, rebuilding index entries as the writer would.
 
     Called with ``start`` = 0 to rebuild a segment, or from a known-good batch start (with the
-    entries and max timestamp known up to it) to check only the tail.
+    entries and max timestamp known up to it) to check only the tail. With ``gaps`` (a closed
+    segment, which the cleaner may have compacted) a batch may start above the offset after the
+    previous one; an offset going backwards is corruption either way.
     """
     entries = entries if entries is not None else IndexEntries(base_offset)
     expected = base_offset if start_offset is None else start_offset
@@ -124,12 +126,13 @@ def scan_segment(fd: int, base_offset: int, limit: int, index_interval: int,
     try:
         for buf, s, first, rest, end, fpos in iter_batches(fd, start, limit):
             batch_pos = fpos + s
-            if first["offset"] != expected:
+            if first["offset"] != expected and not (gaps and first["offset"] > expected):
                 result.error = f"offset {first['offset']} where {expected} was expected"
                 result.corrupt = True
                 return result
             batch = first.get("batch")
             count = batch["count"] if batch else 1
+            expected = first["offset"]
             if batch_pos - last_indexed > index_interval:
                 entries.add(expected, batch_pos, result.max_timestamp)
                 last_indexed = batch_pos
