@@ -1,0 +1,205 @@
+"""Kafka's record batch, magic v2: decoding what producers send, encoding what Fetch returns.
+
+Layout (61-byte header, then the records, compressed as one blob when the codec is not 0):
+baseOffset i64, batchLength i32 (bytes after this field), partitionLeaderEpoch i32, magic i8 (2),
+crc u32 (CRC-32C of everything from attributes to the end), attributes i16 (bits 0-2 codec, 3
+timestamp type, 4 transactional, 5 control), lastOffsetDelta i32, baseTimestamp i64, maxTimestamp
+i64, producerId i64, producerEpoch i16, baseSequence i32, recordsCount i32. A record: length varint,
+attributes i8, timestampDelta varlong, offsetDelta varint, key (varint length, -1 null), value
+(likewise), header count varint, headers (name: varint length + UTF-8; value: varint length, -1
+null). Varints are zig-zag encoded.
+
+Errors are :class:`BatchError` carrying Kafka's error code (2 CORRUPT_MESSAGE, 42 INVALID_REQUEST,
+43 UNSUPPORTED_FOR_MESSAGE_FORMAT, 76 UNSUPPORTED_COMPRESSION_TYPE).
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from .crc32c import crc32c
+
+__all__ = ["BatchError", "ProducedBatch", "decode_batches", "encode_batch", "CODEC_PACKAGES"]
+
+_HEADER = struct.Struct(">qiibIhiqqqhii")
+HEADER_SIZE = _HEADER.size  # 61
+
+#: codec number -> (name, the PyPI package that would decode it)
+CODEC_PACKAGES = {2: ("snappy", "python-snappy"), 3: ("lz4", "lz4"), 4: ("zstd", "zstandard")}
+
+
+class BatchError(ValueError):
+    """A produced batch the broker refuses, with Kafka's error code."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(slots=True)
+class ProducedBatch:
+    """One batch as a producer sent it: its records as (timestamp, key, headers, value) tuples."""
+
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    records: list[tuple[int, bytes | None, list[tuple[str, bytes | None]], bytes | None]] = field(default_factory=list)
+
+
+def _zigzag(buf: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    n = len(buf)
+    while True:
+        if pos >= n:
+            raise BatchError(2, f"record varint runs past the end of the batch at byte {pos}")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return (result >> 1) ^ -(result & 1), pos
+        shift += 7
+        if shift > 63:
+            raise BatchError(2, f"record varint longer than 10 bytes at byte {pos}")
+
+
+def _blob(buf: bytes, pos: int, end: int) -> tuple[bytes | None, int]:
+    n, pos = _zigzag(buf, pos)
+    if n < 0:
+        return None, pos
+    if pos + n > end:
+        raise BatchError(2, f"record field of {n} bytes runs past the end of its record at byte {pos}")
+    return buf[pos:pos + n], pos + n
+
+
+def _decompress(codec: int, data: bytes) -> bytes:
+    if codec == 1:
+        try:
+            return gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise BatchError(2, f"gzip batch does not decompress: {exc}") from None
+    name, package = CODEC_PACKAGES.get(codec, (f"codec {codec}", None))
+    if package is None:
+        raise BatchError(2, f"unknown compression codec {codec}")
+    raise BatchError(76, f"{name} compression is not supported by this server; install the {package} "
+                         f"package to add it")
+
+
+def decode_batches(data: bytes, max_bytes: int | None = None) -> list[ProducedBatch]:
+    """The batches in a Produce request's Records field, each checked (magic, CRC, framing)."""
+    batches = []
+    pos, total = 0, len(data)
+    if total == 0:
+        raise BatchError(42, "empty record set")
+    while pos < total:
+        if total - pos < HEADER_SIZE:
+            raise BatchError(2, f"truncated batch header at byte {pos}")
+        (base_offset, length, _epoch, magic, crc, attributes, last_delta, base_ts, _max_ts, pid, pepoch, bseq,
+         count) = _HEADER.unpack_from(data, pos)
+        if magic != 2:
+            raise BatchError(43, f"record batch magic {magic} is not supported (only magic 2, Kafka 0.11+)")
+        end = pos + 12 + length
+        if length < HEADER_SIZE - 12 or end > total:
+            raise BatchError(2, f"batch at byte {pos} claims {length} bytes, {total - pos - 12} present")
+        if crc32c(memoryview(data)[pos + 21:end]) != crc:
+            raise BatchError(2, f"batch at byte {pos} fails its CRC-32C")
+        if attributes & 0x30:
+            raise BatchError(42, "transactional and control batches are not supported (transactions are refused)")
+        if attributes & 0x08:
+            raise BatchError(42, "batches with LogAppendTime timestamps are not accepted from producers")
+        if count < 0 or count != last_delta + 1:
+            raise BatchError(2, f"batch at byte {pos} holds {count} records but its last offset delta is {last_delta}")
+        body = data[pos + HEADER_SIZE:end]
+        codec = attributes & 0x07
+        if codec:
+            body = _decompress(codec, body)
+            if max_bytes is not None and len(body) > max_bytes:
+                raise BatchError(10, f"batch decompresses to {len(body)} bytes, more than {max_bytes}")
+        batch = ProducedBatch(pid, pepoch, bseq)
+        batch.records = _records(body, count, base_ts)
+        batches.append(batch)
+        pos = end
+    return batches
+
+
+def _records(body: bytes, count: int, base_ts: int) -> list:
+    out = []
+    pos, n = 0, len(body)
+    for i in range(count):
+        length, pos = _zigzag(body, pos)
+        end = pos + length
+        if length < 0 or end > n:
+            raise BatchError(2, f"record {i} of {length} bytes runs past the end of its batch")
+        pos += 1  # record attributes, unused
+        ts_delta, pos = _zigzag(body, pos)
+        _offset_delta, pos = _zigzag(body, pos)
+        key, pos = _blob(body, pos, end)
+        value, pos = _blob(body, pos, end)
+        nheaders, pos = _zigzag(body, pos)
+        if nheaders < 0 or nheaders > end - pos:
+            raise BatchError(2, f"record {i} claims {nheaders} headers")
+        headers = []
+        for _ in range(nheaders):
+            name, pos = _blob(body, pos, end)
+            hvalue, pos = _blob(body, pos, end)
+            if name is None:
+                raise BatchError(2, f"record {i} has a header with a null name")
+            try:
+                headers.append((name.decode("utf-8"), hvalue))
+            except UnicodeDecodeError:
+                raise BatchError(2, f"record {i} has a header name that is not UTF-8") from None
+        if pos != end:
+            raise BatchError(2, f"record {i} is {length} bytes long but its fields take {length - (end - pos)}")
+        ts = base_ts + ts_delta
+        if not 0 <= ts < 1 << 63:
+            raise BatchError(2, f"record {i} has timestamp {ts}, outside 0 to 2^63-1 ms")
+        out.append((ts, key, headers, value))
+    if pos != n:
+        raise BatchError(2, f"batch holds {n - pos} bytes after its {count} records")
+    return out
+
+
+# -- encoding ------------------------------------------------------------------------------------
+
+def _varint(out: bytearray, n: int) -> None:
+    n = (n << 1) ^ (n >> 63)
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+
+
+def _field(out: bytearray, data: bytes | None) -> None:
+    if data is None:
+        out.append(1)  # zig-zag -1
+    else:
+        _varint(out, len(data))
+        out += data
+
+
+def encode_batch(base_offset: int, records: Sequence[tuple[int, int, bytes | None, list, bytes | None]]) -> bytes:
+    """One uncompressed batch of ``(offset, timestamp, key, headers, value)`` records (offsets ascending)."""
+    base_ts = records[0][1]
+    max_ts = max(r[1] for r in records)
+    body = bytearray()
+    rec = bytearray()
+    for offset, ts, key, headers, value in records:
+        rec.clear()
+        rec.append(0)
+        _varint(rec, ts - base_ts)
+        _varint(rec, offset - base_offset)
+        _field(rec, key)
+        _field(rec, value)
+        _varint(rec, len(headers))
+        for name, hvalue in headers:
+            _field(rec, name.encode("utf-8"))
+            _field(rec, hvalue)
+        _varint(body, len(rec))
+        body += rec
+    last_delta = records[-1][0] - base_offset
+    after_crc = struct.pack(">hiqqqhii", 0, last_delta, base_ts, max_ts, -1, -1, -1, len(records)) + body
+    head = struct.pack(">qiibI", base_offset, len(after_crc) + 9, 0, 2, crc32c(after_crc))
+    return head + after_crc
