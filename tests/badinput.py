@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CLI = str(ROOT / "cli.py")
 sys.path.insert(0, str(ROOT))
 
-import cli  # noqa: E402
+from logbroker import cli  # noqa: E402
 from logbroker.broker import Broker  # noqa: E402
 from logbroker.producer import Producer  # noqa: E402
 from logbroker.topic import Topic  # noqa: E402

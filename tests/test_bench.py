@@ -12,7 +12,7 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-import cli
+from logbroker import cli
 from logbroker import bench
 from logbroker.producer import Producer
 

@@ -16,8 +16,8 @@ from types import SimpleNamespace
 import pytest
 import typer
 
-import cli
-import cli_typer
+from logbroker import cli
+from logbroker import cli_typer
 from logbroker import render
 
 ROOT = Path(__file__).resolve().parent.parent

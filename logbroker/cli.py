@@ -1,0 +1,532 @@
+"""The logbroker command line: a thin shell over the ``logbroker`` library.
+
+Each command parses its options, makes one library call and renders the result: records to stdout
+as JSON lines, diagnostics to stderr. Errors from the library become one line on stderr and a
+non-zero exit code (2 for bad input, 3 for corruption found by ``inspect --verify``, 1 otherwise).
+"""
+
+# No `from __future__ import annotations`: typer reads every command's annotations at start-up, and
+# string annotations are eval'ed one by one (about 30 ms for this file).
+import os
+import sys
+import time
+from typing import Annotated, List, Optional
+
+import typer
+
+# Start-up matters for a tool run in pipelines: only logbroker.errors is imported here. Each command
+# imports the library modules it needs, help is formatted by click (rich_markup_mode=None, no rich),
+# and cli_typer coerces parameters without pydantic. Text output is built by logbroker.render.
+from logbroker.cli_typer import plain_command
+from logbroker import errors
+
+ENV_DATA_DIR = "LOGBROKER_DATA_DIR"  # = logbroker.broker.ENV_DATA_DIR, not imported for start-up's sake
+PLAIN = dict(rich_markup_mode=None, no_args_is_help=True)
+
+app = typer.Typer(
+    help="logbroker: a durable, append-only log broker backed by plain files (Kafka's model, no server).",
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    **PLAIN,
+)
+topics_app = typer.Typer(help="Create, list, describe, alter and delete topics (like kafka-topics).", **PLAIN)
+app.add_typer(topics_app, name="topics")
+
+
+class _State:
+    data_dir: Optional[str] = None
+
+
+state = _State()
+
+
+def broker():
+    from logbroker.broker import Broker
+    return Broker(state.data_dir)
+
+
+def err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def progress_enabled() -> bool:
+    return sys.stderr.isatty()
+
+
+def print_json(obj: object) -> None:
+    import orjson
+    sys.stdout.buffer.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n")
+    sys.stdout.flush()
+
+
+def print_names(names: list[str], json: bool) -> None:
+    """A list command's output: one name per line, or a JSON array."""
+    if json:
+        print_json(names)
+    else:
+        for n in names:
+            typer.echo(n)
+
+
+@app.callback()
+def _main(
+    data_dir: Annotated[Optional[str], typer.Option(
+        "--data-dir", envvar=ENV_DATA_DIR, show_envvar=True,
+        help="Data directory holding the topics (default: ./segments).")] = None,
+) -> None:
+    """logbroker: topics, partitions, offsets, consumer groups, replay and retention in plain files.
+
+    Example: logbroker generate 10 | logbroker publish orders
+    """
+    state.data_dir = data_dir
+
+
+# -- topics ------------------------------------------------------------------------------------
+
+@topics_app.command("create")
+def topics_create(
+    name: Annotated[str, typer.Argument(help="Topic name: letters, digits, '.', '_' and '-'.")],
+    partitions: Annotated[int, typer.Option("--partitions", "-p", help="Number of partitions.")] = 3,
+    config: Annotated[Optional[List[str]], typer.Option(
+        "--config", "-c", help="Topic config key=value (segment.bytes, retention.ms, fsync, ...).")] = None,
+) -> None:
+    """Create a topic.  Example: logbroker topics create orders --partitions 3 --config retention.ms=86400000"""
+    from logbroker.config import parse_config_pairs
+    t = broker().create_topic(name, partitions, parse_config_pairs(config or []))
+    err(f"Created topic {t.name} with {t.partitions} partitions.")
+
+
+@topics_app.command("list")
+def topics_list(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List topics.  Example: logbroker topics list"""
+    print_names(broker().list_topics(), json)
+
+
+@topics_app.command("describe")
+def topics_describe(
+    name: Annotated[str, typer.Argument(help="Topic name.")],
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Partitions, offsets, segments, sizes and config of a topic.  Example: logbroker topics describe orders"""
+    info = broker().describe_topic(name)
+    if json:
+        print_json(info)
+    else:
+        from logbroker.render import topic_description
+        typer.echo(topic_description(info))
+
+
+@topics_app.command("alter")
+def topics_alter(
+    name: Annotated[str, typer.Argument(help="Topic name.")],
+    config: Annotated[Optional[List[str]], typer.Option("--config", "-c", help="Config key=value to set.")] = None,
+    partitions: Annotated[Optional[int], typer.Option("--partitions", help="New (larger) partition count.")] = None,
+) -> None:
+    """Change a topic's config or grow its partitions.  Example: logbroker topics alter orders --config retention.ms=3600000"""
+    from logbroker.config import parse_config_pairs
+    t = broker().alter_topic(name, parse_config_pairs(config or []), partitions)
+    err(f"Altered topic {t.name}: {t.partitions} partitions, config {t.config.to_kafka()}")
+    if partitions is not None:
+        err("Note: keyed records may now map to different partitions (as in Kafka).")
+
+
+@topics_app.command("delete")
+def topics_delete(name: Annotated[str, typer.Argument(help="Topic name.")]) -> None:
+    """Delete a topic with all its records and committed offsets.  Example: logbroker topics delete orders"""
+    broker().delete_topic(name)
+    err(f"Deleted topic {name}.")
+
+
+# -- publish -------------------------------------------------------------------------------------
+
+@app.command()
+def publish(
+    topic: Annotated[Optional[str], typer.Argument(
+        envvar="KAFKA_TOPIC", show_envvar=True, help="Topic to publish to (created if missing).")] = None,
+    file: Annotated[Optional[str], typer.Option("--file", "-f", help="Read JSON lines from this file instead of stdin.")] = None,
+    key_field: Annotated[Optional[str], typer.Option("--key-field", help="Use this field of each record as its key.")] = None,
+    key: Annotated[Optional[str], typer.Option("--key", help="Key for every record.")] = None,
+    partition: Annotated[Optional[int], typer.Option("--partition", help="Publish every record to this partition.")] = None,
+    fsync: Annotated[Optional[str], typer.Option("--fsync", help="always | interval | never (default: the topic's).")] = None,
+    partitions: Annotated[int, typer.Option("--partitions", help="Partitions of the topic if it must be created.")] = 3,
+) -> None:
+    """Publish JSON lines (one record per line) to a topic, like kafka-console-producer.
+
+    Example: logbroker generate 10 | logbroker publish kpop_merchandise_orders
+    """
+    from logbroker.publish import publish_lines
+    if topic is None:
+        raise errors.InvalidNameError("no topic given: pass TOPIC or set KAFKA_TOPIC")
+    stream = open(file, "rb") if file else sys.stdin.buffer
+    try:
+        summary = publish_lines(broker().data_dir, topic, stream, key_field=key_field, key=key,
+                                partition=partition, fsync=fsync, num_partitions=partitions,
+                                on_error=lambda msg: err(msg),
+                                on_progress=_progress("published") if progress_enabled() else None)
+    finally:
+        if file:
+            stream.close()
+    from logbroker.render import publish_summary
+    err(publish_summary(summary, topic))
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _progress(verb: str):
+    last = [0.0]
+
+    def report(count: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.5:
+            last[0] = now
+            sys.stderr.write(f"\r{verb} {count:,} records...")
+            sys.stderr.flush()
+    return report
+
+
+# -- generate ------------------------------------------------------------------------------------
+
+@app.command()
+def generate(
+    n: Annotated[int, typer.Argument(help="Number of orders; 0 streams until Ctrl+C.")] = 0,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for reproducible output.")] = None,
+    rate: Annotated[Optional[float], typer.Option("--rate", help="Orders per second (default: as fast as possible).")] = None,
+) -> None:
+    """Write K-pop merchandise orders as JSON lines to stdout.  Example: logbroker generate 10 --seed 42"""
+    from logbroker.generator import iter_order_lines
+    if n < 0:
+        raise errors.InvalidConfigError(f"N must be 0 or more, got {n}")
+    if rate is not None and rate <= 0:
+        raise errors.InvalidConfigError(f"--rate must be positive, got {rate}")
+    out = sys.stdout.buffer
+    paced = rate is not None
+    for line in iter_order_lines(n or None, seed=seed, rate=rate):
+        out.write(line)
+        if paced:
+            out.flush()
+    out.flush()
+
+
+# -- consume, groups, replay --------------------------------------------------------------------
+
+groups_app = typer.Typer(help="List, describe, delete consumer groups and reset their offsets (like kafka-consumer-groups).",
+                         **PLAIN)
+app.add_typer(groups_app, name="groups")
+
+
+def _record_writer(fmt: str):
+    from logbroker.render import record_formatter
+    line, out = record_formatter(fmt), sys.stdout.buffer
+    return lambda record, n: out.write(line(record, n))
+
+
+@app.command()
+def consume(
+    topic: Annotated[Optional[str], typer.Argument(envvar="KAFKA_TOPIC", show_envvar=True, help="Topic to read.")] = None,
+    group: Annotated[Optional[str], typer.Option("--group", "-g", envvar="KAFKA_CONSUMER_GROUP", show_envvar=True,
+                                                 help="Consumer group: share partitions, resume from commits.")] = None,
+    from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the log start offset when there is no commit.")] = False,
+    partition: Annotated[Optional[int], typer.Option("--partition", help="Read only this partition (no group).")] = None,
+    offset: Annotated[Optional[int], typer.Option("--offset", help="Start at this offset (needs --partition).")] = None,
+    from_time: Annotated[Optional[str], typer.Option("--from-time", help="Start at the first record at or after this ISO-8601 time.")] = None,
+    max_messages: Annotated[Optional[int], typer.Option("--max-messages", help="Exit after this many records.")] = None,
+    timeout_ms: Annotated[Optional[int], typer.Option("--timeout-ms", help="Exit after this long with no new record.")] = None,
+    format: Annotated[str, typer.Option("--format", help="json (values, one per line) | envelope | pretty.")] = "json",
+) -> None:
+    """Read records like kafka-console-consumer; follows the topic until Ctrl+C.
+
+    Example: logbroker consume orders --group billing --from-beginning --format pretty
+    """
+    from logbroker.console import consume as run_consume
+    if topic is None:
+        raise errors.InvalidNameError("no topic given: pass TOPIC or set KAFKA_TOPIC")
+    write = _record_writer(format)
+    paced = sys.stdout.isatty() or max_messages is None
+
+    def sink(record, n):
+        write(record, n)
+        if paced:
+            sys.stdout.flush()
+    count = run_consume(state.data_dir, topic, sink, group=group, from_beginning=from_beginning,
+                        partition=partition, offset=offset, from_time=from_time, max_messages=max_messages,
+                        timeout_ms=timeout_ms)
+    sys.stdout.flush()
+    err(f"Processed a total of {count} messages")
+
+
+@app.command()
+def replay(
+    topic: Annotated[str, typer.Argument(help="Topic to re-read.")],
+    from_offset: Annotated[Optional[int], typer.Option("--from-offset", help="First offset (inclusive).")] = None,
+    from_time: Annotated[Optional[str], typer.Option("--from-time", help="First record at or after this ISO-8601 time.")] = None,
+    to_offset: Annotated[Optional[int], typer.Option("--to-offset", help="Stop before this offset.")] = None,
+    to_time: Annotated[Optional[str], typer.Option("--to-time", help="Stop before the first record at or after this time.")] = None,
+    partition: Annotated[Optional[int], typer.Option("--partition", help="Only this partition.")] = None,
+    to_topic: Annotated[Optional[str], typer.Option("--to-topic", help="Re-publish into this topic instead of printing.")] = None,
+    format: Annotated[str, typer.Option("--format", help="json | envelope | pretty.")] = "envelope",
+) -> None:
+    """Re-read a historical range without touching any group's offsets.
+
+    Example: logbroker replay orders --from-offset 0 --to-offset 100 --partition 0
+    """
+    from logbroker.admin import replay as run_replay
+    if from_offset is None and from_time is None:
+        raise errors.InvalidConfigError("give --from-offset N or --from-time ISO8601")
+    records = run_replay(state.data_dir, topic, from_offset, to_offset, partition,
+                         from_time=from_time, to_time=to_time)
+    count = 0
+    progress = _progress("replayed") if progress_enabled() else (lambda n: None)
+    if to_topic is not None:
+        from logbroker.admin import republish
+        count = republish(broker().data_dir, records, to_topic, on_progress=progress)
+        err(f"Replayed {count} records from {topic} into {to_topic}")
+        return
+    write = _record_writer(format)
+    for r in records:
+        count += 1
+        write(r, count)
+        progress(count)
+    sys.stdout.flush()
+    err(f"Replayed {count} records")
+
+
+@groups_app.command("list")
+def groups_list(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List consumer groups.  Example: logbroker groups list"""
+    from logbroker.admin import list_groups
+    print_names(list_groups(broker().data_dir), json)
+
+
+@groups_app.command("describe")
+def groups_describe(
+    group: Annotated[str, typer.Argument(help="Group name.")],
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Committed offsets, lag and members of a group.  Example: logbroker groups describe billing"""
+    from logbroker.admin import describe_group
+    rows = describe_group(broker().data_dir, group)
+    if json:
+        print_json([{k: getattr(r, k) for k in r.__dataclass_fields__} for r in rows])
+    else:
+        from logbroker.render import group_description
+        typer.echo(group_description(group, rows))
+
+
+@groups_app.command("delete")
+def groups_delete(group: Annotated[str, typer.Argument(help="Group name.")]) -> None:
+    """Delete a group's committed offsets (refused while it has live members).  Example: logbroker groups delete billing"""
+    from logbroker.admin import delete_group
+    delete_group(broker().data_dir, group)
+    err(f"Deleted group {group}.")
+
+
+@groups_app.command("reset-offsets")
+def groups_reset_offsets(
+    group: Annotated[str, typer.Argument(help="Group name.")],
+    topic: Annotated[str, typer.Option("--topic", help="TOPIC or TOPIC:P,P,... to reset.")],
+    to_earliest: Annotated[bool, typer.Option("--to-earliest", help="To the log start offset.")] = False,
+    to_latest: Annotated[bool, typer.Option("--to-latest", help="To the log end offset.")] = False,
+    to_current: Annotated[bool, typer.Option("--to-current", help="To the current committed offset.")] = False,
+    to_offset: Annotated[Optional[int], typer.Option("--to-offset", help="To this offset.")] = None,
+    shift_by: Annotated[Optional[int], typer.Option("--shift-by", help="Move by N (negative: back).")] = None,
+    to_datetime: Annotated[Optional[str], typer.Option("--to-datetime", help="To the first record at or after this ISO-8601 time.")] = None,
+    by_duration: Annotated[Optional[str], typer.Option("--by-duration", help="To this ISO-8601 duration ago (e.g. PT1H).")] = None,
+    execute: Annotated[bool, typer.Option("--execute", help="Apply the plan (otherwise a dry run).")] = False,
+) -> None:
+    """Move a group's committed offsets, like kafka-consumer-groups --reset-offsets (dry run unless --execute).
+
+    Example: logbroker groups reset-offsets billing --topic orders --to-earliest --execute
+    """
+    from logbroker.admin import execute_reset, plan_reset_offsets
+    specs = [s for s, on in (("to-earliest", to_earliest), ("to-latest", to_latest), ("to-current", to_current),
+                             (("to-offset", to_offset), to_offset is not None), (("shift-by", shift_by), shift_by is not None),
+                             (("to-datetime", to_datetime), to_datetime is not None),
+                             (("by-duration", by_duration), by_duration is not None)) if on]
+    if len(specs) != 1:
+        raise errors.InvalidConfigError("give exactly one of --to-earliest, --to-latest, --to-current, --to-offset, "
+                                        "--shift-by, --to-datetime, --by-duration")
+    name, _, parts = topic.partition(":")
+    try:
+        partitions = [int(p) for p in parts.split(",")] if parts else None
+    except ValueError:
+        raise errors.InvalidConfigError(f"--topic {topic!r}: partitions must be integers, as in orders:0,2") from None
+    from logbroker.render import reset_plan
+    plan = plan_reset_offsets(broker().data_dir, group, name, partitions, specs[0])
+    typer.echo(reset_plan(group, plan))
+    if execute:
+        execute_reset(plan)
+        err(f"Reset {len(plan)} partitions of group {group}.")
+    else:
+        err("Dry run: nothing changed. Add --execute to apply this plan.")
+
+
+@app.command()
+def demo(orders: Annotated[int, typer.Option("--orders", help="How many orders to publish.")] = 30) -> None:
+    """Show the whole model with real processes: groups split partitions, different groups fan out.
+
+    Example: logbroker demo
+    """
+    from logbroker.demo import run_demo
+    run_demo(state.data_dir, typer.echo, orders=orders)
+
+
+# -- inspect, retention, recover -----------------------------------------------------------------
+
+@app.command()
+def inspect(
+    path: Annotated[str, typer.Argument(help="A .log, .index or .timeindex file, or a partition directory.")],
+    verify: Annotated[bool, typer.Option("--verify", help="Check every checksum and index entry; exit 3 on corruption.")] = False,
+    print_records: Annotated[bool, typer.Option("--print-records", help="Include every record (like --print-data-log).")] = False,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Dump segment files like kafka-dump-log.  Example: logbroker inspect segments/orders/orders-0 --verify"""
+    from logbroker.inspect import inspect_path
+    report = inspect_path(path, records=print_records)
+    if "kind" not in report:  # missing, a symlink, or not a logbroker file: nothing was inspected
+        raise errors.LogBrokerError("; ".join(report.get("problems", [])) or f"cannot inspect {path}", path=path)
+    if json:
+        print_json(report)
+    else:
+        from logbroker.render import inspect_report
+        typer.echo(inspect_report(report))
+    if verify and not report.get("ok", False):
+        for p in report.get("problems", []):
+            err(f"corruption: {p}")
+        raise typer.Exit(3)
+
+
+@app.command()
+def retention(
+    topic: Annotated[Optional[str], typer.Argument(help="Topic (default: every topic).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would be deleted.")] = False,
+) -> None:
+    """Apply retention.ms / retention.bytes now.  Example: logbroker retention orders --dry-run"""
+    from logbroker.render import retention_summary
+    typer.echo(retention_summary(broker().apply_retention(topic, dry_run=dry_run), dry_run))
+
+
+@app.command()
+def recover(topic: Annotated[Optional[str], typer.Argument(help="Topic (default: every topic).")] = None) -> None:
+    """Check and repair partitions now: torn tails, indexes, leftovers.  Example: logbroker recover orders"""
+    from logbroker.render import recover_summary
+    typer.echo(recover_summary(broker().recover(topic)))
+
+
+# -- bench (perf tools) --
+# Kafka's kafka-producer-perf-test / kafka-consumer-perf-test / EndToEndLatency; all logic lives in
+# logbroker/bench*.py. The environment header goes first, then the result (or one JSON object).
+
+bench_app = typer.Typer(help="Throughput and latency benchmarks (like kafka-producer-perf-test).", **PLAIN)
+app.add_typer(bench_app, name="bench")
+
+
+def _bench_out(result, json: bool, text: str) -> None:
+    if json:
+        print_json(result.to_dict())
+    else:
+        from logbroker.bench import format_environment
+        typer.echo(format_environment(result.environment))
+        typer.echo(text)
+
+
+@bench_app.command("produce")
+def bench_produce(
+    topic: Annotated[str, typer.Option("--topic", help="Topic (created with --partitions if missing).")],
+    num_records: Annotated[int, typer.Option("--num-records", help="Records to send.")],
+    record_size: Annotated[Optional[int], typer.Option("--record-size", help="Bytes of JSON per value (orders, padded).")] = None,
+    payload_file: Annotated[Optional[str], typer.Option("--payload-file", help="Values, one per line (JSON or text).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Records per batch (one write each).")] = 100,
+    fsync: Annotated[Optional[str], typer.Option("--fsync", help="always | interval | never (default: the topic's).")] = None,
+    producers: Annotated[int, typer.Option("--producers", help="Producer processes (spawned).")] = 1,
+    partitions: Annotated[int, typer.Option("--partitions", help="Partitions if the topic must be created.")] = 1,
+    throughput: Annotated[float, typer.Option("--throughput", help="Records/s for all producers; -1 = unthrottled.")] = -1,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Measure produce throughput and send-to-ack latency.  Example: logbroker bench produce --topic perf --num-records 100000 --record-size 250"""
+    from logbroker.bench import produce_perf
+    if (record_size is None) == (payload_file is None):
+        raise errors.InvalidConfigError("give exactly one of --record-size and --payload-file")
+    result = produce_perf(broker().data_dir, topic, num_records, record_size=record_size, payload_file=payload_file,
+                          batch_size=batch_size, fsync=fsync, producers=producers, partitions=partitions,
+                          throughput=throughput, progress=progress_enabled())
+    _bench_out(result, json, result.summary_line())
+
+
+@bench_app.command("consume")
+def bench_consume(
+    topic: Annotated[str, typer.Option("--topic", help="Topic to read from its log start offset.")],
+    group: Annotated[Optional[str], typer.Option("--group", help="Read as this consumer group.")] = None,
+    num_records: Annotated[Optional[int], typer.Option("--num-records", help="Records to read (default: all).")] = None,
+    consumers: Annotated[int, typer.Option("--consumers", help="Consumer processes (spawned).")] = 1,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Measure consume throughput in kafka-consumer-perf-test's columns.  Example: logbroker bench consume --topic perf"""
+    from logbroker.bench import consume_perf
+    result = consume_perf(broker().data_dir, topic, num_records, group=group, consumers=consumers,
+                          progress=progress_enabled())
+    if result.warning():
+        err(result.warning())
+    _bench_out(result, json, result.table())
+
+
+@bench_app.command("e2e")
+def bench_e2e(
+    rate: Annotated[float, typer.Option("--rate", help="Records per second to produce.")] = 1000.0,
+    num_records: Annotated[int, typer.Option("--num-records", help="Records to send.")] = 10000,
+    fsync: Annotated[Optional[str], typer.Option("--fsync", help="always | interval | never (default: always).")] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Measure producer-to-consumer latency across two processes.  Example: logbroker bench e2e --rate 1000 --num-records 10000"""
+    from logbroker.bench import e2e_perf
+    result = e2e_perf(broker().data_dir, rate, num_records, fsync=fsync, progress=progress_enabled())
+    _bench_out(result, json, result.summary_line())
+
+
+# -- entry point -------------------------------------------------------------------------------------
+
+def main() -> None:
+    """Run the app, turning library errors into one line on stderr and an exit code."""
+    import logging
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        # Without standalone mode click returns the code of a typer.Exit instead of exiting.
+        code = plain_command(app)(prog_name="logbroker", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except errors.LogBrokerError as exc:
+        err(f"error: {exc}")
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err("Aborted.")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not an error of ours.
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        sys.exit(0)
+    except Exception as exc:  # click usage errors
+        # Recent typer vendors click (typer._click), so match the class by name, not by import.
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a group called with no command: its help
+            err(exc.format_message())
+            sys.exit(exc.exit_code)
+        if any(c.__name__ == "ClickException" for c in type(exc).__mro__):
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            message = exc.format_message()
+            if message:  # empty when the help was printed instead (a group called with no command)
+                err(f"error: {message}{hint}")
+            sys.exit(exc.exit_code)
+        if isinstance(exc, OSError):
+            err(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()
