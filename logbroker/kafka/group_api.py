@@ -35,9 +35,8 @@ class GroupHandlers:
         self.coordinator = coordinator
 
     def find_coordinator(self, req: dict, version: int, conn: Any) -> dict:
-        if req.get("KeyType", 0) != 0:
-            return {"ErrorCode": E.COORDINATOR_NOT_AVAILABLE, "ErrorMessage": "transactions are not supported",
-                    "NodeId": -1, "Host": "", "Port": -1}
+        # Node 0 for transaction coordinators too: a transactional producer then sends InitProducerId,
+        # which refuses it with TRANSACTIONAL_ID_AUTHORIZATION_FAILED (an error here would be retried).
         return {"ErrorCode": 0, "ErrorMessage": None, "NodeId": NODE_ID, "Host": self.config.host,
                 "Port": self.config.port}
 

@@ -240,7 +240,18 @@ class KafkaServer:
         return bytes(out)
 
 
-def serve(data_dir: str | None, config: ServerConfig, on_ready: Callable[[KafkaServer], None] | None = None) -> None:
-    """Run a server until SIGINT/SIGTERM (what ``logbroker serve`` calls)."""
-    server = KafkaServer(data_dir, config)
-    asyncio.run(server.run(on_ready))
+def serve(data_dir: str | None, config: ServerConfig, on_ready: Callable[[KafkaServer], None] | None = None,
+          request_log: str | None = None) -> None:
+    """Run a server until SIGINT/SIGTERM (what ``logbroker serve`` calls). With ``request_log``, append
+    one line per request to that file: the client id, the API key and the version."""
+    log_file = open(request_log, "a", buffering=1) if request_log else None
+
+    def note(client_id: str | None, api_key: int, version: int) -> None:
+        log_file.write(f"{client_id}\t{api_key}\t{version}\n")
+
+    server = KafkaServer(data_dir, config, note if log_file else None)
+    try:
+        asyncio.run(server.run(on_ready))
+    finally:
+        if log_file is not None:
+            log_file.close()
