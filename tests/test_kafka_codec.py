@@ -109,3 +109,12 @@ def test_the_advertised_table_keeps_the_versions_old_librdkafka_probes():
     for key, versions in must.items():
         lo, hi = table[key]
         assert all(lo <= v <= hi for v in versions), (key, versions, table[key])
+
+
+def test_null_in_a_field_that_cannot_be_null_is_a_decode_error():
+    api = by_key[19]  # CreateTopics v4: Topics is not nullable (a fuzzed request once crashed a handler)
+    data = struct.pack(">i", -1) + struct.pack(">i", 1000) + b"\x00"
+    with pytest.raises(DecodeError, match="Topics is null"):
+        decode(api.request, Reader(data), 4, False)
+    meta = by_key[3]  # Metadata v4: a null topic list means "all topics"
+    assert decode(meta.request, Reader(struct.pack(">i", -1) + b"\x01"), 4, False)["Topics"] is None

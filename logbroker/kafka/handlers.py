@@ -34,6 +34,7 @@ CLUSTER_ID = "logbroker"
 _TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
 _CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
 _FETCH_POLL_S = 0.05  # how often a long poll looks for appends made by other processes
+_MAX_WAIT_MS = 30_000  # a fetch's long poll is capped (clients ask for 500 ms; a closed client's wait ends)
 
 
 class ServerConfig:
@@ -149,7 +150,7 @@ class DataHandlers:
     # -- Fetch ---------------------------------------------------------------------------------
 
     async def fetch(self, req: dict, version: int, conn: Any) -> dict:
-        deadline = time.monotonic() + max(0, req["MaxWaitMs"]) / 1000.0
+        deadline = time.monotonic() + min(max(0, req["MaxWaitMs"]), _MAX_WAIT_MS) / 1000.0
         min_bytes = req["MinBytes"]
         while True:
             appended = self.storage.appended

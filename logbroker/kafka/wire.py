@@ -161,23 +161,32 @@ def _read(f: Field, r: Reader, version: int, flexible: bool) -> Any:
         return r.int(t)
     if t == "bool":
         return r.take(1) != b"\x00"
-    if t == "str":
-        return r.string(flexible)
-    if t in ("bytes", "records"):
-        return r.bytes(flexible)
     if t == "uuid":
         return r.take(16)
-    if t.startswith("["):
-        n = r.length(flexible, True)
-        if n < 0:
-            return None
-        if n > len(r.buf) - r.pos:  # every element takes at least one byte
-            raise DecodeError(f"array of {n} elements at byte {r.pos} is longer than the message")
-        if t == "[]":
-            return [decode(f.fields, r, version, flexible) for _ in range(n)]
-        inner = Field(f.name, t[1:-1])
-        return [_read(inner, r, version, flexible) for _ in range(n)]
-    raise AssertionError(f"unknown field type {t}")
+    at = r.pos
+    if t == "str":
+        value = r.string(flexible)
+    elif t in ("bytes", "records"):
+        value = r.bytes(flexible)
+    elif t.startswith("["):
+        value = _read_array(f, r, version, flexible)
+    else:
+        raise AssertionError(f"unknown field type {t}")
+    if value is None and not f.is_nullable(version):
+        raise DecodeError(f"{f.name} is null at byte {at} but cannot be in version {version}")
+    return value
+
+
+def _read_array(f: Field, r: Reader, version: int, flexible: bool) -> list | None:
+    n = r.length(flexible, True)
+    if n < 0:
+        return None
+    if n > len(r.buf) - r.pos:  # every element takes at least one byte
+        raise DecodeError(f"array of {n} elements at byte {r.pos} is longer than the message")
+    if f.type == "[]":
+        return [decode(f.fields, r, version, flexible) for _ in range(n)]
+    inner = Field(f.name, f.type[1:-1])
+    return [_read(inner, r, version, flexible) for _ in range(n)]
 
 
 # -- encoding ------------------------------------------------------------------------------------
