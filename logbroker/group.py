@@ -159,6 +159,22 @@ def scan_members(paths: GroupPaths, now_ns: int | None = None, skip: str | None 
     return out
 
 
+#: In a group's directory, held (flock) by ``logbroker serve`` while Kafka clients are members.
+KAFKA_LOCK = "kafka.lock"
+
+
+def kafka_clients_present(paths: GroupPaths) -> bool:
+    """Whether a ``logbroker serve`` process has Kafka clients in this group (holds ``kafka.lock``)."""
+    path = os.path.join(paths.root, KAFKA_LOCK)
+    if not os.path.exists(path):
+        return False
+    probe = fsutil.try_lock_path(path)
+    if probe is None:
+        return True
+    probe.close()
+    return False
+
+
 def _remove_stale_joining(path: str) -> None:
     try:
         if time.time() - os.stat(path).st_mtime < _STALE_JOINING_S:
@@ -274,9 +290,23 @@ class GroupMember:
         if not lock.acquire(blocking=False):
             lock.close()
             raise CommitFailedError(f"member id {self.member_id} is already in use")
-        self._lock = lock
-        self._heartbeat(time.monotonic_ns())
-        fsutil.rename_durably(joining, self._path)  # the lock follows the inode
+        try:
+            # Under the group lock, as `logbroker serve` checks for members before it marks a group
+            # as Kafka clients' (FORMAT.md, "kafka.lock"): one kind of member per group.
+            with self.paths.locked():
+                if kafka_clients_present(self.paths):
+                    raise GroupError(
+                        f"consumer group {self.paths.group!r} has Kafka clients connected through logbroker "
+                        f"serve on topic {self.topic!r}; a group has either Kafka clients or logbroker "
+                        f"consumers, not both: use another group id", group=self.paths.group, topic=self.topic)
+                self._lock = lock
+                self._heartbeat(time.monotonic_ns())
+                fsutil.rename_durably(joining, self._path)  # the lock follows the inode
+        except BaseException:
+            if self._lock is None:
+                fsutil.remove_file(joining)
+                lock.close()
+            raise
         self._last_check = 0
 
     def _still_registered(self) -> bool:

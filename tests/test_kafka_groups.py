@@ -124,3 +124,27 @@ def test_kill_9_of_one_member_hands_all_partitions_to_the_survivor_within_the_se
     finally:
         for m in members:
             m.stop()
+
+
+def test_commits_survive_a_server_restart_and_reset_offsets_moves_where_kafka_clients_resume(tmp_path):
+    from kafka_support import ServerProcess, run_kcat
+    data = str(tmp_path / "data")
+    first = ServerProcess(data, str(tmp_path / "r1.log"))
+    try:
+        run_kcat(first.bootstrap, "-P", "-t", "rs", "-p", "0", input="".join(f"m{i}\n" for i in range(10)))
+        got = run_kcat(first.bootstrap, "-G", "rs-g", "-X", "auto.offset.reset=earliest", "-e", "-q", "-f", "%s\n", "rs")
+        assert len(got.splitlines()) == 10
+    finally:
+        assert first.stop()[0] == 0
+    second = ServerProcess(data, str(tmp_path / "r2.log"))
+    try:
+        again = run_kcat(second.bootstrap, "-G", "rs-g", "-X", "auto.offset.reset=earliest", "-e", "-q", "-f", "%s\n",
+                         "rs")
+        assert again == ""  # resumed from the commits made before the restart
+        subprocess.run([sys.executable, "-m", "logbroker", "--data-dir", data, "groups", "reset-offsets", "rs-g",
+                        "--topic", "rs", "--to-earliest", "--execute"], check=True, capture_output=True, timeout=60)
+        replayed = run_kcat(second.bootstrap, "-G", "rs-g", "-X", "auto.offset.reset=latest", "-e", "-q", "-f",
+                            "%s\n", "rs")
+        assert replayed.splitlines() == [f"m{i}" for i in range(10)]
+    finally:
+        assert second.stop()[0] == 0

@@ -15,8 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SECTION = (ROOT / "README.md").read_text().split("## Any Kafka client", 1)[1].split("\n## ", 1)[0]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def server(tmp_path_factory):
+    """A fresh server per snippet: each one starts from an empty data directory, as a reader would."""
     yield from module_server(tmp_path_factory, "readme")
 
 

@@ -77,11 +77,14 @@ class Group:
 
 class Coordinator:
     def __init__(self, initial_rebalance_delay_ms: int = 3000,
-                 on_join_check: Callable[[str, list[tuple[str, bytes]]], str | None] | None = None) -> None:
+                 on_join_check: Callable[[str, list[tuple[str, bytes]]], str | None] | None = None,
+                 on_empty: Callable[[str], None] | None = None) -> None:
         self.initial_delay = initial_rebalance_delay_ms / 1000.0
         self.groups: dict[str, Group] = {}
-        #: called with (group id, protocols) before a new member joins; a returned message refuses it
+        #: called with (group id, protocols) before a member joins; a returned message refuses it
         self.on_join_check = on_join_check
+        #: called with the group id when a group loses its last member
+        self.on_empty = on_empty
         self._expiry: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -119,16 +122,18 @@ class Coordinator:
         if any(not names & {name for name, _ in m.protocols} for m in others):
             return {"ErrorCode": E.INCONSISTENT_GROUP_PROTOCOL}
         member = group.members.get(member_id)
+        if member is None and member_id != "" and member_id not in group.pending:
+            return {"ErrorCode": E.UNKNOWN_MEMBER_ID}
+        if self.on_join_check is not None:
+            refusal = self.on_join_check(group_id, protocols)
+            if refusal is not None:
+                log.warning("group %r: refused a Kafka client's join: %s", group_id, refusal)
+                if not group.members and self.on_empty is not None:
+                    self.on_empty(group_id)
+                return {"ErrorCode": E.INCONSISTENT_GROUP_PROTOCOL}
         if member is None:
             if member_id == "":
                 member_id = f"{client_id or 'consumer'}-{uuid.uuid4()}"
-            elif member_id not in group.pending:
-                return {"ErrorCode": E.UNKNOWN_MEMBER_ID}
-            if self.on_join_check is not None:
-                refusal = self.on_join_check(group_id, protocols)
-                if refusal is not None:
-                    log.warning("group %r: refused a Kafka client's join: %s", group_id, refusal)
-                    return {"ErrorCode": E.INCONSISTENT_GROUP_PROTOCOL}
             group.pending.pop(member_id, None)
             member = group.members[member_id] = Member(member_id, client_id)
             if group.leader is None:
@@ -205,6 +210,8 @@ class Coordinator:
         group.generation += 1
         if not group.members:
             group.state, group.leader, group.protocol = EMPTY, None, None
+            if self.on_empty is not None:
+                self.on_empty(group.id)
             return
         members = list(group.members.values())
         common = set.intersection(*({name for name, _ in m.protocols} for m in members))
@@ -292,6 +299,8 @@ class Coordinator:
             if group.state != EMPTY:
                 group.generation += 1
             group.state, group.protocol = EMPTY, None
+            if self.on_empty is not None:
+                self.on_empty(group.id)
             return
         if group.state in (STABLE, COMPLETING):
             self._prepare(group)

@@ -31,6 +31,7 @@ from .coordinator import Coordinator
 from .errors import ErrorCode as E
 from .group_api import GroupHandlers
 from .handlers import DataHandlers, ServerConfig
+from .presence import GroupPresence
 from .schemas import API_VERSIONS, by_key
 from .storage import Storage
 from .wire import DecodeError, Reader, decode, encode
@@ -87,7 +88,9 @@ class KafkaServer:
         self.config = config or ServerConfig()
         self.storage = Storage(data_dir)
         self.data_dir = self.storage.data_dir
-        self.coordinator = Coordinator(self.config.initial_rebalance_delay_ms)
+        self.presence = GroupPresence(self.storage)
+        self.coordinator = Coordinator(self.config.initial_rebalance_delay_ms, self.presence.claim,
+                                       self.presence.release)
         self.data = DataHandlers(self.storage, self.config)
         self.groups = GroupHandlers(self.storage, self.config, self.coordinator)
         self.request_log = request_log
@@ -121,6 +124,7 @@ class KafkaServer:
             await asyncio.gather(*self._conns, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
+        self.presence.close()
         self.storage.close()
 
     async def run(self, on_ready: Callable[["KafkaServer"], None] | None = None) -> None:

@@ -1,0 +1,102 @@
+"""Produce through ``logbroker serve``: idempotent retries are not appended twice, codecs the server
+lacks are refused with 76, and what was acknowledged survives a kill -9 of the server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import struct
+
+import pytest
+
+from kafka_support import ServerProcess, module_server
+from logbroker.kafka.batch import encode_batch
+from logbroker.kafka.crc32c import crc32c
+from logbroker.kafka.schemas import by_key
+from logbroker.kafka.wire import Reader, decode, encode
+
+ck = pytest.importorskip("confluent_kafka")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    yield from module_server(tmp_path_factory, "produce", clients_only=False)
+
+
+def _idempotent_batch(producer_id: int, sequence: int, values: list[bytes]) -> bytes:
+    data = bytearray(encode_batch(0, [(i, 1_764_230_400_000, None, [], v) for i, v in enumerate(values)]))
+    struct.pack_into(">qhi", data, 43, producer_id, 0, sequence)
+    struct.pack_into(">I", data, 17, crc32c(bytes(data[21:])))
+    return bytes(data)
+
+
+def _call(sock: socket.socket, api_key: int, version: int, body: dict) -> dict:
+    api = by_key[api_key]
+    out = bytearray(struct.pack(">hhih", api_key, version, 1, 1) + b"t")
+    encode(api.request, body, version, False, out)
+    sock.sendall(struct.pack(">i", len(out)) + out)
+    size = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))[0]
+    frame = sock.recv(size, socket.MSG_WAITALL)
+    return decode(api.response, Reader(frame, 4), version, False)
+
+
+def _produce(sock, topic: str, batch: bytes) -> dict:
+    resp = _call(sock, 0, 8, {"Acks": -1, "TimeoutMs": 5000,
+                              "TopicData": [{"Name": topic, "PartitionData": [{"Index": 0, "Records": batch}]}]})
+    return resp["Responses"][0]["PartitionResponses"][0]
+
+
+def test_a_retried_batch_of_an_idempotent_producer_is_acknowledged_once_and_stored_once(server):
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        pid = _call(sock, 22, 1, {"TransactionalId": None, "TransactionTimeoutMs": 60000})["ProducerId"]
+        first = _produce(sock, "idem", _idempotent_batch(pid, 0, [b"a", b"b"]))
+        retry = _produce(sock, "idem", _idempotent_batch(pid, 0, [b"a", b"b"]))
+        second = _produce(sock, "idem", _idempotent_batch(pid, 2, [b"c"]))
+        gap = _produce(sock, "idem", _idempotent_batch(pid, 9, [b"x"]))
+        end = _call(sock, 2, 5, {"ReplicaId": -1, "Topics": [{"Name": "idem", "Partitions": [
+            {"PartitionIndex": 0, "Timestamp": -1}]}]})["Topics"][0]["Partitions"][0]["Offset"]
+    assert (first["ErrorCode"], first["BaseOffset"]) == (0, 0)
+    assert (retry["ErrorCode"], retry["BaseOffset"]) == (0, 0)
+    assert (second["ErrorCode"], second["BaseOffset"]) == (0, 2)
+    assert gap["ErrorCode"] == 45  # OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert end == 3
+
+
+def test_a_codec_the_server_lacks_is_refused_with_76(server):
+    from confluent_kafka import KafkaError, Producer
+    p = Producer({"bootstrap.servers": server.bootstrap, "compression.type": "lz4", "retries": 0})
+    errors = []
+    p.produce("lz4-topic", value=b"x" * 100, partition=0, on_delivery=lambda err, msg: errors.append(err))
+    p.flush(20)
+    assert [e.code() for e in errors] == [KafkaError.UNSUPPORTED_COMPRESSION_TYPE]
+
+
+@pytest.mark.slow
+def test_records_acknowledged_with_acks_all_survive_a_kill_9_of_the_server(tmp_path):
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    data = str(tmp_path / "data")
+    srv = ServerProcess(data, str(tmp_path / "r1.log"))
+    acked = []
+    p = Producer({"bootstrap.servers": srv.bootstrap, "acks": "all", "linger.ms": 2})
+    for i in range(200):
+        p.produce("durable", value=b"%d" % i, partition=0,
+                  on_delivery=lambda err, msg: acked.append(msg.offset()) if err is None else None)
+    p.flush(20)
+    os.kill(srv.proc.pid, signal.SIGKILL)
+    srv.proc.wait()
+    assert len(acked) == 200
+    again = ServerProcess(data, str(tmp_path / "r2.log"))
+    try:
+        c = Consumer({"bootstrap.servers": again.bootstrap, "group.id": "x", "enable.auto.commit": False})
+        c.assign([TopicPartition("durable", 0, 0)])
+        got = []
+        while len(got) < 200:
+            m = c.poll(10)
+            assert m is not None, f"only {len(got)} of 200 acknowledged records after the restart"
+            if not m.error():
+                got.append(int(m.value()))
+        c.close()
+        assert got == list(range(200))
+    finally:
+        again.stop()
