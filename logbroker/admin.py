@@ -44,14 +44,7 @@ log = logging.getLogger("logbroker")
 def list_groups(data_dir: str | None = None) -> list[str]:
     """Every group that has state on some topic, sorted."""
     broker = Broker(data_dir)
-    names = set()
-    for topic in broker.list_topics():
-        try:
-            names.update(n for n in os.listdir(os.path.join(broker.data_dir, topic, GROUPS_DIR))
-                         if not n.startswith("__"))
-        except FileNotFoundError:
-            pass
-    return sorted(names)
+    return sorted({group for topic in broker.list_topics() for group in broker.topic_groups(topic)})
 
 
 def group_topics(data_dir: str | None, group: str) -> list[Topic]:

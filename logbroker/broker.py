@@ -7,27 +7,36 @@ and their locks. ``Broker().list_topics()`` in a fresh process sees what every o
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from typing import Any
 
 from .config import DEFAULT_PARTITIONS
-from .errors import DataDirError, UnsafePathError
+from .errors import DataDirError, TopicExistsError, UnsafePathError
 from .log import RecoveryReport, RetentionReport
-from .topic import TOPIC_FILE, Topic
+from .topic import TOPIC_FILE, Topic, finish_deletions
 
-__all__ = ["Broker", "resolve_data_dir", "DEFAULT_DATA_DIR", "ENV_DATA_DIR"]
+__all__ = ["Broker", "resolve_data_dir", "data_dir_path", "DEFAULT_DATA_DIR", "ENV_DATA_DIR"]
+
+log = logging.getLogger("logbroker")
 
 DEFAULT_DATA_DIR = "segments"
 ENV_DATA_DIR = "LOGBROKER_DATA_DIR"
 
 
+def data_dir_path(data_dir: str | os.PathLike | None = None) -> str:
+    """The data directory a client would use: ``data_dir``, else ``$LOGBROKER_DATA_DIR``, else
+    ``./segments``. Touches nothing on disk."""
+    return os.fspath(data_dir) if data_dir else os.environ.get(ENV_DATA_DIR) or DEFAULT_DATA_DIR
+
+
 def resolve_data_dir(data_dir: str | os.PathLike | None = None, create: bool = True) -> str:
-    """``data_dir``, else ``$LOGBROKER_DATA_DIR``, else ``./segments``; created when missing.
+    """:func:`data_dir_path`, created when missing (unless ``create`` is false: DataDirError).
 
     Raises DataDirError when the path exists and is not a directory.
     """
-    path = os.fspath(data_dir) if data_dir else os.environ.get(ENV_DATA_DIR) or DEFAULT_DATA_DIR
+    path = data_dir_path(data_dir)
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -66,8 +75,16 @@ class Broker:
         return Topic(self.data_dir, name)
 
     def create_topic(self, name: str, partitions: int = DEFAULT_PARTITIONS,
-                     config: dict[str, Any] | None = None) -> Topic:
-        return Topic.create(self.data_dir, name, partitions, config)
+                     config: dict[str, Any] | None = None, exist_ok: bool = False) -> Topic:
+        """Create ``name``; TopicExistsError when it exists, unless ``exist_ok`` (kafka-topics'
+        ``--if-not-exists``): then the existing topic is returned unchanged, whatever its partitions
+        and config."""
+        try:
+            return Topic.create(self.data_dir, name, partitions, config)
+        except TopicExistsError:
+            if not exist_ok:
+                raise
+            return self.topic(name)
 
     def delete_topic(self, name: str) -> None:
         self.topic(name).delete()
@@ -108,8 +125,52 @@ class Broker:
                 "size": sum(s["size"] for s in segments),
                 "segments": segments,
             })
-        return {"topic": name, "partitions": t.partitions, "config": t.config.to_kafka(),
+        return {"topic": name, "topic_id": t.topic_id, "partitions": t.partitions, "config": t.config.to_kafka(),
                 "partition_details": parts}
+
+    def get_topic_stats(self, name: str) -> dict[str, Any]:
+        """A topic at a glance (the tutorial's call): partitions, records retained, bytes, groups,
+        live consumers.
+
+        ``queue_size`` is the records retained (log end minus log start, over the partitions): a log
+        is not a queue, reading removes nothing, so it is what any new group could still read.
+        ``consumer_count`` counts the live group members reading the topic; consumers without a
+        group leave no trace in the files and are not counted.
+        """
+        from .group import scan_members
+        from .offsets import GroupPaths
+        info = self.describe_topic(name)
+        details = info["partition_details"]
+        groups = {}
+        for group in self.topic_groups(name):
+            groups[group] = sum(m.live for m in scan_members(GroupPaths(os.path.join(self.data_dir, name), group)))
+        records = sum(p["records"] for p in details)
+        return {"topic": name, "partitions": info["partitions"], "records": records, "queue_size": records,
+                "log_end_offsets": {p["partition"]: p["log_end_offset"] for p in details},
+                "size": sum(p["size"] for p in details), "groups": sorted(groups),
+                "consumer_count": sum(groups.values()), "status": "active"}
+
+    def topic_groups(self, topic: str) -> list[str]:
+        """The consumer groups with state on ``topic``, sorted."""
+        from .offsets import GROUPS_DIR
+        try:
+            names = os.listdir(os.path.join(self.data_dir, topic, GROUPS_DIR))
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if not n.startswith("__"))
+
+    # -- groups -------------------------------------------------------------------------------
+
+    def list_groups(self) -> list[str]:
+        """Every consumer group with state on some topic, sorted (``logbroker groups list``)."""
+        from .admin import list_groups
+        return list_groups(self.data_dir)
+
+    def describe_group(self, group: str) -> list[Any]:
+        """One :class:`~logbroker.admin.PartitionLag` per partition the group has state on: committed
+        offset, log end offset, lag and owner (``logbroker groups describe``)."""
+        from .admin import describe_group
+        return describe_group(self.data_dir, group)
 
     # -- clients ------------------------------------------------------------------------------
 
@@ -125,7 +186,10 @@ class Broker:
         return self._each_log(topic, lambda log: log.apply_retention(now=now, dry_run=dry_run))
 
     def recover(self, topic: str | None = None) -> list[RecoveryReport]:
-        """Run a full recovery on every partition of ``topic`` (default: every topic)."""
+        """Run a full recovery on every partition of ``topic`` (default: every topic), after
+        finishing the deletions that stopped half-way."""
+        for entry in finish_deletions(self.data_dir, topic):
+            log.warning("finished the deletion left in %s", os.path.join(self.data_dir, entry))
         return self._each_log(topic, lambda log: log.recover())
 
     def _each_log(self, topic: str | None, action):

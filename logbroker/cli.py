@@ -33,6 +33,34 @@ topics_app = typer.Typer(help="Create, list, describe, alter and delete topics (
 app.add_typer(topics_app, name="topics")
 
 
+BootstrapServer = Annotated[Optional[str], typer.Option(
+    "--bootstrap-server", metavar="HOST:PORT",
+    help="Accepted for Kafka's tools' sake: logbroker needs no server and reads the data directory.")]
+
+
+def _no_server(bootstrap_server: Optional[str]) -> None:
+    """``--bootstrap-server``: today logbroker has no server to reach; say so and use the data directory."""
+    if bootstrap_server is not None:
+        from logbroker.broker import data_dir_path
+        err(f"Note: logbroker needs no server; --bootstrap-server {bootstrap_server} is not used. Records are "
+            f"in the data directory {os.path.abspath(data_dir_path(state.data_dir))} "
+            f"(--data-dir or ${ENV_DATA_DIR} to point elsewhere).")
+
+
+def _one_topic(ctx: typer.Context, positional: Optional[str], option: Optional[str], what: str = "topic",
+               param: str = "topic", env: Optional[str] = "KAFKA_TOPIC") -> str:
+    """The TOPIC argument or Kafka's --topic option (the same name when both are given)."""
+    if option is not None:
+        source = getattr(ctx.get_parameter_source(param), "name", None)  # typer may vendor click: no import
+        if positional is not None and positional != option and source != "ENVIRONMENT":
+            raise errors.InvalidConfigError(f"two {what}s given: {positional} and --{what} {option}; give one")
+        return option
+    if positional is None:
+        hint = f" or set {env}" if env else ""
+        raise errors.InvalidNameError(f"no {what} given: pass {what.upper()} (or --{what} {what.upper()}){hint}")
+    return positional
+
+
 class _State:
     data_dir: Optional[str] = None
 
@@ -89,11 +117,21 @@ def topics_create(
     partitions: Annotated[int, typer.Option("--partitions", "-p", help="Number of partitions.")] = 3,
     config: Annotated[Optional[List[str]], typer.Option(
         "--config", "-c", help="Topic config key=value (segment.bytes, retention.ms, fsync, ...).")] = None,
+    if_not_exists: Annotated[bool, typer.Option(
+        "--if-not-exists", help="Succeed without changing anything when the topic already exists.")] = False,
 ) -> None:
     """Create a topic.  Example: logbroker topics create orders --partitions 3 --config retention.ms=86400000"""
     from logbroker.config import parse_config_pairs
-    t = broker().create_topic(name, partitions, parse_config_pairs(config or []))
-    err(f"Created topic {t.name} with {t.partitions} partitions.")
+    from logbroker.render import plural
+    try:
+        t = broker().create_topic(name, partitions, parse_config_pairs(config or []))
+    except errors.TopicExistsError:
+        if not if_not_exists:
+            raise
+        t = broker().topic(name)
+        err(f"Topic {t.name} already exists with {plural(t.partitions, 'partition')}; nothing changed.")
+        return
+    err(f"Created topic {t.name} with {plural(t.partitions, 'partition')}.")
 
 
 @topics_app.command("list")
@@ -214,44 +252,91 @@ groups_app = typer.Typer(help="List, describe, delete consumer groups and reset 
 app.add_typer(groups_app, name="groups")
 
 
-def _record_writer(fmt: str):
+def _record_writer(fmt: str, properties: Optional[dict] = None):
     from logbroker.render import record_formatter
-    line, out = record_formatter(fmt), sys.stdout.buffer
+    line, out = record_formatter(fmt, properties), sys.stdout.buffer
     return lambda record, n: out.write(line(record, n))
 
 
 @app.command()
 def consume(
+    ctx: typer.Context,
     topic: Annotated[Optional[str], typer.Argument(envvar="KAFKA_TOPIC", show_envvar=True, help="Topic to read.")] = None,
+    topic_option: Annotated[Optional[str], typer.Option("--topic", help="The topic, Kafka's spelling.")] = None,
     group: Annotated[Optional[str], typer.Option("--group", "-g", envvar="KAFKA_CONSUMER_GROUP", show_envvar=True,
                                                  help="Consumer group: share partitions, resume from commits.")] = None,
     from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the log start offset when there is no commit.")] = False,
     partition: Annotated[Optional[int], typer.Option("--partition", help="Read only this partition (no group).")] = None,
-    offset: Annotated[Optional[int], typer.Option("--offset", help="Start at this offset (needs --partition).")] = None,
+    offset: Annotated[Optional[str], typer.Option(
+        "--offset", metavar="OFFSET|earliest|latest",
+        help="Start at this offset (needs --partition), or earliest (= --from-beginning) or latest.")] = None,
     from_time: Annotated[Optional[str], typer.Option("--from-time", help="Start at the first record at or after this ISO-8601 time.")] = None,
-    max_messages: Annotated[Optional[int], typer.Option("--max-messages", help="Exit after this many records.")] = None,
+    max_messages: Annotated[Optional[int], typer.Option("--max-messages", help="Exit after this many records (and commit exactly those).")] = None,
     timeout_ms: Annotated[Optional[int], typer.Option("--timeout-ms", help="Exit after this long with no new record.")] = None,
     format: Annotated[str, typer.Option("--format", help="json (values, one per line) | envelope | pretty.")] = "json",
+    property: Annotated[Optional[List[str]], typer.Option(
+        "--property", metavar="NAME=VALUE",
+        help="Kafka's formatter properties: print.key, print.timestamp, print.partition, print.offset, "
+             "print.headers, print.value (true|false), key.separator.")] = None,
+    bootstrap_server: BootstrapServer = None,
 ) -> None:
     """Read records like kafka-console-consumer; follows the topic until Ctrl+C.
+
+    With a group, what is committed is what was written: --max-messages N, --timeout-ms or Ctrl+C
+    commit exactly the records printed. When the reader of a pipe exits early (`| head -3`) it may
+    have taken more from the pipe than it showed, so nothing is committed past the last automatic
+    commit (every 5 s): those records come again rather than being skipped. To take exactly N
+    records, use --max-messages N. A topic that does not exist yet is waited for, then read from its
+    start.
 
     Example: logbroker consume orders --group billing --from-beginning --format pretty
     """
     from logbroker.console import consume as run_consume
-    if topic is None:
-        raise errors.InvalidNameError("no topic given: pass TOPIC or set KAFKA_TOPIC")
-    write = _record_writer(format)
+    from logbroker.render import PRINT_PROPERTIES, parse_properties
+    _no_server(bootstrap_server)
+    topic = _one_topic(ctx, topic, topic_option)
+    write = _record_writer(format, parse_properties(property or [], PRINT_PROPERTIES))
     paced = sys.stdout.isatty() or max_messages is None
 
     def sink(record, n):
         write(record, n)
         if paced:
             sys.stdout.flush()
-    count = run_consume(state.data_dir, topic, sink, group=group, from_beginning=from_beginning,
-                        partition=partition, offset=offset, from_time=from_time, max_messages=max_messages,
-                        timeout_ms=timeout_ms)
-    sys.stdout.flush()
-    err(f"Processed a total of {count} messages")
+    try:
+        count = run_consume(state.data_dir, topic, sink, group=group, from_beginning=from_beginning,
+                            partition=partition, offset=offset, from_time=from_time, max_messages=max_messages,
+                            timeout_ms=timeout_ms, on_notice=err, on_waiting=err if sys.stderr.isatty() else None,
+                            output_closed=_stdout_closed)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _stdout_gone()
+        if group is not None:
+            err(f"The reader of the output went away: group {group} keeps its last commit, so records it "
+                f"may not have shown come again (use --max-messages N to take exactly N).")
+        return
+    from logbroker.render import plural
+    err(f"Processed a total of {plural(count, 'message')}")
+
+
+def _stdout_gone() -> None:
+    """Point stdout at /dev/null once its reader has gone, so the flush at exit cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def _stdout_closed() -> bool:
+    """True once nobody reads stdout any more (POLLERR on the write end of a pipe whose reader exited)."""
+    import select
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), 0)  # no events asked: errors and hang-ups are always reported
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll() on this platform, or stdout is not a file
+        return False
 
 
 @app.command()
@@ -517,9 +602,9 @@ def bench_e2e(
 
 def main() -> None:
     """Run the app, turning library errors into one line on stderr and an exit code."""
-    import logging
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
+        import logging
+        logging.basicConfig(level=logging.WARNING, format="%(message)s")
         # Without standalone mode click returns the code of a typer.Exit instead of exiting.
         code = plain_command(app)(prog_name="logbroker", standalone_mode=False)
         if isinstance(code, int) and code:
@@ -536,10 +621,7 @@ def main() -> None:
         sys.exit(130)
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): not an error of ours.
-        try:
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
-            pass
+        _stdout_gone()
         sys.exit(0)
     except Exception as exc:  # click usage errors
         # Recent typer vendors click (typer._click), so match the class by name, not by import.

@@ -17,6 +17,15 @@ offset after retention, or past the log end); a reset that skips records is logg
 Waiting for records polls each partition's ``high-watermark`` file (one ``pread``, compared with the
 bytes seen last) with an adaptive sleep: 0.5 ms after data, growing to 5 ms while idle.
 
+A deleted topic (FORMAT.md, "Topic identity"): every poll checks that each topic is still the one
+this consumer opened (one ``stat``). When it was deleted, the consumer drops its partitions (and its
+group membership, which went with the topic) and logs a warning; when a topic of that name exists
+again, it follows it as Kafka does: a subscription joins the new topic's group, a manual assignment
+takes the partitions that exist, and positions start from ``auto_offset_reset`` (the new topic has no
+committed offsets). With ``auto_offset_reset="none"`` there is no position to start from, so
+:meth:`poll` raises TopicDeletedError instead. Nothing of the deleted topic is returned after its
+deletion was seen, and nothing of a new topic before the consumer follows it.
+
 Not thread-safe; the group's heartbeat is written from :meth:`poll`, so ``session.timeout.ms`` also
 bounds the time between two polls (Kafka's ``max.poll.interval.ms``).
 """
@@ -33,8 +42,9 @@ from typing import Any, Iterable, Iterator, NamedTuple
 from .broker import resolve_data_dir
 from .checkpoint import STATE_NAME, PartitionState, read_log_start
 from .errors import (CommitFailedError, GroupError, InvalidConfigError, OffsetOutOfRangeError,
-                     UnknownPartitionError)
-from .group import DEFAULT_SESSION_TIMEOUT_MS, GroupMember, scan_members
+                     TopicDeletedError, UnknownPartitionError, UnknownTopicError)
+from .group import CHECK_INTERVAL_S, DEFAULT_SESSION_TIMEOUT_MS, GroupMember, scan_members
+from .handles import OPEN_FILES
 from .offsets import CommittedOffset, GroupPaths, OffsetStore
 from .reader import PartitionReader
 from .consumer_record import Record, Records
@@ -81,6 +91,7 @@ class _Watch:
                 self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
             except FileNotFoundError:
                 return False
+        OPEN_FILES.touch(self, 1, self._close_fd)
         raw = os.pread(self.fd, 128, 0)
         if raw == self.seen:
             return False
@@ -93,6 +104,10 @@ class _Watch:
         return position < self.high_watermark
 
     def close(self) -> None:
+        OPEN_FILES.forget(self)
+        self._close_fd()
+
+    def _close_fd(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
@@ -129,6 +144,7 @@ class Consumer:
         self.client_id = client_id
         self._topics: dict[str, Topic] = {}
         self._topic_mtime: dict[str, int] = {}
+        self._gone: dict[str, float] = {}  # deleted topics to follow when re-created: name -> next look
         self._members: dict[str, GroupMember] = {}
         self._subscription: list[str] = []
         self._manual: list[TopicPartition] | None = None
@@ -160,17 +176,24 @@ class Consumer:
             if name in self._subscription:
                 continue
             self._subscription.append(name)
-            if self.group_id is None:
-                for p in range(self._topic(name).partitions):
-                    self._add(TopicPartition(name, p))
-            else:
-                member = GroupMember(GroupPaths(self._topic(name).path, self.group_id), name,
-                                     lambda n=name: self._partition_count(n), self.member_id,
-                                     self.session_timeout_ms, self.client_id,
-                                     on_revoke=lambda ps, n=name: self._on_revoke(n, ps))
-                member.join()
-                self._members[name] = member
+            self._start_topic(name)
         self._maintain(force=True)
+
+    def _start_topic(self, name: str) -> None:
+        """Read a subscribed topic: every partition, or as a member of the group."""
+        t = self._topic(name)
+        if self.group_id is None:
+            for p in range(t.partitions):
+                self._add(TopicPartition(name, p))
+            return
+        member = GroupMember(GroupPaths(t.path, self.group_id, t.identity), name,
+                             lambda n=name: self._partition_count(n), self.member_id,
+                             self.session_timeout_ms, self.client_id,
+                             on_revoke=lambda ps, n=name: self._on_revoke(n, ps))
+        member.join()
+        self._members[name] = member
+        if not t.identity.current():
+            raise t.identity.deleted_error()  # joined a topic created since: _maintain follows it
 
     def unsubscribe(self) -> None:
         for name in list(self._subscription):
@@ -272,7 +295,11 @@ class Consumer:
         for tp in tps[self._rr:] + tps[:self._rr]:
             position = positions.get(tp)
             if position is None:
-                position = self.position(*tp)
+                try:
+                    position = self.position(*tp)
+                except TopicDeletedError:
+                    self._follow(tp.topic)
+                    break
             watch = watches[tp]
             if position >= watch.high_watermark and not watch.may_have_data(position):
                 if 0 <= watch.high_watermark < position:
@@ -280,14 +307,19 @@ class Consumer:
                     self._reset(tp, position, "it is beyond the log end offset")
                 continue  # the idle path: one pread per partition
             reader = self._readers[tp]
-            start = read_log_start(reader.directory, tp.topic, tp.partition)  # one small read, only with data
-            if position < start:
-                position = self._reset(tp, position, f"it is below the log start offset {start} (removed by retention)")
             try:
+                start = read_log_start(reader.directory, tp.topic, tp.partition)  # one small read, only with data
+                if position < start:
+                    position = self._reset(tp, position, f"it is below the log start offset {start} (removed by retention)")
                 got = reader.read(position, max_records - count)
             except OffsetOutOfRangeError as exc:
                 self._reset(tp, position, f"it is out of range ({exc})")
                 continue
+            except (TopicDeletedError, FileNotFoundError, NotADirectoryError):
+                if self._topics[tp.topic].identity.current():
+                    raise
+                self._follow(tp.topic)
+                break  # the partitions listed above changed
             if got:
                 out.append((tp, got))
                 count += len(got)
@@ -378,7 +410,8 @@ class Consumer:
         """The group's committed offset for the partition (None without a group or a commit)."""
         if self.group_id is None:
             return None
-        return OffsetStore(GroupPaths(self._topic(topic).path, self.group_id), topic).committed(partition)
+        t = self._topic(topic)
+        return OffsetStore(GroupPaths(t.path, self.group_id, t.identity), topic).committed(partition)
 
     def commit(self, offsets: dict[tuple[str, int], Any] | None = None) -> None:
         """Commit ``offsets`` (default: the current positions) synchronously and durably.
@@ -406,7 +439,8 @@ class Consumer:
 
     def _commit_unmanaged(self, topic: str, parts: dict[int, int]) -> None:
         """A commit from a manually assigned consumer: allowed only while the group has no live member."""
-        paths = GroupPaths(self._topic(topic).path, self.group_id)
+        t = self._topic(topic)
+        paths = GroupPaths(t.path, self.group_id, t.identity)
         paths.ensure()
         with paths.locked():
             live = [m.member for m in scan_members(paths) if m.live]
@@ -422,7 +456,7 @@ class Consumer:
                        if TopicPartition(topic, p) in self._positions}
             try:
                 self._members[topic].commit(offsets)
-            except CommitFailedError as exc:
+            except (CommitFailedError, TopicDeletedError) as exc:
                 log.warning("%s", exc)
         for p in partitions:
             self._remove(TopicPartition(topic, p))
@@ -430,8 +464,19 @@ class Consumer:
     # -- group upkeep -------------------------------------------------------------------------
 
     def _maintain(self, force: bool = False) -> None:
-        for topic, member in self._members.items():
-            revoked, lost, acquired = member.check(force)
+        for name, t in list(self._topics.items()):
+            if not t.identity.current():
+                self._follow(name)
+        if self._gone:
+            self._look_for_recreated()
+        for topic, member in list(self._members.items()):
+            try:
+                revoked, lost, acquired = member.check(force)
+            except (TopicDeletedError, FileNotFoundError, NotADirectoryError):
+                if self._topics[topic].identity.current():
+                    raise
+                self._follow(topic)
+                continue
             for p in lost:
                 self._remove(TopicPartition(topic, p))
             for p in acquired:
@@ -442,8 +487,59 @@ class Consumer:
             self._next_auto_commit = time.monotonic() + self.auto_commit_interval_ms / 1000
             try:
                 self.commit()
-            except CommitFailedError as exc:
+            except (CommitFailedError, TopicDeletedError) as exc:
                 log.warning("auto-commit failed: %s", exc)
+
+    def _follow(self, name: str) -> None:
+        """The topic ``name`` this consumer opened was deleted: drop it, and follow a re-creation."""
+        t = self._topics.pop(name)
+        gone = t.identity.deleted_error()
+        self._forget(name)
+        t.close()
+        if self.auto_offset_reset == "none":
+            raise TopicDeletedError(f"{gone}; auto_offset_reset is 'none', so there is no position to follow "
+                                    f"a re-created topic from", topic=name, partition=None, topic_id=t.topic_id)
+        log.warning("%s; its partitions are dropped, and a topic created again under that name is read "
+                    "from auto_offset_reset=%s", gone, self.auto_offset_reset)
+        self._gone[name] = 0.0
+        self._look_for_recreated()
+
+    def _forget(self, name: str) -> None:
+        """Let go of everything of a deleted topic, touching none of its files."""
+        member = self._members.pop(name, None)
+        if member is not None:
+            member.abandon()
+        for tps in (self._readers, self._side_readers):
+            for tp in [tp for tp in tps if tp.topic == name]:
+                tps.pop(tp).close()
+                watch = self._watches.pop(tp, None)
+                if watch is not None:
+                    watch.close()
+                self._positions.pop(tp, None)
+        self._buffer.clear()
+
+    def _look_for_recreated(self) -> None:
+        now = time.monotonic()
+        for name, when in list(self._gone.items()):
+            if now < when:
+                continue
+            self._gone[name] = now + CHECK_INTERVAL_S
+            try:
+                t = self._topic(name)
+            except UnknownTopicError:
+                continue  # not (yet) created again
+            del self._gone[name]
+            log.warning("topic %r exists again (topic id %s); following it from auto_offset_reset=%s",
+                        name, t.topic_id, self.auto_offset_reset)
+            if name in self._subscription:
+                try:
+                    self._start_topic(name)
+                except TopicDeletedError:
+                    self._follow(name)  # deleted once more meanwhile
+            elif self._manual is not None:
+                for tp in self._manual:
+                    if tp.topic == name and tp.partition < t.partitions:
+                        self._add(tp)
 
     def close(self, autocommit: bool = True) -> None:
         """Commit (with auto-commit), leave the groups and close every file."""
@@ -460,7 +556,7 @@ class Consumer:
                         except OffsetOutOfRangeError:
                             pass  # auto_offset_reset "none": nothing to commit for it
                     self.commit()
-                except CommitFailedError as exc:
+                except (CommitFailedError, TopicDeletedError) as exc:
                     log.warning("commit on close failed: %s", exc)
         finally:
             self._closed = True
@@ -496,8 +592,12 @@ class Consumer:
         t = self._topic(name)
         mtime = _mtime(os.path.join(t.path, TOPIC_FILE))
         if mtime != self._topic_mtime.get(name):
+            fresh = Topic(self.data_dir, name)
+            if fresh.identity.key != t.identity.key:
+                fresh.close()
+                raise t.identity.deleted_error()  # another topic under the name: _maintain follows it
             t.close()
-            self._topics[name] = t = Topic(self.data_dir, name)
+            self._topics[name] = t = fresh
             self._topic_mtime[name] = mtime
         return t.partitions
 
@@ -512,6 +612,7 @@ class Consumer:
         for tp in [tp for tp in self._readers if tp.topic == name]:
             self._remove(tp)
         self._subscription.remove(name)
+        self._gone.pop(name, None)
 
     def _add(self, tp: TopicPartition) -> None:
         if tp not in self._readers:

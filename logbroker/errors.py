@@ -11,6 +11,7 @@ and its ``str()`` is one line a person can act on.
     ├── UnsafePathError             a symlink where a topic, partition or segment should be
     ├── TopicExistsError
     ├── UnknownTopicError
+    │   └── TopicDeletedError       the topic this process opened was deleted (maybe re-created since)
     ├── UnknownPartitionError
     ├── UnknownGroupError
     ├── RecordTooLargeError         a record or batch over max.message.bytes
@@ -36,6 +37,7 @@ __all__ = [
     "UnsafePathError",
     "TopicExistsError",
     "UnknownTopicError",
+    "TopicDeletedError",
     "UnknownPartitionError",
     "UnknownGroupError",
     "RecordTooLargeError",
@@ -86,6 +88,15 @@ class TopicExistsError(LogBrokerError):
 
 class UnknownTopicError(LogBrokerError):
     pass
+
+
+class TopicDeletedError(UnknownTopicError):
+    """The topic this handle opened is gone: deleted, and perhaps re-created under the same name.
+
+    Carries ``topic``, ``partition`` (None when not about one) and ``topic_id`` (the id of the
+    deleted topic, None for a topic created before topic ids). Nothing was written into or read
+    from a topic created since under the same name.
+    """
 
 
 class UnknownPartitionError(LogBrokerError, ValueError):

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import fsutil
-from .errors import CommitFailedError, CorruptionError, GroupError
+from .errors import CommitFailedError, CorruptionError, GroupError, TopicDeletedError
 from .offsets import GroupLockBusy, CommittedOffset, GroupPaths, OffsetStore, decode_line, encode_line
 
 __all__ = ["GroupMember", "MemberStatus", "Heartbeat", "Generation", "range_assign", "scan_members",
@@ -330,8 +330,18 @@ class GroupMember:
         try:
             with self.paths.locked():
                 self._update_generation(None)
-        except OSError:
-            pass
+        except (OSError, TopicDeletedError):
+            pass  # the topic (and its group) went away: nobody is left to tell
+
+    def abandon(self) -> None:
+        """Let go of every lock without touching a file: for a member whose topic was deleted (the
+        path may name a topic created since, whose group this member never joined)."""
+        for lock in self._held.values():
+            lock.close()
+        self._held.clear()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     @property
     def owned(self) -> list[int]:

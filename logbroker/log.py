@@ -24,7 +24,7 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from . import fsutil
 from .checkpoint import PartitionState, StateFile, read_log_start, write_log_start
@@ -36,6 +36,9 @@ from .policy import SegmentInfo, segments_to_delete, should_roll
 from .record import BadBatch, EncodedBatch, PendingRecord, encode_records, encode_values
 from .segment import (index_name, iter_batches, list_segments, log_name, scan_segment, timeindex_name,
                       valid_batch_after)
+
+if TYPE_CHECKING:
+    from .topic import TopicIdentity  # topic sits above log
 
 __all__ = ["PartitionLog", "RecoveryReport", "RetentionReport", "AppendResult", "partition_dir_name"]
 
@@ -111,16 +114,26 @@ class _Active:
 class PartitionLog:
     """The writable log of one partition. See the module docstring for the contract."""
 
-    def __init__(self, topic: str, partition: int, directory: str, config: TopicConfig) -> None:
+    def __init__(self, topic: str, partition: int, directory: str, config: TopicConfig,
+                 identity: TopicIdentity | None = None) -> None:
         fsutil.check_not_symlink(directory, "partition directory")
         if not os.path.isdir(directory):
+            if identity is not None:
+                identity.check(partition)
             raise UnsafePathError(f"partition directory {directory} is missing", path=directory)
         self.topic = topic
         self.partition = partition
         self.directory = directory
         self.config = config
-        self._lock = fsutil.FileLock(os.path.join(directory, ".lock"))
-        self._state_file = StateFile(directory, create=True)
+        # Checked under the lock before any file is touched (see :meth:`_locked`).
+        self._identity = identity
+        try:
+            self._lock = fsutil.FileLock(os.path.join(directory, ".lock"))
+            self._state_file = StateFile(directory, create=True)
+        except FileNotFoundError:
+            if identity is not None:
+                identity.check(partition)
+            raise
         self._active: _Active | None = None
         self._verified = False  # the tail was checked by this process
         self._fenced: str | None = None
@@ -232,13 +245,27 @@ class PartitionLog:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """Hold the partition lock; any failed fsync inside (data, directory, checkpoint) fences."""
+        """Hold the partition lock; any failed fsync inside (data, directory, checkpoint) fences.
+
+        The topic's identity is checked first, under the lock: if it passes, every descriptor this
+        log holds is of the topic it opened, and until the lock is released the topic's path names
+        that topic or nothing (deletion waits for this lock before its files go, and creation waits
+        for the deletion), so nothing opened by path in here can land in a topic created since.
+        """
         with self._lock:
+            identity = self._identity
+            if identity is not None:
+                identity.check(self.partition)
             try:
                 yield
             except FsyncError as exc:
                 self._fenced = (f"partition {self.topic}-{self.partition} refuses appends after a failed "
                                 f"fsync ({exc}); reopen it to recover")
+                raise
+            except (FileNotFoundError, NotADirectoryError):
+                # The topic was renamed away after the check: the path names nothing now.
+                if identity is not None:
+                    identity.check(self.partition)
                 raise
 
     def _sync(self, fd: int, path: str) -> None:
@@ -502,6 +529,17 @@ class PartitionLog:
                 f"corruption in closed segment {log_path} at position {result.valid_end} "
                 f"(offset {result.next_offset}): {result.error}",
                 path=log_path, position=result.valid_end, offset=result.next_offset)
+        if result.next_offset != next_base:
+            # Offsets must run on from one segment to the next. A gap or an overlap means segments
+            # of two different logs in one directory (an older version let a writer of a deleted
+            # topic go on into a topic created under its name): no rule says which ones are right.
+            how = (f"offsets {result.next_offset} to {next_base - 1} are missing"
+                   if result.next_offset < next_base else f"offsets {next_base} to {result.next_offset - 1} overlap")
+            raise CorruptionError(
+                f"segment {log_name(next_base)} in {self.directory} does not continue {log_name(base)}, which "
+                f"ends before offset {result.next_offset} ({how}): segments of another log are mixed into "
+                f"this partition. Run `logbroker inspect {self.directory} --verify`",
+                path=os.path.join(self.directory, log_name(next_base)), offset=result.next_offset)
         result.entries.closing = (result.max_timestamp, result.next_offset)
         from .index import write_index
         write_index(idx_path, tidx_path, result.entries)

@@ -78,10 +78,14 @@ class GroupLockBusy(GroupError):
 class GroupPaths:
     """Where the files of ``group`` on the topic in ``topic_dir`` live."""
 
-    __slots__ = ("topic_dir", "group", "root", "offsets", "prev", "lock", "generation", "members", "partitions")
+    __slots__ = ("topic_dir", "group", "root", "offsets", "prev", "lock", "generation", "members", "partitions",
+                 "identity")
 
-    def __init__(self, topic_dir: str, group: str) -> None:
+    def __init__(self, topic_dir: str, group: str, identity=None) -> None:
         validate_group_name(group)
+        # The topic's identity (topic.TopicIdentity), checked under the group lock: a group change of
+        # a deleted topic fails with TopicDeletedError instead of landing in one created since.
+        self.identity = identity
         self.topic_dir = topic_dir
         self.group = group
         self.root = os.path.join(topic_dir, GROUPS_DIR, group)
@@ -115,7 +119,12 @@ class GroupPaths:
         With ``timeout_s``, give up after that long with :class:`GroupLockBusy`: a member must not
         freeze inside ``poll`` because another process was stopped (Ctrl+Z, SIGSTOP) holding it.
         """
-        lock = fsutil.FileLock(self.lock)
+        try:
+            lock = fsutil.FileLock(self.lock)
+        except (FileNotFoundError, NotADirectoryError):
+            if self.identity is not None:
+                self.identity.check()
+            raise
         try:
             if timeout_s is None:
                 lock.acquire()
@@ -127,6 +136,8 @@ class GroupPaths:
                                             f"another process for {timeout_s:.2f} s; is one stopped?",
                                             group=self.group)
                     time.sleep(0.002)
+            if self.identity is not None:
+                self.identity.check()
             yield
         finally:
             lock.close()

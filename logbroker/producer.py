@@ -121,6 +121,10 @@ _new_pending = partial(tuple.__new__, PendingRecord)
 class Producer:
     """Appends records to topics in ``data_dir`` (default: ``$LOGBROKER_DATA_DIR``, else ``./segments``).
 
+    A producer is bound to the topics it opened (FORMAT.md, "Topic identity"): once one is deleted,
+    its records buffered or sent afterwards fail with TopicDeletedError, even when a topic of the same
+    name was created since; a new Producer writes to that one.
+
     ``fsync``: None follows each topic's ``fsync`` config; or ``"always"``, ``"interval"``, ``"never"``.
     ``batch_size``: bytes buffered per partition before a batch is written (Kafka's ``batch.size``);
     0 writes every record at once. ``auto_create``: create missing topics with ``num_partitions``.

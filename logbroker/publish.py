@@ -15,7 +15,7 @@ from typing import BinaryIO, Callable
 
 import orjson
 
-from .errors import LogBrokerError, UnknownTopicError
+from .errors import LogBrokerError, TopicDeletedError, UnknownTopicError
 from .producer import Producer
 from .topic import Topic
 
@@ -159,6 +159,12 @@ def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str
                     k = str(value[key_field])
                 # The line itself is the value's JSON: orjson just accepted it, so store it as given.
                 futures.append(producer.send_json(topic, line.strip(), key=k, partition=partition))
+            except TopicDeletedError as exc:
+                # Every later line would fail the same way: stop reading, report what failed.
+                summary.failed += 1
+                if on_error:
+                    on_error(f"line {number}: {exc}; stopping")
+                break
             except (ValueError, LogBrokerError) as exc:
                 summary.failed += 1
                 if on_error:
@@ -168,7 +174,11 @@ def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str
                 _settle(futures, summary)
             if on_progress:
                 on_progress(summary.published + len(futures))
-        producer.flush()
+        try:
+            producer.flush()
+        except TopicDeletedError as exc:
+            if on_error:
+                on_error(str(exc))  # the futures tell which records it failed
         _settle(futures, summary)
     finally:
         producer.close()
@@ -178,7 +188,11 @@ def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str
 def _settle(futures: list, summary: PublishSummary) -> None:
     for f in futures:
         if f.done():
-            md = f.get()
+            try:
+                md = f.get()
+            except TopicDeletedError:
+                summary.failed += 1
+                continue
             summary.published += 1
             summary.per_partition[md.partition] = summary.per_partition.get(md.partition, 0) + 1
     futures[:] = [f for f in futures if not f.done()]

@@ -11,15 +11,22 @@ from __future__ import annotations
 
 import bisect
 import os
+from typing import TYPE_CHECKING
 
 from .checkpoint import PartitionState, StateFile, read_log_start
 from .errors import CorruptionError, OffsetOutOfRangeError, UnknownPartitionError
+from .handles import OPEN_FILES
 from .index import TIME_ENTRY, search_offset, search_timestamp
 from .consumer_record import Records
 from .record import BadBatch, batch_lines, batch_records, parse_line
 from .segment import CHUNK, index_name, iter_batches, list_segments, log_name, scan_segment, timeindex_name
 
+if TYPE_CHECKING:
+    from .topic import TopicIdentity  # topic sits above reader
+
 __all__ = ["PartitionReader", "segment_max_timestamp"]
+
+_READER_DESCRIPTORS = 4  # high-watermark, and one segment's .log, .index and .timeindex
 
 
 def segment_max_timestamp(directory: str, base: int, size: int) -> int:
@@ -94,13 +101,18 @@ class PartitionReader:
     sequential reads never touch the index.
     """
 
-    def __init__(self, topic: str, partition: int, directory: str) -> None:
+    def __init__(self, topic: str, partition: int, directory: str, identity: TopicIdentity | None = None) -> None:
         if not os.path.isdir(directory):
+            if identity is not None:
+                identity.check(partition)
             raise UnknownPartitionError(f"partition {partition} of topic {topic} does not exist",
                                         topic=topic, partition=partition)
         self.topic = topic
         self.partition = partition
         self.directory = directory
+        # Checked after the files are opened and read, before anything is returned: a topic
+        # directory renamed away never comes back, so a check that passes proves they were its own.
+        self._identity = identity
         self._state = StateFile(directory)
         self._segment: _OpenSegment | None = None
         self._cursor: tuple[int, int] | None = None  # (next offset, its file position) in self._segment
@@ -108,8 +120,14 @@ class PartitionReader:
         # The rest of a batch parsed whole but returned in part: (its first offset, lines, raw values).
         self._rest: tuple[int, list[dict], list[bytes] | None] | None = None
         self._bases: list[int] = []  # segment base offsets as last listed
+        OPEN_FILES.touch(self, _READER_DESCRIPTORS, self._close_files)
 
     def close(self) -> None:
+        OPEN_FILES.forget(self)
+        self._close_files()
+
+    def _close_files(self) -> None:
+        """Close every descriptor; the next call opens what it needs again (see handles.py)."""
         if self._segment is not None:
             self._segment.close()
             self._segment = None
@@ -120,17 +138,36 @@ class PartitionReader:
     # -- offsets ------------------------------------------------------------------------------
 
     def state(self) -> PartitionState:
-        if self._state.fd < 0:
-            self._state = StateFile(self.directory)
-        st = self._state.read()
-        if st is None:
-            base = read_log_start(self.directory, self.topic, self.partition)
-            return PartitionState(active_base=base, log_end_offset=base, high_watermark=base)
-        return st
+        state = self._read_state()
+        self._check_identity()
+        return state
+
+    def _read_state(self) -> PartitionState:
+        OPEN_FILES.touch(self, _READER_DESCRIPTORS, self._close_files)
+        try:
+            if self._state.fd < 0:
+                self._state = StateFile(self.directory)
+            st = self._state.read()
+            if st is None:
+                base = read_log_start(self.directory, self.topic, self.partition)
+                return PartitionState(active_base=base, log_end_offset=base, high_watermark=base)
+            return st
+        except (FileNotFoundError, NotADirectoryError):
+            self._check_identity()
+            raise
+
+    def _check_identity(self) -> None:
+        if self._identity is not None:
+            self._identity.check(self.partition)
 
     def log_start_offset(self) -> int:
-        bases = list_segments(self.directory)
-        start = read_log_start(self.directory, self.topic, self.partition)
+        try:
+            bases = list_segments(self.directory)
+            start = read_log_start(self.directory, self.topic, self.partition)
+        except (FileNotFoundError, NotADirectoryError):
+            self._check_identity()
+            raise
+        self._check_identity()
         return max(start, bases[0]) if bases else start
 
     def high_watermark(self) -> int:
@@ -140,8 +177,21 @@ class PartitionReader:
     # -- reading ------------------------------------------------------------------------------
 
     def read(self, offset: int, max_records: int = 500, raw: bool = False) -> Records:
-        """Up to ``max_records`` records from ``offset`` (fewer at the high watermark; none at it)."""
-        state = self.state()
+        """Up to ``max_records`` records from ``offset`` (fewer at the high watermark; none at it).
+
+        Raises TopicDeletedError when the topic was deleted since this reader was opened (nothing
+        of a topic created since under the same name is ever returned).
+        """
+        try:
+            out = self._read(offset, max_records, raw)
+        except (FileNotFoundError, NotADirectoryError, OffsetOutOfRangeError, CorruptionError):
+            self._check_identity()  # the topic's files vanishing under a read is the deletion's doing
+            raise
+        self._check_identity()
+        return out
+
+    def _read(self, offset: int, max_records: int, raw: bool) -> Records:
+        state = self._read_state()
         hw = state.high_watermark
         lines: list[dict] = []
         values: list[bytes] | None = [] if raw else None
@@ -248,7 +298,7 @@ class PartitionReader:
             bases = self._bases = list_segments(self.directory)
             i = bisect.bisect_right(bases, offset) - 1
         if i < 0:
-            raise self._out_of_range(offset, self.high_watermark())
+            raise self._out_of_range(offset, self._read_state().high_watermark)
         base = bases[i]
         if self._segment is not None and self._segment.base == base:
             return self._segment
@@ -256,7 +306,7 @@ class PartitionReader:
             seg = _OpenSegment(self.directory, base)
         except FileNotFoundError:
             self._bases = []  # retention removed it: list again next time
-            raise self._out_of_range(offset, self.high_watermark()) from None
+            raise self._out_of_range(offset, self._read_state().high_watermark) from None
         if self._segment is not None:
             self._segment.close()
         self._segment = seg
@@ -266,7 +316,9 @@ class PartitionReader:
         return seg
 
     def _out_of_range(self, offset: int, hw: int) -> OffsetOutOfRangeError:
-        start = self.log_start_offset()
+        bases = list_segments(self.directory)
+        start = read_log_start(self.directory, self.topic, self.partition)
+        start = max(start, bases[0]) if bases else start
         return OffsetOutOfRangeError(
             f"offset {offset} is out of range for {self.topic}-{self.partition}: the log holds offsets "
             f"{start} to {hw - 1}" if hw > start else
@@ -283,7 +335,16 @@ class PartitionReader:
         Kafka's lookup: the first segment whose newest timestamp is >= the target, then its time
         index, then a short forward scan.
         """
-        state = self.state()
+        try:
+            found = self._offset_for_timestamp(timestamp)
+        except (FileNotFoundError, NotADirectoryError, CorruptionError):
+            self._check_identity()
+            raise
+        self._check_identity()
+        return found
+
+    def _offset_for_timestamp(self, timestamp: int) -> int | None:
+        state = self._read_state()
         bases = list_segments(self.directory)
         for base in bases:
             if base > state.active_base:

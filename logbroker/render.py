@@ -12,8 +12,9 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .errors import InvalidConfigError
 
-__all__ = ["table", "size", "topic_description", "group_description", "reset_plan", "inspect_report",
-           "retention_summary", "recover_summary", "publish_summary", "record_formatter", "RECORD_FORMATS"]
+__all__ = ["table", "size", "plural", "topic_description", "group_description", "reset_plan", "inspect_report",
+           "retention_summary", "recover_summary", "publish_summary", "record_formatter", "RECORD_FORMATS",
+           "PRINT_PROPERTIES", "parse_properties", "kafka_line"]
 
 RECORD_FORMATS = ("json", "envelope", "pretty")
 
@@ -33,6 +34,11 @@ def size(n: float) -> str:
             return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)
+
+
+def plural(n: int, noun: str, many: str | None = None) -> str:
+    """``1 record``, ``2 records``, ``1,000 records``: a count with its noun agreeing."""
+    return f"{n:,} {noun if n == 1 else many or noun + 's'}"
 
 
 def _dash(v: object) -> object:
@@ -122,13 +128,73 @@ def publish_summary(summary: Any, topic: str) -> str:
             + (f"; per partition: {per}" if per else ""))
 
 
-def record_formatter(fmt: str) -> Callable[[Any, int], bytes]:
+#: kafka-console-consumer's --property names (its DefaultMessageFormatter) that logbroker honours.
+PRINT_PROPERTIES = ("print.timestamp", "print.partition", "print.offset", "print.headers", "print.key",
+                    "print.value", "key.separator")
+
+
+def parse_properties(pairs: Sequence[str], known: Sequence[str]) -> dict[str, str]:
+    """``--property k=v`` pairs as a dict; values are kept verbatim (a separator may be a space)."""
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise InvalidConfigError(f"--property {pair!r} is not of the form name=value")
+        if name not in known:
+            raise InvalidConfigError(f"--property {name} is not supported; known: {', '.join(known)}")
+        out[name] = value
+    return out
+
+
+def _flag(props: dict[str, str], name: str, default: bool) -> bool:
+    value = props.get(name)
+    if value is None:
+        return default
+    if value.lower() not in ("true", "false"):
+        raise InvalidConfigError(f"--property {name}={value}: use true or false")
+    return value.lower() == "true"
+
+
+def kafka_line(props: dict[str, str]) -> Callable[[Any], bytes]:
+    """A record as kafka-console-consumer prints it with ``--property print.*=true``: the chosen
+    fields in Kafka's order (CreateTime:ts, Partition:p, Offset:o, headers k:v,k:v or NO_HEADERS,
+    the key or null, the value), separated by ``key.separator`` (a tab by default)."""
+    from .pretty import format_value
+    sep = props.get("key.separator", "\t").encode()
+    show = [f for f in ("timestamp", "partition", "offset", "headers", "key") if _flag(props, f"print.{f}", False)]
+    value = _flag(props, "print.value", True)
+
+    def fields(record: Any):
+        for f in show:
+            if f == "timestamp":
+                yield f"CreateTime:{record.timestamp}".encode()
+            elif f == "partition":
+                yield f"Partition:{record.partition}".encode()
+            elif f == "offset":
+                yield f"Offset:{record.offset}".encode()
+            elif f == "headers":
+                headers = record.headers or {}
+                yield ",".join(f"{k}:{v}" for k, v in headers.items()).encode() if headers else b"NO_HEADERS"
+            else:
+                yield b"null" if record.key is None else str(record.key).encode()
+        if value:
+            yield format_value(record.value)
+    return lambda record: sep.join(fields(record)) + b"\n"
+
+
+def record_formatter(fmt: str, properties: dict[str, str] | None = None) -> Callable[[Any, int], bytes]:
     """``consume`` / ``replay`` output: (record, its number in this run) -> one line of bytes.
 
-    json: the value alone (kafka-console-consumer's default); envelope: offset, key, timestamp,
-    headers and value; pretty: :func:`logbroker.pretty.format_pretty`'s block.
+    json: the value alone (kafka-console-consumer's default), or with ``properties`` the fields
+    :func:`kafka_line` prints; envelope: offset, key, timestamp, headers and value; pretty:
+    :func:`logbroker.pretty.format_pretty`'s block.
     """
     from .pretty import format_envelope, format_pretty, format_value
+    if properties and fmt != "json":
+        raise InvalidConfigError(f"--property applies to --format json (Kafka's output), not {fmt}")
+    if fmt == "json" and properties:
+        line = kafka_line(properties)
+        return lambda record, n: line(record)
     if fmt == "json":
         return lambda record, n: format_value(record.value) + b"\n"
     if fmt == "envelope":

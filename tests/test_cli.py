@@ -134,3 +134,11 @@ def test_replay_to_another_topic_keeps_keys_timestamps_and_order(tmp_path):
     dst = [orjson.loads(line) for line in run("consume", "dst", "--from-beginning", "--timeout-ms", "300",
                                                "--format", "envelope", data_dir=tmp_path).stdout.splitlines()]
     assert [(r["key"], r["timestamp"], r["value"]) for r in dst] == [(r["key"], r["timestamp"], r["value"]) for r in src]
+
+
+def test_topics_create_if_not_exists_succeeds_on_an_existing_topic_and_changes_nothing(tmp_path):
+    assert run("topics", "create", "t", "--partitions", "2", data_dir=tmp_path).returncode == 0
+    again = run("topics", "create", "t", "--partitions", "5", "--if-not-exists", data_dir=tmp_path)
+    assert again.returncode == 0, again.stderr.decode()
+    assert again.stderr.decode().strip() == "Topic t already exists with 2 partitions; nothing changed."
+    assert run("topics", "create", "t", data_dir=tmp_path).returncode == 1

@@ -48,10 +48,26 @@ def test_pip_install_puts_only_the_logbroker_package_and_its_console_script_on_t
     assert top_level == ["bin", "logbroker"]
     assert (target / "logbroker" / "__main__.py").is_file()
     [dist_info] = target.glob("logbroker-*.dist-info")
-    assert "logbroker = logbroker.cli:main" in (dist_info / "entry_points.txt").read_text()
+    assert "logbroker = logbroker.__main__:main" in (dist_info / "entry_points.txt").read_text()
 
 
 def test_only_the_command_line_modules_of_the_package_import_typer():
     importers = sorted(p.name for p in (ROOT / "logbroker").glob("*.py")
                        if "import typer" in p.read_text() or "from typer" in p.read_text())
     assert importers == ["cli.py", "cli_typer.py"]
+
+
+@pytest.mark.parametrize("how", ["module", "checkout", "console-script"])
+def test_ctrl_c_while_the_command_line_loads_exits_130_without_a_traceback(tmp_path, how):
+    # A typer whose import is interrupted stands for a Ctrl+C during start-up.
+    fake = tmp_path / "fake" / "typer"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise KeyboardInterrupt\n")
+    command = {"module": [sys.executable, "-m", "logbroker"],
+               "checkout": [sys.executable, str(ROOT / "cli.py")],
+               "console-script": [sys.executable, "-c", "from logbroker.__main__ import main; main()"]}[how]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "fake"), str(ROOT)])}
+    done = subprocess.run([*command, "topics", "list"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 130
+    assert "Traceback" not in done.stderr

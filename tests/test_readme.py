@@ -40,13 +40,14 @@ def test_readme_shell_examples_run_in_order_against_a_temporary_data_dir(tmp_pat
         assert done.returncode == 0, f"README example failed: {line}\n{done.stderr.decode()[-2000:]}"
 
 
-def test_readme_python_api_example_runs_as_written_in_a_fresh_directory(tmp_path):
+def test_readme_python_api_example_runs_as_written_in_a_fresh_directory_and_again(tmp_path):
     [block] = re.findall(r"The Python API beside the CLI:\n\n```python\n(.*?)```", README, re.S)
     env = {k: v for k, v in os.environ.items() if k != "LOGBROKER_DATA_DIR"}
     env["PYTHONPATH"] = str(ROOT)
-    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=60)
-    assert done.returncode == 0, done.stderr[-2000:]
-    printed = sorted(line.split(" ", 2)[2] for line in done.stdout.splitlines())
-    assert printed == ["{'item': 'album'}", "{'item': 'lightstick'}", "{'item': 'poster'}"]
+    for run in ("first", "second"):  # the second run finds the topic and the group's commits
+        done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, f"{run} run: {done.stderr[-2000:]}"
+        printed = sorted(line.split(" ", 2)[2] for line in done.stdout.splitlines())
+        assert printed == ["{'item': 'album'}", "{'item': 'lightstick'}", "{'item': 'poster'}"], run
     assert (tmp_path / "segments" / "orders").is_dir()  # the default data directory

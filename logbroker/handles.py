@@ -1,0 +1,63 @@
+"""Bounded open files: an LRU of the objects that hold descriptors, as Kafka's log manager bounds
+the segments it keeps open.
+
+A process may touch hundreds of partitions, and each one costs descriptors: an open partition log up
+to five (``.lock``, ``high-watermark`` and the active segment's ``.log``, ``.index``, ``.timeindex``),
+a reader up to four, a consumer's watch of a partition one. :data:`OPEN_FILES` keeps their sum under a
+budget: each holder calls :meth:`OpenFiles.touch` with itself, the descriptors it may hold and how to
+close them whenever it is used; the least recently used holders beyond the budget are closed, and
+open their files again when next used (a partition log is dropped and made anew by its topic).
+
+Not a lock and not thread-safe, like the clients that use it. The default budget is half the soft
+``RLIMIT_NOFILE`` (the other half is left to the application and to what cannot be closed: topic
+directories, group ownership locks), and never below 32.
+"""
+
+from __future__ import annotations
+
+import resource
+from collections import OrderedDict
+from typing import Callable, Hashable
+
+__all__ = ["OpenFiles", "OPEN_FILES"]
+
+
+class OpenFiles:
+    """An LRU of descriptor holders, closed oldest first beyond ``budget`` descriptors."""
+
+    __slots__ = ("budget", "weight", "_entries")
+
+    def __init__(self, budget: int | None = None) -> None:
+        self.budget = self.default_budget() if budget is None else budget
+        self.weight = 0  # descriptors the entries may hold, summed
+        self._entries: OrderedDict[Hashable, tuple[int, Callable[[], None]]] = OrderedDict()
+
+    @staticmethod
+    def default_budget() -> int:
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            soft = 1 << 16
+        return max(32, soft // 2)
+
+    def touch(self, key: Hashable, weight: int, close: Callable[[], None]) -> None:
+        """``key`` was just used (and holds up to ``weight`` descriptors, closed by ``close``)."""
+        entries = self._entries
+        if key in entries:
+            entries.move_to_end(key)
+            return
+        entries[key] = (weight, close)
+        self.weight += weight
+        while self.weight > self.budget and len(entries) > 1:
+            _old, (w, closer) = entries.popitem(last=False)
+            self.weight -= w
+            closer()
+
+    def forget(self, key: Hashable) -> None:
+        """``key`` closed its files itself."""
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self.weight -= entry[0]
+
+
+#: The one budget of this process.
+OPEN_FILES = OpenFiles()
