@@ -5,6 +5,8 @@ and a Hypothesis round trip of arbitrary bytes through a real client."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 
 import pytest
@@ -48,6 +50,9 @@ def test_confluent_admin_creates_refuses_duplicates_describes_and_deletes_topics
     configs = admin.describe_configs([res])[res].result(15)
     assert configs["retention.ms"].value == "3600000" and not configs["retention.ms"].is_default
     assert configs["segment.bytes"].is_default
+    described = subprocess.run([sys.executable, "-m", "logbroker", "--data-dir", server.data_dir, "topics",
+                                "describe", "ck-admin"], capture_output=True, text=True, timeout=60, check=True)
+    assert "PartitionCount: 2" in described.stdout and "retention.ms=3600000" in described.stdout
     broker = ConfigResource(ConfigResource.Type.BROKER, "0")
     assert admin.describe_configs([broker])[broker].result(15)["num.partitions"].value == "3"
     admin.delete_topics(["ck-admin"])["ck-admin"].result(15)

@@ -28,8 +28,8 @@ __all__ = ["BatchError", "ProducedBatch", "decode_batches", "encode_batch", "COD
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 HEADER_SIZE = _HEADER.size  # 61
 
-#: codec number -> (name, the PyPI package that would decode it)
-CODEC_PACKAGES = {2: ("snappy", "python-snappy"), 3: ("lz4", "lz4"), 4: ("zstd", "zstandard")}
+#: codec number -> (name, the PyPI package that decodes it here)
+CODEC_PACKAGES = {2: ("snappy", "cramjam"), 3: ("lz4", "cramjam"), 4: ("zstd", "cramjam")}
 
 
 class BatchError(ValueError):
@@ -75,6 +75,27 @@ def _blob(buf: bytes, pos: int, end: int) -> tuple[bytes | None, int]:
     return buf[pos:pos + n], pos + n
 
 
+try:
+    import cramjam as _cramjam  # snappy, lz4 and zstd in one package (Rust, MIT)
+except ImportError:  # not installed: those codecs are refused with 76
+    _cramjam = None
+
+_XERIAL = b"\x82SNAPPY\x00"  # the framing Java's and kafka-python's snappy batches use
+
+
+def _snappy(data: bytes) -> bytes:
+    if not data.startswith(_XERIAL):
+        return bytes(_cramjam.snappy.decompress_raw(data))
+    out, pos = bytearray(), 16  # magic, then int32 version and int32 compatible version
+    while pos < len(data):
+        (n,) = struct.unpack_from(">i", data, pos)
+        if n < 0 or pos + 4 + n > len(data):
+            raise ValueError(f"xerial snappy block of {n} bytes at byte {pos} runs past the end")
+        out += _cramjam.snappy.decompress_raw(data[pos + 4:pos + 4 + n])
+        pos += 4 + n
+    return bytes(out)
+
+
 def _decompress(codec: int, data: bytes) -> bytes:
     if codec == 1:
         try:
@@ -84,8 +105,17 @@ def _decompress(codec: int, data: bytes) -> bytes:
     name, package = CODEC_PACKAGES.get(codec, (f"codec {codec}", None))
     if package is None:
         raise BatchError(2, f"unknown compression codec {codec}")
-    raise BatchError(76, f"{name} compression is not supported by this server; install the {package} "
-                         f"package to add it")
+    if _cramjam is None:
+        raise BatchError(76, f"{name} compression is not supported by this server; install the {package} "
+                             f"package to add it")
+    try:
+        if codec == 2:
+            return _snappy(data)
+        if codec == 3:
+            return bytes(_cramjam.lz4.decompress(data))
+        return bytes(_cramjam.zstd.decompress(data))
+    except (ValueError, struct.error, _cramjam.DecompressionError) as exc:
+        raise BatchError(2, f"{name} batch does not decompress: {exc}") from None
 
 
 def decode_batches(data: bytes, max_bytes: int | None = None) -> list[ProducedBatch]:

@@ -136,7 +136,7 @@ class DataHandlers:
                     out["ErrorMessage"] = f"producer {batch.producer_id}: {verdict.name}"
                     return out
                 records = [PendingRecord.from_kafka(ts, key, headers, value) for ts, key, headers, value in batch.records]
-                results = await self.storage.append(topic, partition, records)
+                results = self.storage.append(topic, partition, records)
                 first = results[0].base_offset
                 self.producers.record(batch, name, partition, first)
                 base = first if base is None else base

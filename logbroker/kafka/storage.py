@@ -2,25 +2,31 @@
 connection of one ``logbroker serve`` process.
 
 Contract: the server is one more process over the same files and locks (FORMAT.md), so what it
-writes is what ``logbroker consume`` reads and the other way round. Appends run in worker threads
-(they fsync) one at a time per partition (an ``asyncio.Lock`` each); the partition's own flock
-orders them with other processes. Topic objects are cached by name and dropped when the topic's
-directory changes identity (deleted and re-created by another process).
+writes is what ``logbroker consume`` reads and the other way round. Everything runs on the event
+loop's thread, appends included: the library's open-file LRU (:mod:`logbroker.handles`) is not
+thread-safe, and an append in a worker thread could see its log closed by a fetch's eviction. An
+append under ``fsync=always`` therefore holds the loop for its fdatasync (one per produced batch
+and partition). Under ``fsync=interval`` a flush is scheduled ``flush.ms`` after an append, so
+records become visible without waiting for the next one. Topic objects are cached by name and
+dropped when the topic's directory changes identity (deleted and re-created by another process).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from typing import Any
 
 from ..broker import Broker
-from ..errors import TopicExistsError, UnknownTopicError
+from ..errors import LogBrokerError, TopicExistsError, UnknownTopicError
 from ..log import AppendResult
 from ..record import PendingRecord
 from ..topic import Topic
 
 __all__ = ["Storage"]
+
+log = logging.getLogger("logbroker.serve")
 
 
 class Storage:
@@ -28,7 +34,7 @@ class Storage:
         self.broker = Broker(data_dir)
         self.data_dir = self.broker.data_dir
         self._topics: dict[str, tuple[Topic, int]] = {}  # name -> (topic, inode of its directory)
-        self._locks: dict[tuple[str, int], asyncio.Lock] = {}
+        self._flush_due: set[tuple[str, int]] = set()
         #: set whenever this process appends; long-polling fetches wait on it (other processes'
         #: appends are seen by polling the high watermark).
         self.appended = asyncio.Event()
@@ -84,15 +90,25 @@ class Storage:
         self.forget(name)
         topic.delete()
 
-    async def append(self, topic: Topic, partition: int, records: list[PendingRecord]) -> list[AppendResult]:
+    def append(self, topic: Topic, partition: int, records: list[PendingRecord]) -> list[AppendResult]:
         """Append under the topic's fsync policy: returns once the records are acknowledged."""
-        key = (topic.name, partition)
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        log = topic.log(partition)
-        async with lock:
-            results = await asyncio.to_thread(log.append, records)
+        results = topic.log(partition).append(records)
+        if topic.config.fsync == "interval":
+            key = (topic.name, partition)
+            if key not in self._flush_due:
+                self._flush_due.add(key)
+                asyncio.get_running_loop().call_later(topic.config.flush_ms / 1000.0, self._flush, topic, partition)
         self.appended.set()
         self.appended = asyncio.Event()
         return results
+
+    def _flush(self, topic: Topic, partition: int) -> None:
+        """Make an ``fsync=interval`` partition's appends durable and visible (scheduled by append)."""
+        self._flush_due.discard((topic.name, partition))
+        try:
+            topic.log(partition).flush()
+        except LogBrokerError as exc:
+            log.warning("flush of %s-%d failed: %s", topic.name, partition, exc)
+            return
+        self.appended.set()
+        self.appended = asyncio.Event()
