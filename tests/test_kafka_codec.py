@@ -120,3 +120,18 @@ def test_null_in_a_field_that_cannot_be_null_is_a_decode_error():
         decode(api.request, Reader(data), 4, False)
     meta = by_key[3]  # Metadata v4: a null topic list means "all topics"
     assert decode(meta.request, Reader(struct.pack(">i", -1) + b"\x01"), 4, False)["Topics"] is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(records, st.data())
+def test_mutated_batches_with_a_valid_crc_raise_only_batch_errors(recs, data):
+    from logbroker.kafka.crc32c import crc32c
+    batch = bytearray(encode_batch(0, [(i, ts, k, h, v) for i, (ts, k, h, v) in enumerate(recs)]))
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(57, len(batch) - 1))  # the record count and the records
+        batch[i] = data.draw(st.integers(0, 255))
+    struct.pack_into(">I", batch, 17, crc32c(bytes(batch[21:])))
+    try:
+        decode_batches(bytes(batch))
+    except BatchError as exc:
+        assert exc.code in (2, 42)

@@ -155,41 +155,87 @@ def decode_batches(data: bytes, max_bytes: int | None = None) -> list[ProducedBa
     return batches
 
 
+_ONE_BYTE = [(b >> 1) ^ -(b & 1) for b in range(128)]  # zig-zag varints that fit in one byte
+
+
 def _records(body: bytes, count: int, base_ts: int) -> list:
+    """The records of a batch body. Varints of one byte (nearly all of them: lengths below 64,
+    deltas, null markers) are decoded inline; only longer ones call :func:`_zigzag`."""
     out = []
+    append = out.append
+    one, zigzag = _ONE_BYTE, _zigzag
     pos, n = 0, len(body)
-    for i in range(count):
-        length, pos = _zigzag(body, pos)
-        end = pos + length
-        if length < 0 or end > n:
-            raise BatchError(2, f"record {i} of {length} bytes runs past the end of its batch")
-        pos += 1  # record attributes, unused
-        ts_delta, pos = _zigzag(body, pos)
-        _offset_delta, pos = _zigzag(body, pos)
-        key, pos = _blob(body, pos, end)
-        value, pos = _blob(body, pos, end)
-        nheaders, pos = _zigzag(body, pos)
-        if nheaders < 0 or nheaders > end - pos:
-            raise BatchError(2, f"record {i} claims {nheaders} headers")
-        headers = []
-        for _ in range(nheaders):
-            name, pos = _blob(body, pos, end)
-            hvalue, pos = _blob(body, pos, end)
-            if name is None:
-                raise BatchError(2, f"record {i} has a header with a null name")
-            try:
-                headers.append((name.decode("utf-8"), hvalue))
-            except UnicodeDecodeError:
-                raise BatchError(2, f"record {i} has a header name that is not UTF-8") from None
-        if pos != end:
-            raise BatchError(2, f"record {i} is {length} bytes long but its fields take {length - (end - pos)}")
-        ts = base_ts + ts_delta
-        if not 0 <= ts < 1 << 63:
-            raise BatchError(2, f"record {i} has timestamp {ts}, outside 0 to 2^63-1 ms")
-        out.append((ts, key, headers, value))
+    i = 0
+    try:
+        for i in range(count):
+            b = body[pos]
+            if b < 128:
+                length, pos = one[b], pos + 1
+            else:
+                length, pos = zigzag(body, pos)
+            end = pos + length
+            if length < 0 or end > n:
+                raise BatchError(2, f"record {i} of {length} bytes runs past the end of its batch")
+            b = body[pos + 1]  # after the record's attributes, unused
+            if b < 128:
+                ts_delta, pos = one[b], pos + 2
+            else:
+                ts_delta, pos = zigzag(body, pos + 1)
+            if body[pos] < 128:
+                pos += 1
+            else:
+                _offset_delta, pos = zigzag(body, pos)
+            b = body[pos]
+            if b < 128:
+                size, pos = one[b], pos + 1
+            else:
+                size, pos = zigzag(body, pos)
+            if size < 0:
+                key = None
+            else:
+                key, pos = body[pos:pos + size], pos + size
+            b = body[pos]
+            if b < 128:
+                size, pos = one[b], pos + 1
+            else:
+                size, pos = zigzag(body, pos)
+            if size < 0:
+                value = None
+            else:
+                value, pos = body[pos:pos + size], pos + size
+            b = body[pos]
+            if b == 0:
+                headers, pos = [], pos + 1
+            else:
+                headers, pos = _headers(body, pos, end, i)
+            if pos != end:
+                raise BatchError(2, f"record {i} is {length} bytes long but its fields take {length - (end - pos)}")
+            ts = base_ts + ts_delta
+            if not 0 <= ts < 1 << 63:
+                raise BatchError(2, f"record {i} has timestamp {ts}, outside 0 to 2^63-1 ms")
+            append((ts, key, headers, value))
+    except IndexError:
+        raise BatchError(2, f"record {i} runs past the end of its batch") from None
     if pos != n:
         raise BatchError(2, f"batch holds {n - pos} bytes after its {count} records")
     return out
+
+
+def _headers(body: bytes, pos: int, end: int, i: int) -> tuple[list, int]:
+    nheaders, pos = _zigzag(body, pos)
+    if nheaders < 0 or nheaders > end - pos:
+        raise BatchError(2, f"record {i} claims {nheaders} headers")
+    headers = []
+    for _ in range(nheaders):
+        name, pos = _blob(body, pos, end)
+        hvalue, pos = _blob(body, pos, end)
+        if name is None:
+            raise BatchError(2, f"record {i} has a header with a null name")
+        try:
+            headers.append((name.decode("utf-8"), hvalue))
+        except UnicodeDecodeError:
+            raise BatchError(2, f"record {i} has a header name that is not UTF-8") from None
+    return headers, pos
 
 
 # -- encoding ------------------------------------------------------------------------------------
