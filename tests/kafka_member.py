@@ -1,6 +1,6 @@
 """A consumer-group member in its own process, for the ``logbroker serve`` group tests.
 
-    python kafka_member.py ck|kp BOOTSTRAP TOPIC GROUP SESSION_TIMEOUT_MS
+    python kafka_member.py ck|kp|aio BOOTSTRAP TOPIC GROUP SESSION_TIMEOUT_MS
 
 Prints one JSON line per event on stdout: {"assigned": [partitions]} after each rebalance and
 {"record": [partition, offset]} per record. Commits after each record; SIGTERM closes cleanly.
@@ -42,6 +42,32 @@ if kind == "ck":
         emit({"record": [m.partition(), m.offset()]})
         c.commit(m, asynchronous=False)
     c.close()
+elif kind == "aio":
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.abc import ConsumerRebalanceListener as AioListener
+
+    class AioAssigned(AioListener):
+        def on_partitions_revoked(self, revoked):
+            pass
+
+        def on_partitions_assigned(self, assigned):
+            emit({"assigned": sorted(tp.partition for tp in assigned)})
+
+    async def run() -> None:
+        c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+                             enable_auto_commit=False, session_timeout_ms=int(session_ms), heartbeat_interval_ms=500)
+        c.subscribe([topic], listener=AioAssigned())
+        await c.start()
+        while not stop:
+            for records in (await c.getmany(timeout_ms=200)).values():
+                for r in records:
+                    emit({"record": [r.partition, r.offset]})
+                await c.commit()
+        await c.stop()
+
+    asyncio.run(run())
 else:
     from kafka import KafkaConsumer
     from kafka.consumer.subscription_state import ConsumerRebalanceListener

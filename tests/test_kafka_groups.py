@@ -88,7 +88,8 @@ def _create(server, topic: str) -> None:
     admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(15)
 
 
-@pytest.mark.parametrize("kinds", [("ck", "ck"), ("kp", "kp"), ("ck", "kp")], ids="+".join)
+@pytest.mark.parametrize("kinds", [("ck", "ck"), ("kp", "kp"), ("aio", "aio"), ("ck", "kp"), ("ck", "aio")],
+                         ids="+".join)
 def test_two_member_processes_split_three_partitions_consume_everything_and_commit(server, kinds):
     topic, group = f"g2-{'-'.join(kinds)}", f"grp-{'-'.join(kinds)}"
     _create(server, topic)

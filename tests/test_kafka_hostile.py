@@ -181,3 +181,11 @@ def test_fuzzed_requests_never_crash_the_server_nor_disturb_other_connections(se
         except (socket.timeout, ConnectionResetError):
             pass
     _healthy(server)
+
+
+def test_listening_beyond_localhost_warns_that_there_is_no_authentication(tmp_path):
+    from kafka_support import ServerProcess
+    srv = ServerProcess(str(tmp_path / "data"), str(tmp_path / "r.log"), 300, "--host", "0.0.0.0")
+    assert srv.line.startswith("listening on 0.0.0.0:")
+    rc, stderr = srv.stop()
+    assert rc == 0 and "no authentication" in stderr

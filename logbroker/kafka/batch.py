@@ -156,6 +156,7 @@ def decode_batches(data: bytes, max_bytes: int | None = None) -> list[ProducedBa
 
 
 _ONE_BYTE = [(b >> 1) ^ -(b & 1) for b in range(128)]  # zig-zag varints that fit in one byte
+_KEY_VALUE = (0, 1)
 
 
 def _records(body: bytes, count: int, base_ts: int) -> list:
@@ -185,24 +186,19 @@ def _records(body: bytes, count: int, base_ts: int) -> list:
                 pos += 1
             else:
                 _offset_delta, pos = zigzag(body, pos)
-            b = body[pos]
-            if b < 128:
-                size, pos = one[b], pos + 1
-            else:
-                size, pos = zigzag(body, pos)
-            if size < 0:
-                key = None
-            else:
-                key, pos = body[pos:pos + size], pos + size
-            b = body[pos]
-            if b < 128:
-                size, pos = one[b], pos + 1
-            else:
-                size, pos = zigzag(body, pos)
-            if size < 0:
-                value = None
-            else:
-                value, pos = body[pos:pos + size], pos + size
+            key_value = []
+            for _ in _KEY_VALUE:
+                b = body[pos]
+                if b < 128:
+                    size, pos = one[b], pos + 1
+                else:
+                    size, pos = zigzag(body, pos)
+                if size < 0:
+                    key_value.append(None)
+                else:
+                    key_value.append(body[pos:pos + size])
+                    pos += size
+            key, value = key_value
             b = body[pos]
             if b == 0:
                 headers, pos = [], pos + 1
@@ -248,34 +244,55 @@ def _varint(out: bytearray, n: int) -> None:
     out.append(n)
 
 
-def _field(out: bytearray, data: bytes | None) -> None:
-    if data is None:
-        out.append(1)  # zig-zag -1
-    else:
-        _varint(out, len(data))
-        out += data
+def _varint_bytes(n: int) -> bytes:
+    out = bytearray()
+    _varint(out, n)
+    return bytes(out)
+
+
+_SMALL = 4096
+_SMALL_VARINTS = [_varint_bytes(n) for n in range(_SMALL)]  # lengths and deltas, made once
 
 
 def encode_batch(base_offset: int, records: Sequence[tuple[int, int, bytes | None, list, bytes | None]]) -> bytes:
-    """One uncompressed batch of ``(offset, timestamp, key, headers, value)`` records (offsets ascending)."""
+    """One uncompressed batch of ``(offset, timestamp, key, headers, value)`` records (offsets ascending).
+
+    Each record is laid out as a list of byte strings joined once; varints below 4096 come from
+    a table (lengths, offset deltas and most timestamp deltas), the rest are encoded.
+    """
     base_ts = records[0][1]
     max_ts = max(r[1] for r in records)
-    body = bytearray()
-    rec = bytearray()
+    small = _SMALL_VARINTS
+
+    def vi(n: int) -> bytes:
+        return small[n] if 0 <= n < _SMALL else _varint_bytes(n)
+
+    parts = []
     for offset, ts, key, headers, value in records:
-        rec.clear()
-        rec.append(0)
-        _varint(rec, ts - base_ts)
-        _varint(rec, offset - base_offset)
-        _field(rec, key)
-        _field(rec, value)
-        _varint(rec, len(headers))
-        for name, hvalue in headers:
-            _field(rec, name.encode("utf-8"))
-            _field(rec, hvalue)
-        _varint(body, len(rec))
-        body += rec
+        p = [b"\x00", vi(ts - base_ts), vi(offset - base_offset)]
+        if key is None:
+            p.append(b"\x01")  # zig-zag -1: null
+        else:
+            p += (vi(len(key)), key)
+        if value is None:
+            p.append(b"\x01")
+        else:
+            p += (vi(len(value)), value)
+        if headers:
+            p.append(vi(len(headers)))
+            for name, hvalue in headers:
+                raw = name.encode("utf-8")
+                p += (vi(len(raw)), raw)
+                if hvalue is None:
+                    p.append(b"\x01")
+                else:
+                    p += (vi(len(hvalue)), hvalue)
+        else:
+            p.append(b"\x00")
+        record = b"".join(p)
+        parts += (vi(len(record)), record)
     last_delta = records[-1][0] - base_offset
-    after_crc = struct.pack(">hiqqqhii", 0, last_delta, base_ts, max_ts, -1, -1, -1, len(records)) + body
+    parts.insert(0, struct.pack(">hiqqqhii", 0, last_delta, base_ts, max_ts, -1, -1, -1, len(records)))
+    after_crc = b"".join(parts)
     head = struct.pack(">qiibI", base_offset, len(after_crc) + 9, 0, 2, crc32c(after_crc))
     return head + after_crc

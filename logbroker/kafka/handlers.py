@@ -201,9 +201,15 @@ class DataHandlers:
                     break
                 for r in got:
                     d = r._d
-                    key, value, headers = kafka_key(d), kafka_value(d, r.value), kafka_headers(d)
+                    if "venc" in d or "kenc" in d or "headers" in d:
+                        key, value, headers = kafka_key(d), kafka_value(d, r.value), kafka_headers(d)
+                        size += sum(len(h) + len(v or b"") for h, v in headers)
+                    else:  # a plain line: a str or null key, a JSON value sent as its bytes
+                        key, value, headers = d["key"], r.value, ()
+                        if key is not None:
+                            key = key.encode("utf-8")
                     records.append((d["offset"], d["timestamp"], key, headers, value))
-                    size += 24 + len(key or b"") + len(value or b"") + sum(len(h) + len(v or b"") for h, v in headers)
+                    size += 24 + len(key or b"") + len(value or b"")
                 offset = got.next_offset
             if records:
                 out["Records"] = encode_batch(records[0][0], records)
