@@ -43,14 +43,14 @@ log = logging.getLogger("logbroker")
 
 def list_groups(data_dir: str | None = None) -> list[str]:
     """Every group that has state on some topic, sorted."""
-    broker = Broker(data_dir)
+    broker = Broker(data_dir, create=False)
     return sorted({group for topic in broker.list_topics() for group in broker.topic_groups(topic)})
 
 
 def group_topics(data_dir: str | None, group: str) -> list[Topic]:
     """The topics on which ``group`` has state; UnknownGroupError when none."""
     validate_group_name(group)
-    broker = Broker(data_dir)
+    broker = Broker(data_dir, create=False)
     topics = [broker.topic(name) for name in broker.list_topics()
               if GroupPaths(os.path.join(broker.data_dir, name), group).exists()]
     if not topics:
@@ -203,7 +203,7 @@ def plan_reset_offsets(data_dir: str | None, group: str, topic: str | None, part
     validate_group_name(group)
     kind, value = _parse_spec(spec)
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    broker = Broker(data_dir)
+    broker = Broker(data_dir, create=False)
     topics = [broker.topic(topic)] if topic is not None else group_topics(broker.data_dir, group)
     plan = ResetPlan(broker.data_dir, group)
     for t in topics:
@@ -249,7 +249,7 @@ def execute_reset(plan: ResetPlan) -> None:
     by_topic: dict[str, dict[int, int]] = {}
     for row in plan:
         by_topic.setdefault(row.topic, {})[row.partition] = row.new
-    broker = Broker(plan.data_dir)
+    broker = Broker(plan.data_dir, create=False)
     now = int(time.time() * 1000)
     for name, offsets in by_topic.items():
         paths = GroupPaths(broker.topic(name).path, plan.group)
@@ -284,7 +284,7 @@ def replay(data_dir: str | None, topic: str, from_offset: int | None = None, to_
     if from_offset is not None and to_offset is not None and to_offset < from_offset:
         raise InvalidConfigError(f"--to-offset {to_offset} is before --from-offset {from_offset}")
     bounds = [_bound_ms(from_time), _bound_ms(to_time)]
-    t = Broker(data_dir).topic(topic)
+    t = Broker(data_dir, create=False).topic(topic)
     try:
         parts = range(t.partitions) if partition is None else [t.check_partition(partition)]
         # Every partition's range is checked before the first record is yielded, so a bad bound

@@ -55,14 +55,24 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None, create: bool = T
 
 
 class Broker:
-    """A handle on one data directory."""
+    """A handle on one data directory.
 
-    def __init__(self, data_dir: str | os.PathLike | None = None) -> None:
-        self.data_dir = resolve_data_dir(data_dir)
+    With ``create`` (the default) a missing data directory is created (``created`` tells whether
+    this call did). Without it nothing is ever created: a missing directory reads as one holding no
+    topics (``exists`` is false), which is what read-only commands want.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike | None = None, *, create: bool = True) -> None:
+        path = data_dir_path(data_dir)
+        self.created = create and not os.path.lexists(path)
+        self.exists = create or os.path.lexists(path)
+        self.data_dir = resolve_data_dir(path, create=True) if self.exists else path
 
     # -- topics -------------------------------------------------------------------------------
 
     def list_topics(self) -> list[str]:
+        if not self.exists:
+            return []
         names = []
         for name in os.listdir(self.data_dir):
             if name.startswith("__"):

@@ -38,6 +38,10 @@ BootstrapServer = Annotated[Optional[str], typer.Option(
     help="Accepted for Kafka's tools' sake: logbroker needs no server and reads the data directory.")]
 
 
+TopicOption = Annotated[Optional[str], typer.Option("--topic", help="The topic, Kafka's spelling.")]
+GroupOption = Annotated[Optional[str], typer.Option("--group", help="The group, Kafka's spelling.")]
+
+
 def _no_server(bootstrap_server: Optional[str]) -> None:
     """``--bootstrap-server``: today logbroker has no server to reach; say so and use the data directory."""
     if bootstrap_server is not None:
@@ -57,7 +61,7 @@ def _one_topic(ctx: typer.Context, positional: Optional[str], option: Optional[s
         return option
     if positional is None:
         hint = f" or set {env}" if env else ""
-        raise errors.InvalidNameError(f"no {what} given: pass {what.upper()} (or --{what} {what.upper()}){hint}")
+        raise errors.InvalidNameError(f"no {what} given: pass {what.upper()}{hint}, or --{what} {what.upper()}")
     return positional
 
 
@@ -68,9 +72,33 @@ class _State:
 state = _State()
 
 
-def broker():
+def broker(create: bool = False):
+    """The Broker of --data-dir. Only commands that write pass ``create``; they say when the data
+    directory was created (read-only commands never create it)."""
     from logbroker.broker import Broker
-    return Broker(state.data_dir)
+    b = Broker(state.data_dir, create=create)
+    if b.created:
+        err(f"Created data directory {os.path.abspath(b.data_dir)}")
+    return b
+
+
+ELSEWHERE = f"--data-dir DIR or {ENV_DATA_DIR}=DIR to look elsewhere"
+
+
+def where(b) -> str:
+    """The data directory a read-only command looked at, for people: absolute, and whether it exists."""
+    return os.path.abspath(b.data_dir) + ("" if b.exists else " (it does not exist)")
+
+
+def print_names(names: list[str], json: bool, kind: str, b) -> None:
+    """A list command's output: one name per line, or a JSON array; an empty list says where it looked."""
+    if json:
+        print_json(names)
+    else:
+        for n in names:
+            typer.echo(n)
+    if not names:
+        err(f"No {kind} in data directory {where(b)}; {ELSEWHERE}.")
 
 
 def err(message: str) -> None:
@@ -87,13 +115,6 @@ def print_json(obj: object) -> None:
     sys.stdout.flush()
 
 
-def print_names(names: list[str], json: bool) -> None:
-    """A list command's output: one name per line, or a JSON array."""
-    if json:
-        print_json(names)
-    else:
-        for n in names:
-            typer.echo(n)
 
 
 @app.callback()
@@ -113,18 +134,23 @@ def _main(
 
 @topics_app.command("create")
 def topics_create(
-    name: Annotated[str, typer.Argument(help="Topic name: letters, digits, '.', '_' and '-'.")],
+    ctx: typer.Context,
+    name: Annotated[Optional[str], typer.Argument(help="Topic name: letters, digits, '.', '_' and '-'.")] = None,
     partitions: Annotated[int, typer.Option("--partitions", "-p", help="Number of partitions.")] = 3,
     config: Annotated[Optional[List[str]], typer.Option(
         "--config", "-c", help="Topic config key=value (segment.bytes, retention.ms, fsync, ...).")] = None,
     if_not_exists: Annotated[bool, typer.Option(
         "--if-not-exists", help="Succeed without changing anything when the topic already exists.")] = False,
+    topic: TopicOption = None,
+    bootstrap_server: BootstrapServer = None,
 ) -> None:
     """Create a topic.  Example: logbroker topics create orders --partitions 3 --config retention.ms=86400000"""
     from logbroker.config import parse_config_pairs
     from logbroker.render import plural
+    _no_server(bootstrap_server)
+    name = _one_topic(ctx, name, topic, param="name", env=None)
     try:
-        t = broker().create_topic(name, partitions, parse_config_pairs(config or []))
+        t = broker(create=True).create_topic(name, partitions, parse_config_pairs(config or []))
     except errors.TopicExistsError:
         if not if_not_exists:
             raise
@@ -135,17 +161,27 @@ def topics_create(
 
 
 @topics_app.command("list")
-def topics_list(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def topics_list(
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    bootstrap_server: BootstrapServer = None,
+) -> None:
     """List topics.  Example: logbroker topics list"""
-    print_names(broker().list_topics(), json)
+    _no_server(bootstrap_server)
+    b = broker()
+    print_names(b.list_topics(), json, "topics", b)
 
 
 @topics_app.command("describe")
 def topics_describe(
-    name: Annotated[str, typer.Argument(help="Topic name.")],
+    ctx: typer.Context,
+    name: Annotated[Optional[str], typer.Argument(help="Topic name.")] = None,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    topic: TopicOption = None,
+    bootstrap_server: BootstrapServer = None,
 ) -> None:
     """Partitions, offsets, segments, sizes and config of a topic.  Example: logbroker topics describe orders"""
+    _no_server(bootstrap_server)
+    name = _one_topic(ctx, name, topic, param="name", env=None)
     info = broker().describe_topic(name)
     if json:
         print_json(info)
@@ -156,21 +192,34 @@ def topics_describe(
 
 @topics_app.command("alter")
 def topics_alter(
-    name: Annotated[str, typer.Argument(help="Topic name.")],
+    ctx: typer.Context,
+    name: Annotated[Optional[str], typer.Argument(help="Topic name.")] = None,
     config: Annotated[Optional[List[str]], typer.Option("--config", "-c", help="Config key=value to set.")] = None,
     partitions: Annotated[Optional[int], typer.Option("--partitions", help="New (larger) partition count.")] = None,
+    topic: TopicOption = None,
+    bootstrap_server: BootstrapServer = None,
 ) -> None:
     """Change a topic's config or grow its partitions.  Example: logbroker topics alter orders --config retention.ms=3600000"""
     from logbroker.config import parse_config_pairs
+    from logbroker.render import config_text, plural
+    _no_server(bootstrap_server)
+    name = _one_topic(ctx, name, topic, param="name", env=None)
     t = broker().alter_topic(name, parse_config_pairs(config or []), partitions)
-    err(f"Altered topic {t.name}: {t.partitions} partitions, config {t.config.to_kafka()}")
+    err(f"Altered topic {t.name}: {plural(t.partitions, 'partition')}; config {config_text(t.config.to_kafka())}")
     if partitions is not None:
         err("Note: keyed records may now map to different partitions (as in Kafka).")
 
 
 @topics_app.command("delete")
-def topics_delete(name: Annotated[str, typer.Argument(help="Topic name.")]) -> None:
+def topics_delete(
+    ctx: typer.Context,
+    name: Annotated[Optional[str], typer.Argument(help="Topic name.")] = None,
+    topic: TopicOption = None,
+    bootstrap_server: BootstrapServer = None,
+) -> None:
     """Delete a topic with all its records and committed offsets.  Example: logbroker topics delete orders"""
+    _no_server(bootstrap_server)
+    name = _one_topic(ctx, name, topic, param="name", env=None)
     broker().delete_topic(name)
     err(f"Deleted topic {name}.")
 
@@ -187,20 +236,31 @@ def publish(
     partition: Annotated[Optional[int], typer.Option("--partition", help="Publish every record to this partition.")] = None,
     fsync: Annotated[Optional[str], typer.Option("--fsync", help="always | interval | never (default: the topic's).")] = None,
     partitions: Annotated[int, typer.Option("--partitions", help="Partitions of the topic if it must be created.")] = 3,
+    topic_option: Annotated[Optional[str], typer.Option("--topic", help="The topic, Kafka's spelling.")] = None,
+    property: Annotated[Optional[List[str]], typer.Option(
+        "--property", metavar="NAME=VALUE",
+        help="Kafka's producer properties: parse.key=true reads KEY<key.separator>JSON lines "
+             "(key.separator: a tab by default).")] = None,
+    header: Annotated[Optional[List[str]], typer.Option(
+        "--header", metavar="KEY=VALUE", help="A header on every record (repeat for more).")] = None,
+    bootstrap_server: BootstrapServer = None,
+    ctx: typer.Context = None,
 ) -> None:
     """Publish JSON lines (one record per line) to a topic, like kafka-console-producer.
 
     Example: logbroker generate 10 | logbroker publish kpop_merchandise_orders
     """
     from logbroker.publish import publish_lines
-    if topic is None:
-        raise errors.InvalidNameError("no topic given: pass TOPIC or set KAFKA_TOPIC")
+    _no_server(bootstrap_server)
+    topic = _one_topic(ctx, topic, topic_option)
+    key_separator, headers = _producer_options(property or [], header or [], key, key_field)
     stream = open(file, "rb") if file else sys.stdin.buffer
     try:
-        summary = publish_lines(broker().data_dir, topic, stream, key_field=key_field, key=key,
+        summary = publish_lines(broker(create=True).data_dir, topic, stream, key_field=key_field, key=key,
                                 partition=partition, fsync=fsync, num_partitions=partitions,
                                 on_error=lambda msg: err(msg),
-                                on_progress=_progress("published") if progress_enabled() else None)
+                                on_progress=_progress("published") if progress_enabled() else None,
+                                key_separator=key_separator, headers=headers)
     finally:
         if file:
             stream.close()
@@ -208,6 +268,29 @@ def publish(
     err(publish_summary(summary, topic))
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _producer_options(properties: list[str], headers: list[str], key: Optional[str],
+                      key_field: Optional[str]) -> tuple[Optional[str], Optional[dict]]:
+    """kafka-console-producer's --property parse.key / key.separator and --header k=v, checked."""
+    from logbroker.render import parse_properties
+    props = parse_properties(properties, ("parse.key", "key.separator"))
+    parse_key = props.get("parse.key", "false").lower()
+    if parse_key not in ("true", "false"):
+        raise errors.InvalidConfigError(f"--property parse.key={props['parse.key']}: use true or false")
+    separator = props.get("key.separator", "\t") if parse_key == "true" else None
+    if separator == "":
+        raise errors.InvalidConfigError("--property key.separator must not be empty")
+    if separator is not None and (key is not None or key_field is not None):
+        raise errors.InvalidConfigError("--property parse.key=true takes the key from each line; "
+                                        "leave out --key and --key-field")
+    parsed = {}
+    for pair in headers:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise errors.InvalidConfigError(f"--header {pair!r} is not of the form key=value")
+        parsed[name] = value
+    return separator, parsed or None
 
 
 def _progress(verb: str):
@@ -363,7 +446,7 @@ def replay(
     progress = _progress("replayed") if progress_enabled() else (lambda n: None)
     if to_topic is not None:
         from logbroker.admin import republish
-        count = republish(broker().data_dir, records, to_topic, on_progress=progress)
+        count = republish(broker(create=True).data_dir, records, to_topic, on_progress=progress)
         err(f"Replayed {count} records from {topic} into {to_topic}")
         return
     write = _record_writer(format)
@@ -376,19 +459,29 @@ def replay(
 
 
 @groups_app.command("list")
-def groups_list(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def groups_list(
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    bootstrap_server: BootstrapServer = None,
+) -> None:
     """List consumer groups.  Example: logbroker groups list"""
+    _no_server(bootstrap_server)
     from logbroker.admin import list_groups
-    print_names(list_groups(broker().data_dir), json)
+    b = broker()
+    print_names(list_groups(b.data_dir), json, "consumer groups", b)
 
 
 @groups_app.command("describe")
 def groups_describe(
-    group: Annotated[str, typer.Argument(help="Group name.")],
+    ctx: typer.Context,
+    group: Annotated[Optional[str], typer.Argument(help="Group name.")] = None,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    group_option: GroupOption = None,
+    bootstrap_server: BootstrapServer = None,
 ) -> None:
     """Committed offsets, lag and members of a group.  Example: logbroker groups describe billing"""
     from logbroker.admin import describe_group
+    _no_server(bootstrap_server)
+    group = _one_topic(ctx, group, group_option, what="group", param="group", env=None)
     rows = describe_group(broker().data_dir, group)
     if json:
         print_json([{k: getattr(r, k) for k in r.__dataclass_fields__} for r in rows])
@@ -398,17 +491,25 @@ def groups_describe(
 
 
 @groups_app.command("delete")
-def groups_delete(group: Annotated[str, typer.Argument(help="Group name.")]) -> None:
+def groups_delete(
+    ctx: typer.Context,
+    group: Annotated[Optional[str], typer.Argument(help="Group name.")] = None,
+    group_option: GroupOption = None,
+    bootstrap_server: BootstrapServer = None,
+) -> None:
     """Delete a group's committed offsets (refused while it has live members).  Example: logbroker groups delete billing"""
     from logbroker.admin import delete_group
+    _no_server(bootstrap_server)
+    group = _one_topic(ctx, group, group_option, what="group", param="group", env=None)
     delete_group(broker().data_dir, group)
     err(f"Deleted group {group}.")
 
 
 @groups_app.command("reset-offsets")
 def groups_reset_offsets(
-    group: Annotated[str, typer.Argument(help="Group name.")],
-    topic: Annotated[str, typer.Option("--topic", help="TOPIC or TOPIC:P,P,... to reset.")],
+    ctx: typer.Context,
+    group: Annotated[Optional[str], typer.Argument(help="Group name.")] = None,
+    topic: Annotated[Optional[str], typer.Option("--topic", help="TOPIC or TOPIC:P,P,... to reset (required).")] = None,
     to_earliest: Annotated[bool, typer.Option("--to-earliest", help="To the log start offset.")] = False,
     to_latest: Annotated[bool, typer.Option("--to-latest", help="To the log end offset.")] = False,
     to_current: Annotated[bool, typer.Option("--to-current", help="To the current committed offset.")] = False,
@@ -417,12 +518,18 @@ def groups_reset_offsets(
     to_datetime: Annotated[Optional[str], typer.Option("--to-datetime", help="To the first record at or after this ISO-8601 time.")] = None,
     by_duration: Annotated[Optional[str], typer.Option("--by-duration", help="To this ISO-8601 duration ago (e.g. PT1H).")] = None,
     execute: Annotated[bool, typer.Option("--execute", help="Apply the plan (otherwise a dry run).")] = False,
+    group_option: GroupOption = None,
+    bootstrap_server: BootstrapServer = None,
 ) -> None:
     """Move a group's committed offsets, like kafka-consumer-groups --reset-offsets (dry run unless --execute).
 
     Example: logbroker groups reset-offsets billing --topic orders --to-earliest --execute
     """
     from logbroker.admin import execute_reset, plan_reset_offsets
+    _no_server(bootstrap_server)
+    group = _one_topic(ctx, group, group_option, what="group", param="group", env=None)
+    if topic is None:
+        raise errors.InvalidConfigError("--topic is required: TOPIC, or TOPIC:P,P,... for some partitions")
     specs = [s for s, on in (("to-earliest", to_earliest), ("to-latest", to_latest), ("to-current", to_current),
                              (("to-offset", to_offset), to_offset is not None), (("shift-by", shift_by), shift_by is not None),
                              (("to-datetime", to_datetime), to_datetime is not None),
@@ -440,7 +547,8 @@ def groups_reset_offsets(
     typer.echo(reset_plan(group, plan))
     if execute:
         execute_reset(plan)
-        err(f"Reset {len(plan)} partitions of group {group}.")
+        from logbroker.render import plural
+        err(f"Reset {plural(len(plan), 'partition')} of group {group}.")
     else:
         err("Dry run: nothing changed. Add --execute to apply this plan.")
 
@@ -487,14 +595,24 @@ def retention(
 ) -> None:
     """Apply retention.ms / retention.bytes now.  Example: logbroker retention orders --dry-run"""
     from logbroker.render import retention_summary
-    typer.echo(retention_summary(broker().apply_retention(topic, dry_run=dry_run), dry_run))
+    b = broker()
+    reports = b.apply_retention(topic, dry_run=dry_run)
+    if not reports:
+        err(f"No topics in data directory {where(b)}; {ELSEWHERE}.")
+        return
+    typer.echo(retention_summary(reports, dry_run))
 
 
 @app.command()
 def recover(topic: Annotated[Optional[str], typer.Argument(help="Topic (default: every topic).")] = None) -> None:
     """Check and repair partitions now: torn tails, indexes, leftovers.  Example: logbroker recover orders"""
     from logbroker.render import recover_summary
-    typer.echo(recover_summary(broker().recover(topic)))
+    b = broker()
+    reports = b.recover(topic)
+    if not reports:
+        err(f"No topics in data directory {where(b)}; {ELSEWHERE}.")
+        return
+    typer.echo(recover_summary(reports))
 
 
 @app.command()
@@ -562,7 +680,7 @@ def bench_produce(
     from logbroker.bench import produce_perf
     if (record_size is None) == (payload_file is None):
         raise errors.InvalidConfigError("give exactly one of --record-size and --payload-file")
-    result = produce_perf(broker().data_dir, topic, num_records, record_size=record_size, payload_file=payload_file,
+    result = produce_perf(broker(create=True).data_dir, topic, num_records, record_size=record_size, payload_file=payload_file,
                           batch_size=batch_size, fsync=fsync, producers=producers, partitions=partitions,
                           throughput=throughput, progress=progress_enabled())
     _bench_out(result, json, result.summary_line())
@@ -594,7 +712,7 @@ def bench_e2e(
 ) -> None:
     """Measure producer-to-consumer latency across two processes.  Example: logbroker bench e2e --rate 1000 --num-records 10000"""
     from logbroker.bench import e2e_perf
-    result = e2e_perf(broker().data_dir, rate, num_records, fsync=fsync, progress=progress_enabled())
+    result = e2e_perf(broker(create=True).data_dir, rate, num_records, fsync=fsync, progress=progress_enabled())
     _bench_out(result, json, result.summary_line())
 
 
@@ -610,7 +728,13 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except errors.LogBrokerError as exc:
-        err(f"error: {exc}")
+        hint = ""
+        if isinstance(exc, (errors.UnknownTopicError, errors.UnknownGroupError, errors.DataDirError)) \
+                and "does not exist" in str(exc):
+            from logbroker.broker import data_dir_path
+            path = os.path.abspath(data_dir_path(state.data_dir))
+            hint = f" ({ELSEWHERE})" if path in str(exc) else f" (data directory {path}; {ELSEWHERE})"
+        err(f"error: {exc}{hint}")
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from .config import TopicConfig
 
-__all__ = ["SegmentInfo", "should_roll", "segments_to_delete"]
+__all__ = ["SegmentInfo", "should_roll", "segments_to_delete", "why_kept"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,8 @@ def should_roll(config: TopicConfig, size: int, incoming_bytes: int, first_times
 
 def segments_to_delete(segments: list[SegmentInfo], config: TopicConfig, now_ms: int,
                        log_start_offset: int) -> tuple[list[SegmentInfo], str]:
-    """The oldest closed segments retention removes, and the rule that removed them.
+    """The oldest closed segments retention removes, and the rule that removed them; when it removes
+    none, the reason is why (:func:`why_kept`).
 
     ``segments`` is in offset order with the active segment last.
     """
@@ -81,4 +82,36 @@ def segments_to_delete(segments: list[SegmentInfo], config: TopicConfig, now_ms:
         if len(doomed) > before:
             reasons.append("retention.ms")
 
-    return doomed, ", ".join(reasons)
+    return doomed, ", ".join(reasons) if doomed else why_kept(segments, config, now_ms)
+
+
+def _duration(ms: int) -> str:
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1000)):
+        if ms >= size:
+            return f"{ms / size:.1f} {unit}".replace(".0 ", " ")
+    return f"{ms} ms"
+
+
+def why_kept(segments: list[SegmentInfo], config: TopicConfig, now_ms: int) -> str:
+    """Why retention deletes nothing from this partition, in a few words for people."""
+    if not segments or all(s.size == 0 for s in segments):
+        return "the partition is empty"
+    if config.retention_ms < 0 and config.retention_bytes < 0:
+        return "retention.ms and retention.bytes are -1 (keep forever)"
+    active = segments[-1]
+    if len(segments) == 1:
+        rolled = f"{active.size / config.segment_bytes:.1f}x" if active.size > config.segment_bytes else "under"
+        return (f"all of it is in the active segment ({active.size} bytes, {rolled} segment.bytes="
+                f"{config.segment_bytes}), which is never deleted; it rolls when the next batch would take it "
+                f"past segment.bytes or after segment.ms")
+    oldest = segments[0]
+    kept = []
+    if config.retention_ms >= 0:
+        age = now_ms - oldest.max_timestamp
+        kept.append(f"the oldest closed segment's newest record is {_duration(max(0, age))} old, within "
+                    f"retention.ms={config.retention_ms} ({_duration(config.retention_ms)})")
+    if config.retention_bytes >= 0:
+        total = sum(s.size for s in segments)
+        kept.append(f"the partition's {total} bytes minus its oldest segment's {oldest.size} would fall "
+                    f"below retention.bytes={config.retention_bytes}")
+    return "; ".join(kept)

@@ -19,7 +19,7 @@ from .errors import LogBrokerError, TopicDeletedError, UnknownTopicError
 from .producer import Producer
 from .topic import Topic
 
-__all__ = ["publish_lines", "PublishSummary", "iter_lines"]
+__all__ = ["publish_lines", "PublishSummary", "iter_lines", "split_key"]
 
 _LONG_DIGITS = re.compile(rb"\d{19,}")
 _INT64 = (-(2**63), 2**63 - 1)
@@ -135,7 +135,10 @@ def _why_invalid(line: bytes, exc: orjson.JSONDecodeError) -> str:
 def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str | None = None,
                   key: str | None = None, partition: int | None = None, fsync: str | None = None,
                   num_partitions: int = 3, on_error: Callable[[str], None] | None = None,
-                  on_progress: Callable[[int], None] | None = None) -> PublishSummary:
+                  on_progress: Callable[[int], None] | None = None, key_separator: str | None = None,
+                  headers: dict[str, str] | None = None) -> PublishSummary:
+    """``key_separator`` (Kafka's ``parse.key``): each line is ``KEY<separator>JSON``; ``headers`` go
+    on every record."""
     summary = PublishSummary()
     try:
         Topic(data_dir, topic)
@@ -153,12 +156,14 @@ def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str
             try:
                 if line is None:
                     raise ValueError(f"line is larger than max.message.bytes={limit}")
-                value = parse_value(line)
                 k = key
+                if key_separator is not None:
+                    k, line = split_key(line, key_separator)
+                value = parse_value(line)
                 if key_field is not None and isinstance(value, dict) and value.get(key_field) is not None:
                     k = str(value[key_field])
                 # The line itself is the value's JSON: orjson just accepted it, so store it as given.
-                futures.append(producer.send_json(topic, line.strip(), key=k, partition=partition))
+                futures.append(producer.send_json(topic, line.strip(), key=k, partition=partition, headers=headers))
             except TopicDeletedError as exc:
                 # Every later line would fail the same way: stop reading, report what failed.
                 summary.failed += 1
@@ -196,3 +201,14 @@ def _settle(futures: list, summary: PublishSummary) -> None:
             summary.published += 1
             summary.per_partition[md.partition] = summary.per_partition.get(md.partition, 0) + 1
     futures[:] = [f for f in futures if not f.done()]
+
+
+def split_key(line: bytes, separator: str) -> tuple[str, bytes]:
+    """``KEY<separator>VALUE`` -> (key, value bytes): kafka-console-producer's ``parse.key``."""
+    key, sep, rest = line.partition(separator.encode())
+    if not sep:
+        raise ValueError(f"no key separator {separator!r} in the line (parse.key=true)")
+    try:
+        return key.decode("utf-8"), rest
+    except UnicodeDecodeError as bad:
+        raise ValueError(f"the key is not UTF-8 (byte {bad.start + 1})") from None

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .errors import InvalidConfigError
 
-__all__ = ["table", "size", "plural", "topic_description", "group_description", "reset_plan", "inspect_report",
+__all__ = ["table", "size", "plural", "config_text", "topic_description", "group_description", "reset_plan", "inspect_report",
            "retention_summary", "recover_summary", "publish_summary", "record_formatter", "RECORD_FORMATS",
            "PRINT_PROPERTIES", "parse_properties", "kafka_line"]
 
@@ -45,9 +45,14 @@ def _dash(v: object) -> object:
     return "-" if v is None else v
 
 
+def config_text(config: dict[str, Any]) -> str:
+    """A topic config as kafka-topics prints it: ``segment.bytes=1048576,retention.ms=...``."""
+    return ",".join(f"{k}={v}" for k, v in config.items())
+
+
 def topic_description(info: dict[str, Any]) -> str:
     """``topics describe``: kafka-topics' summary line, then one row per partition."""
-    cfg = ",".join(f"{k}={v}" for k, v in info["config"].items())
+    cfg = config_text(info["config"])
     rows = [[p["partition"], p["log_start_offset"], p["log_end_offset"], p["records"], len(p["segments"]),
              size(p["size"])] for p in info["partition_details"]]
     return (f"Topic: {info['topic']}\tPartitionCount: {info['partitions']}\tConfigs: {cfg}\n"
@@ -108,15 +113,20 @@ def _log_lines(seg: dict[str, Any], lines: list[str]) -> None:
 def retention_summary(reports: Iterable[Any], dry_run: bool) -> str:
     """``retention``: one line per partition that lost (or would lose) segments."""
     verb = "would delete" if dry_run else "deleted"
-    lines = [f"{r.topic}-{r.partition}: {verb} {len(r.deleted)} segments ({r.bytes_freed} bytes, "
+    reports = list(reports)
+    lines = [f"{r.topic}-{r.partition}: {verb} {plural(len(r.deleted), 'segment')} ({plural(r.bytes_freed, 'byte')}, "
              f"{r.reason}); log start offset {r.log_start_offset}" for r in reports if r.deleted]
-    return "\n".join(lines) or "Nothing to delete."
+    if lines or not reports:
+        return "\n".join(lines) or "Nothing to delete."
+    return "\n".join(["Nothing to delete:", *(f"  {r.topic}-{r.partition}: {r.reason}" for r in reports)])
 
 
 def recover_summary(reports: Sequence[Any]) -> str:
     """``recover``: one line per repair action; a report is false when it holds none."""
     lines = [f"{r.topic}-{r.partition}: {a}" for r in reports if r for a in r.actions]
-    return "\n".join(lines) or f"All {len(reports)} partitions are clean."
+    if lines:
+        return "\n".join(lines)
+    return "The only partition is clean." if len(reports) == 1 else f"All {len(reports)} partitions are clean."
 
 
 def publish_summary(summary: Any, topic: str) -> str:

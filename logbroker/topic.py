@@ -116,7 +116,11 @@ def finish_deletions(data_dir: str, name: str | None = None) -> list[str]:
     number of times: a deletion killed half-way is finished by the next one. Returns the names done.
     """
     done = []
-    for entry in sorted(os.listdir(data_dir)):
+    try:
+        entries = sorted(os.listdir(data_dir))
+    except FileNotFoundError:
+        return done  # no data directory: nothing was ever deleted in it
+    for entry in entries:
         if not entry.startswith(DELETING_PREFIX):
             continue
         topic = entry[len(DELETING_PREFIX):].rpartition("-")[0]

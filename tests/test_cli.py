@@ -59,7 +59,8 @@ def test_publish_reports_bad_lines_by_number_and_keeps_the_good_ones(tmp_path):
 def test_unknown_topic_is_one_clear_line_and_exit_code_1(tmp_path):
     done = run("topics", "describe", "nope", data_dir=tmp_path)
     assert done.returncode == 1
-    assert done.stderr.decode().strip().splitlines() == [f"error: topic 'nope' does not exist in {tmp_path}"]
+    assert done.stderr.decode().strip().splitlines() == [
+        f"error: topic 'nope' does not exist in {tmp_path} (--data-dir DIR or LOGBROKER_DATA_DIR=DIR to look elsewhere)"]
 
 
 @pytest.mark.parametrize("name", ["", ".", "..", "../x", "a/b", "/etc", "x" * 250, "caf\u00e9", "a b"])

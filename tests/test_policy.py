@@ -91,3 +91,15 @@ def test_the_rules_combine_in_order_and_report_each_reason():
     # below log start: [0]; over bytes by 100 more: [10]; then expired: [20, 30]
     assert bases(doomed) == [0, 10, 20, 30]
     assert reason == "log start offset, retention.bytes, retention.ms"
+
+
+def test_when_nothing_is_deleted_the_reason_says_why():
+    cfg = TopicConfig(segment_bytes=100, retention_ms=DAY)
+    doomed, reason = segments_to_delete(segs((800, NOW - 9 * DAY)), cfg, NOW, 0)
+    assert doomed == [] and reason.startswith("all of it is in the active segment (800 bytes, 8.0x segment.bytes=100)")
+    doomed, reason = segments_to_delete(segs((100, NOW - 3_600_000), (10, NOW)), cfg, NOW, 0)
+    assert doomed == [] and "is 1 h old, within retention.ms=86400000 (1 d)" in reason
+    forever = TopicConfig(retention_ms=-1, retention_bytes=-1)
+    assert segments_to_delete(segs((100, NOW - 9 * DAY), (10, NOW)), forever, NOW, 0)[1] == \
+        "retention.ms and retention.bytes are -1 (keep forever)"
+    assert segments_to_delete(segs((0, -1)), cfg, NOW, 0)[1] == "the partition is empty"
