@@ -130,3 +130,29 @@ def test_under_fsync_interval_a_lone_record_becomes_visible_without_another_appe
             break
     c.close()
     assert m is not None and m.value() == b"only"
+
+
+def test_a_long_poll_is_answered_with_a_record_another_process_appends_meanwhile(server):
+    import subprocess
+    import sys
+    import threading
+    subprocess.run([sys.executable, "-m", "logbroker", "--data-dir", server.data_dir, "topics", "create", "watched",
+                    "--partitions", "1"], check=True, capture_output=True, timeout=60)
+    result = {}
+
+    def long_poll():
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            result["resp"] = _call(sock, 1, 11, {"ReplicaId": -1, "MaxWaitMs": 20000, "MinBytes": 1, "Topics": [
+                {"Topic": "watched", "Partitions": [{"Partition": 0, "FetchOffset": 0, "PartitionMaxBytes": 1 << 20}]}]})
+
+    fetches = sum(1 for r in server.requests() if r[1] == 1)
+    poller = threading.Thread(target=long_poll)
+    poller.start()
+    while sum(1 for r in server.requests() if r[1] == 1) == fetches:  # the poll is parked on the server
+        poller.join(0.01)
+    subprocess.run([sys.executable, "-m", "logbroker", "--data-dir", server.data_dir, "publish", "watched"],
+                   input='{"from":"another process"}\n', text=True, check=True, capture_output=True, timeout=60)
+    poller.join(60)
+    part = result["resp"]["Responses"][0]["Partitions"][0]
+    # Without a watch on other processes' appends the poll would end empty at its 20 s timeout.
+    assert part["ErrorCode"] == 0 and part["HighWatermark"] == 1 and b'{"from":"another process"}' in part["Records"]

@@ -28,6 +28,8 @@ __all__ = ["Storage"]
 
 log = logging.getLogger("logbroker.serve")
 
+WATCH_INTERVAL_S = 0.05  # how soon a long poll sees an append made by another process
+
 
 class Storage:
     def __init__(self, data_dir: str) -> None:
@@ -35,14 +37,77 @@ class Storage:
         self.data_dir = self.broker.data_dir
         self._topics: dict[str, tuple[Topic, int]] = {}  # name -> (topic, inode of its directory)
         self._flush_due: set[tuple[str, int]] = set()
-        #: set whenever this process appends; long-polling fetches wait on it (other processes'
-        #: appends are seen by polling the high watermark).
+        #: set whenever this process appends, or the watcher sees another process's append to a
+        #: watched partition; long-polling fetches wait on it.
         self.appended = asyncio.Event()
+        self._watched: dict[tuple[str, int], list] = {}  # (topic, partition) -> [waiters, reader, last hw]
+        self._watcher: asyncio.Task | None = None
 
     def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+        for key in list(self._watched):
+            self._drop_watch(key)
         for topic, _ in self._topics.values():
             topic.close()
         self._topics.clear()
+
+    # -- watching for other processes' appends -------------------------------------------------
+
+    def watch(self, keys: list[tuple[str, int]]) -> None:
+        """Long-polling fetches wait on these partitions: one task checks each one's high watermark
+        every ``WATCH_INTERVAL_S`` for appends made by other processes (``logbroker publish``), however
+        many connections wait on it, and sets :attr:`appended` when one moved."""
+        for key in keys:
+            entry = self._watched.get(key)
+            if entry is None:
+                entry = self._watched[key] = [0, None, None]
+                entry[2] = self._high_watermark(key, entry)
+            entry[0] += 1
+        if self._watched and self._watcher is None:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch_loop())
+
+    def unwatch(self, keys: list[tuple[str, int]]) -> None:
+        for key in keys:
+            entry = self._watched.get(key)
+            if entry is not None:
+                entry[0] -= 1
+                if entry[0] <= 0:
+                    self._drop_watch(key)
+
+    def _drop_watch(self, key: tuple[str, int]) -> None:
+        entry = self._watched.pop(key)
+        if entry[1] is not None:
+            entry[1].close()
+
+    def _high_watermark(self, key: tuple[str, int], entry: list) -> int | None:
+        try:
+            if entry[1] is None:
+                entry[1] = self.topic(key[0]).reader(key[1])
+            return entry[1].high_watermark()
+        except LogBrokerError:
+            if entry[1] is not None:
+                entry[1].close()
+                entry[1] = None
+            return None
+
+    async def _watch_loop(self) -> None:
+        try:
+            while self._watched:
+                await asyncio.sleep(WATCH_INTERVAL_S)
+                moved = False
+                for key, entry in list(self._watched.items()):
+                    hw = self._high_watermark(key, entry)
+                    if hw != entry[2]:
+                        entry[2], moved = hw, True
+                if moved:
+                    self._notify()
+        finally:
+            self._watcher = None
+
+    def _notify(self) -> None:
+        self.appended.set()
+        self.appended = asyncio.Event()
 
     def list_topics(self) -> list[str]:
         return self.broker.list_topics()
@@ -98,8 +163,7 @@ class Storage:
             if key not in self._flush_due:
                 self._flush_due.add(key)
                 asyncio.get_running_loop().call_later(topic.config.flush_ms / 1000.0, self._flush, topic, partition)
-        self.appended.set()
-        self.appended = asyncio.Event()
+        self._notify()
         return results
 
     def _flush(self, topic: Topic, partition: int) -> None:
@@ -110,5 +174,4 @@ class Storage:
         except LogBrokerError as exc:
             log.warning("flush of %s-%d failed: %s", topic.name, partition, exc)
             return
-        self.appended.set()
-        self.appended = asyncio.Event()
+        self._notify()
