@@ -13,6 +13,7 @@ between runs made back to back on this noisy shared machine):
 - e2e: confluent producer (acks=all, default linger.ms) -> confluent consumer (another process,
   fetch.wait.max.ms 100) through the server at 1,000 records/s for 5 s: p50 and p99 of
   (receive time - create timestamp).
+- idle: the server's CPU while 100 confluent consumers assigned at a partition's end long-poll it.
 - server RSS after the rounds (VmRSS).
 """
 
@@ -126,6 +127,31 @@ def e2e(bootstrap: str, topic: str, seconds: float = 5.0, rate: int = 1000) -> t
     return p50, p99
 
 
+def idle_cpu(server: subprocess.Popen, bootstrap: str, consumers: int = 100, seconds: float = 10.0) -> float:
+    """The server's CPU (% of a core) while ``consumers`` confluent consumers, assigned at the end of
+    a partition, long-poll it with nothing to read."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    p = Producer({"bootstrap.servers": bootstrap})
+    p.produce("idle", b"x", partition=0)
+    p.flush(10)
+    cs = []
+    for i in range(consumers):
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"idle-{i}", "enable.auto.commit": False})
+        c.assign([TopicPartition("idle", 0, 1)])
+        cs.append(c)
+    time.sleep(5)
+
+    def cpu() -> float:
+        fields = open(f"/proc/{server.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    c0, t0 = cpu(), time.monotonic()
+    time.sleep(seconds)
+    used = 100 * (cpu() - c0) / (time.monotonic() - t0)
+    for c in cs:
+        c.close()
+    return used
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--records", type=int, default=50_000)
@@ -150,6 +176,7 @@ def main() -> None:
         nat = native_consume(native_dir, topic, args.records)
         rows["consume"].append((k, nat))
     p50, p99 = e2e(bootstrap, "e2e")
+    idle = idle_cpu(server, bootstrap)
     rss = int(open(f"/proc/{server.pid}/status").read().split("VmRSS:")[1].split()[0]) / 1024
     server.terminate()
     server.wait()
@@ -157,7 +184,8 @@ def main() -> None:
     for name, pairs in rows.items():
         print(f"| {name} | {statistics.median(k for k, _ in pairs):,.0f} | "
               f"{statistics.median(n for _, n in pairs):,.0f} | {statistics.median(k / n for k, n in pairs):.2f}x |")
-    print(f"\ne2e at 1,000 records/s for 5 s: p50 {p50:.1f} ms, p99 {p99:.1f} ms; server RSS {rss:.1f} MB")
+    print(f"\ne2e at 1,000 records/s for 5 s: p50 {p50:.1f} ms, p99 {p99:.1f} ms; server RSS {rss:.1f} MB; "
+          f"idle with 100 assigned consumers: {idle:.1f}% of a core")
 
 
 if __name__ == "__main__":
