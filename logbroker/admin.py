@@ -26,14 +26,14 @@ from typing import Callable, Iterable, Iterator, NamedTuple
 from . import fsutil
 from .broker import Broker
 from .config import validate_group_name
-from .errors import (GroupError, GroupNotEmptyError, InvalidConfigError, OffsetOutOfRangeError,
+from .errors import (CorruptionError, GroupError, GroupNotEmptyError, InvalidConfigError, OffsetOutOfRangeError,
                      UnknownGroupError)
 from .group import partition_owner, scan_members
 from .offsets import GROUPS_DIR, CommittedOffset, GroupPaths, OffsetStore
 from .consumer_record import Record
 from .topic import Topic
 
-__all__ = ["list_groups", "describe_group", "delete_group", "group_topics", "live_members", "PartitionLag",
+__all__ = ["list_groups", "describe_group", "group_members", "GroupMemberInfo", "delete_group", "group_topics", "live_members", "PartitionLag",
            "ResetRow", "ResetPlan", "RESET_KINDS", "plan_reset_offsets", "execute_reset", "replay",
            "parse_datetime_ms", "parse_duration_ms"]
 
@@ -78,6 +78,35 @@ class PartitionLag:
     host: str | None
     client_id: str | None
     lag_ms: int | None  # now - timestamp of the record at the committed offset; 0 when caught up
+    pid: int | None = None  # the owner's process id (on ``host``), to find the member to stop
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMemberInfo:
+    """A live member of a group on one topic, with the partitions it owns (none: it is idle)."""
+
+    group: str
+    topic: str
+    consumer_id: str
+    host: str
+    pid: int
+    client_id: str
+    partitions: tuple[int, ...]
+
+
+def group_members(data_dir: str | None, group: str) -> list[GroupMemberInfo]:
+    """The live members of ``group`` on every topic, idle ones included (Kafka's ``--members``)."""
+    out = []
+    for topic in group_topics(data_dir, group):
+        paths = GroupPaths(topic.path, group)
+        owners = {p: partition_owner(paths, p) for p in range(topic.partitions)}
+        for m in scan_members(paths):
+            if m.live:
+                hb = m.heartbeat
+                out.append(GroupMemberInfo(group, topic.name, m.member, hb.host, hb.pid, hb.client_id,
+                                           tuple(p for p, owner in owners.items() if owner == m.member)))
+        topic.close()
+    return sorted(out, key=lambda m: (m.topic, m.consumer_id))
 
 
 def describe_group(data_dir: str | None, group: str, now_ms: int | None = None) -> list[PartitionLag]:
@@ -109,7 +138,8 @@ def describe_group(data_dir: str | None, group: str, now_ms: int | None = None) 
             status = members.get(owner) if owner else None
             hb = status.heartbeat if status is not None and status.live else None
             rows.append(PartitionLag(group, topic.name, p, current, end, lag, owner if hb else None,
-                                     hb.host if hb else None, hb.client_id if hb else None, lag_ms))
+                                     hb.host if hb else None, hb.client_id if hb else None, lag_ms,
+                                     hb.pid if hb else None))
         topic.close()
     return rows
 
@@ -117,7 +147,7 @@ def describe_group(data_dir: str | None, group: str, now_ms: int | None = None) 
 def delete_group(data_dir: str | None, group: str) -> None:
     """Remove the group's offsets and membership files on every topic; refused while a member is live."""
     for topic in group_topics(data_dir, group):
-        paths = GroupPaths(topic.path, group)
+        paths = GroupPaths(topic.path, group, topic.identity)
         with paths.locked():
             live = [m.member for m in scan_members(paths) if m.live]
             if live:
@@ -138,12 +168,14 @@ class ResetRow(NamedTuple):
 
 
 class ResetPlan(list):
-    """A list of :class:`ResetRow` that remembers its data directory and group."""
+    """A list of :class:`ResetRow` that remembers its data directory, group and the topics it was
+    computed on (their identities: executing it on a topic re-created since is refused)."""
 
     def __init__(self, data_dir: str, group: str, rows: list[ResetRow] = ()) -> None:
         super().__init__(rows)
         self.data_dir = data_dir
         self.group = group
+        self.topics: dict[str, Topic] = {}
 
 
 _DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?\Z")
@@ -207,7 +239,12 @@ def plan_reset_offsets(data_dir: str | None, group: str, topic: str | None, part
     topics = [broker.topic(topic)] if topic is not None else group_topics(broker.data_dir, group)
     plan = ResetPlan(broker.data_dir, group)
     for t in topics:
-        committed = OffsetStore(GroupPaths(t.path, group), t.name).read()
+        try:
+            committed = OffsetStore(GroupPaths(t.path, group), t.name).read()
+        except CorruptionError as exc:
+            # Damaged offsets are what a reset gets out of: --execute overwrites them.
+            log.warning("%s; the current offsets are unknown and --execute overwrites them", exc)
+            committed = {}
         for p in (range(t.partitions) if partitions is None else partitions):
             t.check_partition(p)
             reader = t.reader(p)
@@ -240,6 +277,7 @@ def plan_reset_offsets(data_dir: str | None, group: str, topic: str | None, part
             if clamped != new:
                 log.warning("new offset %d for %s-%d is outside [%d, %d]; using %d", new, t.name, p, start, end, clamped)
             plan.append(ResetRow(t.name, p, old, clamped))
+        plan.topics[t.name] = t
         t.close()
     return plan
 
@@ -252,14 +290,17 @@ def execute_reset(plan: ResetPlan) -> None:
     broker = Broker(plan.data_dir, create=False)
     now = int(time.time() * 1000)
     for name, offsets in by_topic.items():
-        paths = GroupPaths(broker.topic(name).path, plan.group)
+        t = plan.topics.get(name) or broker.topic(name)
+        t.identity.check()  # offsets planned on a topic deleted since mean nothing in a new one
+        paths = GroupPaths(t.path, plan.group, t.identity)
         paths.ensure()
         with paths.locked():
             live = [m.member for m in scan_members(paths) if m.live]
             if live:
                 raise GroupNotEmptyError(
                     f"offsets of group {plan.group!r} can only be reset while it has no live members; "
-                    f"{len(live)} are live on topic {name!r}: {', '.join(live)}", group=plan.group, topic=name)
+                    f"{len(live)} {'is' if len(live) == 1 else 'are'} live on topic {name!r}: {', '.join(live)}",
+                    group=plan.group, topic=name)
             OffsetStore(paths, name).commit({p: CommittedOffset(o, 0, "reset", now) for p, o in offsets.items()},
                                             allow_backwards=True)
 

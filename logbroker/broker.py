@@ -12,8 +12,8 @@ import os
 import stat
 from typing import Any
 
-from .config import DEFAULT_PARTITIONS
-from .errors import DataDirError, TopicExistsError, UnsafePathError
+from .config import DEFAULT_MAX_BLOCK_MS, DEFAULT_PARTITIONS, check_max_block_ms
+from .errors import CorruptionError, DataDirError, TopicExistsError, UnsafePathError
 from .log import RecoveryReport, RetentionReport
 from .topic import TOPIC_FILE, Topic, finish_deletions
 
@@ -59,14 +59,17 @@ class Broker:
 
     With ``create`` (the default) a missing data directory is created (``created`` tells whether
     this call did). Without it nothing is ever created: a missing directory reads as one holding no
-    topics (``exists`` is false), which is what read-only commands want.
+    topics (``exists`` is false), which is what read-only commands want. ``max_block_ms``: how long
+    retention and recovery wait for a partition lock another process holds (Kafka's max.block.ms).
     """
 
-    def __init__(self, data_dir: str | os.PathLike | None = None, *, create: bool = True) -> None:
+    def __init__(self, data_dir: str | os.PathLike | None = None, *, create: bool = True,
+                 max_block_ms: int | None = DEFAULT_MAX_BLOCK_MS) -> None:
         path = data_dir_path(data_dir)
         self.created = create and not os.path.lexists(path)
         self.exists = create or os.path.lexists(path)
         self.data_dir = resolve_data_dir(path, create=True) if self.exists else path
+        self.max_block_ms = None if max_block_ms is None else check_max_block_ms(max_block_ms)
 
     # -- topics -------------------------------------------------------------------------------
 
@@ -82,7 +85,7 @@ class Broker:
         return sorted(names)
 
     def topic(self, name: str) -> Topic:
-        return Topic(self.data_dir, name)
+        return Topic(self.data_dir, name, self.max_block_ms)
 
     def create_topic(self, name: str, partitions: int = DEFAULT_PARTITIONS,
                      config: dict[str, Any] | None = None, exist_ok: bool = False) -> Topic:
@@ -197,10 +200,15 @@ class Broker:
 
     def recover(self, topic: str | None = None) -> list[RecoveryReport]:
         """Run a full recovery on every partition of ``topic`` (default: every topic), after
-        finishing the deletions that stopped half-way."""
+        finishing the deletions that stopped half-way, then repair the committed offsets of its
+        groups. Damage found and left alone is in each report's ``problems`` (with the command that
+        gets out of it), never raised, so every partition is seen."""
         for entry in finish_deletions(self.data_dir, topic):
             log.warning("finished the deletion left in %s", os.path.join(self.data_dir, entry))
-        return self._each_log(topic, lambda log: log.recover())
+        reports = self._each_log(topic, _recover_one)
+        for name in [topic] if topic is not None else self.list_topics():
+            reports.extend(_recover_groups(self.topic(name)))
+        return reports
 
     def _each_log(self, topic: str | None, action):
         reports = []
@@ -212,3 +220,31 @@ class Broker:
                 t.close()
         return reports
 
+
+def _recover_one(log) -> RecoveryReport:
+    """A partition's recovery report; damage it found is in ``problems``, not raised, so the other
+    partitions are still recovered."""
+    try:
+        return log.recover()
+    except CorruptionError as exc:
+        report = getattr(exc, "report", None)
+        if report is None:
+            raise
+        return report
+
+
+def _recover_groups(topic: Topic) -> list[RecoveryReport]:
+    from .offsets import GROUPS_DIR, GroupPaths, OffsetStore
+    reports = []
+    try:
+        names = sorted(n for n in os.listdir(os.path.join(topic.path, GROUPS_DIR)) if not n.startswith("__"))
+    except FileNotFoundError:
+        return reports
+    for group in names:
+        paths = GroupPaths(topic.path, group)
+        with paths.locked():
+            done, problem = OffsetStore(paths, topic.name).repair()
+        if done or problem:
+            reports.append(RecoveryReport(topic.name, -1, [done] if done else [], problems=[problem] if problem else [],
+                                          subject=f"{topic.name} group {group}"))
+    return reports

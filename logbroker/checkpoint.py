@@ -109,7 +109,7 @@ class StateFile:
             return None
 
     def write(self, state: PartitionState) -> None:
-        os.pwrite(self.fd, state.encode(), 0)
+        fsutil.write_at(self.fd, state.encode(), 0, self.path)
 
     def close(self) -> None:
         if self.fd >= 0:

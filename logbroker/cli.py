@@ -18,6 +18,8 @@ import typer
 # imports the library modules it needs, help is formatted by click (rich_markup_mode=None, no rich),
 # and cli_typer coerces parameters without pydantic. Text output is built by logbroker.render.
 from logbroker.cli_typer import plain_command
+from logbroker.cli_kafka import (BootstrapServer, GroupOption, TopicOption, no_server, one_name,
+                                 producer_options)
 from logbroker import errors
 
 ENV_DATA_DIR = "LOGBROKER_DATA_DIR"  # = logbroker.broker.ENV_DATA_DIR, not imported for start-up's sake
@@ -33,38 +35,6 @@ topics_app = typer.Typer(help="Create, list, describe, alter and delete topics (
 app.add_typer(topics_app, name="topics")
 
 
-BootstrapServer = Annotated[Optional[str], typer.Option(
-    "--bootstrap-server", metavar="HOST:PORT",
-    help="Accepted for Kafka's tools' sake: logbroker needs no server and reads the data directory.")]
-
-
-TopicOption = Annotated[Optional[str], typer.Option("--topic", help="The topic, Kafka's spelling.")]
-GroupOption = Annotated[Optional[str], typer.Option("--group", help="The group, Kafka's spelling.")]
-
-
-def _no_server(bootstrap_server: Optional[str]) -> None:
-    """``--bootstrap-server``: today logbroker has no server to reach; say so and use the data directory."""
-    if bootstrap_server is not None:
-        from logbroker.broker import data_dir_path
-        err(f"Note: logbroker needs no server; --bootstrap-server {bootstrap_server} is not used. Records are "
-            f"in the data directory {os.path.abspath(data_dir_path(state.data_dir))} "
-            f"(--data-dir or ${ENV_DATA_DIR} to point elsewhere).")
-
-
-def _one_topic(ctx: typer.Context, positional: Optional[str], option: Optional[str], what: str = "topic",
-               param: str = "topic", env: Optional[str] = "KAFKA_TOPIC") -> str:
-    """The TOPIC argument or Kafka's --topic option (the same name when both are given)."""
-    if option is not None:
-        source = getattr(ctx.get_parameter_source(param), "name", None)  # typer may vendor click: no import
-        if positional is not None and positional != option and source != "ENVIRONMENT":
-            raise errors.InvalidConfigError(f"two {what}s given: {positional} and --{what} {option}; give one")
-        return option
-    if positional is None:
-        hint = f" or set {env}" if env else ""
-        raise errors.InvalidNameError(f"no {what} given: pass {what.upper()}{hint}, or --{what} {what.upper()}")
-    return positional
-
-
 class _State:
     data_dir: Optional[str] = None
 
@@ -72,17 +42,19 @@ class _State:
 state = _State()
 
 
-def broker(create: bool = False):
+def broker(create: bool = False, max_block_ms: Optional[int] = None):
     """The Broker of --data-dir. Only commands that write pass ``create``; they say when the data
     directory was created (read-only commands never create it)."""
     from logbroker.broker import Broker
-    b = Broker(state.data_dir, create=create)
+    b = Broker(state.data_dir, create=create) if max_block_ms is None else \
+        Broker(state.data_dir, create=create, max_block_ms=max_block_ms)
     if b.created:
         err(f"Created data directory {os.path.abspath(b.data_dir)}")
     return b
 
 
 ELSEWHERE = f"--data-dir DIR or {ENV_DATA_DIR}=DIR to look elsewhere"
+MAX_BLOCK_HELP = "Wait at most this long for a partition lock another process holds (Kafka's max.block.ms)."
 
 
 def where(b) -> str:
@@ -138,7 +110,7 @@ def topics_create(
     name: Annotated[Optional[str], typer.Argument(help="Topic name: letters, digits, '.', '_' and '-'.")] = None,
     partitions: Annotated[int, typer.Option("--partitions", "-p", help="Number of partitions.")] = 3,
     config: Annotated[Optional[List[str]], typer.Option(
-        "--config", "-c", help="Topic config key=value (segment.bytes, retention.ms, fsync, ...).")] = None,
+        "--config", "-c", metavar="KEY=VALUE", help="Topic config (segment.bytes, retention.ms, fsync, ...); repeat for more.")] = None,
     if_not_exists: Annotated[bool, typer.Option(
         "--if-not-exists", help="Succeed without changing anything when the topic already exists.")] = False,
     topic: TopicOption = None,
@@ -147,8 +119,8 @@ def topics_create(
     """Create a topic.  Example: logbroker topics create orders --partitions 3 --config retention.ms=86400000"""
     from logbroker.config import parse_config_pairs
     from logbroker.render import plural
-    _no_server(bootstrap_server)
-    name = _one_topic(ctx, name, topic, param="name", env=None)
+    no_server(bootstrap_server, state.data_dir)
+    name = one_name(ctx, name, topic, param="name", env=None)
     try:
         t = broker(create=True).create_topic(name, partitions, parse_config_pairs(config or []))
     except errors.TopicExistsError:
@@ -166,7 +138,7 @@ def topics_list(
     bootstrap_server: BootstrapServer = None,
 ) -> None:
     """List topics.  Example: logbroker topics list"""
-    _no_server(bootstrap_server)
+    no_server(bootstrap_server, state.data_dir)
     b = broker()
     print_names(b.list_topics(), json, "topics", b)
 
@@ -180,8 +152,8 @@ def topics_describe(
     bootstrap_server: BootstrapServer = None,
 ) -> None:
     """Partitions, offsets, segments, sizes and config of a topic.  Example: logbroker topics describe orders"""
-    _no_server(bootstrap_server)
-    name = _one_topic(ctx, name, topic, param="name", env=None)
+    no_server(bootstrap_server, state.data_dir)
+    name = one_name(ctx, name, topic, param="name", env=None)
     info = broker().describe_topic(name)
     if json:
         print_json(info)
@@ -194,7 +166,7 @@ def topics_describe(
 def topics_alter(
     ctx: typer.Context,
     name: Annotated[Optional[str], typer.Argument(help="Topic name.")] = None,
-    config: Annotated[Optional[List[str]], typer.Option("--config", "-c", help="Config key=value to set.")] = None,
+    config: Annotated[Optional[List[str]], typer.Option("--config", "-c", metavar="KEY=VALUE", help="Config to set; repeat for more.")] = None,
     partitions: Annotated[Optional[int], typer.Option("--partitions", help="New (larger) partition count.")] = None,
     topic: TopicOption = None,
     bootstrap_server: BootstrapServer = None,
@@ -202,8 +174,8 @@ def topics_alter(
     """Change a topic's config or grow its partitions.  Example: logbroker topics alter orders --config retention.ms=3600000"""
     from logbroker.config import parse_config_pairs
     from logbroker.render import config_text, plural
-    _no_server(bootstrap_server)
-    name = _one_topic(ctx, name, topic, param="name", env=None)
+    no_server(bootstrap_server, state.data_dir)
+    name = one_name(ctx, name, topic, param="name", env=None)
     t = broker().alter_topic(name, parse_config_pairs(config or []), partitions)
     err(f"Altered topic {t.name}: {plural(t.partitions, 'partition')}; config {config_text(t.config.to_kafka())}")
     if partitions is not None:
@@ -218,8 +190,8 @@ def topics_delete(
     bootstrap_server: BootstrapServer = None,
 ) -> None:
     """Delete a topic with all its records and committed offsets.  Example: logbroker topics delete orders"""
-    _no_server(bootstrap_server)
-    name = _one_topic(ctx, name, topic, param="name", env=None)
+    no_server(bootstrap_server, state.data_dir)
+    name = one_name(ctx, name, topic, param="name", env=None)
     broker().delete_topic(name)
     err(f"Deleted topic {name}.")
 
@@ -244,6 +216,7 @@ def publish(
     header: Annotated[Optional[List[str]], typer.Option(
         "--header", metavar="KEY=VALUE", help="A header on every record (repeat for more).")] = None,
     bootstrap_server: BootstrapServer = None,
+    max_block_ms: Annotated[int, typer.Option("--max-block-ms", help=MAX_BLOCK_HELP)] = 60000,
     ctx: typer.Context = None,
 ) -> None:
     """Publish JSON lines (one record per line) to a topic, like kafka-console-producer.
@@ -251,16 +224,16 @@ def publish(
     Example: logbroker generate 10 | logbroker publish kpop_merchandise_orders
     """
     from logbroker.publish import publish_lines
-    _no_server(bootstrap_server)
-    topic = _one_topic(ctx, topic, topic_option)
-    key_separator, headers = _producer_options(property or [], header or [], key, key_field)
+    no_server(bootstrap_server, state.data_dir)
+    topic = one_name(ctx, topic, topic_option)
+    key_separator, headers = producer_options(property or [], header or [], key, key_field)
     stream = open(file, "rb") if file else sys.stdin.buffer
     try:
         summary = publish_lines(broker(create=True).data_dir, topic, stream, key_field=key_field, key=key,
                                 partition=partition, fsync=fsync, num_partitions=partitions,
                                 on_error=lambda msg: err(msg),
                                 on_progress=_progress("published") if progress_enabled() else None,
-                                key_separator=key_separator, headers=headers)
+                                key_separator=key_separator, headers=headers, max_block_ms=max_block_ms)
     finally:
         if file:
             stream.close()
@@ -268,29 +241,6 @@ def publish(
     err(publish_summary(summary, topic))
     if summary.failed:
         raise typer.Exit(1)
-
-
-def _producer_options(properties: list[str], headers: list[str], key: Optional[str],
-                      key_field: Optional[str]) -> tuple[Optional[str], Optional[dict]]:
-    """kafka-console-producer's --property parse.key / key.separator and --header k=v, checked."""
-    from logbroker.render import parse_properties
-    props = parse_properties(properties, ("parse.key", "key.separator"))
-    parse_key = props.get("parse.key", "false").lower()
-    if parse_key not in ("true", "false"):
-        raise errors.InvalidConfigError(f"--property parse.key={props['parse.key']}: use true or false")
-    separator = props.get("key.separator", "\t") if parse_key == "true" else None
-    if separator == "":
-        raise errors.InvalidConfigError("--property key.separator must not be empty")
-    if separator is not None and (key is not None or key_field is not None):
-        raise errors.InvalidConfigError("--property parse.key=true takes the key from each line; "
-                                        "leave out --key and --key-field")
-    parsed = {}
-    for pair in headers:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise errors.InvalidConfigError(f"--header {pair!r} is not of the form key=value")
-        parsed[name] = value
-    return separator, parsed or None
 
 
 def _progress(verb: str):
@@ -376,8 +326,8 @@ def consume(
     """
     from logbroker.console import consume as run_consume
     from logbroker.render import PRINT_PROPERTIES, parse_properties
-    _no_server(bootstrap_server)
-    topic = _one_topic(ctx, topic, topic_option)
+    no_server(bootstrap_server, state.data_dir)
+    topic = one_name(ctx, topic, topic_option)
     write = _record_writer(format, parse_properties(property or [], PRINT_PROPERTIES))
     paced = sys.stdout.isatty() or max_messages is None
 
@@ -424,7 +374,9 @@ def _stdout_closed() -> bool:
 
 @app.command()
 def replay(
-    topic: Annotated[str, typer.Argument(help="Topic to re-read.")],
+    ctx: typer.Context,
+    topic: Annotated[Optional[str], typer.Argument(envvar="KAFKA_TOPIC", show_envvar=True, help="Topic to re-read.")] = None,
+    topic_option: TopicOption = None,
     from_offset: Annotated[Optional[int], typer.Option("--from-offset", help="First offset (inclusive).")] = None,
     from_time: Annotated[Optional[str], typer.Option("--from-time", help="First record at or after this ISO-8601 time.")] = None,
     to_offset: Annotated[Optional[int], typer.Option("--to-offset", help="Stop before this offset.")] = None,
@@ -438,6 +390,7 @@ def replay(
     Example: logbroker replay orders --from-offset 0 --to-offset 100 --partition 0
     """
     from logbroker.admin import replay as run_replay
+    topic = one_name(ctx, topic, topic_option)
     if from_offset is None and from_time is None:
         raise errors.InvalidConfigError("give --from-offset N or --from-time ISO8601")
     records = run_replay(state.data_dir, topic, from_offset, to_offset, partition,
@@ -447,7 +400,8 @@ def replay(
     if to_topic is not None:
         from logbroker.admin import republish
         count = republish(broker(create=True).data_dir, records, to_topic, on_progress=progress)
-        err(f"Replayed {count} records from {topic} into {to_topic}")
+        from logbroker.render import plural
+        err(f"Replayed {plural(count, 'record')} from {topic} into {to_topic}")
         return
     write = _record_writer(format)
     for r in records:
@@ -455,7 +409,8 @@ def replay(
         write(r, count)
         progress(count)
     sys.stdout.flush()
-    err(f"Replayed {count} records")
+    from logbroker.render import plural
+    err(f"Replayed {plural(count, 'record')}")
 
 
 @groups_app.command("list")
@@ -464,7 +419,7 @@ def groups_list(
     bootstrap_server: BootstrapServer = None,
 ) -> None:
     """List consumer groups.  Example: logbroker groups list"""
-    _no_server(bootstrap_server)
+    no_server(bootstrap_server, state.data_dir)
     from logbroker.admin import list_groups
     b = broker()
     print_names(list_groups(b.data_dir), json, "consumer groups", b)
@@ -480,14 +435,18 @@ def groups_describe(
 ) -> None:
     """Committed offsets, lag and members of a group.  Example: logbroker groups describe billing"""
     from logbroker.admin import describe_group
-    _no_server(bootstrap_server)
-    group = _one_topic(ctx, group, group_option, what="group", param="group", env=None)
-    rows = describe_group(broker().data_dir, group)
+    no_server(bootstrap_server, state.data_dir)
+    group = one_name(ctx, group, group_option, what="group", param="group", env=None)
+    from logbroker.admin import group_members
+    b = broker()
+    rows, members = describe_group(b.data_dir, group), group_members(b.data_dir, group)
     if json:
         print_json([{k: getattr(r, k) for k in r.__dataclass_fields__} for r in rows])
     else:
-        from logbroker.render import group_description
-        typer.echo(group_description(group, rows))
+        from logbroker.render import AUTO_COMMIT_NOTE, group_description
+        typer.echo(group_description(group, rows, members))
+        if members:  # live consumers: their commits trail what they printed
+            err(AUTO_COMMIT_NOTE)
 
 
 @groups_app.command("delete")
@@ -499,8 +458,8 @@ def groups_delete(
 ) -> None:
     """Delete a group's committed offsets (refused while it has live members).  Example: logbroker groups delete billing"""
     from logbroker.admin import delete_group
-    _no_server(bootstrap_server)
-    group = _one_topic(ctx, group, group_option, what="group", param="group", env=None)
+    no_server(bootstrap_server, state.data_dir)
+    group = one_name(ctx, group, group_option, what="group", param="group", env=None)
     delete_group(broker().data_dir, group)
     err(f"Deleted group {group}.")
 
@@ -526,8 +485,8 @@ def groups_reset_offsets(
     Example: logbroker groups reset-offsets billing --topic orders --to-earliest --execute
     """
     from logbroker.admin import execute_reset, plan_reset_offsets
-    _no_server(bootstrap_server)
-    group = _one_topic(ctx, group, group_option, what="group", param="group", env=None)
+    no_server(bootstrap_server, state.data_dir)
+    group = one_name(ctx, group, group_option, what="group", param="group", env=None)
     if topic is None:
         raise errors.InvalidConfigError("--topic is required: TOPIC, or TOPIC:P,P,... for some partitions")
     specs = [s for s, on in (("to-earliest", to_earliest), ("to-latest", to_latest), ("to-current", to_current),
@@ -568,7 +527,7 @@ def demo(orders: Annotated[int, typer.Option("--orders", help="How many orders t
 @app.command()
 def inspect(
     path: Annotated[str, typer.Argument(help="A .log, .index or .timeindex file, or a partition directory.")],
-    verify: Annotated[bool, typer.Option("--verify", help="Check every checksum and index entry; exit 3 on corruption.")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Check every byte as recover would; print a verdict, exit 3 unless OK.")] = False,
     print_records: Annotated[bool, typer.Option("--print-records", help="Include every record (like --print-data-log).")] = False,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -583,8 +542,11 @@ def inspect(
         from logbroker.render import inspect_report
         typer.echo(inspect_report(report))
     if verify and not report.get("ok", False):
-        for p in report.get("problems", []):
+        # stderr gets what is wrong; the verdict line ends stdout (the same check recover acts on).
+        for p in report.get("damage", report.get("problems", [])):
             err(f"corruption: {p}")
+        for p in report.get("repairs", []):
+            err(f"needs recovery: {p}")
         raise typer.Exit(3)
 
 
@@ -592,10 +554,11 @@ def inspect(
 def retention(
     topic: Annotated[Optional[str], typer.Argument(help="Topic (default: every topic).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would be deleted.")] = False,
+    max_block_ms: Annotated[int, typer.Option("--max-block-ms", help=MAX_BLOCK_HELP)] = 60000,
 ) -> None:
     """Apply retention.ms / retention.bytes now.  Example: logbroker retention orders --dry-run"""
     from logbroker.render import retention_summary
-    b = broker()
+    b = broker(max_block_ms=max_block_ms)
     reports = b.apply_retention(topic, dry_run=dry_run)
     if not reports:
         err(f"No topics in data directory {where(b)}; {ELSEWHERE}.")
@@ -604,15 +567,25 @@ def retention(
 
 
 @app.command()
-def recover(topic: Annotated[Optional[str], typer.Argument(help="Topic (default: every topic).")] = None) -> None:
-    """Check and repair partitions now: torn tails, indexes, leftovers.  Example: logbroker recover orders"""
-    from logbroker.render import recover_summary
-    b = broker()
+def recover(
+    topic: Annotated[Optional[str], typer.Argument(help="Topic (default: every topic).")] = None,
+    max_block_ms: Annotated[int, typer.Option("--max-block-ms", help=MAX_BLOCK_HELP)] = 60000,
+) -> None:
+    """Check and repair partitions now: torn tails, lost state files, indexes, leftovers; exit 3 when damage was left alone.  Example: logbroker recover orders"""
+    from logbroker.render import recover_problems, recover_summary
+    b = broker(max_block_ms=max_block_ms)
     reports = b.recover(topic)
     if not reports:
         err(f"No topics in data directory {where(b)}; {ELSEWHERE}.")
         return
-    typer.echo(recover_summary(reports))
+    summary = recover_summary(reports)
+    if summary:
+        typer.echo(summary)
+    problems = recover_problems(reports)
+    for p in problems:
+        err(f"error: {p}")
+    if problems:
+        raise typer.Exit(3)
 
 
 @app.command()
@@ -760,9 +733,24 @@ def main() -> None:
                 err(f"error: {message}{hint}")
             sys.exit(exc.exit_code)
         if isinstance(exc, OSError):
-            err(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+            where = exc.filename or _stdout_if_raised_here(exc)
+            err(f"error: {exc.strerror or exc}" + (f": {where}" if where else ""))
             sys.exit(1)
         raise
+
+
+def _stdout_if_raised_here(exc: BaseException) -> Optional[str]:
+    """An OSError with no file name raised by a write in this file is a write to standard output
+    (records, tables): name where it goes, e.g. a file on a full disk."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None or tb.tb_frame.f_code.co_filename != __file__:
+        return None
+    try:
+        return f"standard output ({os.readlink('/proc/self/fd/1')})"
+    except OSError:
+        return "standard output"
 
 
 if __name__ == "__main__":

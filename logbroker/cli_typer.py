@@ -87,6 +87,7 @@ def plain_command(app: typer.Typer):
     while todo:
         cmd = todo.pop()
         todo.extend(getattr(cmd, "commands", {}).values())
+        _whole_short_help(cmd)
         try:
             help_option = cmd.get_help_option(names)  # built here once, then cached by the command
         except AttributeError:  # a click that reads more of the context: it builds --help itself
@@ -95,4 +96,35 @@ def plain_command(app: typer.Typer):
             plain = PlainCoercion.for_param(param)
             if plain is not None:
                 param._runtime_param = plain
+                _classic_help(param, plain)
     return root
+
+
+METAVARS = {str: "TEXT", int: "INTEGER", float: "NUMBER"}
+
+
+def _whole_short_help(cmd) -> None:
+    """The line a command gets in its group's list: its help's first paragraph, whole (click cuts it
+    at about 45 characters with '...'), without the example."""
+    if getattr(cmd, "short_help", None) or not getattr(cmd, "help", None):
+        return
+    first = " ".join(cmd.help.strip().split("\n\n")[0].split())
+    cmd.short_help = first.split("  Example:")[0].split(" Example:")[0].strip()
+
+
+def _classic_help(param, plain: PlainCoercion) -> None:
+    """Help in click's classic style: ``NAME`` / ``[NAME]`` arguments and ``TEXT`` / ``INTEGER``
+    option values, where typer 0.2x prints ``{name}``, ``name <str>`` and ``<list[str]>``. An
+    explicit metavar, a flag, or a typer without these hooks is left alone."""
+    if param.metavar is not None or getattr(param, "is_flag", False) or plain.kind is bool:
+        return
+    label = METAVARS[plain.kind]
+    if param.param_type_name == "argument":
+        name = (param.name or "").upper()
+        if hasattr(param, "_usage_display_name"):
+            param._usage_display_name = lambda: name if param.required else f"[{name}]"
+        if hasattr(param, "display_type_rich"):
+            param.display_type_rich = lambda ctx: None  # the help row shows NAME alone
+        param.metavar = name
+    else:
+        param.metavar = label

@@ -18,12 +18,16 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from .errors import InvalidConfigError, InvalidNameError
 
-__all__ = ["TopicConfig", "validate_topic_name", "validate_group_name", "DEFAULT_PARTITIONS", "parse_config_pairs"]
+__all__ = ["TopicConfig", "validate_topic_name", "validate_group_name", "DEFAULT_PARTITIONS", "parse_config_pairs",
+           "DEFAULT_MAX_BLOCK_MS", "check_max_block_ms"]
 
 #: Partitions of a topic created implicitly by ``publish`` (Kafka's ``num.partitions`` is 1; three
 #: lets a newcomer see a consumer group split work without creating the topic by hand first).
 DEFAULT_PARTITIONS = 3
 MAX_NAME = 249
+#: Kafka's producer ``max.block.ms``: how long a writer (producer, retention, recovery) waits for a
+#: partition lock another process holds before giving up with LockTimeoutError.
+DEFAULT_MAX_BLOCK_MS = 60_000
 _NAME = re.compile(r"[a-zA-Z0-9._-]+\Z")
 
 _KEYS = {
@@ -133,3 +137,10 @@ def validate_topic_name(name: object) -> str:
 def validate_group_name(name: object) -> str:
     """Group names follow the topic rule, since they name directories too."""
     return _validate_name("group", name)
+
+
+def check_max_block_ms(value: object) -> int:
+    """``max.block.ms`` validated: an integer >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidConfigError(f"max.block.ms must be an integer >= 0, got {value!r}")
+    return value

@@ -40,7 +40,7 @@ from collections import deque
 from typing import Any, Iterable, Iterator, NamedTuple
 
 from .broker import resolve_data_dir
-from .checkpoint import STATE_NAME, PartitionState, read_log_start
+from .checkpoint import STATE_NAME, PartitionState
 from .errors import (CommitFailedError, GroupError, InvalidConfigError, OffsetOutOfRangeError,
                      TopicDeletedError, UnknownPartitionError, UnknownTopicError)
 from .group import CHECK_INTERVAL_S, DEFAULT_SESSION_TIMEOUT_MS, GroupMember, scan_members
@@ -72,16 +72,29 @@ class OffsetAndTimestamp(NamedTuple):
     timestamp: int
 
 
+_LOST_STATE_PROBE_S = 0.5
+
+
 class _Watch:
     """Tells cheaply whether a partition's state file changed since it was last looked at."""
 
-    __slots__ = ("path", "fd", "seen", "high_watermark")
+    __slots__ = ("path", "fd", "seen", "high_watermark", "next_probe")
 
     def __init__(self, partition_dir: str) -> None:
         self.path = os.path.join(partition_dir, STATE_NAME)
         self.fd = -1
         self.seen = b""
         self.high_watermark = -1
+        self.next_probe = 0.0
+
+    def _probe(self) -> bool:
+        """A missing or empty state file: a partition never written to, or a lost state file. Let
+        the reader look now and then (it rebuilds a lost one), never more than twice a second."""
+        now = time.monotonic()
+        if now < self.next_probe:
+            return False
+        self.next_probe = now + _LOST_STATE_PROBE_S
+        return True
 
     def may_have_data(self, position: int) -> bool:
         if position < self.high_watermark:
@@ -90,10 +103,17 @@ class _Watch:
             try:
                 self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
             except FileNotFoundError:
-                return False
+                return self._probe()
         OPEN_FILES.touch(self, 1, self._close_fd)
         raw = os.pread(self.fd, 128, 0)
+        if not raw:
+            return self._probe()
         if raw == self.seen:
+            if self._probe() and os.fstat(self.fd).st_nlink == 0:
+                # The file was deleted (and perhaps rebuilt by recovery): watch the new one.
+                self.close()
+                self.seen, self.high_watermark = b"", -1
+                return True
             return False
         self.seen = raw
         state = PartitionState.decode(raw)
@@ -313,7 +333,7 @@ class Consumer:
                 continue  # the idle path: one pread per partition
             reader = self._readers[tp]
             try:
-                start = read_log_start(reader.directory, tp.topic, tp.partition)  # one small read, only with data
+                start = reader.checkpointed_log_start()  # one small read, only with data
                 if position < start:
                     position = self._reset(tp, position, f"it is below the log start offset {start} (removed by retention)")
                 got = reader.read(position, max_records - count)

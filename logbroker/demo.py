@@ -18,11 +18,12 @@ from typing import Callable
 
 import orjson
 
-from .admin import describe_group
+from .admin import describe_group, group_members
 from .broker import Broker
 from .errors import UnknownTopicError
 from .generator import generate_orders
 from .producer import Producer
+from .render import group_description, topic_description
 
 __all__ = ["run_demo", "DEMO_TOPIC"]
 
@@ -138,18 +139,18 @@ def run_demo(data_dir: str | None, say: Callable[[str], None], orders: int = 30)
     say(f"   -> different groups: analytics on its own also received all {len(analytics[0].received)} orders "
         "(fan-out). Two groups are two independent readers of the whole topic.")
 
-    info = broker.describe_topic(DEMO_TOPIC)
+    # The same tables as the commands they name, from the same render functions.
     say(f"\n5. Topic statistics (logbroker topics describe {DEMO_TOPIC}):")
-    say("   PARTITION  LOG-START-OFFSET  LOG-END-OFFSET  SEGMENTS  BYTES")
-    for p in info["partition_details"]:
-        say(f"   {p['partition']:<9}  {p['log_start_offset']:<16}  {p['log_end_offset']:<14}  "
-            f"{len(p['segments']):<8}  {p['size']}")
-    say("\n6. Group statistics (logbroker groups describe shipping / analytics):")
-    say("   GROUP      PARTITION  CURRENT-OFFSET  LOG-END-OFFSET  LAG")
-    for group in ("shipping", "analytics"):
-        for row in describe_group(broker.data_dir, group):
-            say(f"   {group:<9}  {row.partition:<9}  {str(row.current_offset):<14}  {row.log_end_offset:<14}  {row.lag}")
+    say(_indent(topic_description(broker.describe_topic(DEMO_TOPIC))))
+    for number, group in ((6, "shipping"), (7, "analytics")):
+        say(f"\n{number}. Group statistics (logbroker groups describe {group}):")
+        say(_indent(group_description(group, describe_group(broker.data_dir, group),
+                                      group_members(broker.data_dir, group))))
     say("\nThe records stay on disk. Try next, in two terminals:\n"
         f"   logbroker consume {DEMO_TOPIC} --group shipping --from-beginning --format pretty\n"
         f"   logbroker generate 5 | logbroker publish {DEMO_TOPIC}")
     return {m.name: {"group": m.group, "received": m.received} for m in members}
+
+
+def _indent(text: str) -> str:
+    return "\n".join("   " + line for line in text.splitlines())

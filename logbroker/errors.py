@@ -22,6 +22,7 @@ and its ``str()`` is one line a person can act on.
     │   ├── DiskFullError           ENOSPC / EDQUOT / EFBIG: the append was undone
     │   └── FsyncError              fsync failed: the append was not acknowledged, the log is fenced
     ├── FencedError                 a partition refusing appends after an fsync failure
+    ├── LockTimeoutError            a lock stayed held past max.block.ms (its holder may be stopped)
     └── GroupError                  consumer-group coordination
         ├── CommitFailedError       a commit from a member that no longer owns the partition
         └── GroupNotEmptyError      an operation that needs a group with no live member
@@ -48,6 +49,7 @@ __all__ = [
     "DiskFullError",
     "FsyncError",
     "FencedError",
+    "LockTimeoutError",
     "GroupError",
     "CommitFailedError",
     "GroupNotEmptyError",
@@ -139,6 +141,10 @@ class FsyncError(StorageError):
 
 class FencedError(LogBrokerError):
     pass
+
+
+class LockTimeoutError(LogBrokerError):
+    """Gave up waiting for a partition or group lock after ``max.block.ms``; nothing was written."""
 
 
 class GroupError(LogBrokerError):

@@ -350,7 +350,7 @@ class GroupMember:
     def _heartbeat(self, now_ns: int) -> None:
         hb = Heartbeat(self.member_id, os.getpid(), socket.gethostname()[:64], boot_id(), self.session_timeout_ms,
                        now_ns, int(time.time() * 1000), self.client_id)
-        os.pwrite(self._lock.fd, hb.encode(), 0)
+        fsutil.write_at(self._lock.fd, hb.encode(), 0, self._path)
         self._hb_ns = now_ns
 
     def expired(self, now_ns: int | None = None) -> bool:
@@ -475,7 +475,7 @@ class GroupMember:
                 lock.close()
                 return False
         os.ftruncate(lock.fd, 0)
-        os.pwrite(lock.fd, self.member_id.encode() + b"\n", 0)
+        fsutil.write_at(lock.fd, self.member_id.encode() + b"\n", 0, path)
         self._held[partition] = lock
         return True
 

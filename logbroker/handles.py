@@ -8,9 +8,10 @@ budget: each holder calls :meth:`OpenFiles.touch` with itself, the descriptors i
 close them whenever it is used; the least recently used holders beyond the budget are closed, and
 open their files again when next used (a partition log is dropped and made anew by its topic).
 
-Not a lock and not thread-safe, like the clients that use it. The default budget is half the soft
-``RLIMIT_NOFILE`` (the other half is left to the application and to what cannot be closed: topic
-directories, group ownership locks), and never below 32.
+Not a lock and not thread-safe, like the clients that use it. The default budget is the soft
+``RLIMIT_NOFILE`` less a quarter of it, or less 64 when that is more (left to the application and to
+what cannot be closed: pinned topic directories, group ownership locks), and never below 32: 192 of
+256, 768 of 1,024.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class OpenFiles:
         soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft == resource.RLIM_INFINITY:
             soft = 1 << 16
-        return max(32, soft // 2)
+        return max(32, soft - max(64, soft // 4))
 
     def touch(self, key: Hashable, weight: int, close: Callable[[], None]) -> None:
         """``key`` was just used (and holds up to ``weight`` descriptors, closed by ``close``)."""

@@ -13,6 +13,9 @@ import re
 from typing import Any
 
 
+from . import fsutil
+from .check import check_partition
+from .config import TopicConfig
 from .checkpoint import STATE_NAME, StateFile
 from .index import INDEX_ENTRY, TIME_ENTRY
 from .record import BadBatch, parse_line
@@ -94,8 +97,18 @@ def _inspect_log(path: str, with_records: bool) -> dict[str, Any]:
         os.close(fd)
     out["records"] = count
     out["next_offset"] = expected
+    out["index_entries"] = _index_count(path)
     out["ok"] = not out["problems"]
     return out
+
+
+def _index_count(log_path: str) -> int | None:
+    """Entries in the ``.index`` beside a ``.log`` (None when it has none): the same number whether
+    the file or its partition directory is inspected."""
+    try:
+        return os.path.getsize(log_path[:-len(".log")] + ".index") // INDEX_ENTRY.size
+    except FileNotFoundError:
+        return None
 
 
 def _read(path: str) -> bytes:
@@ -153,34 +166,44 @@ def _inspect_state(directory: str) -> dict[str, Any]:
 
 
 def _inspect_partition(directory: str, with_records: bool) -> dict[str, Any]:
+    """Every segment dumped, and the verdict of :func:`~logbroker.check.check_partition`: the same
+    check ``recover`` acts on, so ``ok`` is True exactly when recover would change nothing."""
     out: dict[str, Any] = {"path": directory, "kind": "partition", "segments": [], "problems": []}
     out["state"] = _inspect_state(directory)["state"]
-    bases = list_segments(directory)
-    expected = None
-    for base in bases:
-        log_path = os.path.join(directory, log_name(base))
-        seg = _inspect_log(log_path, with_records)
-        if expected is not None and base != expected:
-            seg["problems"].append(f"{log_path}: segment starts at {base} but the previous one ends before {expected}")
-        idx_path = os.path.join(directory, index_name(base))
-        tidx_path = os.path.join(directory, timeindex_name(base))
-        if os.path.exists(idx_path):
-            idx = _inspect_index(idx_path, seg["size"])
-            seg["index_entries"] = len(idx["entries"])
-            seg["problems"].extend(idx["problems"])
-            positions = {b["position"] for b in seg["batches"]}
-            for e in idx["entries"]:
-                if e["position"] not in positions:
-                    seg["problems"].append(f"{idx_path}: entry for offset {e['offset']} points at position "
-                                           f"{e['position']}, which is not a batch start")
-        else:
-            seg["problems"].append(f"{idx_path} is missing (recovery rebuilds it)")
-        if os.path.exists(tidx_path):
-            tidx = _inspect_timeindex(tidx_path)
-            seg["timeindex_entries"] = len(tidx["entries"])
-            seg["problems"].extend(tidx["problems"])
-        expected = seg["next_offset"]
+    for base in list_segments(directory):
+        seg = _inspect_log(os.path.join(directory, log_name(base)), with_records)
         out["segments"].append(seg)
-        out["problems"].extend(seg["problems"])
-    out["ok"] = not out["problems"]
+    check = _check(directory)
+    out.update(high_watermark=check.high_watermark, log_end_offset=check.log_end_offset,
+               log_start_offset=check.log_start_offset, state_problem=check.state_problem,
+               repairs=check.repairs, damage=check.damage, notes=check.notes, verdict=check.verdict,
+               writer_active=check.writer_active)
+    if check.high_watermark is not None and check.log_end_offset > check.high_watermark:
+        out["past_high_watermark"] = check.log_end_offset - check.high_watermark
+    out["problems"] = check.damage + check.repairs
+    out["ok"] = check.ok
     return out
+
+
+def _check(directory: str):
+    """The partition check (``writer_active`` when another process holds the partition lock)."""
+    name = os.path.basename(os.path.normpath(directory))
+    topic, _, number = name.rpartition("-")
+    partition = int(number) if number.isdigit() else 0
+    return check_partition(directory, topic, partition, TopicConfig().index_interval_bytes, writer_active=_writer_active(directory))
+
+
+def _writer_active(directory: str) -> bool:
+    """Whether a process holds the partition lock right now (probed, never held: a long scan must
+    not stall producers)."""
+    path = os.path.join(directory, ".lock")
+    if not os.path.exists(path):
+        return False
+    try:
+        lock = fsutil.try_lock_path(path)
+    except OSError:
+        return False  # a read-only directory: nobody writes through it
+    if lock is None:
+        return True
+    lock.close()
+    return False

@@ -28,14 +28,14 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from . import fsutil
 from .checkpoint import PartitionState, StateFile, read_log_start, write_log_start
-from .config import TopicConfig
+from .config import DEFAULT_MAX_BLOCK_MS, TopicConfig
 from .errors import CorruptionError, FencedError, FsyncError, LogBrokerError, RecordTooLargeError, UnsafePathError
 from .fsutil import FsyncPolicy
-from .index import IndexEntries, load_index
+from .check import PartitionCheck, check_partition, tail_damage
+from .index import IndexEntries, load_index, write_index
 from .policy import SegmentInfo, segments_to_delete, should_roll
 from .record import BadBatch, EncodedBatch, PendingRecord, encode_records, encode_values
-from .segment import (index_name, iter_batches, list_segments, log_name, scan_segment, timeindex_name,
-                      valid_batch_after)
+from .segment import index_name, iter_batches, list_segments, log_name, scan_segment, timeindex_name
 
 if TYPE_CHECKING:
     from .topic import TopicIdentity  # topic sits above log
@@ -55,12 +55,15 @@ def now_ms() -> int:
 
 @dataclass(slots=True)
 class RecoveryReport:
-    """What recovery changed. Empty ``actions`` means the partition was clean."""
+    """What recovery changed (``actions``, one line each) and what it found but left alone
+    (``problems``). Empty ``actions`` means nothing was changed."""
 
     topic: str
     partition: int
     actions: list[str] = field(default_factory=list)
     truncated_bytes: int = 0
+    problems: list[str] = field(default_factory=list)  # damage found and left alone, each with a way out
+    subject: str = ""  # what the report is about when not a partition (a group's offsets)
 
     def __bool__(self) -> bool:
         return bool(self.actions)
@@ -103,8 +106,16 @@ class _Active:
         except FileExistsError:
             self.log = os.open(self.log_path, _APPEND_FLAGS, 0o644)
             self.created = False
-        self.index = os.open(os.path.join(directory, index_name(base)), _APPEND_FLAGS, 0o644)
-        self.timeindex = os.open(os.path.join(directory, timeindex_name(base)), _APPEND_FLAGS, 0o644)
+        try:
+            self.index = os.open(os.path.join(directory, index_name(base)), _APPEND_FLAGS, 0o644)
+            try:
+                self.timeindex = os.open(os.path.join(directory, timeindex_name(base)), _APPEND_FLAGS, 0o644)
+            except BaseException:
+                os.close(self.index)
+                raise
+        except BaseException:
+            os.close(self.log)  # (the directory vanished: a deleted topic) leak nothing
+            raise
 
     def close(self) -> None:
         for fd in (self.log, self.index, self.timeindex):
@@ -115,7 +126,7 @@ class PartitionLog:
     """The writable log of one partition. See the module docstring for the contract."""
 
     def __init__(self, topic: str, partition: int, directory: str, config: TopicConfig,
-                 identity: TopicIdentity | None = None) -> None:
+                 identity: TopicIdentity | None = None, max_block_ms: int | None = DEFAULT_MAX_BLOCK_MS) -> None:
         fsutil.check_not_symlink(directory, "partition directory")
         if not os.path.isdir(directory):
             if identity is not None:
@@ -127,8 +138,11 @@ class PartitionLog:
         self.config = config
         # Checked under the lock before any file is touched (see :meth:`_locked`).
         self._identity = identity
+        #: How long a mutation waits for the partition lock before LockTimeoutError (Kafka's
+        #: max.block.ms; None: for ever). The wait says after a second who holds the lock.
+        self.max_block_ms = max_block_ms
         try:
-            self._lock = fsutil.FileLock(os.path.join(directory, ".lock"))
+            self._lock = fsutil.FileLock(os.path.join(directory, ".lock"), record_holder=True)
             self._state_file = StateFile(directory, create=True)
         except FileNotFoundError:
             if identity is not None:
@@ -245,14 +259,17 @@ class PartitionLog:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """Hold the partition lock; any failed fsync inside (data, directory, checkpoint) fences.
+        """Hold the partition lock (waiting at most ``max_block_ms``); any failed fsync inside (data,
+        directory, checkpoint) fences.
 
         The topic's identity is checked first, under the lock: if it passes, every descriptor this
         log holds is of the topic it opened, and until the lock is released the topic's path names
         that topic or nothing (deletion waits for this lock before its files go, and creation waits
         for the deletion), so nothing opened by path in here can land in a topic created since.
         """
-        with self._lock:
+        self._lock.acquire_within(None if self.max_block_ms is None else self.max_block_ms / 1000,
+                                  f"the lock of partition {self.topic}-{self.partition}")
+        try:
             identity = self._identity
             if identity is not None:
                 identity.check(self.partition)
@@ -267,6 +284,8 @@ class PartitionLog:
                 if identity is not None:
                     identity.check(self.partition)
                 raise
+        finally:
+            self._lock.release()
 
     def _sync(self, fd: int, path: str) -> None:
         """fdatasync (lock held: a failure fences the partition through ``_locked``)."""
@@ -316,6 +335,7 @@ class PartitionLog:
         new_base = state.log_end_offset
         new_state = PartitionState(active_base=new_base, log_end_offset=new_base, high_watermark=new_base)
         self._state_file.write(new_state)
+        # Only once the new files are open does the old segment stop being ours to close.
         self._active = _Active(self.directory, new_base)
         try:
             if os.fstat(self._active.log).st_size:
@@ -342,6 +362,7 @@ class PartitionLog:
         if self._active is None or self._active.base != state.active_base:
             if self._active is not None:
                 self._active.close()
+                self._active = None  # so that a failing open below leaves nothing to close twice
             self._active = _Active(self.directory, state.active_base)
             if self._active.created:
                 fsutil.sync_dir(self.directory)  # a roll recorded this segment but died before creating it
@@ -385,10 +406,14 @@ class PartitionLog:
             self._active = active
             size = os.fstat(active.log).st_size
             ok = size == state.log_end_position
+            why = ("the segment is longer than the recorded log end position (a writer stopped before recording "
+                   "its last batches)" if size > state.log_end_position else
+                   "the segment is shorter than the recorded log end position")
             if ok and size > 0:
                 rfd = os.open(active.log_path, os.O_RDONLY | os.O_CLOEXEC)
                 try:
                     ok = _last_batch_intact(rfd, state, size)
+                    why = "the last batch is not intact"
                 finally:
                     os.close(rfd)
             if ok and state.high_watermark < state.log_end_offset:
@@ -407,7 +432,7 @@ class PartitionLog:
                     self._verified = True
                     return state
             if not ok:
-                state = self._recover_active(state, "the last batch is not intact")
+                state = self._recover_active(state, why)
             elif state.high_watermark < state.log_end_offset:
                 # A writer died between its write and its sync: make its records durable now.
                 self._sync(active.log, active.log_path)
@@ -428,22 +453,17 @@ class PartitionLog:
         if self._active is None or self._active.base != base:
             if self._active is not None:
                 self._active.close()
+                self._active = None
             self._active = _Active(self.directory, base)
         active = self._active
         size = os.fstat(active.log).st_size
         rfd = os.open(active.log_path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             result = scan_segment(rfd, base, size, self.config.index_interval_bytes)
-            if result.error is not None and not result.incomplete:
-                # Damage past the high watermark was never durable: a torn tail whatever follows.
-                # Below it (or with no trusted state), valid batches after the damage mean corruption.
-                in_tail = trusted and result.valid_end >= state.hw_position
-                if result.corrupt or (not in_tail and valid_batch_after(rfd, result.valid_end, size)):
-                    raise CorruptionError(
-                        f"corruption in {active.log_path} at position {result.valid_end} "
-                        f"(offset {result.next_offset}): {result.error}; valid records follow, so "
-                        f"logbroker will not cut them. Run `logbroker inspect {self.directory} --verify`",
-                        path=active.log_path, position=result.valid_end, offset=result.next_offset)
+            damage = tail_damage(rfd, active.log_path, result, size, state.hw_position if trusted else None)
+            if damage is not None:
+                raise CorruptionError(f"{damage}. Run `logbroker inspect {self.directory} --verify`",
+                                      path=active.log_path, position=result.valid_end, offset=result.next_offset)
         finally:
             os.close(rfd)
         if result.valid_end < size:
@@ -478,72 +498,73 @@ class PartitionLog:
         self.last_recovery = report
         return new_state
 
+    def check(self) -> PartitionCheck:
+        """The partition's :func:`~logbroker.check.check_partition`, under the lock (no change made)."""
+        with self._locked():
+            return check_partition(self.directory, self.topic, self.partition, self.config.index_interval_bytes)
+
     def recover(self) -> RecoveryReport:
-        """Full recovery: temp files, segments below the log start, indexes, the active segment's tail."""
+        """Full recovery: check the partition (:mod:`logbroker.check`), apply exactly the repairs the
+        check lists, and check again. Damage the check reports is left alone and returned in
+        ``problems``. Raises CorruptionError (its ``report`` attribute holds the report) when damage
+        was found, after every other repair was made; a repair that did not take raises too (recover
+        and inspect must agree)."""
         report = RecoveryReport(self.topic, self.partition)
         with self._locked():
-            for name in os.listdir(self.directory):
-                if name.endswith(fsutil.TMP_SUFFIX):
-                    fsutil.remove_file(os.path.join(self.directory, name))
-                    report.actions.append(f"removed leftover temp file {name}")
-            log_start = read_log_start(self.directory, self.topic, self.partition)
-            bases = list_segments(self.directory)
-            for i, base in enumerate(bases[:-1]):
-                if bases[i + 1] <= log_start:
-                    self._unlink_segment(base)
-                    report.actions.append(f"deleted segment {log_name(base)} below the log start offset {log_start}")
-            bases = list_segments(self.directory)
-            for i, base in enumerate(bases[:-1]):
-                if self._ensure_closed_index(base, bases[i + 1]):
-                    report.actions.append(f"rebuilt the indexes of segment {log_name(base)}")
+            # Reopen the state file: the one this process opened may have been deleted since.
+            self._state_file.close()
+            self._state_file = StateFile(self.directory, create=True)
+            check = check_partition(self.directory, self.topic, self.partition, self.config.index_interval_bytes)
+            report.actions = list(check.repairs)
+            report.problems = list(check.damage)
+            report.truncated_bytes = check.truncated_bytes
+            if check.repairs:
+                self._repair(check)
+                after = check_partition(self.directory, self.topic, self.partition, self.config.index_interval_bytes)
+                if after.repairs:
+                    raise LogBrokerError(f"recovery of {self.topic}-{self.partition} left work undone: "
+                                         f"{after.repairs[0]}", topic=self.topic, partition=self.partition)
+        self.last_recovery = report
+        if check.damage:
+            path, position, offset = check.damage_at[0]
+            exc = CorruptionError(check.damage[0], path=path, position=position, offset=offset,
+                                  topic=self.topic, partition=self.partition)
+            exc.report = report
+            raise exc
+        return report
+
+    def _repair(self, check: PartitionCheck) -> None:
+        """Apply the repairs of ``check`` (lock held)."""
+        for name in check.temp_files:
+            fsutil.remove_file(os.path.join(self.directory, name))
+        if check.rewrite_log_start is not None:
+            write_log_start(self.directory, self.topic, self.partition, check.rewrite_log_start)
+        for base in check.below_log_start:
+            self._unlink_segment(base)
+        if check.below_log_start or check.temp_files:
+            fsutil.sync_dir(self.directory)
+        for base in check.closed_indexes:
+            self._rebuild_closed_index(base)
+        if check.active_work and not check.active_damaged:
             self._verified = False
             self.last_recovery = None
             state = self._check_tail(self._state_file.read_or_none())
-            if not self.last_recovery and load_index(
-                    os.path.join(self.directory, index_name(state.active_base)),
-                    os.path.join(self.directory, timeindex_name(state.active_base)),
-                    state.active_base, state.log_end_position) is None:
-                self._recover_active(state, "the index of the active segment is missing or insane")
-            if self.last_recovery:
-                report.actions.extend(self.last_recovery.actions)
-                report.truncated_bytes = self.last_recovery.truncated_bytes
-        self.last_recovery = report
-        return report
+            if self.last_recovery is None:
+                # The tail check found the state sound (or only synced it): rescan anyway, so the
+                # index and every position are rebuilt from the bytes.
+                self._recover_active(state, None)
 
-    def _ensure_closed_index(self, base: int, next_base: int) -> bool:
-        """Rebuild a closed segment's indexes when missing or insane; True when rebuilt."""
+    def _rebuild_closed_index(self, base: int) -> None:
+        """Rewrite a closed segment's indexes from its bytes (the check found them unusable)."""
         log_path = os.path.join(self.directory, log_name(base))
-        size = os.path.getsize(log_path)
-        idx_path = os.path.join(self.directory, index_name(base))
-        tidx_path = os.path.join(self.directory, timeindex_name(base))
-        entries = load_index(idx_path, tidx_path, base, size)
-        if entries is not None and entries.closing is not None and entries.closing[1] == next_base:
-            return False
         fd = os.open(log_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         try:
-            result = scan_segment(fd, base, size, self.config.index_interval_bytes)
+            result = scan_segment(fd, base, os.fstat(fd).st_size, self.config.index_interval_bytes)
         finally:
             os.close(fd)
-        if result.error is not None:
-            raise CorruptionError(
-                f"corruption in closed segment {log_path} at position {result.valid_end} "
-                f"(offset {result.next_offset}): {result.error}",
-                path=log_path, position=result.valid_end, offset=result.next_offset)
-        if result.next_offset != next_base:
-            # Offsets must run on from one segment to the next. A gap or an overlap means segments
-            # of two different logs in one directory (an older version let a writer of a deleted
-            # topic go on into a topic created under its name): no rule says which ones are right.
-            how = (f"offsets {result.next_offset} to {next_base - 1} are missing"
-                   if result.next_offset < next_base else f"offsets {next_base} to {result.next_offset - 1} overlap")
-            raise CorruptionError(
-                f"segment {log_name(next_base)} in {self.directory} does not continue {log_name(base)}, which "
-                f"ends before offset {result.next_offset} ({how}): segments of another log are mixed into "
-                f"this partition. Run `logbroker inspect {self.directory} --verify`",
-                path=os.path.join(self.directory, log_name(next_base)), offset=result.next_offset)
         result.entries.closing = (result.max_timestamp, result.next_offset)
-        from .index import write_index
-        write_index(idx_path, tidx_path, result.entries)
-        return True
+        write_index(os.path.join(self.directory, index_name(base)),
+                    os.path.join(self.directory, timeindex_name(base)), result.entries)
 
     # -- retention ---------------------------------------------------------------------------
 

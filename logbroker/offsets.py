@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ import orjson
 
 from . import fsutil
 from .config import validate_group_name
-from .errors import CorruptionError, GroupError
+from .errors import CorruptionError, GroupError, LockTimeoutError
 
 __all__ = ["CommittedOffset", "OffsetStore", "GroupPaths", "OFFSETS_FORMAT", "encode_line", "decode_line"]
 
@@ -71,7 +70,7 @@ def decode_line(data: bytes) -> dict | None:
     return body
 
 
-class GroupLockBusy(GroupError):
+class GroupLockBusy(GroupError, LockTimeoutError):
     """The group lock stayed taken past a caller's deadline (its holder may be stopped)."""
 
 
@@ -120,22 +119,13 @@ class GroupPaths:
         freeze inside ``poll`` because another process was stopped (Ctrl+Z, SIGSTOP) holding it.
         """
         try:
-            lock = fsutil.FileLock(self.lock)
+            lock = fsutil.FileLock(self.lock, record_holder=True)
         except (FileNotFoundError, NotADirectoryError):
             if self.identity is not None:
                 self.identity.check()
             raise
         try:
-            if timeout_s is None:
-                lock.acquire()
-            else:
-                deadline = time.monotonic() + timeout_s
-                while not lock.acquire(blocking=False):
-                    if time.monotonic() >= deadline:
-                        raise GroupLockBusy(f"the lock of group {self.group!r} ({self.lock}) has been held by "
-                                            f"another process for {timeout_s:.2f} s; is one stopped?",
-                                            group=self.group)
-                    time.sleep(0.002)
+            lock.acquire_within(timeout_s, f"the lock of group {self.group!r}", error=GroupLockBusy, limit_name=None)
             if self.identity is not None:
                 self.identity.check()
             yield
@@ -194,13 +184,13 @@ class OffsetStore:
                 raise CorruptionError(
                     f"committed offsets of group {self.paths.group!r} on topic {self.topic!r} are damaged: "
                     f"{problem or self.paths.offsets + ' is missing'}; and the previous generation too: {exc}. "
-                    f"Delete the group or reset its offsets after checking",
+                    f"{self._way_out()}",
                     path=self.paths.offsets, topic=self.topic, group=self.paths.group) from None
             log.warning("%s; using the previous generation %s (commit sequence %d)",
                         problem or f"{self.paths.offsets} is missing", self.paths.prev, seq)
             return offsets, None, seq
         raise CorruptionError(
-            f"{problem}; there is no previous generation {self.paths.prev} to fall back to",
+            f"{problem}; there is no previous generation {self.paths.prev} to fall back to. {self._way_out()}",
             path=self.paths.offsets, topic=self.topic, group=self.paths.group)
 
     def _decode(self, data: bytes, path: str) -> tuple[dict[int, CommittedOffset], int]:
@@ -233,7 +223,15 @@ class OffsetStore:
         logged) unless ``allow_backwards``, which only the reset tool sets.
         """
         self._remove_stale_temp_files()
-        offsets, current_bytes, seq = self._load()
+        try:
+            offsets, current_bytes, seq = self._load()
+        except CorruptionError:
+            if not allow_backwards:
+                raise
+            # A reset replaces offsets nobody can read (both generations damaged): the way out.
+            log.warning("committed offsets of group %r on topic %r are damaged; the reset overwrites them",
+                        self.paths.group, self.topic)
+            offsets, current_bytes, seq = {}, None, 0
         merged = dict(offsets)
         for partition, change in changes.items():
             old = merged.get(partition)
@@ -255,6 +253,38 @@ class OffsetStore:
             fsutil.atomic_write(self.paths.prev, current_bytes)
         fsutil.atomic_write(self.paths.offsets, encode_line(body))
         return merged
+
+    def repair(self) -> tuple[str | None, str | None]:
+        """(what was repaired, what cannot be) for this group's offsets files. The caller holds the
+        group lock. A damaged or missing ``offsets`` with a sound ``offsets.prev`` is restored from it;
+        with no sound generation left, the problem is named with the commands that get out of it."""
+        current = fsutil.read_file(self.paths.offsets)
+        if current is not None:
+            try:
+                self._decode(current, self.paths.offsets)
+                return None, None
+            except CorruptionError:
+                pass
+        previous = fsutil.read_file(self.paths.prev)
+        if current is None and previous is None:
+            return None, None  # never committed
+        what = "damaged" if current is not None else "missing"
+        if previous is not None:
+            try:
+                self._decode(previous, self.paths.prev)
+            except CorruptionError:
+                previous = None
+        if previous is not None:
+            fsutil.atomic_write(self.paths.offsets, previous)
+            return (f"restored the committed offsets of group {self.paths.group!r} from {self.paths.prev} "
+                    f"({self.paths.offsets} was {what}; the last commit before it is lost)"), None
+        return None, (f"committed offsets of group {self.paths.group!r} on topic {self.topic!r} are {what} and "
+                      f"there is no sound previous generation. {self._way_out()}")
+
+    def _way_out(self) -> str:
+        return (f"`logbroker groups reset-offsets {self.paths.group} --topic {self.topic} --to-earliest --execute` "
+                f"(or --to-latest, --to-offset N) rewrites them; `logbroker groups delete {self.paths.group}` "
+                f"removes the group")
 
     def _remove_stale_temp_files(self) -> None:
         """Under the group lock no replace is in flight, so any ``*.tmp`` here is a dead writer's."""

@@ -38,7 +38,8 @@ def format_pretty(record: Record, number: int) -> str:
             f"   📍 Message ID: {record.topic}-{record.partition}@{record.offset} ({where})",
         ]
         return "\n".join(lines) + "\n"
-    lines = [f"📨 Record #{number} ({record.topic}, {where}, key {record.key!r})"]
+    key = "no key" if record.key is None else f"key {record.key}"
+    lines = [f"📨 Record #{number} ({record.topic}, {where}, {key})"]
     if isinstance(v, dict) and v:
         width = max(len(str(k)) for k in v)
         for k, item in v.items():

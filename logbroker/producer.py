@@ -20,11 +20,12 @@ from typing import Any
 
 import orjson
 
-from .config import DEFAULT_PARTITIONS
+from .config import DEFAULT_MAX_BLOCK_MS, DEFAULT_PARTITIONS
 from .errors import LogBrokerError, RecordTooLargeError, UnknownTopicError
 from .fsutil import FsyncPolicy
 from .partitioner import Partitioner
-from .record import _KEEP, PendingRecord, _has_non_finite, _orjson_dumps, check_timestamp, encode_headers, encode_key
+from .record import (_KEEP, PendingRecord, _has_non_finite, _orjson_dumps, check_timestamp, encode_headers, encode_key,
+                     line_size)
 from .topic import Topic
 
 __all__ = ["Producer", "RecordMetadata", "FutureRecordMetadata", "FutureBatchMetadata"]
@@ -128,12 +129,18 @@ class Producer:
     ``fsync``: None follows each topic's ``fsync`` config; or ``"always"``, ``"interval"``, ``"never"``.
     ``batch_size``: bytes buffered per partition before a batch is written (Kafka's ``batch.size``);
     0 writes every record at once. ``auto_create``: create missing topics with ``num_partitions``.
+    ``max_block_ms``: how long an append waits for a partition lock held by another process (a
+    stopped one, say) before failing with LockTimeoutError (Kafka's ``max.block.ms``, 60 s).
     """
 
     def __init__(self, data_dir: str | os.PathLike | None = None, *, fsync: str | None = None,
                  batch_size: int = 16384, auto_create: bool = True, num_partitions: int = DEFAULT_PARTITIONS,
-                 flush_ms: int | None = None) -> None:
+                 flush_ms: int | None = None, max_block_ms: int | None = DEFAULT_MAX_BLOCK_MS) -> None:
         from .broker import resolve_data_dir
+        from .config import check_max_block_ms
+
+        #: how long an append waits for a partition lock another process holds (Kafka's max.block.ms)
+        self.max_block_ms = None if max_block_ms is None else check_max_block_ms(max_block_ms)
 
         self.data_dir = resolve_data_dir(data_dir)
         self._fsync = fsync
@@ -211,11 +218,12 @@ class Producer:
         return batches, partition
 
     def _add(self, topic: str, batches: list[_Batch], partition: int, record: PendingRecord) -> FutureRecordMetadata:
-        if record[4] > self._limits[topic]:
-            # Refused here, alone: in a batch it would fail every record buffered with it.
+        if record[4] > self._limits[topic] and line_size(record) > self._limits[topic]:
+            # Refused here, alone: in a batch it would fail every record buffered with it. record[4]
+            # over-estimates the line (for batch splitting); the refusal uses the exact size.
             raise RecordTooLargeError(
-                f"record of about {record[4]} bytes is larger than max.message.bytes={self._limits[topic]} "
-                f"(topic {topic})", topic=topic)
+                f"record is {line_size(record)} bytes as a line after encoding, larger than "
+                f"max.message.bytes={self._limits[topic]} (topic {topic})", topic=topic)
         batch = batches[partition]
         records = batch.records
         records.append(record)
@@ -313,6 +321,7 @@ class Producer:
                                 "`logbroker topics create`)", name, self.num_partitions)
                 except TopicExistsError:
                     t = Topic(self.data_dir, name)  # another process created it first
+            t.max_block_ms = self.max_block_ms
             self._topics[name] = t
             # Unkeyed records go round-robin, one by one: with records spread evenly from the first
             # one, a newcomer sees a group split the work even on a ten-record topic.

@@ -15,6 +15,7 @@ from typing import BinaryIO, Callable
 
 import orjson
 
+from .config import DEFAULT_MAX_BLOCK_MS
 from .errors import LogBrokerError, TopicDeletedError, UnknownTopicError
 from .producer import Producer
 from .topic import Topic
@@ -136,15 +137,17 @@ def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str
                   key: str | None = None, partition: int | None = None, fsync: str | None = None,
                   num_partitions: int = 3, on_error: Callable[[str], None] | None = None,
                   on_progress: Callable[[int], None] | None = None, key_separator: str | None = None,
-                  headers: dict[str, str] | None = None) -> PublishSummary:
+                  headers: dict[str, str] | None = None,
+                  max_block_ms: int | None = DEFAULT_MAX_BLOCK_MS) -> PublishSummary:
     """``key_separator`` (Kafka's ``parse.key``): each line is ``KEY<separator>JSON``; ``headers`` go
-    on every record."""
+    on every record. ``max_block_ms``: how long an append waits for a partition lock (Kafka's name)."""
     summary = PublishSummary()
     try:
         Topic(data_dir, topic)
     except UnknownTopicError:
         summary.created = True
-    producer = Producer(data_dir, fsync=fsync, num_partitions=num_partitions, batch_size=256 * 1024)
+    producer = Producer(data_dir, fsync=fsync, num_partitions=num_partitions, batch_size=256 * 1024,
+                        max_block_ms=max_block_ms)
     try:
         t = producer._topic(topic)
         summary.partitions = t.partitions

@@ -10,10 +10,11 @@ read chunk plus one batch whatever the log size.
 from __future__ import annotations
 
 import bisect
+import logging
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
-from .checkpoint import PartitionState, StateFile, read_log_start
+from .checkpoint import STATE_NAME, PartitionState, StateFile, read_log_start
 from .errors import CorruptionError, OffsetOutOfRangeError, UnknownPartitionError
 from .handles import OPEN_FILES
 from .index import TIME_ENTRY, search_offset, search_timestamp
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PartitionReader", "segment_max_timestamp"]
 
+log = logging.getLogger("logbroker")
 _READER_DESCRIPTORS = 4  # high-watermark, and one segment's .log, .index and .timeindex
 
 
@@ -101,7 +103,8 @@ class PartitionReader:
     sequential reads never touch the index.
     """
 
-    def __init__(self, topic: str, partition: int, directory: str, identity: TopicIdentity | None = None) -> None:
+    def __init__(self, topic: str, partition: int, directory: str, identity: TopicIdentity | None = None,
+                 repair: Callable[[], object] | None = None) -> None:
         if not os.path.isdir(directory):
             if identity is not None:
                 identity.check(partition)
@@ -120,6 +123,9 @@ class PartitionReader:
         # The rest of a batch parsed whole but returned in part: (its first offset, lines, raw values).
         self._rest: tuple[int, list[dict], list[bytes] | None] | None = None
         self._bases: list[int] = []  # segment base offsets as last listed
+        # Rebuilds lost or damaged state files from the segments under the partition lock (a full
+        # recovery); None: refuse with an error naming `logbroker recover` instead.
+        self._repair = repair
         OPEN_FILES.touch(self, _READER_DESCRIPTORS, self._close_files)
 
     def close(self) -> None:
@@ -138,6 +144,8 @@ class PartitionReader:
     # -- offsets ------------------------------------------------------------------------------
 
     def state(self) -> PartitionState:
+        """The partition state. A missing, empty or damaged state file while segments hold records is
+        never read as an empty partition: it is rebuilt from the segments (or refused)."""
         state = self._read_state()
         self._check_identity()
         return state
@@ -147,9 +155,14 @@ class PartitionReader:
         try:
             if self._state.fd < 0:
                 self._state = StateFile(self.directory)
-            st = self._state.read()
+            try:
+                st = self._state.read()
+            except CorruptionError:
+                return self._rebuilt_state("damaged")
             if st is None:
-                base = read_log_start(self.directory, self.topic, self.partition)
+                if self._holds_records():
+                    return self._rebuilt_state("missing or empty")
+                base = self.checkpointed_log_start()
                 return PartitionState(active_base=base, log_end_offset=base, high_watermark=base)
             return st
         except (FileNotFoundError, NotADirectoryError):
@@ -160,10 +173,50 @@ class PartitionReader:
         if self._identity is not None:
             self._identity.check(self.partition)
 
+    def _holds_records(self) -> bool:
+        for base in list_segments(self.directory):
+            try:
+                if os.path.getsize(os.path.join(self.directory, log_name(base))):
+                    return True
+            except FileNotFoundError:
+                pass
+        return False
+
+    def _rebuilt_state(self, why: str) -> PartitionState:
+        path = os.path.join(self.directory, STATE_NAME)
+        self._run_repair(f"partition state file {path} is {why} while the segments hold records")
+        self._state.close()
+        self._state = StateFile(self.directory)
+        st = self._state.read()
+        if st is None:
+            raise CorruptionError(f"partition state file {path} is still {why} after recovery", path=path)
+        return st
+
+    def _run_repair(self, what: str) -> None:
+        """Rebuild the state files from the segments, or raise the error that says how to."""
+        how = f"run `logbroker recover {self.topic}` (with write access) to rebuild it from the segments"
+        if self._repair is None:
+            raise CorruptionError(f"{what}; {how}", path=self.directory, topic=self.topic, partition=self.partition)
+        try:
+            report = self._repair()
+        except OSError as exc:
+            raise CorruptionError(f"{what}, and it cannot be rebuilt here ({exc.strerror or exc}); {how}",
+                                  path=self.directory, topic=self.topic, partition=self.partition) from None
+        for action in getattr(report, "actions", ()):
+            log.warning("%s-%d: %s", self.topic, self.partition, action)
+
+    def checkpointed_log_start(self) -> int:
+        """The log start offset checkpoint (rebuilt from the segments when damaged)."""
+        try:
+            return read_log_start(self.directory, self.topic, self.partition)
+        except CorruptionError as exc:
+            self._run_repair(str(exc))
+            return read_log_start(self.directory, self.topic, self.partition)
+
     def log_start_offset(self) -> int:
         try:
             bases = list_segments(self.directory)
-            start = read_log_start(self.directory, self.topic, self.partition)
+            start = self.checkpointed_log_start()
         except (FileNotFoundError, NotADirectoryError):
             self._check_identity()
             raise

@@ -30,6 +30,7 @@ from .record_bytes import MARK, decode_marked, encode_kafka
 
 __all__ = [
     "PendingRecord",
+    "line_size",
     "encode_records",
     "encode_values",
     "encode_batch",
@@ -123,6 +124,13 @@ class PendingRecord(tuple):
     headers_json = property(itemgetter(2))
     value_json = property(itemgetter(3))
     size = property(itemgetter(4))
+
+
+def line_size(record: PendingRecord, offset: int = 0) -> int:
+    """The exact length in bytes of ``record``'s line (LF included) written alone at ``offset``:
+    what ``max.message.bytes`` is compared with (a larger offset adds its extra digits)."""
+    ts, key_json, headers_json, value_json, _ = record
+    return len(_LINE % (0, _BODY % (offset, ts, key_json, headers_json, value_json)))
 
 
 def encode_key(key: str | None) -> bytes:

@@ -12,8 +12,9 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .errors import InvalidConfigError
 
-__all__ = ["table", "size", "plural", "config_text", "topic_description", "group_description", "reset_plan", "inspect_report",
-           "retention_summary", "recover_summary", "publish_summary", "record_formatter", "RECORD_FORMATS",
+__all__ = ["table", "size", "plural", "config_text", "topic_description", "group_description", "AUTO_COMMIT_NOTE",
+           "reset_plan", "inspect_report", "retention_summary", "recover_summary", "recover_problems",
+           "publish_summary", "record_formatter", "RECORD_FORMATS",
            "PRINT_PROPERTIES", "parse_properties", "kafka_line"]
 
 RECORD_FORMATS = ("json", "envelope", "pretty")
@@ -59,12 +60,23 @@ def topic_description(info: dict[str, Any]) -> str:
             + table(["PARTITION", "LOG-START-OFFSET", "LOG-END-OFFSET", "RECORDS", "SEGMENTS", "SIZE"], rows))
 
 
-def group_description(group: str, rows: Sequence[Any]) -> str:
-    """``groups describe``: one row per partition of :func:`logbroker.admin.describe_group`."""
+def group_description(group: str, rows: Sequence[Any], members: Sequence[Any] = ()) -> str:
+    """``groups describe``: one row per partition of :func:`logbroker.admin.describe_group` (Kafka's
+    columns, plus LAG-TIME and the owner's PID), then a row per idle live member (``members`` of
+    :func:`logbroker.admin.group_members` that own no partition), as kafka-consumer-groups does."""
     cells = [[r.topic, r.partition, _dash(r.current_offset), r.log_end_offset, _dash(r.lag),
-              "-" if r.lag_ms is None else f"{r.lag_ms / 1000:.1f}s", _dash(r.consumer_id)] for r in rows]
+              "-" if r.lag_ms is None else f"{r.lag_ms / 1000:.1f}s", _dash(r.consumer_id), _dash(r.host),
+              _dash(r.pid), _dash(r.client_id)] for r in rows]
+    cells += [[m.topic, "-", "-", "-", "-", "-", m.consumer_id, m.host, m.pid, m.client_id]
+              for m in members if not m.partitions]
     return f"GROUP {group}\n" + table(
-        ["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "LAG-TIME", "CONSUMER-ID"], cells)
+        ["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "LAG-TIME", "CONSUMER-ID", "HOST", "PID",
+         "CLIENT-ID"], cells)
+
+
+#: Why a live group's CURRENT-OFFSET trails what its consumers printed (Kafka's auto-commit).
+AUTO_COMMIT_NOTE = ("Note: live consumers commit every 5 s (auto-commit) and when they stop, so CURRENT-OFFSET "
+                    "and LAG can trail what they have already printed by up to 5 s.")
 
 
 def reset_plan(group: str, plan: Iterable[Any]) -> str:
@@ -93,21 +105,36 @@ def inspect_report(report: dict[str, Any]) -> str:
             lines.append("  " + " ".join(f"{k}: {v}" for k, v in e.items()))
     elif kind == "state":
         lines.append(f"{report['path']}: {report['state']}")
-    lines.extend(f"PROBLEM: {p}" for p in report.get("problems", []))
+    if kind == "partition":
+        hw = report.get("high_watermark")
+        lines.append(f"  scanned log end offset: {report['log_end_offset']}  recorded high watermark: "
+                     f"{'-' if hw is None else hw}" + (f" (partition state {report['state_problem']})"
+                                                       if report.get("state_problem") else "")
+                     + (f"  records past the high watermark: {report['past_high_watermark']}"
+                        if report.get("past_high_watermark") else ""))
+        lines.extend(f"DAMAGE: {p}" for p in report["damage"])
+        lines.extend(f"RECOVER WOULD: {p}" for p in report["repairs"])
+        lines.extend(f"NOTE: {p}" for p in report["notes"])
+        lines.append(report["verdict"])
+    else:
+        lines.extend(f"PROBLEM: {p}" for p in report.get("problems", []))
+        if kind == "log":
+            lines.append("OK" if report.get("ok") else f"NOT OK: {len(report['problems'])} problem(s)")
     return "\n".join(lines)
 
 
 def _log_lines(seg: dict[str, Any], lines: list[str]) -> None:
     import orjson
-    lines.append(f"Dumping {seg['path']}  ({seg['records']} records, {seg['size']} bytes, "
+    lines.append(f"Dumping {seg['path']}  ({plural(seg['records'], 'record')}, {plural(seg['size'], 'byte')}, "
                  f"index entries: {seg.get('index_entries', '-')})")
     for b in seg["batches"]:
         lines.append(f"  baseOffset: {b['base_offset']} lastOffset: {b['last_offset']} count: {b['count']} "
                      f"position: {b['position']} size: {b['bytes']} maxTimestamp: {b['max_timestamp']} "
                      f"crcValid: {str(b['crc_valid']).lower()}")
         for r in b.get("records", []):
-            lines.append(f"  | offset: {r['offset']} timestamp: {r['timestamp']} key: {r['key']} "
-                         f"headers: {r['headers'] or {}} value: {orjson.dumps(r['value']).decode()}")
+            # Key, headers and value as JSON (null, {}, "text"): never a Python repr.
+            lines.append(f"  | offset: {r['offset']} timestamp: {r['timestamp']} key: {orjson.dumps(r['key']).decode()} "
+                         f"headers: {orjson.dumps(r['headers'] or {}).decode()} value: {orjson.dumps(r['value']).decode()}")
 
 
 def retention_summary(reports: Iterable[Any], dry_run: bool) -> str:
@@ -122,11 +149,22 @@ def retention_summary(reports: Iterable[Any], dry_run: bool) -> str:
 
 
 def recover_summary(reports: Sequence[Any]) -> str:
-    """``recover``: one line per repair action; a report is false when it holds none."""
-    lines = [f"{r.topic}-{r.partition}: {a}" for r in reports if r for a in r.actions]
-    if lines:
+    """``recover``'s standard output: one line per repair made. The problems it left alone go to
+    standard error (:func:`recover_problems`); with neither, a line saying all is clean."""
+    lines = [f"{_subject(r)}: {a}" for r in reports for a in r.actions]
+    if lines or any(getattr(r, "problems", ()) for r in reports):
         return "\n".join(lines)
-    return "The only partition is clean." if len(reports) == 1 else f"All {len(reports)} partitions are clean."
+    partitions = sum(1 for r in reports if not getattr(r, "subject", ""))
+    return "The only partition is clean." if partitions == 1 else f"All {partitions} partitions are clean."
+
+
+def recover_problems(reports: Sequence[Any]) -> list[str]:
+    """What ``recover`` found and left alone, one line each, with the command that gets out of it."""
+    return [f"{_subject(r)}: {p}" for r in reports for p in getattr(r, "problems", ())]
+
+
+def _subject(report: Any) -> str:
+    return getattr(report, "subject", "") or f"{report.topic}-{report.partition}"
 
 
 def publish_summary(summary: Any, topic: str) -> str:

@@ -22,6 +22,7 @@ appear under a name while a process that passed its check on the old one still h
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import secrets
 import shutil
@@ -30,12 +31,14 @@ import time
 import orjson
 
 from . import fsutil
-from .config import TopicConfig, validate_topic_name
+from .config import DEFAULT_MAX_BLOCK_MS, TopicConfig, validate_topic_name
 from .errors import (CorruptionError, InvalidConfigError, TopicDeletedError, TopicExistsError,
                      UnknownPartitionError, UnknownTopicError)
 from .handles import OPEN_FILES
 from .log import PartitionLog, partition_dir_name
 from .reader import PartitionReader
+
+log = logging.getLogger("logbroker")
 
 __all__ = ["Topic", "TopicIdentity", "finish_deletions", "TOPIC_FILE", "FORMAT_VERSION", "MAX_PARTITIONS"]
 
@@ -93,11 +96,11 @@ class TopicIdentity:
             raise self.deleted_error(partition)
 
     def deleted_error(self, partition: int | None = None) -> TopicDeletedError:
-        where = f"topic {self.topic!r}" if partition is None else f"partition {self.topic}-{partition}"
+        where = "" if partition is None else f"partition {self.topic}-{partition} is gone: "
         ident = f"topic id {self.topic_id}" if self.topic_id else "created before topic ids"
-        again = (" and created again" if os.path.isdir(self.path) else "")
+        again = " and created again" if os.path.isdir(self.path) else ""
         return TopicDeletedError(
-            f"{where} is gone: topic {self.topic!r} ({ident}) was deleted{again} after this process opened it; "
+            f"{where}topic {self.topic!r} ({ident}) was deleted{again} after this process opened it; "
             f"nothing is written into or read from a topic created since", topic=self.topic,
             partition=partition, topic_id=self.topic_id)
 
@@ -107,13 +110,14 @@ class TopicIdentity:
             _close(fd)
 
 
-def finish_deletions(data_dir: str, name: str | None = None) -> list[str]:
+def finish_deletions(data_dir: str, name: str | None = None, wait: bool = True) -> list[str]:
     """Finish every deletion of ``name`` (default: of any topic) left in ``data_dir``.
 
     For each ``__deleting-<topic>-<hex>``: take and release each partition lock and each group lock
     in it (an append or a group change that passed its identity check before the rename finishes
     first; every later one fails its check), then remove the files. Any process may do it, any
-    number of times: a deletion killed half-way is finished by the next one. Returns the names done.
+    number of times: a deletion killed half-way is finished by the next one. With ``wait=False`` a
+    deletion whose locks are held is left for later (logged). Returns the names done.
     """
     done = []
     try:
@@ -129,15 +133,23 @@ def finish_deletions(data_dir: str, name: str | None = None) -> list[str]:
         doomed = os.path.join(data_dir, entry)
         if os.path.islink(doomed) or not os.path.isdir(doomed):
             continue
+        busy = None
         for lock_path in _lock_files(doomed, topic):
             try:
                 lock = fsutil.FileLock(lock_path)
             except (FileNotFoundError, NotADirectoryError):
                 continue  # removed meanwhile by another process finishing the same deletion
             try:
-                lock.acquire()
+                if not lock.acquire(blocking=wait):
+                    busy = lock_path
+                    break
             finally:
                 lock.close()
+        if busy is not None:
+            log.warning("deleted topic %r: %s is still held by a process that opened the topic; its files "
+                        "are removed when it lets go (by the next creation of %r, or `logbroker recover`)",
+                        topic, busy, topic)
+            continue
         shutil.rmtree(doomed, ignore_errors=True)
         done.append(entry)
     if done:
@@ -171,9 +183,11 @@ def _lock_files(topic_dir: str, topic: str) -> list[str]:
 class Topic:
     """An existing topic. Partition logs are opened lazily and cached per process."""
 
-    def __init__(self, data_dir: str, name: str) -> None:
+    def __init__(self, data_dir: str, name: str, max_block_ms: int | None = DEFAULT_MAX_BLOCK_MS) -> None:
         validate_topic_name(name)
         self.name = name
+        #: max.block.ms of the partition logs this handle opens (see PartitionLog.max_block_ms)
+        self.max_block_ms = max_block_ms
         self.data_dir = data_dir
         self.path = os.path.join(data_dir, name)
         fsutil.check_not_symlink(self.path, "topic directory")
@@ -278,7 +292,9 @@ class Topic:
         self.identity.check()
         doomed = os.path.join(self.data_dir, f"{DELETING_PREFIX}{self.name}-{secrets.token_hex(4)}")
         fsutil.rename_durably(self.path, doomed)
-        finish_deletions(self.data_dir, self.name)
+        # The topic is gone now; its files go at once unless a writer is inside an append (then the
+        # next creation of the name, or recovery, waits for it and removes them).
+        finish_deletions(self.data_dir, self.name, wait=False)
 
     def alter(self, config: dict[str, object] | None = None, partitions: int | None = None) -> "Topic":
         """Change config keys and/or grow the partition count (Kafka never shrinks it)."""
@@ -322,7 +338,8 @@ class Topic:
         if log is None:
             self.check_partition(partition)
             self.identity.check(partition)
-            log = PartitionLog(self.name, partition, self.partition_path(partition), self.config, self.identity)
+            log = PartitionLog(self.name, partition, self.partition_path(partition), self.config, self.identity,
+                               max_block_ms=self.max_block_ms)
             fenced = self._fenced.get(partition)
             if fenced:
                 log._fenced = fenced  # closing a fenced log for want of descriptors does not unfence it
@@ -341,7 +358,8 @@ class Topic:
         self.check_partition(partition)
         self.identity.check(partition)
         fsutil.check_not_symlink(self.partition_path(partition), "partition directory")
-        return PartitionReader(self.name, partition, self.partition_path(partition), self.identity)
+        return PartitionReader(self.name, partition, self.partition_path(partition), self.identity,
+                               repair=lambda: self.log(partition).recover())
 
     def close(self) -> None:
         for log in self._logs.values():

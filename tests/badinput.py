@@ -72,6 +72,10 @@ def snapshot(root: Path) -> dict[str, tuple]:
                 out[rel] = ("link", os.readlink(path))
             elif stat.S_ISDIR(st.st_mode):
                 out[rel] = ("dir", stat.S_IMODE(st.st_mode))
+            elif name in (".lock", "group.lock"):
+                # A lock file holds no data, only the pid of its last holder (FORMAT.md): taking a
+                # lock and then refusing is no change.
+                out[rel] = ("lock", stat.S_IMODE(st.st_mode))
             else:
                 with open(path, "rb") as f:
                     digest = hashlib.blake2b(f.read(), digest_size=16).hexdigest()

@@ -78,11 +78,15 @@ PAYLOADS = {
     "utf16-le": ('{"a": 1}'.encode("utf-16-le"), "invalid JSON"),
     "nul-byte": (b'{"a": 1}\x00', "invalid JSON at column 9"),
     "nul-in-string": (b'{"a": "x\x00y"}', "invalid JSON at column 9: unexpected control character"),
-    "line-of-max-message-bytes-plus-1": (b'"' + b"a" * 999 + b'"', "bytes is larger than max.message.bytes=1000"),
+    "line-of-max-message-bytes-plus-1": (b'"' + b"a" * 999 + b'"', "bytes as a line after encoding, larger than "
+                                                                  "max.message.bytes=1000"),
     "line-of-max-message-bytes-plus-2": (b'"' + b"a" * 1000 + b'"', "line is larger than max.message.bytes=1000"),
-    "line-of-max-message-bytes": (b'"' + b"a" * 998 + b'"', "bytes is larger than max.message.bytes=1000"),
-    "line-of-max-message-bytes-with-key": (b'"' + b"a" * 500 + b'"', "bytes is larger than max.message.bytes=1000",
-                                           "t", ["--key", "k" * 400]),
+    "line-of-max-message-bytes": (b'"' + b"a" * 998 + b'"', "bytes as a line after encoding, larger than "
+                                                            "max.message.bytes=1000"),
+    # value 502 + key 482 + the line's fixed parts: over 1000 once encoded (a 400-byte key fits)
+    "line-of-max-message-bytes-with-key": (b'"' + b"a" * 500 + b'"', "bytes as a line after encoding, larger than "
+                                                                     "max.message.bytes=1000",
+                                           "t", ["--key", "k" * 480]),
     "line-of-5000-digits": (b"1" + b"0" * 5000, "line is larger than max.message.bytes=1000"),
 }
 

@@ -110,7 +110,7 @@ def test_a_bad_number_on_the_command_line_is_one_error_line_and_exit_code_2(tmp_
     done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "generate", "many"], capture_output=True,
                           timeout=60, env={**os.environ, "LOGBROKER_DATA_DIR": str(tmp_path)})
     assert done.returncode == 2
-    assert done.stderr.decode().startswith("error: Invalid value for 'n': Input should be a valid integer")
+    assert done.stderr.decode().startswith("error: Invalid value for 'N': Input should be a valid integer")
     assert "Traceback" not in done.stderr.decode()
 
 

@@ -54,7 +54,7 @@ def test_pip_install_puts_only_the_logbroker_package_and_its_console_script_on_t
 def test_only_the_command_line_modules_of_the_package_import_typer():
     importers = sorted(p.name for p in (ROOT / "logbroker").glob("*.py")
                        if "import typer" in p.read_text() or "from typer" in p.read_text())
-    assert importers == ["cli.py", "cli_typer.py"]
+    assert importers == ["cli.py", "cli_kafka.py", "cli_typer.py"]
 
 
 @pytest.mark.parametrize("how", ["module", "checkout", "console-script"])

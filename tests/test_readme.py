@@ -51,3 +51,8 @@ def test_readme_python_api_example_runs_as_written_in_a_fresh_directory_and_agai
         printed = sorted(line.split(" ", 2)[2] for line in done.stdout.splitlines())
         assert printed == ["{'item': 'album'}", "{'item': 'lightstick'}", "{'item': 'poster'}"], run
     assert (tmp_path / "segments" / "orders").is_dir()  # the default data directory
+
+
+def test_readme_tutorial_steps_are_numbered_without_gaps():
+    steps = [int(n) for n in re.findall(r"\*\*Step (\d+) ", README)]
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) >= 5
