@@ -290,23 +290,20 @@ class GroupMember:
         if not lock.acquire(blocking=False):
             lock.close()
             raise CommitFailedError(f"member id {self.member_id} is already in use")
-        try:
-            # Under the group lock, as `logbroker serve` checks for members before it marks a group
-            # as Kafka clients' (FORMAT.md, "kafka.lock"): one kind of member per group.
-            with self.paths.locked():
-                if kafka_clients_present(self.paths):
-                    raise GroupError(
-                        f"consumer group {self.paths.group!r} has Kafka clients connected through logbroker "
-                        f"serve on topic {self.topic!r}; a group has either Kafka clients or logbroker "
-                        f"consumers, not both: use another group id", group=self.paths.group, topic=self.topic)
-                self._lock = lock
-                self._heartbeat(time.monotonic_ns())
-                fsutil.rename_durably(joining, self._path)  # the lock follows the inode
-        except BaseException:
-            if self._lock is None:
-                fsutil.remove_file(joining)
-                lock.close()
-            raise
+        self._lock = lock
+        self._heartbeat(time.monotonic_ns())
+        fsutil.rename_durably(joining, self._path)  # the lock follows the inode
+        # Registered first, checked second; `logbroker serve` takes kafka.lock first and looks for
+        # members second (FORMAT.md, "kafka.lock"): whatever the interleaving, the two kinds of member
+        # never both stay in one group.
+        if kafka_clients_present(self.paths):
+            fsutil.remove_file(self._path)
+            self._lock.close()
+            self._lock = None
+            raise GroupError(
+                f"consumer group {self.paths.group!r} has Kafka clients connected through logbroker serve on "
+                f"topic {self.topic!r}; a group has either Kafka clients or logbroker consumers, not both: use "
+                f"another group id", group=self.paths.group, topic=self.topic)
         self._last_check = 0
 
     def _still_registered(self) -> bool:

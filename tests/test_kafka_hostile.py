@@ -189,3 +189,15 @@ def test_listening_beyond_localhost_warns_that_there_is_no_authentication(tmp_pa
     assert srv.line.startswith("listening on 0.0.0.0:")
     rc, stderr = srv.stop()
     assert rc == 0 and "no authentication" in stderr
+
+
+def test_a_topic_name_holding_a_nul_byte_is_an_invalid_topic_not_a_server_error(server):
+    # Found by the fuzz: the name reached os.stat before the naming rule (ValueError, a traceback).
+    with _connect(server) as s:
+        s.sendall(_request(2, 5, {"ReplicaId": -1, "Topics": [{"Name": "a\x00b", "Partitions": [
+            {"PartitionIndex": 0, "Timestamp": -1}]}]}, correlation=21))
+        frame = _recv_frame(s)
+    from logbroker.kafka.wire import Reader, decode
+    resp = decode(by_key[2].response, Reader(frame, 4), 5, False)
+    assert resp["Topics"][0]["Partitions"][0]["ErrorCode"] == 17  # INVALID_TOPIC_EXCEPTION
+    _healthy(server)

@@ -5,8 +5,9 @@ While a group has Kafka members, the server holds ``kafka.lock`` (an flock) in t
 directory of each topic they subscribe to; logbroker consumers refuse to join such a group
 (:func:`logbroker.group.kafka_clients_present`). A Kafka client's JoinGroup into a group with live
 logbroker members on a subscribed topic is refused (INCONSISTENT_GROUP_PROTOCOL, and a log line
-naming the group and topic). Both checks run under the group lock, so two joiners cannot both pass.
-A server that dies releases its flocks with its process.
+naming the group and topic). The server takes ``kafka.lock`` before it looks for members, and a
+logbroker consumer registers before it looks at ``kafka.lock``, so two joiners of different kinds
+cannot both stay. A server that dies releases its flocks with its process.
 """
 
 from __future__ import annotations
@@ -62,17 +63,18 @@ class GroupPresence:
                 continue
             try:
                 paths.ensure()
-                with paths.locked(timeout_s=5.0):
-                    live = [m.member for m in scan_members(paths) if m.live]
-                    if live:
-                        return (f"group {group!r} has logbroker consumers {live} on topic {topic!r}; a group has "
-                                f"either Kafka clients or logbroker consumers, not both")
-                    lock = fsutil.FileLock(os.path.join(paths.root, KAFKA_LOCK))
-                    if not lock.acquire(blocking=False):
-                        lock.close()
-                        return (f"group {group!r} on topic {topic!r} has Kafka clients of another logbroker "
-                                f"serve process")
-                    held[topic] = lock
+                # kafka.lock first, members second; a logbroker consumer registers first and looks for
+                # kafka.lock second: whatever the interleaving, one of the two sees the other.
+                lock = fsutil.FileLock(os.path.join(paths.root, KAFKA_LOCK))
+                if not lock.acquire(blocking=False):
+                    lock.close()
+                    return f"group {group!r} on topic {topic!r} has Kafka clients of another logbroker serve process"
+                live = [m.member for m in scan_members(paths) if m.live]
+                if live:
+                    lock.close()
+                    return (f"group {group!r} has logbroker consumers {live} on topic {topic!r}; a group has "
+                            f"either Kafka clients or logbroker consumers, not both")
+                held[topic] = lock
             except LogBrokerError as exc:
                 return f"group {group!r} on topic {topic!r}: {exc}"
         return None

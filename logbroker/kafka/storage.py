@@ -19,6 +19,7 @@ import os
 from typing import Any
 
 from ..broker import Broker
+from ..config import validate_topic_name
 from ..errors import LogBrokerError, TopicExistsError, UnknownTopicError
 from ..log import AppendResult
 from ..record import PendingRecord
@@ -115,6 +116,8 @@ class Storage:
     def topic(self, name: str) -> Topic:
         """The topic ``name``; raises UnknownTopicError (or InvalidNameError)."""
         cached = self._topics.get(name)
+        if cached is None:
+            validate_topic_name(name)  # before any path is made of it (a client's name may hold NUL)
         try:
             ino = os.stat(os.path.join(self.data_dir, name)).st_ino
         except (FileNotFoundError, NotADirectoryError):
