@@ -134,7 +134,12 @@ class _Watch:
 
 
 class Consumer:
-    """Kafka's consumer over a data directory. See the module docstring for the semantics."""
+    """Kafka's consumer over a data directory. See the module docstring for the semantics.
+
+    Records that Kafka clients produced through ``logbroker serve`` come back as JSON where their
+    value was canonical compact JSON, otherwise as ``bytes`` (``None`` for a null value); a key
+    that is not UTF-8 as ``bytes`` (FORMAT.md, "Bytes keys, values and headers").
+    """
 
     def __init__(self, *topics: str, data_dir: str | os.PathLike | None = None, group_id: str | None = None,
                  auto_offset_reset: str = "latest", enable_auto_commit: bool = True,

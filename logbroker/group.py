@@ -159,6 +159,22 @@ def scan_members(paths: GroupPaths, now_ns: int | None = None, skip: str | None 
     return out
 
 
+#: In a group's directory, held (flock) by ``logbroker serve`` while Kafka clients are members.
+KAFKA_LOCK = "kafka.lock"
+
+
+def kafka_clients_present(paths: GroupPaths) -> bool:
+    """Whether a ``logbroker serve`` process has Kafka clients in this group (holds ``kafka.lock``)."""
+    path = os.path.join(paths.root, KAFKA_LOCK)
+    if not os.path.exists(path):
+        return False
+    probe = fsutil.try_lock_path(path)
+    if probe is None:
+        return True
+    probe.close()
+    return False
+
+
 def _remove_stale_joining(path: str) -> None:
     try:
         if time.time() - os.stat(path).st_mtime < _STALE_JOINING_S:
@@ -277,6 +293,17 @@ class GroupMember:
         self._lock = lock
         self._heartbeat(time.monotonic_ns())
         fsutil.rename_durably(joining, self._path)  # the lock follows the inode
+        # Registered first, checked second; `logbroker serve` takes kafka.lock first and looks for
+        # members second (FORMAT.md, "kafka.lock"): whatever the interleaving, the two kinds of member
+        # never both stay in one group.
+        if kafka_clients_present(self.paths):
+            fsutil.remove_file(self._path)
+            self._lock.close()
+            self._lock = None
+            raise GroupError(
+                f"consumer group {self.paths.group!r} has Kafka clients connected through logbroker serve on "
+                f"topic {self.topic!r}; a group has either Kafka clients or logbroker consumers, not both: use "
+                f"another group id", group=self.paths.group, topic=self.topic)
         self._last_check = 0
 
     def _still_registered(self) -> bool:

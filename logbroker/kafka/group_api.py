@@ -1,0 +1,130 @@
+"""FindCoordinator, the group requests and OffsetCommit/OffsetFetch: the coordinator's answers,
+with committed offsets stored where logbroker's own groups keep theirs (FORMAT.md, "Committed
+offsets and consumer groups"), so ``logbroker groups describe`` shows a Kafka group's commits and
+lag, and ``groups reset-offsets`` moves them.
+
+Committed offsets are the next offset to read. The store never moves an offset backwards (a
+backwards commit from a Kafka client is skipped and logged; ``groups reset-offsets`` moves it
+back), and it keeps no commit metadata string: OffsetFetch returns an empty one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from ..config import validate_group_name
+from ..errors import InvalidNameError, LogBrokerError, UnknownPartitionError, UnknownTopicError
+from ..offsets import CommittedOffset, GroupPaths, OffsetStore
+from .coordinator import Coordinator
+from .errors import ErrorCode as E
+from .handlers import NODE_ID, ServerConfig
+from .storage import Storage
+
+__all__ = ["GroupHandlers"]
+
+log = logging.getLogger("logbroker.serve")
+
+
+class GroupHandlers:
+    def __init__(self, storage: Storage, config: ServerConfig, coordinator: Coordinator) -> None:
+        self.storage = storage
+        self.config = config
+        self.coordinator = coordinator
+
+    def find_coordinator(self, req: dict, version: int, conn: Any) -> dict:
+        # Node 0 for transaction coordinators too: a transactional producer then sends InitProducerId,
+        # which refuses it with TRANSACTIONAL_ID_AUTHORIZATION_FAILED (an error here would be retried).
+        return {"ErrorCode": 0, "ErrorMessage": None, "NodeId": NODE_ID, "Host": self.config.host,
+                "Port": self.config.port}
+
+    async def join_group(self, req: dict, version: int, conn: Any) -> dict:
+        return await self.coordinator.join(req, version, conn.client_id or "")
+
+    async def sync_group(self, req: dict, version: int, conn: Any) -> dict:
+        return await self.coordinator.sync(req, version)
+
+    def heartbeat(self, req: dict, version: int, conn: Any) -> dict:
+        return self.coordinator.heartbeat(req, version)
+
+    def leave_group(self, req: dict, version: int, conn: Any) -> dict:
+        return self.coordinator.leave(req, version)
+
+    # -- offsets -------------------------------------------------------------------------------
+
+    async def offset_commit(self, req: dict, version: int, conn: Any) -> dict:
+        group = req["GroupId"]
+        generation = req.get("GenerationIdOrMemberEpoch", -1)
+        member = req.get("MemberId", "")
+        error = self.coordinator.commit_error(group, generation, member)
+        try:
+            validate_group_name(group)
+        except InvalidNameError:
+            error = E.INVALID_GROUP_ID
+        topics = []
+        for t in req["Topics"]:
+            codes = {p["PartitionIndex"]: error for p in t["Partitions"]}
+            if not error:
+                changes = {}
+                try:
+                    topic = self.storage.topic(t["Name"])
+                    for p in t["Partitions"]:
+                        index, offset = p["PartitionIndex"], p["CommittedOffset"]
+                        if not 0 <= index < topic.partitions:
+                            codes[index] = E.UNKNOWN_TOPIC_OR_PARTITION
+                        elif offset < 0:
+                            codes[index] = E.OFFSET_OUT_OF_RANGE
+                        else:
+                            changes[index] = CommittedOffset(offset, max(generation, 0), member or "kafka",
+                                                             int(time.time() * 1000))
+                    if changes:
+                        await asyncio.to_thread(_commit, topic.path, group, topic.name, changes)
+                except (UnknownTopicError, UnknownPartitionError, InvalidNameError):
+                    codes = {i: E.UNKNOWN_TOPIC_OR_PARTITION for i in codes}
+                except LogBrokerError as exc:
+                    log.warning("commit of group %r on %s failed: %s", group, t["Name"], exc)
+                    codes = {i: E.KAFKA_STORAGE_ERROR if c == 0 else c for i, c in codes.items()}
+            topics.append({"Name": t["Name"], "Partitions": [{"PartitionIndex": i, "ErrorCode": c}
+                                                            for i, c in codes.items()]})
+        return {"Topics": topics}
+
+    def offset_fetch(self, req: dict, version: int, conn: Any) -> dict:
+        group = req["GroupId"]
+        wanted = req.get("Topics")
+        if wanted is None:
+            wanted = []
+            for name in self.storage.list_topics():
+                try:
+                    topic = self.storage.topic(name)
+                    committed = OffsetStore(GroupPaths(topic.path, group), name).read()
+                except LogBrokerError:
+                    continue
+                if committed:
+                    wanted.append({"Name": name, "PartitionIndexes": sorted(committed)})
+        topics = []
+        for t in wanted:
+            parts = []
+            try:
+                topic = self.storage.topic(t["Name"])
+                committed = OffsetStore(GroupPaths(topic.path, group), topic.name).read()
+                error = 0
+            except (UnknownTopicError, InvalidNameError):
+                committed, error = {}, 0
+            except LogBrokerError as exc:
+                log.warning("reading the commits of group %r on %s failed: %s", group, t["Name"], exc)
+                committed, error = {}, E.KAFKA_STORAGE_ERROR
+            for index in t["PartitionIndexes"]:
+                c = committed.get(index)
+                parts.append({"PartitionIndex": index, "CommittedOffset": -1 if c is None else c.offset,
+                              "CommittedLeaderEpoch": -1, "Metadata": "", "ErrorCode": error})
+            topics.append({"Name": t["Name"], "Partitions": parts})
+        return {"Topics": topics, "ErrorCode": 0}
+
+
+def _commit(topic_dir: str, group: str, topic: str, changes: dict[int, CommittedOffset]) -> None:
+    paths = GroupPaths(topic_dir, group)
+    paths.ensure()
+    with paths.locked(timeout_s=5.0):
+        OffsetStore(paths, topic).commit(changes)

@@ -1,0 +1,353 @@
+"""The data and admin APIs over the storage layer: Metadata, Produce, Fetch, ListOffsets,
+CreateTopics, DeleteTopics, DescribeConfigs, InitProducerId (one node, id 0, leader of everything).
+
+Each handler takes the decoded request (a dict, :mod:`logbroker.kafka.schemas`) and returns the
+response dict. Per-partition problems become Kafka error codes in the response; nothing a client
+sends makes a handler raise, except a malformed message (the server closes that connection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from ..config import DEFAULT_PARTITIONS, TopicConfig
+from ..errors import (CorruptionError, FencedError, InvalidConfigError, InvalidNameError, InvalidRecordError,
+                      LogBrokerError, OffsetOutOfRangeError, RecordTooLargeError, StorageError, TopicExistsError,
+                      UnknownPartitionError, UnknownTopicError)
+from ..record import PendingRecord
+from ..record_bytes import kafka_headers, kafka_key, kafka_value
+from .batch import BatchError, decode_batches, encode_batch
+from .errors import ErrorCode as E
+from .idempotence import Duplicate, ProducerStates
+from .storage import Storage
+
+__all__ = ["DataHandlers", "ServerConfig"]
+
+log = logging.getLogger("logbroker.serve")
+
+NODE_ID = 0
+CLUSTER_ID = "logbroker"
+#: Kafka's ACL operation bits (3 READ .. 12 IDEMPOTENT_WRITE) a client may ask Metadata for.
+_TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
+_CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
+_MAX_WAIT_MS = 30_000  # a fetch's long poll is capped (clients ask for 500 ms; a closed client's wait ends)
+
+
+class ServerConfig:
+    """What ``logbroker serve``'s options set."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 9092, auto_create_topics: bool = True,
+                 num_partitions: int = DEFAULT_PARTITIONS, initial_rebalance_delay_ms: int = 3000) -> None:
+        self.host = host
+        self.port = port
+        self.auto_create_topics = auto_create_topics
+        self.num_partitions = num_partitions
+        self.initial_rebalance_delay_ms = initial_rebalance_delay_ms
+
+
+def _storage_error(exc: Exception) -> int:
+    if isinstance(exc, (UnknownTopicError, UnknownPartitionError)):
+        return E.UNKNOWN_TOPIC_OR_PARTITION
+    if isinstance(exc, InvalidNameError):
+        return E.INVALID_TOPIC_EXCEPTION
+    if isinstance(exc, RecordTooLargeError):
+        return E.MESSAGE_TOO_LARGE
+    if isinstance(exc, InvalidRecordError):
+        return E.INVALID_RECORD
+    if isinstance(exc, (StorageError, FencedError, CorruptionError)):
+        return E.KAFKA_STORAGE_ERROR
+    return E.UNKNOWN_SERVER_ERROR
+
+
+class DataHandlers:
+    def __init__(self, storage: Storage, config: ServerConfig) -> None:
+        self.storage = storage
+        self.config = config
+        self.producers = ProducerStates()
+
+    # -- Metadata ------------------------------------------------------------------------------
+
+    def metadata(self, req: dict, version: int, conn: Any) -> dict:
+        wanted = req.get("Topics")
+        auto = req.get("AllowAutoTopicCreation", True) and self.config.auto_create_topics
+        names = self.storage.list_topics() if wanted is None else [t["Name"] for t in wanted]
+        topics = []
+        for name in names:
+            entry: dict[str, Any] = {"Name": name, "ErrorCode": 0, "IsInternal": False, "Partitions": []}
+            try:
+                topic = self.storage.ensure_topic(name, self.config.num_partitions) if auto else self.storage.topic(name)
+                entry["Partitions"] = [{"ErrorCode": 0, "PartitionIndex": p, "LeaderId": NODE_ID, "LeaderEpoch": 0,
+                                        "ReplicaNodes": [NODE_ID], "IsrNodes": [NODE_ID], "OfflineReplicas": []}
+                                       for p in range(topic.partitions)]
+            except LogBrokerError as exc:
+                entry["ErrorCode"] = _storage_error(exc)
+            if req.get("IncludeTopicAuthorizedOperations"):
+                entry["TopicAuthorizedOperations"] = _TOPIC_OPERATIONS
+            topics.append(entry)
+        resp = {"Brokers": [{"NodeId": NODE_ID, "Host": self.config.host, "Port": self.config.port, "Rack": None}],
+                "ClusterId": CLUSTER_ID, "ControllerId": NODE_ID, "Topics": topics}
+        if req.get("IncludeClusterAuthorizedOperations"):
+            resp["ClusterAuthorizedOperations"] = _CLUSTER_OPERATIONS
+        return resp
+
+    # -- Produce -------------------------------------------------------------------------------
+
+    async def produce(self, req: dict, version: int, conn: Any) -> dict:
+        acks = req["Acks"]
+        responses = []
+        for t in req["TopicData"]:
+            parts = []
+            for pd in t["PartitionData"]:
+                parts.append(await self._produce_partition(t["Name"], pd["Index"], pd["Records"], acks))
+            responses.append({"Name": t["Name"], "PartitionResponses": parts})
+        return {"Responses": responses}
+
+    async def _produce_partition(self, name: str, partition: int, data: bytes | None, acks: int) -> dict:
+        out: dict[str, Any] = {"Index": partition, "ErrorCode": 0, "BaseOffset": -1, "LogAppendTimeMs": -1,
+                               "LogStartOffset": -1}
+        if acks not in (-1, 0, 1):
+            out["ErrorCode"] = E.INVALID_REQUIRED_ACKS
+            return out
+        try:
+            topic = (self.storage.ensure_topic(name, self.config.num_partitions) if self.config.auto_create_topics
+                     else self.storage.topic(name))
+            topic.check_partition(partition)
+            batches = decode_batches(data or b"", topic.config.max_message_bytes * 4)
+        except BatchError as exc:
+            log.warning("produce to %s-%d refused: %s", name, partition, exc)
+            out["ErrorCode"], out["ErrorMessage"] = exc.code, str(exc)
+            return out
+        except LogBrokerError as exc:
+            out["ErrorCode"], out["ErrorMessage"] = _storage_error(exc), str(exc)
+            return out
+        base = None
+        try:
+            for batch in batches:
+                verdict = self.producers.check(batch, name, partition)
+                if isinstance(verdict, Duplicate):
+                    base = verdict if base is None else base
+                    continue
+                if verdict is not None:
+                    out["ErrorCode"] = verdict
+                    out["ErrorMessage"] = f"producer {batch.producer_id}: {verdict.name}"
+                    return out
+                records = [PendingRecord.from_kafka(ts, key, headers, value) for ts, key, headers, value in batch.records]
+                results = self.storage.append(topic, partition, records)
+                first = results[0].base_offset
+                self.producers.record(batch, name, partition, first)
+                base = first if base is None else base
+        except LogBrokerError as exc:
+            log.warning("produce to %s-%d failed: %s", name, partition, exc)
+            out["ErrorCode"], out["ErrorMessage"] = _storage_error(exc), str(exc)
+            return out
+        out["BaseOffset"] = base
+        return out
+
+    # -- Fetch ---------------------------------------------------------------------------------
+
+    async def fetch(self, req: dict, version: int, conn: Any) -> dict:
+        deadline = time.monotonic() + min(max(0, req["MaxWaitMs"]), _MAX_WAIT_MS) / 1000.0
+        min_bytes = req["MinBytes"]
+        keys = [(t["Topic"], p["Partition"]) for t in req["Topics"] for p in t["Partitions"]]
+        self.storage.watch(keys)  # before the first read: an append after it wakes this poll
+        try:
+            while True:
+                appended = self.storage.appended
+                responses, total = self._fetch_once(req, conn)
+                remaining = deadline - time.monotonic()
+                if total >= max(min_bytes, 1) or remaining <= 0 or any(
+                        p["ErrorCode"] for t in responses for p in t["Partitions"]):
+                    return {"ErrorCode": 0, "SessionId": 0, "Responses": responses}
+                try:
+                    await asyncio.wait_for(appended.wait(), remaining)
+                except asyncio.TimeoutError:
+                    # Nothing moved (the watcher would have said): the last answer stands.
+                    return {"ErrorCode": 0, "SessionId": 0, "Responses": responses}
+        finally:
+            self.storage.unwatch(keys)
+
+    def _fetch_once(self, req: dict, conn: Any) -> tuple[list, int]:
+        budget = req.get("MaxBytes", 0x7FFFFFFF)
+        responses, total = [], 0
+        for t in req["Topics"]:
+            parts = []
+            for p in t["Partitions"]:
+                part = self._fetch_partition(t["Topic"], p["Partition"], p["FetchOffset"],
+                                             min(p["PartitionMaxBytes"], budget) if total else p["PartitionMaxBytes"],
+                                             conn)
+                size = len(part["Records"])
+                total += size
+                budget -= size
+                parts.append(part)
+            responses.append({"Topic": t["Topic"], "Partitions": parts})
+        return responses, total
+
+    def _fetch_partition(self, name: str, partition: int, offset: int, max_bytes: int, conn: Any) -> dict:
+        out = {"PartitionIndex": partition, "ErrorCode": 0, "HighWatermark": -1, "LastStableOffset": -1,
+               "LogStartOffset": -1, "AbortedTransactions": None, "PreferredReadReplica": -1, "Records": b""}
+        try:
+            reader = conn.reader(self.storage, name, partition)
+            hw = reader.high_watermark()
+            out["HighWatermark"] = out["LastStableOffset"] = hw
+            out["LogStartOffset"] = start = reader.log_start_offset()
+            if offset == hw:
+                return out
+            if not start <= offset <= hw:
+                out["ErrorCode"] = E.OFFSET_OUT_OF_RANGE
+                return out
+            records: list = []
+            size = 0
+            while size < max_bytes and offset < hw:
+                got = reader.read(offset, max_records=500, raw=True)
+                if not got:
+                    break
+                for r in got:
+                    d = r._d
+                    if "venc" in d or "kenc" in d or "headers" in d:
+                        key, value, headers = kafka_key(d), kafka_value(d, r.value), kafka_headers(d)
+                        size += sum(len(h) + len(v or b"") for h, v in headers)
+                    else:  # a plain line: a str or null key, a JSON value sent as its bytes
+                        key, value, headers = d["key"], r.value, ()
+                        if key is not None:
+                            key = key.encode("utf-8")
+                    records.append((d["offset"], d["timestamp"], key, headers, value))
+                    size += 24 + len(key or b"") + len(value or b"")
+                offset = got.next_offset
+            if records:
+                out["Records"] = encode_batch(records[0][0], records)
+        except OffsetOutOfRangeError as exc:
+            out["ErrorCode"] = E.OFFSET_OUT_OF_RANGE
+            out["LogStartOffset"] = getattr(exc, "log_start_offset", -1)
+        except LogBrokerError as exc:
+            out["ErrorCode"] = _storage_error(exc)
+            conn.drop_reader(name, partition)
+        return out
+
+    # -- ListOffsets ---------------------------------------------------------------------------
+
+    def list_offsets(self, req: dict, version: int, conn: Any) -> dict:
+        topics = []
+        for t in req["Topics"]:
+            parts = []
+            for p in t["Partitions"]:
+                out = {"PartitionIndex": p["PartitionIndex"], "ErrorCode": 0, "Timestamp": -1, "Offset": -1,
+                       "LeaderEpoch": 0}
+                try:
+                    reader = conn.reader(self.storage, t["Name"], p["PartitionIndex"])
+                    ts = p["Timestamp"]
+                    if ts == -1:
+                        out["Offset"] = reader.high_watermark()
+                    elif ts == -2:
+                        out["Offset"] = reader.log_start_offset()
+                    elif ts >= 0:
+                        found = reader.offset_for_timestamp(ts)
+                        if found is not None:
+                            [rec] = reader.read(found, max_records=1, raw=True)
+                            out["Offset"], out["Timestamp"] = found, rec.timestamp
+                    else:
+                        out["ErrorCode"] = E.INVALID_REQUEST
+                except LogBrokerError as exc:
+                    out["ErrorCode"] = _storage_error(exc)
+                    conn.drop_reader(t["Name"], p["PartitionIndex"])
+                parts.append(out)
+            topics.append({"Name": t["Name"], "Partitions": parts})
+        return {"Topics": topics}
+
+    # -- InitProducerId ------------------------------------------------------------------------
+
+    def init_producer_id(self, req: dict, version: int, conn: Any) -> dict:
+        if req.get("TransactionalId") is not None:
+            log.warning("refused a transactional producer (transactional.id %r): transactions are not supported",
+                        req["TransactionalId"])
+            return {"ErrorCode": E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED}
+        return {"ErrorCode": 0, "ProducerId": self.producers.new_id(), "ProducerEpoch": 0}
+
+    # -- topics and configs --------------------------------------------------------------------
+
+    def create_topics(self, req: dict, version: int, conn: Any) -> dict:
+        results = []
+        for t in req["Topics"]:
+            name = t["Name"]
+            out = {"Name": name, "ErrorCode": 0, "ErrorMessage": None}
+            partitions = t["NumPartitions"]
+            if partitions == -1:
+                partitions = self.config.num_partitions
+            configs = {c["Name"]: c["Value"] for c in t["Configs"] if c["Value"] is not None}
+            try:
+                if partitions <= 0:
+                    out["ErrorCode"], out["ErrorMessage"] = E.INVALID_PARTITIONS, f"{partitions} partitions"
+                elif t["ReplicationFactor"] not in (-1, 1):
+                    out["ErrorCode"] = E.INVALID_REPLICATION_FACTOR
+                    out["ErrorMessage"] = f"replication factor {t['ReplicationFactor']}: this server has one node"
+                elif t["Assignments"]:
+                    out["ErrorCode"], out["ErrorMessage"] = E.INVALID_REQUEST, "manual replica assignment"
+                elif req.get("ValidateOnly"):
+                    from ..config import validate_topic_name
+                    validate_topic_name(name)
+                    TopicConfig().with_overrides(configs)
+                    if name in self.storage.list_topics():
+                        raise TopicExistsError(f"topic {name!r} already exists")
+                else:
+                    self.storage.create_topic(name, partitions, configs)
+            except TopicExistsError as exc:
+                out["ErrorCode"], out["ErrorMessage"] = E.TOPIC_ALREADY_EXISTS, str(exc)
+            except InvalidConfigError as exc:
+                out["ErrorCode"], out["ErrorMessage"] = E.INVALID_CONFIG, str(exc)
+            except LogBrokerError as exc:
+                out["ErrorCode"], out["ErrorMessage"] = _storage_error(exc), str(exc)
+            results.append(out)
+        return {"Topics": results}
+
+    def delete_topics(self, req: dict, version: int, conn: Any) -> dict:
+        results = []
+        for name in req["TopicNames"]:
+            code = 0
+            try:
+                conn.drop_topic(name)
+                self.storage.delete_topic(name)
+            except LogBrokerError as exc:
+                code = _storage_error(exc)
+            results.append({"Name": name, "ErrorCode": code})
+        return {"Responses": results}
+
+    def describe_configs(self, req: dict, version: int, conn: Any) -> dict:
+        results = []
+        for res in req["Resources"]:
+            out = {"ErrorCode": 0, "ErrorMessage": None, "ResourceType": res["ResourceType"],
+                   "ResourceName": res["ResourceName"], "Configs": []}
+            keys = res.get("ConfigurationKeys")
+            try:
+                if res["ResourceType"] == 2:
+                    configs = self._topic_configs(res["ResourceName"])
+                elif res["ResourceType"] == 4:
+                    configs = self._broker_configs()
+                else:
+                    out["ErrorCode"], out["ErrorMessage"] = E.INVALID_REQUEST, "only topic and broker configs"
+                    configs = []
+            except LogBrokerError as exc:
+                out["ErrorCode"], out["ErrorMessage"] = _storage_error(exc), str(exc)
+                configs = []
+            out["Configs"] = [c for c in configs if keys is None or c["Name"] in keys]
+            results.append(out)
+        return {"Results": results}
+
+    def _topic_configs(self, name: str) -> list[dict]:
+        topic = self.storage.topic(name)
+        defaults = TopicConfig().to_kafka()
+        values = dict(topic.config.to_kafka())
+        values["cleanup.policy"] = "delete"
+        return [{"Name": k, "Value": str(v), "ReadOnly": k == "cleanup.policy",
+                 "ConfigSource": 5 if defaults.get(k, v) == v else 1, "IsSensitive": False, "Synonyms": []}
+                for k, v in values.items()]
+
+    def _broker_configs(self) -> list[dict]:
+        values = {"num.partitions": self.config.num_partitions,
+                  "auto.create.topics.enable": str(self.config.auto_create_topics).lower(),
+                  "group.initial.rebalance.delay.ms": self.config.initial_rebalance_delay_ms,
+                  "socket.request.max.bytes": 100 * 1024 * 1024, "default.replication.factor": 1,
+                  "log.dir": self.storage.data_dir}
+        return [{"Name": k, "Value": str(v), "ReadOnly": True, "ConfigSource": 4, "IsSensitive": False, "Synonyms": []}
+                for k, v in values.items()]

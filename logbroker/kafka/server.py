@@ -1,0 +1,261 @@
+"""``logbroker serve``: Kafka's wire protocol over a data directory, for any Kafka client.
+
+One asyncio loop serves every connection. Per connection, requests are handled one at a time and
+answered in order (Kafka's rule; clients pipeline and match responses by order and correlation
+id). A frame is an int32 length and that many bytes: request header (api key, version,
+correlation id, client id; v2 adds tagged fields) and body.
+
+Hostile input never reaches beyond its own connection:
+
+- a length below 8 or above ``socket.request.max.bytes`` (100 MiB), a truncated or malformed
+  request, an API or version outside the advertised table (except ApiVersions, answered with
+  UNSUPPORTED_VERSION in its v0 form), or a frame not completed within ``FRAME_TIMEOUT_S`` of its
+  first byte closes that connection;
+- a connection idle for ``connections.max.idle.ms`` (10 min) is closed;
+- memory per connection is bounded by one request frame (<= 100 MiB) and one response, which is
+  written before the next request is read; a client that stops reading stalls only itself;
+- a handler failing unexpectedly answers UNKNOWN_SERVER_ERROR where the API has a top-level error
+  code, else closes the connection, and is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import struct
+from typing import Any, Callable
+
+from ..errors import LogBrokerError
+from .coordinator import Coordinator
+from .errors import ErrorCode as E
+from .group_api import GroupHandlers
+from .handlers import DataHandlers, ServerConfig
+from .presence import GroupPresence
+from .schemas import API_VERSIONS, by_key
+from .storage import Storage
+from .wire import DecodeError, Reader, decode, encode
+
+__all__ = ["KafkaServer", "ServerConfig", "MAX_REQUEST_BYTES"]
+
+log = logging.getLogger("logbroker.serve")
+
+MAX_REQUEST_BYTES = 100 * 1024 * 1024  # Kafka's socket.request.max.bytes
+IDLE_TIMEOUT_S = 600.0  # Kafka's connections.max.idle.ms
+FRAME_TIMEOUT_S = 30.0
+_LEN = struct.Struct(">i")
+_HEAD = struct.Struct(">hhi")
+API_VERSIONS_KEY = 18
+
+
+class Connection:
+    """One client connection: its readers (a cursor per partition it fetches) and client id."""
+
+    def __init__(self, peer: Any) -> None:
+        self.peer = peer
+        self.client_id: str | None = None
+        self._readers: dict[tuple[str, int], Any] = {}
+
+    def reader(self, storage: Storage, topic: str, partition: int):
+        key = (topic, partition)
+        reader = self._readers.get(key)
+        if reader is None:
+            reader = self._readers[key] = storage.topic(topic).reader(partition)
+        return reader
+
+    def drop_reader(self, topic: str, partition: int) -> None:
+        reader = self._readers.pop((topic, partition), None)
+        if reader is not None:
+            reader.close()
+
+    def drop_topic(self, topic: str) -> None:
+        for t, p in [k for k in self._readers if k[0] == topic]:
+            self.drop_reader(t, p)
+
+    def close(self) -> None:
+        for reader in self._readers.values():
+            reader.close()
+        self._readers.clear()
+
+
+class KafkaServer:
+    """Serve ``data_dir`` on ``config.host``:``config.port`` (0 = any free port; :attr:`port` then
+    holds the one chosen). ``request_log``, when given, is called with (client id, api key,
+    version) for every request received, supported or not."""
+
+    def __init__(self, data_dir: str | None, config: ServerConfig | None = None,
+                 request_log: Callable[[str | None, int, int], None] | None = None) -> None:
+        self.config = config or ServerConfig()
+        self.storage = Storage(data_dir)
+        self.data_dir = self.storage.data_dir
+        self.presence = GroupPresence(self.storage)
+        self.coordinator = Coordinator(self.config.initial_rebalance_delay_ms, self.presence.claim,
+                                       self.presence.release)
+        self.data = DataHandlers(self.storage, self.config)
+        self.groups = GroupHandlers(self.storage, self.config, self.coordinator)
+        self.request_log = request_log
+        self._server: asyncio.base_events.Server | None = None
+        self._conns: set[asyncio.Task] = set()
+        self._handlers = {
+            0: self.data.produce, 1: self.data.fetch, 2: self.data.list_offsets, 3: self.data.metadata,
+            8: self.groups.offset_commit, 9: self.groups.offset_fetch, 10: self.groups.find_coordinator,
+            11: self.groups.join_group, 12: self.groups.heartbeat, 13: self.groups.leave_group,
+            14: self.groups.sync_group, 18: self._api_versions, 19: self.data.create_topics,
+            20: self.data.delete_topics, 22: self.data.init_producer_id, 32: self.data.describe_configs,
+        }
+
+    @property
+    def port(self) -> int:
+        return self.config.port
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self.config.host, self.config.port,
+                                                  limit=1 << 16, reuse_address=True)
+        self.config.port = self._server.sockets[0].getsockname()[1]
+        self.coordinator.start()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        self.coordinator.stop()
+        for task in list(self._conns):
+            task.cancel()
+        if self._conns:
+            await asyncio.gather(*self._conns, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+        self.presence.close()
+        self.storage.close()
+
+    async def run(self, on_ready: Callable[["KafkaServer"], None] | None = None) -> None:
+        """Serve until SIGINT or SIGTERM, then close every connection and return."""
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if on_ready is not None:
+            on_ready(self)
+        try:
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await self.close()
+
+    # -- one connection ------------------------------------------------------------------------
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._conns.add(task)
+        conn = Connection(writer.get_extra_info("peername"))
+        try:
+            while True:
+                try:
+                    head = await asyncio.wait_for(reader.readexactly(4), IDLE_TIMEOUT_S)
+                except asyncio.TimeoutError:
+                    log.info("%s: closed after %.0f s idle", conn.peer, IDLE_TIMEOUT_S)
+                    return
+                (size,) = _LEN.unpack(head)
+                if size < 8 or size > MAX_REQUEST_BYTES:
+                    log.warning("%s: request of %d bytes refused (allowed: 8 to %d); closing", conn.peer, size,
+                                MAX_REQUEST_BYTES)
+                    return
+                try:
+                    frame = await asyncio.wait_for(reader.readexactly(size), FRAME_TIMEOUT_S)
+                except asyncio.TimeoutError:
+                    log.warning("%s: request of %d bytes not received within %.0f s; closing", conn.peer, size,
+                                FRAME_TIMEOUT_S)
+                    return
+                response = await self._handle(frame, conn)
+                if response is None:
+                    continue
+                if response is False:
+                    return
+                writer.write(_LEN.pack(len(response)) + response)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        except asyncio.CancelledError:
+            pass
+        finally:
+            conn.close()
+            self._conns.discard(task)
+            writer.close()
+
+    async def _handle(self, frame: bytes, conn: Connection) -> bytes | None | bool:
+        """The response bytes (without length), None for no response (acks=0), False to close."""
+        api_key, version, correlation = _HEAD.unpack_from(frame)
+        r = Reader(frame, 8)
+        try:
+            client_id = r.string(False)
+        except DecodeError as exc:
+            log.warning("%s: malformed request header (%s); closing", conn.peer, exc)
+            return False
+        conn.client_id = client_id
+        if self.request_log is not None:
+            self.request_log(client_id, api_key, version)
+        api = by_key.get(api_key)
+        if api is None or not api.min_version <= version <= api.max_version:
+            if api_key == API_VERSIONS_KEY:
+                return self._unsupported_api_versions(correlation)
+            log.warning("%s (%s): API %d version %d is not supported; closing", conn.peer, client_id, api_key,
+                        version)
+            return False
+        flexible = api.flexible(version)
+        try:
+            if flexible:
+                r.skip_tags()
+            req = decode(api.request, r, version, flexible)
+        except DecodeError as exc:
+            log.warning("%s (%s): malformed %s v%d request (%s); closing", conn.peer, client_id, api.name, version, exc)
+            return False
+        try:
+            result = self._handlers[api_key](req, version, conn)
+            if asyncio.iscoroutine(result):
+                result = await result
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug, not the client's fault: answer if the API allows it
+            log.exception("%s (%s): %s v%d failed: %s", conn.peer, client_id, api.name, version, exc)
+            if not isinstance(exc, LogBrokerError) and not any(f.name == "ErrorCode" for f in api.response):
+                return False
+            result = {"ErrorCode": E.UNKNOWN_SERVER_ERROR}
+        if api_key == 0 and req["Acks"] == 0:
+            return None
+        out = bytearray(struct.pack(">i", correlation))
+        if flexible and api_key != API_VERSIONS_KEY:
+            out.append(0)  # response header v1: no tagged fields
+        encode(api.response, result, version, flexible, out)
+        return bytes(out)
+
+    def _api_versions(self, req: dict, version: int, conn: Connection) -> dict:
+        return {"ErrorCode": 0, "ApiKeys": [{"ApiKey": k, "MinVersion": lo, "MaxVersion": hi}
+                                            for k, lo, hi in API_VERSIONS]}
+
+    def _unsupported_api_versions(self, correlation: int) -> bytes:
+        """ApiVersions at a version we do not know: error 35 in the v0 form, header v0 (KIP-511)."""
+        api = by_key[API_VERSIONS_KEY]
+        out = bytearray(struct.pack(">i", correlation))
+        entry = next(e for e in API_VERSIONS if e[0] == API_VERSIONS_KEY)
+        encode(api.response, {"ErrorCode": E.UNSUPPORTED_VERSION,
+                              "ApiKeys": [{"ApiKey": entry[0], "MinVersion": entry[1], "MaxVersion": entry[2]}]},
+               0, False, out)
+        return bytes(out)
+
+
+def serve(data_dir: str | None, config: ServerConfig, on_ready: Callable[[KafkaServer], None] | None = None,
+          request_log: str | None = None) -> None:
+    """Run a server until SIGINT/SIGTERM (what ``logbroker serve`` calls). With ``request_log``, append
+    one line per request to that file: the client id, the API key and the version."""
+    log_file = open(request_log, "a", buffering=1) if request_log else None
+
+    def note(client_id: str | None, api_key: int, version: int) -> None:
+        log_file.write(f"{client_id}\t{api_key}\t{version}\n")
+
+    server = KafkaServer(data_dir, config, note if log_file else None)
+    try:
+        asyncio.run(server.run(on_ready))
+    finally:
+        if log_file is not None:
+            log_file.close()

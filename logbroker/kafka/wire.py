@@ -1,0 +1,251 @@
+"""Kafka's wire primitives and a schema interpreter: messages as dicts, encoded and decoded per
+API version (the protocol guide's "Protocol Primitive Types").
+
+Big-endian fixed-width integers; classic strings (int16 length) and bytes/arrays (int32 length),
+-1 for null; in *flexible* versions compact forms (unsigned varint of length + 1, 0 for null) and a
+tagged-field section at the end of every struct. Varints and zig-zag varlongs are the record
+batch's (:mod:`logbroker.kafka.batch`).
+
+A schema is a list of :class:`Field`. Decoding returns a dict of field name to value (nested
+structs are dicts, arrays lists); fields absent in a version are left out. Encoding takes such a
+dict and fills a missing field with its default (0, false, empty string, empty array, or null where
+the version allows it). Malformed input raises :class:`DecodeError` with the position.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field as dc_field
+from typing import Any
+
+__all__ = ["Field", "DecodeError", "Reader", "encode", "decode", "write_uvarint", "read_uvarint"]
+
+
+class DecodeError(ValueError):
+    """Malformed bytes: a length past the end, a negative count, a varint too long."""
+
+
+_INT = {"i8": struct.Struct(">b"), "i16": struct.Struct(">h"), "i32": struct.Struct(">i"),
+        "i64": struct.Struct(">q"), "u16": struct.Struct(">H"), "u32": struct.Struct(">I"),
+        "f64": struct.Struct(">d")}
+
+
+def _versions(spec: str) -> tuple[int, int]:
+    if spec.endswith("+"):
+        return int(spec[:-1]), 1 << 15
+    lo, _, hi = spec.partition("-")
+    return int(lo), int(hi or lo)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field: ``type`` is i8/i16/i32/i64/bool/str/bytes/records/uuid, ``[T]`` for an array of
+    a primitive, or ``[]`` for an array of structs (``fields``); ``versions`` and ``nullable`` are
+    Kafka's version ranges ("0+", "3-5"); ``tag`` makes it a tagged field (flexible versions)."""
+
+    name: str
+    type: str
+    versions: str = "0+"
+    nullable: str | None = None
+    fields: tuple["Field", ...] = ()
+    default: Any = None
+    tag: int | None = None
+    _range: tuple[int, int] = dc_field(init=False, repr=False, compare=False)
+    _null: tuple[int, int] = dc_field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_range", _versions(self.versions))
+        object.__setattr__(self, "_null", _versions(self.nullable) if self.nullable else (1, 0))
+
+    def present(self, v: int) -> bool:
+        return self._range[0] <= v <= self._range[1]
+
+    def is_nullable(self, v: int) -> bool:
+        return self._null[0] <= v <= self._null[1]
+
+
+def F(name: str, type: str, versions: str = "0+", nullable: str | None = None, fields: tuple = (),
+      default: Any = None, tag: int | None = None) -> Field:
+    return Field(name, type, versions, nullable, tuple(fields), default, tag)
+
+
+# -- varints -------------------------------------------------------------------------------------
+
+def write_uvarint(out: bytearray, n: int) -> None:
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+
+
+def read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(buf):
+            raise DecodeError(f"varint runs past the end at byte {pos}")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise DecodeError(f"varint longer than 10 bytes at byte {pos}")
+
+
+# -- decoding ------------------------------------------------------------------------------------
+
+class Reader:
+    """A position in a buffer; every read checks the bounds."""
+
+    __slots__ = ("buf", "pos")
+
+    def __init__(self, buf: bytes, pos: int = 0) -> None:
+        self.buf = buf
+        self.pos = pos
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.buf):
+            raise DecodeError(f"{n} bytes wanted at byte {self.pos}, {len(self.buf) - self.pos} left")
+        data = self.buf[self.pos:self.pos + n]
+        self.pos += n
+        return data
+
+    def int(self, kind: str) -> int:
+        s = _INT[kind]
+        return s.unpack(self.take(s.size))[0]
+
+    def uvarint(self) -> int:
+        value, self.pos = read_uvarint(self.buf, self.pos)
+        return value
+
+    def length(self, flexible: bool, wide: bool) -> int:
+        """A length or count: -1 for null."""
+        if flexible:
+            return self.uvarint() - 1
+        return self.int("i32" if wide else "i16")
+
+    def string(self, flexible: bool) -> str | None:
+        n = self.length(flexible, False)
+        if n < 0:
+            return None
+        try:
+            return self.take(n).decode("utf-8")
+        except UnicodeDecodeError:
+            raise DecodeError(f"string is not UTF-8 before byte {self.pos}") from None
+
+    def bytes(self, flexible: bool) -> bytes | None:
+        n = self.length(flexible, True)
+        return None if n < 0 else self.take(n)
+
+    def skip_tags(self) -> None:
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.take(self.uvarint())
+
+
+def decode(schema: tuple[Field, ...], r: Reader, version: int, flexible: bool) -> dict:
+    out: dict[str, Any] = {}
+    for f in schema:
+        if f.tag is not None or not f.present(version):
+            continue
+        out[f.name] = _read(f, r, version, flexible)
+    if flexible:
+        r.skip_tags()
+    return out
+
+
+def _read(f: Field, r: Reader, version: int, flexible: bool) -> Any:
+    t = f.type
+    if t in _INT:
+        return r.int(t)
+    if t == "bool":
+        return r.take(1) != b"\x00"
+    if t == "uuid":
+        return r.take(16)
+    at = r.pos
+    if t == "str":
+        value = r.string(flexible)
+    elif t in ("bytes", "records"):
+        value = r.bytes(flexible)
+    elif t.startswith("["):
+        value = _read_array(f, r, version, flexible)
+    else:
+        raise AssertionError(f"unknown field type {t}")
+    if value is None and not f.is_nullable(version):
+        raise DecodeError(f"{f.name} is null at byte {at} but cannot be in version {version}")
+    return value
+
+
+def _read_array(f: Field, r: Reader, version: int, flexible: bool) -> list | None:
+    n = r.length(flexible, True)
+    if n < 0:
+        return None
+    if n > len(r.buf) - r.pos:  # every element takes at least one byte
+        raise DecodeError(f"array of {n} elements at byte {r.pos} is longer than the message")
+    if f.type == "[]":
+        return [decode(f.fields, r, version, flexible) for _ in range(n)]
+    inner = Field(f.name, f.type[1:-1])
+    return [_read(inner, r, version, flexible) for _ in range(n)]
+
+
+# -- encoding ------------------------------------------------------------------------------------
+
+def encode(schema: tuple[Field, ...], value: dict, version: int, flexible: bool, out: bytearray) -> None:
+    for f in schema:
+        if f.tag is not None or not f.present(version):
+            continue
+        v = value.get(f.name, f.default)
+        _write(f, v, version, flexible, out)
+    if flexible:
+        out.append(0)  # no tagged fields
+
+
+def _write_length(out: bytearray, n: int, flexible: bool, wide: bool) -> None:
+    if flexible:
+        write_uvarint(out, n + 1)
+    else:
+        out += _INT["i32" if wide else "i16"].pack(n)
+
+
+def _write(f: Field, v: Any, version: int, flexible: bool, out: bytearray) -> None:
+    t = f.type
+    if t in _INT:
+        out += _INT[t].pack(v or 0)
+    elif t == "bool":
+        out.append(1 if v else 0)
+    elif t == "str":
+        if v is None and not f.is_nullable(version):
+            v = ""
+        if v is None:
+            _write_length(out, -1, flexible, False)
+        else:
+            data = v.encode("utf-8")
+            _write_length(out, len(data), flexible, False)
+            out += data
+    elif t in ("bytes", "records"):
+        if v is None and not f.is_nullable(version):
+            v = b""
+        if v is None:
+            _write_length(out, -1, flexible, True)
+        else:
+            _write_length(out, len(v), flexible, True)
+            out += v
+    elif t == "uuid":
+        out += v or bytes(16)
+    elif t.startswith("["):
+        if v is None and not f.is_nullable(version):
+            v = []
+        if v is None:
+            _write_length(out, -1, flexible, True)
+            return
+        _write_length(out, len(v), flexible, True)
+        if t == "[]":
+            for item in v:
+                encode(f.fields, item, version, flexible, out)
+        else:
+            inner = Field(f.name, t[1:-1])
+            for item in v:
+                _write(inner, item, version, flexible, out)
+    else:
+        raise AssertionError(f"unknown field type {t}")

@@ -1,0 +1,137 @@
+"""The server's codecs without a network: wire primitives and schemas, record batches v2, CRC-32C."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from logbroker.kafka import crc32c as crc_module
+from logbroker.kafka.batch import BatchError, decode_batches, encode_batch
+from logbroker.kafka.schemas import API_VERSIONS, APIS, by_key
+from logbroker.kafka.wire import DecodeError, Reader, decode, encode
+
+
+def test_crc32c_matches_the_standard_check_value_native_and_fallback():
+    assert crc_module.crc32c_python(b"123456789") == 0xE3069283
+    assert crc_module.crc32c(b"123456789") == 0xE3069283
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.binary(max_size=300))
+def test_crc32c_fallback_agrees_with_the_native_package(data):
+    assert crc_module.crc32c_python(data) == crc_module.crc32c(data)
+
+
+records = st.lists(st.tuples(st.integers(0, 2**40), st.none() | st.binary(max_size=20),
+                             st.lists(st.tuples(st.text(max_size=5), st.none() | st.binary(max_size=5)), max_size=3),
+                             st.none() | st.binary(max_size=30)), min_size=1, max_size=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(records, st.integers(0, 2**40))
+def test_batch_encoded_for_fetch_decodes_as_produced_records(recs, base):
+    data = encode_batch(base, [(base + i, ts, k, h, v) for i, (ts, k, h, v) in enumerate(recs)])
+    [batch] = decode_batches(data)
+    assert batch.records == [(ts, k, h, v) for ts, k, h, v in recs]
+
+
+def _gzip_batch(recs):
+    plain = encode_batch(0, [(i, ts, k, h, v) for i, (ts, k, h, v) in enumerate(recs)])
+    body = gzip.compress(plain[61:])
+    after = struct.pack(">hiqqqhii", 1, len(recs) - 1, *struct.unpack(">qqqhi", plain[27:57]), len(recs)) + body
+    from logbroker.kafka.crc32c import crc32c
+    return struct.pack(">qiibI", 0, len(after) + 9, 0, 2, crc32c(after)) + after
+
+
+def test_gzip_batches_are_decompressed():
+    recs = [(5, b"k", [("h", b"v")], b"value"), (6, None, [], None)]
+    [batch] = decode_batches(_gzip_batch(recs))
+    assert batch.records == recs
+
+
+def test_without_cramjam_snappy_lz4_and_zstd_are_refused_with_76_naming_the_package(monkeypatch):
+    from logbroker.kafka import batch as batch_module
+    monkeypatch.setattr(batch_module, "_cramjam", None)
+    plain = bytearray(encode_batch(0, [(0, 1, None, [], b"x")]))
+    plain[22] = 4  # attributes: zstd
+    from logbroker.kafka.crc32c import crc32c
+    plain[17:21] = struct.pack(">I", crc32c(bytes(plain[21:])))
+    with pytest.raises(BatchError) as info:
+        decode_batches(bytes(plain))
+    assert info.value.code == 76 and "install the cramjam package" in str(info.value)
+
+
+def test_a_flipped_byte_fails_the_batch_crc():
+    data = bytearray(encode_batch(0, [(0, 1, b"k", [], b"value")]))
+    data[-1] ^= 1
+    with pytest.raises(BatchError) as info:
+        decode_batches(bytes(data))
+    assert info.value.code == 2
+
+
+def test_old_message_formats_are_refused_with_43():
+    data = bytearray(encode_batch(0, [(0, 1, b"k", [], b"value")]))
+    data[16] = 1
+    with pytest.raises(BatchError) as info:
+        decode_batches(bytes(data))
+    assert info.value.code == 43
+
+
+@pytest.mark.parametrize("api", APIS, ids=lambda a: a.name)
+def test_every_request_and_response_version_round_trips_with_defaults(api):
+    for version in range(api.min_version, api.max_version + 1):
+        flexible = api.flexible(version)
+        for schema in (api.request, api.response):
+            out = bytearray()
+            encode(schema, {}, version, flexible, out)
+            again = bytearray()
+            encode(schema, decode(schema, Reader(bytes(out)), version, flexible), version, flexible, again)
+            assert again == out
+
+
+def test_truncated_messages_raise_decode_errors_not_crashes():
+    out = bytearray()
+    api = by_key[3]
+    encode(api.request, {"Topics": [{"Name": "orders"}]}, 8, False, out)
+    for cut in range(len(out)):
+        try:
+            decode(api.request, Reader(bytes(out[:cut])), 8, False)
+        except DecodeError:
+            pass
+
+
+def test_the_advertised_table_keeps_the_versions_old_librdkafka_probes():
+    table = {k: (lo, hi) for k, lo, hi in API_VERSIONS}
+    must = {0: (3, 7), 1: (4, 10, 11), 10: (0,), 11: (0,), 14: (0,), 12: (0,), 13: (0,), 8: (2,), 9: (1,), 2: (1,),
+            22: (0,), 18: (0, 3)}
+    for key, versions in must.items():
+        lo, hi = table[key]
+        assert all(lo <= v <= hi for v in versions), (key, versions, table[key])
+
+
+def test_null_in_a_field_that_cannot_be_null_is_a_decode_error():
+    api = by_key[19]  # CreateTopics v4: Topics is not nullable (a fuzzed request once crashed a handler)
+    data = struct.pack(">i", -1) + struct.pack(">i", 1000) + b"\x00"
+    with pytest.raises(DecodeError, match="Topics is null"):
+        decode(api.request, Reader(data), 4, False)
+    meta = by_key[3]  # Metadata v4: a null topic list means "all topics"
+    assert decode(meta.request, Reader(struct.pack(">i", -1) + b"\x01"), 4, False)["Topics"] is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(records, st.data())
+def test_mutated_batches_with_a_valid_crc_raise_only_batch_errors(recs, data):
+    from logbroker.kafka.crc32c import crc32c
+    batch = bytearray(encode_batch(0, [(i, ts, k, h, v) for i, (ts, k, h, v) in enumerate(recs)]))
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(57, len(batch) - 1))  # the record count and the records
+        batch[i] = data.draw(st.integers(0, 255))
+    struct.pack_into(">I", batch, 17, crc32c(bytes(batch[21:])))
+    try:
+        decode_batches(bytes(batch))
+    except BatchError as exc:
+        assert exc.code in (2, 42)
