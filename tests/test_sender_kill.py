@@ -55,10 +55,13 @@ def _run_incarnation(data_dir: str, fsync: str, inc: int, rng: random.Random) ->
     lines: list[bytes] = []
     pump = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     pump.start()
+    # Kill at a random moment after a random number of acknowledgments (at least 15, so ten
+    # incarnations check more than 100 acknowledged records whatever the machine's speed).
+    wanted = rng.randint(15, 60)
     deadline = time.monotonic() + 30
-    while not lines and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.01)  # the interpreter started and the first records were acknowledged
-    time.sleep(rng.uniform(0.0, 0.3))
+    while len(lines) < wanted and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.001)
+    time.sleep(rng.uniform(0.0, 0.05))
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     pump.join(30)
