@@ -8,7 +8,10 @@ budget: each holder calls :meth:`OpenFiles.touch` with itself, the descriptors i
 close them whenever it is used; the least recently used holders beyond the budget are closed, and
 open their files again when next used (a partition log is dropped and made anew by its topic).
 
-Not a lock and not thread-safe, like the clients that use it. The default budget is the soft
+Threads: the bookkeeping is under a lock, and a thread only ever closes holders it touched last
+itself, never files another thread may be using (a producer's sender thread appending while the
+application's thread polls a consumer): when only other threads' holders are left to close, the
+budget is exceeded rather than a descriptor closed under another thread. The default budget is the soft
 ``RLIMIT_NOFILE`` less a quarter of it, or less 64 when that is more (left to the application and to
 what cannot be closed: pinned topic directories, group ownership locks), and never below 32: 192 of
 256, 768 of 1,024.
@@ -17,6 +20,7 @@ what cannot be closed: pinned topic directories, group ownership locks), and nev
 from __future__ import annotations
 
 import resource
+import threading
 from collections import OrderedDict
 from typing import Callable, Hashable
 
@@ -26,12 +30,14 @@ __all__ = ["OpenFiles", "OPEN_FILES"]
 class OpenFiles:
     """An LRU of descriptor holders, closed oldest first beyond ``budget`` descriptors."""
 
-    __slots__ = ("budget", "weight", "_entries")
+    __slots__ = ("budget", "weight", "_entries", "_mutex")
 
     def __init__(self, budget: int | None = None) -> None:
         self.budget = self.default_budget() if budget is None else budget
         self.weight = 0  # descriptors the entries may hold, summed
-        self._entries: OrderedDict[Hashable, tuple[int, Callable[[], None]]] = OrderedDict()
+        # key -> (weight, close, the thread that touched it last)
+        self._entries: OrderedDict[Hashable, tuple[int, Callable[[], None], int]] = OrderedDict()
+        self._mutex = threading.Lock()
 
     @staticmethod
     def default_budget() -> int:
@@ -42,22 +48,37 @@ class OpenFiles:
 
     def touch(self, key: Hashable, weight: int, close: Callable[[], None]) -> None:
         """``key`` was just used (and holds up to ``weight`` descriptors, closed by ``close``)."""
-        entries = self._entries
-        if key in entries:
-            entries.move_to_end(key)
-            return
-        entries[key] = (weight, close)
-        self.weight += weight
-        while self.weight > self.budget and len(entries) > 1:
-            _old, (w, closer) = entries.popitem(last=False)
-            self.weight -= w
+        me = threading.get_ident()
+        doomed = []
+        with self._mutex:
+            entries = self._entries
+            entry = entries.get(key)
+            if entry is not None:
+                if entry[2] != me:
+                    entries[key] = (entry[0], entry[1], me)
+                entries.move_to_end(key)
+                return
+            entries[key] = (weight, close, me)
+            self.weight += weight
+            if self.weight > self.budget:
+                for old in list(entries):
+                    if self.weight <= self.budget:
+                        break
+                    w, closer, owner = entries[old]
+                    if old == key or owner != me:
+                        continue  # another thread's files are never closed from here
+                    del entries[old]
+                    self.weight -= w
+                    doomed.append(closer)
+        for closer in doomed:  # outside the mutex: a closer may forget() other entries
             closer()
 
     def forget(self, key: Hashable) -> None:
         """``key`` closed its files itself."""
-        entry = self._entries.pop(key, None)
-        if entry is not None:
-            self.weight -= entry[0]
+        with self._mutex:
+            entry = self._entries.pop(key, None)
+            if entry is not None:
+                self.weight -= entry[0]
 
 
 #: The one budget of this process.

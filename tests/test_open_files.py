@@ -77,3 +77,21 @@ def test_publish_and_consume_500_partitions_under_ulimit_n_256(data_dir):
                             capture_output=True, env=env, timeout=300, preexec_fn=_limit_descriptors(256))
     assert result.returncode == 0, result.stderr.decode()
     assert sorted(orjson.loads(line)["n"] for line in result.stdout.splitlines()) == list(range(1500))
+
+
+def test_a_thread_never_closes_the_files_another_thread_touched_last():
+    """A producer's sender thread may be appending to a log while the application's thread polls:
+    the budget is exceeded rather than another thread's descriptors closed under it."""
+    import threading
+
+    from logbroker.handles import OpenFiles
+
+    budget = OpenFiles(budget=4)
+    closed = []
+    worker = threading.Thread(target=lambda: budget.touch("theirs", 3, lambda: closed.append("theirs")))
+    worker.start()
+    worker.join()
+    budget.touch("mine-1", 3, lambda: closed.append("mine-1"))  # over budget: only theirs is older
+    assert closed == [] and budget.weight == 6
+    budget.touch("mine-2", 3, lambda: closed.append("mine-2"))  # its own older entry goes
+    assert closed == ["mine-1"] and budget.weight == 6
