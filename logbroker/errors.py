@@ -55,6 +55,8 @@ __all__ = [
     "GroupError",
     "CommitFailedError",
     "GroupNotEmptyError",
+    "ClusterError",
+    "ClusterUnreachableError",
 ]
 
 
@@ -163,3 +165,17 @@ class CommitFailedError(GroupError):
 
 class GroupNotEmptyError(GroupError):
     pass
+
+
+class ClusterError(LogBrokerError):
+    """A Kafka cluster reached through ``--bootstrap-server`` refused a request or is not usable:
+    the Kafka client library is not installed, ``--command-config`` is unreadable, or the cluster
+    answered with an error (its name and message are in the text)."""
+
+    exit_code = 2
+
+
+class ClusterUnreachableError(ClusterError):
+    """No broker of ``--bootstrap-server`` answered within the timeout; nothing was sent."""
+
+    exit_code = 1
