@@ -11,8 +11,9 @@ the wall-clock ratios of the other scripts).
 
 Pairs (the same workloads as produce.py and consume.py):
 
-- bulk-durable (Producer.send_batch of 1,000, fsync=always) and produce-durable without the
-  latency bookkeeping (a plain Producer.send loop, batches of ~1,000) against the raw loop;
+- bulk-durable (Producer.send_batch of 1,000, fsync=always), produce-durable without the
+  latency bookkeeping (a plain Producer.send loop, batches of ~1,000) and send-default (send.py's
+  send loop: the producer's default settings, ``flush()`` every 1,000) against the raw loop;
 - consume-parsed (PartitionReader.read) and consume-group (a Consumer in a group, touching every
   value) against read + split + orjson.loads.
 
@@ -34,7 +35,7 @@ import time
 
 import common
 
-PAIRS = [("bulk-durable", "raw-produce"), ("send-loop", "raw-produce"),
+PAIRS = [("bulk-durable", "raw-produce"), ("send-loop", "raw-produce"), ("send-default", "raw-produce"),
          ("consume-parsed", "plain-read-loads"), ("consume-group", "plain-read-loads")]
 
 
@@ -55,6 +56,8 @@ def child(workload: str, data_dir: str, n: int) -> None:
             for i in range(n):
                 send(topic, values[i % len(values)], partition=0)
         Topic(data_dir, topic).delete()
+    elif workload == "send-default":
+        common.logbroker_send(data_dir, values, n, 1000)
     elif workload == "plain-read-loads":
         import orjson
         count = 0
