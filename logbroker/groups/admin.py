@@ -31,7 +31,7 @@ from .offsets import GROUPS_DIR, CommittedOffset, GroupPaths, OffsetStore, topic
 from ..storage.datadir import data_dir_path, resolve_data_dir
 from ..storage.topic import Topic, list_topics
 
-__all__ = ["list_groups", "describe_group", "group_members", "GroupMemberInfo", "delete_group", "group_topics", "live_members", "PartitionLag",
+__all__ = ["list_groups", "describe_group", "group_members", "GroupMemberInfo", "delete_group", "group_topics", "PartitionLag",
            "ResetRow", "ResetPlan", "RESET_KINDS", "plan_reset_offsets", "execute_reset",
            "parse_datetime_ms", "parse_duration_ms"]
 
@@ -60,12 +60,6 @@ def group_topics(data_dir: str | None, group: str) -> list[Topic]:
     if not topics:
         raise UnknownGroupError(f"consumer group {group!r} does not exist", group=group)
     return topics
-
-
-def live_members(data_dir: str | None, group: str) -> list[str]:
-    """Ids of the group's live members, over all its topics."""
-    return sorted({m.member for t in group_topics(data_dir, group)
-                   for m in scan_members(GroupPaths(t.path, group)) if m.live})
 
 
 @dataclass(frozen=True, slots=True)
