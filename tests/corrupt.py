@@ -1,7 +1,8 @@
 """Helpers that damage files on purpose, and a way to kill a writer in the middle of its write.
 
 Every helper works on a path and changes exactly what its name says; none of them knows the record
-format except :func:`batch_spans`, which asks the segment module where each batch lies.
+format except :func:`batch_spans`, which asks the segment module where each batch lies, and
+:func:`batch_bytes`, which asks the record codec for the bytes of a batch to append.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import sys
 import textwrap
 import time
 
-from logbroker.segment import iter_batches, list_segments, log_name
+from logbroker.storage.record import PendingRecord, encode_records
+from logbroker.storage.segment import iter_batches, list_segments, log_name
 
 
 def flip_bit(path: str, bit: int) -> None:
@@ -70,9 +72,16 @@ def batch_spans(path: str) -> list[tuple[int, int, int, int]]:
         os.close(fd)
 
 
+def batch_bytes(base_offset: int, records: list[PendingRecord]) -> tuple[bytes, int]:
+    """The bytes of one batch holding ``records`` from ``base_offset`` (whatever its size), and its
+    max timestamp: what the log would append."""
+    [(parts, _, _, _, max_ts)] = encode_records(base_offset, records)
+    return b"".join(parts), max_ts
+
+
 def valid_end(path: str) -> int:
     """Position after the last whole valid batch of the prefix of a segment file."""
-    from logbroker.record import BadBatch
+    from logbroker.storage.record import BadBatch
 
     fd = os.open(path, os.O_RDONLY)
     end = 0
@@ -111,8 +120,8 @@ def restore(directory: str, files: dict[str, bytes]) -> None:
 
 _WRITER = textwrap.dedent("""
     import os, sys
-    from logbroker.record import PendingRecord
-    from logbroker.topic import Topic
+    from logbroker.storage.record import PendingRecord
+    from logbroker.storage.topic import Topic
     data_dir, name, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
     log = Topic(data_dir, name).log(0)
     value = "x" * size
@@ -129,7 +138,7 @@ def kill_mid_write(data_dir: str, topic: str, record_bytes: int = 900_000, after
     Returns True once a kill left bytes past the recorded log end (a torn or unrecorded write);
     gives up after ``attempts`` kills. The state is whatever the killed writer left.
     """
-    from logbroker.checkpoint import StateFile
+    from logbroker.storage.checkpoint import StateFile
 
     partition_dir = os.path.join(data_dir, topic, f"{topic}-0")
     for attempt in range(attempts):

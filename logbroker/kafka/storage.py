@@ -3,7 +3,7 @@ connection of one ``logbroker serve`` process.
 
 Contract: the server is one more process over the same files and locks (FORMAT.md), so what it
 writes is what ``logbroker consume`` reads and the other way round. Everything runs on the event
-loop's thread, appends included: the library's open-file LRU (:mod:`logbroker.handles`) is not
+loop's thread, appends included: the library's open-file LRU (:mod:`logbroker.storage.handles`) is not
 thread-safe, and an append in a worker thread could see its log closed by a fetch's eviction. An
 append under ``fsync=always`` therefore holds the loop for its fdatasync (one per produced batch
 and partition). Under ``fsync=interval`` a flush is scheduled ``flush.ms`` after an append, so
@@ -18,12 +18,12 @@ import logging
 import os
 from typing import Any
 
-from ..broker import Broker
-from ..config import validate_topic_name
+from ..storage.config import validate_topic_name
 from ..errors import LogBrokerError, TopicExistsError, UnknownTopicError
-from ..log import AppendResult
-from ..record import PendingRecord
-from ..topic import Topic
+from ..storage.log import AppendResult
+from ..storage.record import PendingRecord
+from ..storage.datadir import resolve_data_dir
+from ..storage.topic import Topic, list_topics
 
 __all__ = ["Storage"]
 
@@ -34,8 +34,7 @@ WATCH_INTERVAL_S = 0.05  # how soon a long poll sees an append made by another p
 
 class Storage:
     def __init__(self, data_dir: str) -> None:
-        self.broker = Broker(data_dir)
-        self.data_dir = self.broker.data_dir
+        self.data_dir = resolve_data_dir(data_dir)
         self._topics: dict[str, tuple[Topic, int]] = {}  # name -> (topic, inode of its directory)
         self._flush_due: set[tuple[str, int]] = set()
         #: set whenever this process appends, or the watcher sees another process's append to a
@@ -111,7 +110,7 @@ class Storage:
         self.appended = asyncio.Event()
 
     def list_topics(self) -> list[str]:
-        return self.broker.list_topics()
+        return list_topics(self.data_dir)
 
     def topic(self, name: str) -> Topic:
         """The topic ``name``; raises UnknownTopicError (or InvalidNameError)."""
@@ -138,7 +137,7 @@ class Storage:
 
     def create_topic(self, name: str, partitions: int, config: dict[str, Any] | None = None) -> Topic:
         try:
-            return self.broker.create_topic(name, partitions, config)
+            return Topic.create(self.data_dir, name, partitions, config)
         finally:
             self.forget(name)
 
