@@ -33,18 +33,24 @@ def fill(data_dir: str, topic: str, partitions: int = 2, records: int = 60, conf
 
 
 def append(data_dir: str, topic: str, partitions: int, first: int, count: int) -> None:
+    """Records ``first`` to ``first + count - 1`` of each partition: two native JSON records (keys,
+    some headers) for each Kafka bytes record (:data:`KAFKA_RECORDS`), appended in batches."""
     t = Topic(data_dir, topic)
     try:
-        with Broker(data_dir).producer() as producer:
+        for p in range(partitions):
+            batch = []
             for i in range(first, first + count):
-                for p in range(partitions):
-                    if i % 3 == 2:
-                        key, headers, value = KAFKA_RECORDS[(i + p) % len(KAFKA_RECORDS)]
-                        producer.flush()
-                        t.log(p).append([PendingRecord.from_kafka(T0 + i, key, headers, value)])
-                    else:
-                        producer.send(topic, {"i": i, "p": p, "text": "é"}, key=f"k{i % 5}", partition=p,
-                                      headers={"n": str(i)} if i % 2 else None, timestamp_ms=T0 + i)
+                if i % 3 == 2:
+                    key, headers, value = KAFKA_RECORDS[(i + p) % len(KAFKA_RECORDS)]
+                    batch.append(PendingRecord.from_kafka(T0 + i, key, headers, value))
+                else:
+                    batch.append(PendingRecord(T0 + i, f"k{i % 5}", {"n": str(i)} if i % 2 else None,
+                                               {"i": i, "p": p, "text": "é"}))
+                if len(batch) == 500:
+                    t.log(p).append(batch)
+                    batch = []
+            if batch:
+                t.log(p).append(batch)
     finally:
         t.close()
 

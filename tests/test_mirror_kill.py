@@ -1,0 +1,75 @@
+"""kill -9 of a mirror process at random points, then a rerun: the target ends identical to the source,
+each record exactly once, and the group positions translated."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from logbroker import Broker
+
+from kafka_support import module_server
+from mirror_support import commit, end_offsets, fill, shifted, source_records, target_records
+
+PARTITIONS = 3
+RECORDS = 8000  # per partition
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory):
+    yield from module_server(tmp_path_factory, "mirror-kill-target")
+
+
+def mirror_command(source: str, bootstrap: str, topic: str) -> list[str]:
+    return [sys.executable, "-c",
+            "import sys; from logbroker.remote.mirror import Mirror; Mirror(*sys.argv[1:3], [sys.argv[3]]).run()",
+            source, bootstrap, topic]
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_points_then_a_rerun_leaves_each_record_exactly_once(target, tmp_path):
+    source = str(tmp_path / "source")
+    fill(source, "killed", partitions=PARTITIONS, records=RECORDS)
+    Broker(source).delete_records([("killed", 1, 777)])
+    commit(source, "app", {("killed", 0): 5000, ("killed", 1): 100, ("killed", 2): 7999})
+    total = PARTITIONS * RECORDS - 777
+    rng = random.Random()
+    seed = rng.randrange(1 << 30)
+    rng.seed(seed)
+    # Kill points: a few moments after start (connecting, creating, committing the base), then after
+    # a random number of acknowledged records, increasing.
+    points = [("after_s", rng.uniform(0.0, 0.6))] + [("acked", n) for n in sorted(rng.sample(range(1, total), 5))]
+    mid_copy = 0
+    for kind, point in points:
+        proc = subprocess.Popen(mirror_command(source, target.bootstrap, "killed"), stderr=subprocess.PIPE)
+        started = time.monotonic()
+        acked = 0
+        while proc.poll() is None:
+            if kind == "after_s" and time.monotonic() - started >= point:
+                break
+            if kind == "acked":
+                try:
+                    acked = sum(end_offsets(target.bootstrap, "killed", PARTITIONS))
+                except Exception:  # the topic is not created yet
+                    acked = 0
+                if acked >= point:
+                    break
+            time.sleep(0.01)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            mid_copy += 0 < acked < total
+        proc.wait()
+        stderr = proc.stderr.read().decode()
+        assert proc.returncode in (0, -signal.SIGKILL), (seed, stderr)
+    done = subprocess.run(mirror_command(source, target.bootstrap, "killed"), capture_output=True, text=True)
+    assert done.returncode == 0, (seed, done.stderr)
+    assert mid_copy >= 1, f"no kill landed in the middle of the copy (seed {seed})"
+    assert target_records(target.bootstrap, "killed", PARTITIONS) == shifted(source_records(source, "killed")), seed
+    from test_mirror import committed_on_target
+    assert [committed_on_target(target.bootstrap, "app", "killed", p) for p in range(PARTITIONS)] == [5000, 0, 7999]
