@@ -8,9 +8,9 @@ import time
 import confluent_kafka as ck
 
 from logbroker import Broker
-from logbroker.consumer import Consumer
-from logbroker.record import PendingRecord
-from logbroker.topic import Topic
+from logbroker.clients.consumer import Consumer
+from logbroker.storage.record import PendingRecord
+from logbroker.storage.topic import Topic
 
 T0 = 1_764_230_400_000
 

@@ -27,9 +27,7 @@ def target(tmp_path_factory):
 
 
 def mirror_command(source: str, bootstrap: str, topic: str) -> list[str]:
-    return [sys.executable, "-c",
-            "import sys; from logbroker.remote.mirror import Mirror; Mirror(*sys.argv[1:3], [sys.argv[3]]).run()",
-            source, bootstrap, topic]
+    return [sys.executable, "-m", "logbroker", "--data-dir", source, "mirror", topic, "--to-bootstrap-server", bootstrap]
 
 
 @pytest.mark.slow

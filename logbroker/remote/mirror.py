@@ -68,9 +68,9 @@ from typing import Any, Callable, Iterable
 
 from .. import errors
 from ..broker import Broker
-from ..config import TopicConfig
-from ..offsets import GroupPaths, OffsetStore
-from ..topic import Topic
+from ..storage.config import TopicConfig
+from ..groups.offsets import GroupPaths, OffsetStore
+from ..storage.topic import Topic
 from .connect import client_config, kafka_client
 
 __all__ = ["MIRROR_GROUP", "GroupTranslation", "MirrorReport", "PartitionPlan", "TopicPlan", "Mirror",
