@@ -256,3 +256,12 @@ def wait_for(condition, timeout: float = 30) -> None:
             pass
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.1)
+
+
+def test_the_mirror_group_of_a_source_that_was_itself_a_target_is_not_translated(target, source):
+    fill(source, "relayed", partitions=1, records=3)
+    commit(source, MIRROR_GROUP, {("relayed", 0): 1})
+    commit(source, "app", {("relayed", 0): 2})
+    report = Mirror(source, target.bootstrap, ["relayed"]).run()
+    assert [g.group for g in report.groups] == ["app"]
+    assert committed_on_target(target.bootstrap, MIRROR_GROUP, "relayed", 0) == 0  # the base, not the 1

@@ -48,6 +48,9 @@ mirror) is reported as :class:`~logbroker.errors.MirrorError` naming the partiti
 offsets, never passed over silently. Group positions are committed only after every record up to
 them is acknowledged (the producer is flushed first).
 
+One thing is not kept: a record whose timestamp is 0 (1970-01-01T00:00:00Z) gets the time it is
+sent, because librdkafka reads a timestamp of 0 as "now".
+
 **What is refused** (:class:`~logbroker.errors.MirrorError`, before anything is sent to that
 partition): a target partition holding records mirror did not write (``E > 0`` without a base);
 a target holding more records than the source (``base + E`` past the source's log end offset);
@@ -300,8 +303,8 @@ class Mirror:
         for name in names:
             topic = self._topic(name)
             for group in self.broker.topic_groups(name):
-                if self.groups is not None and group not in self.groups:
-                    continue
+                if group == MIRROR_GROUP or (self.groups is not None and group not in self.groups):
+                    continue  # (a source that was itself a mirror's target keeps its bases there)
                 committed = OffsetStore(GroupPaths(topic.path, group), name).read()
                 if committed:
                     out[(group, name)] = {p: c.offset for p, c in committed.items()}

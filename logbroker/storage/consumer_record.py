@@ -11,6 +11,8 @@ from itertools import repeat
 from types import MappingProxyType
 from typing import Iterator, Sequence
 
+from .record_bytes import kafka_headers, kafka_key, kafka_value
+
 __all__ = ["Record", "RawRecord", "Records"]
 
 
@@ -98,7 +100,6 @@ class RawRecord(Record):
     def kafka_fields(self) -> tuple["bytes | None", list, "bytes | None"]:
         """``(key, headers, value)`` as a Kafka client fetching this record gets them: key and value
         bytes (None when null) and the headers as ordered (name, bytes or None) pairs."""
-        from .record_bytes import kafka_headers, kafka_key, kafka_value
         d = self._d
         if "venc" in d or "kenc" in d or "headers" in d:
             return kafka_key(d), kafka_headers(d), kafka_value(d, self.value)
