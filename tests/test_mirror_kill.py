@@ -71,3 +71,27 @@ def test_kill_9_at_random_points_then_a_rerun_leaves_each_record_exactly_once(ta
     assert target_records(target.bootstrap, "killed", PARTITIONS) == shifted(source_records(source, "killed")), seed
     from test_mirror import committed_on_target
     assert [committed_on_target(target.bootstrap, "app", "killed", p) for p in range(PARTITIONS)] == [5000, 0, 7999]
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_copy_with_its_summary_and_exit_130_and_a_rerun_finishes_it(target, tmp_path):
+    source = str(tmp_path / "source")
+    fill(source, "interrupted", partitions=2, records=20000)
+    proc = subprocess.Popen(mirror_command(source, target.bootstrap, "interrupted"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    acked = 0
+    while acked == 0 and proc.poll() is None:
+        try:
+            acked = sum(end_offsets(target.bootstrap, "interrupted", 2))
+        except Exception:  # the topic is not created yet
+            pass
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    copied = int(stderr.splitlines()[-1].split()[1].replace(",", ""))
+    assert 0 < copied < 40000 and copied == sum(end_offsets(target.bootstrap, "interrupted", 2))
+    rerun = subprocess.run(mirror_command(source, target.bootstrap, "interrupted"), capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert int(rerun.stdout.splitlines()[-1].split()[1].replace(",", "")) == 40000 - copied
+    assert target_records(target.bootstrap, "interrupted", 2) == source_records(source, "interrupted")

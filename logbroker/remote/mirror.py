@@ -517,7 +517,13 @@ class Mirror:
                     part.target_end = offset - part.base
                     if self.on_progress is not None:
                         self.on_progress(name, self._acked[name], total)
+            if stop.is_set():
+                # A stop takes effect now: records still queued in the client are dropped, not sent
+                # (those in flight are acknowledged or not; the next run starts at the target's end).
+                producer.purge(in_queue=True, in_flight=False)
             self._flush()
+            for part in plan.parts:  # what was acknowledged: the target's log end offsets now
+                part.target_end = self._expected.get((name, part.partition), part.target_end)
             plan.copied = self._acked[name]
             if self.on_progress is not None:
                 self.on_progress(name, plan.copied, total)
@@ -526,6 +532,8 @@ class Mirror:
     def _delivered(self, err: Any, msg: Any) -> None:
         """librdkafka's delivery report: count it, and check it landed at ``source - base``."""
         if err is not None:
+            if err.code() == self._ck.KafkaError._PURGE_QUEUE:  # dropped on a stop, never sent
+                return
             if self._delivery_error is None:
                 self._delivery_error = (f"sending to {msg.topic()}-{msg.partition()} on {self.bootstrap} failed: "
                                         f"{err.name()}: {err.str()}")
