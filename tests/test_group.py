@@ -65,7 +65,8 @@ def parts(consumer):
 
 def settle(*consumers, rounds=3, partitions=6, deadline_s=10.0):
     """Let each consumer run membership checks (one per CHECK_INTERVAL_S): at least ``rounds``, then
-    until their assignments split all partitions evenly (a loaded machine may need more rounds)."""
+    until their assignments split all partitions evenly (a loaded machine may need more rounds).
+    Fails, naming each member's partitions, if they have not split them evenly by ``deadline_s``."""
     give_up = time.monotonic() + deadline_s
     done = 0
     while True:
@@ -75,8 +76,20 @@ def settle(*consumers, rounds=3, partitions=6, deadline_s=10.0):
         done += 1
         sizes = [len(parts(c)) for c in consumers]
         split = sorted(p for c in consumers for p in parts(c)) == list(range(partitions))
-        if (done >= rounds and split and max(sizes) - min(sizes) <= 1) or time.monotonic() > give_up:
+        if done >= rounds and split and max(sizes) - min(sizes) <= 1:
             return
+        if time.monotonic() > give_up:
+            owned = {c.member_id: parts(c) for c in consumers}
+            pytest.fail(f"after {done} membership checks in {deadline_s} s, {len(consumers)} members had not "
+                        f"split partitions 0-{partitions - 1} evenly; they owned {owned}")
+
+
+def test_settle_fails_naming_what_each_member_owns_when_they_never_split_the_partitions(data_dir):
+    Broker(data_dir).create_topic("t", 6)
+    with member_of(data_dir) as c:
+        with pytest.raises(pytest.fail.Exception, match=r"had not split partitions 0-6 evenly; they owned "
+                                                        r"\{'consumer-\w+': \[0, 1, 2, 3, 4, 5\]\}"):
+            settle(c, partitions=7, deadline_s=0.3)
 
 
 def test_a_lone_member_owns_every_partition_and_a_second_gets_half_after_a_handover(topic6):
