@@ -10,7 +10,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from conftest import T0
+from conftest import SEGMENT_SIZES, T0, segment_files
 from logbroker import Broker, Producer
 from logbroker.admin import execute_reset, plan_reset_offsets
 from logbroker.consumer import Consumer, OffsetAndTimestamp, TopicPartition
@@ -18,15 +18,18 @@ from logbroker.errors import GroupError, InvalidConfigError, OffsetOutOfRangeErr
 
 
 def produce(data_dir, n, start=0, topic="t", partition=0):
-    with Producer(data_dir) as p:
+    with Producer(data_dir, batch_size=0) as p:  # one append per record: small segments roll between records
         for i in range(start, start + n):
             p.send(topic, {"i": i}, partition=partition, timestamp_ms=T0 + 1000 * i)
 
 
 @pytest.fixture
-def topic(data_dir):
-    Broker(data_dir).create_topic("t", 2)
+def topic(data_dir, segment_bytes):
+    """Topic t: two partitions, offsets 0..9 in partition 0 at T0 + 1000*i, at each segment size."""
+    Broker(data_dir).create_topic("t", 2, {"segment.bytes": segment_bytes})
     produce(data_dir, 10)
+    if segment_bytes == SEGMENT_SIZES["one-record"]:
+        assert len(segment_files(data_dir, "t", 0)) == 10
     return data_dir
 
 
@@ -203,13 +206,15 @@ def test_bad_configuration_is_refused(topic):
 # -- stateful model -------------------------------------------------------------------------------
 
 class ConsumerModel(RuleBasedStateMachine):
-    """A group consumer on one partition beside a dict model: committed offset, position, log range."""
+    """A group consumer on one partition beside a dict model: committed offset, position, log range.
+    Segments of one record, a few records or the default size: polls, seeks and retention cross
+    segment rolls and deleted segments."""
 
-    @initialize()
-    def setup(self):
+    @initialize(segment_bytes=st.sampled_from(list(SEGMENT_SIZES.values())))
+    def setup(self, segment_bytes):
         import tempfile
         self.dir = tempfile.mkdtemp(prefix="lbmodel-")
-        Broker(self.dir).create_topic("t", 1, {"segment.bytes": 300})
+        Broker(self.dir).create_topic("t", 1, {"segment.bytes": segment_bytes})
         self.end = 0
         self.start = 0
         self.committed = None
@@ -266,11 +271,8 @@ class ConsumerModel(RuleBasedStateMachine):
     @rule(data=st.data())
     def retention(self, data):
         new_start = data.draw(st.integers(self.start, self.end))
-        retain_below(self.dir, new_start)
-        t = Broker(self.dir).topic("t")
-        r = t.reader(0)
-        self.start = r.log_start_offset()
-        r.close(), t.close()
+        Broker(self.dir).delete_records([("t", 0, new_start)])  # deletes the segments wholly below it
+        self.start = new_start
 
     @rule()
     def reopen(self):
@@ -283,6 +285,9 @@ class ConsumerModel(RuleBasedStateMachine):
         if hasattr(self, "consumer"):
             assert self.consumer.committed("t", 0) == self.committed
             assert self.consumer.position("t", 0) == self.position  # a reset happens at the next fetch
+            tp = TopicPartition("t", 0)
+            assert self.consumer.beginning_offsets([tp]) == {tp: self.start}
+            assert self.consumer.end_offsets([tp]) == {tp: self.end}
 
     def teardown(self):
         if hasattr(self, "consumer"):

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import T0
+from conftest import SEGMENT_SIZES, T0, segment_files
 from logbroker import Broker, Producer
 from logbroker.admin import (delete_group, describe_group, execute_reset, list_groups, parse_duration_ms,
                              plan_reset_offsets, replay)
@@ -45,11 +45,14 @@ def test_range_assignment_matches_kafkas_example():
 # -- membership -----------------------------------------------------------------------------------
 
 @pytest.fixture
-def topic6(data_dir):
-    Broker(data_dir).create_topic("t", 6)
-    with Producer(data_dir) as p:
+def topic6(data_dir, segment_bytes):
+    """Topic t: six partitions of ten records, i=0..59 round-robin at T0 + i, at each segment size."""
+    Broker(data_dir).create_topic("t", 6, {"segment.bytes": segment_bytes})
+    with Producer(data_dir, batch_size=0) as p:  # one append per record: small segments roll between records
         for i in range(60):
             p.send("t", {"i": i}, partition=i % 6, timestamp_ms=T0 + i)
+    if segment_bytes == SEGMENT_SIZES["one-record"]:
+        assert len(segment_files(data_dir, "t", 5)) == 10
     return data_dir
 
 
@@ -228,9 +231,10 @@ def reset_topic(data_dir):
     """One partition, offsets 0..19 at T0 + 1000*i, segments of ~4 records, the first 8 retained away."""
     b = Broker(data_dir)
     b.create_topic("t", 1, {"segment.bytes": 400})
-    with Producer(data_dir) as p:
+    with Producer(data_dir, batch_size=0) as p:  # one append per record, or all 20 would be one batch
         for i in range(20):
             p.send("t", {"i": i}, partition=0, timestamp_ms=T0 + 1000 * i)
+    assert len(segment_files(data_dir, "t", 0)) >= 4
     t = b.topic("t")
     log = t.log(0)
     from logbroker.checkpoint import write_log_start
