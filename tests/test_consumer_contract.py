@@ -9,7 +9,7 @@ import pytest
 
 from conftest import SEGMENT_SIZES, segment_files
 from logbroker import Broker, Consumer, InvalidConfigError, OffsetOutOfRangeError, Producer
-from logbroker.console import consume
+from logbroker.tools.console import consume
 
 
 @pytest.fixture
