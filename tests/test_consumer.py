@@ -26,7 +26,7 @@ def produce(data_dir, n, start=0, topic="t", partition=0):
 @pytest.fixture
 def topic(data_dir, segment_bytes):
     """Topic t: two partitions, offsets 0..9 in partition 0 at T0 + 1000*i, at each segment size."""
-    Broker(data_dir).create_topic("t", 2, {"segment.bytes": segment_bytes})
+    Broker(data_dir).create_topic("t", 2, {"segment.bytes": segment_bytes, "fsync": "never"})  # not about power loss
     produce(data_dir, 10)
     if segment_bytes == SEGMENT_SIZES["one-record"]:
         assert len(segment_files(data_dir, "t", 0)) == 10
@@ -294,5 +294,5 @@ class ConsumerModel(RuleBasedStateMachine):
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-TestConsumerModel = ConsumerModel.TestCase
+TestConsumerModel = pytest.mark.slow(ConsumerModel.TestCase)
 TestConsumerModel.settings = settings(max_examples=30, stateful_step_count=25, deadline=None)

@@ -15,7 +15,7 @@ from logbroker.tools.console import consume
 @pytest.fixture
 def topic10(tmp_path, segment_bytes):
     """Topic t: one partition, values 0..9 at offsets 0..9, at each segment size."""
-    Broker(tmp_path).create_topic("t", 1, {"segment.bytes": segment_bytes})
+    Broker(tmp_path).create_topic("t", 1, {"segment.bytes": segment_bytes, "fsync": "never"})  # not about power loss
     with Producer(tmp_path, batch_size=0) as producer:  # one append per record: small segments roll between records
         for value in range(10):
             producer.send("t", value, partition=0)

@@ -23,6 +23,7 @@ from logbroker.groups.offsets import GroupPaths
 
 # -- assignment -----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.text("abcdef0123", min_size=1, max_size=6), min_size=1, max_size=12, unique=True),
        st.integers(0, 64), st.randoms())
@@ -47,7 +48,7 @@ def test_range_assignment_matches_kafkas_example():
 @pytest.fixture
 def topic6(data_dir, segment_bytes):
     """Topic t: six partitions of ten records, i=0..59 round-robin at T0 + i, at each segment size."""
-    Broker(data_dir).create_topic("t", 6, {"segment.bytes": segment_bytes})
+    Broker(data_dir).create_topic("t", 6, {"segment.bytes": segment_bytes, "fsync": "never"})  # not about power loss
     with Producer(data_dir, batch_size=0) as p:  # one append per record: small segments roll between records
         for i in range(60):
             p.send("t", {"i": i}, partition=i % 6, timestamp_ms=T0 + i)
@@ -149,6 +150,7 @@ def stall(consumer, seconds):
     os.pwrite(member._lock.fd, hb.encode(), 0)
 
 
+@pytest.mark.slow
 def test_a_stalled_member_is_expired_its_partitions_move_and_its_late_commit_is_rejected(topic6):
     a = member_of(topic6, session_timeout_ms=1000)
     b = member_of(topic6, session_timeout_ms=1000)
@@ -166,6 +168,7 @@ def test_a_stalled_member_is_expired_its_partitions_move_and_its_late_commit_is_
     a.close(), b.close()
 
 
+@pytest.mark.slow
 def test_a_commit_for_a_partition_taken_over_is_rejected_even_with_a_fresh_heartbeat(topic6):
     a = member_of(topic6, session_timeout_ms=1000)
     b = member_of(topic6, session_timeout_ms=1000)
@@ -295,6 +298,7 @@ def test_replay_returns_exactly_the_requested_range_and_touches_no_offsets(reset
         assert c.committed("t", 0) == 12
 
 
+@pytest.mark.slow
 def test_a_stalled_member_whose_group_was_deleted_rejoins_and_the_generation_settles(topic6):
     b = member_of(topic6, session_timeout_ms=1000)
     settle(b)
@@ -312,6 +316,7 @@ def test_a_stalled_member_whose_group_was_deleted_rejoins_and_the_generation_set
     a.close(), b.close()
 
 
+@pytest.mark.slow
 def test_a_member_polls_and_fails_its_commit_promptly_while_a_stopped_process_holds_the_group_lock(topic6):
     import signal
     import subprocess

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from kafka_support import module_server
 from waiting import wait_until
 
+pytestmark = pytest.mark.slow  # a server process and real Kafka clients
+
 ck = pytest.importorskip("confluent_kafka")
 kafka = pytest.importorskip("kafka")
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition  # noqa: E402

@@ -11,6 +11,8 @@ from kafka_support import module_server
 from logbroker import Consumer, Producer
 from logbroker.errors import GroupError
 
+pytestmark = pytest.mark.slow  # a server process and real Kafka clients
+
 ck = pytest.importorskip("confluent_kafka")
 from confluent_kafka import Consumer as KafkaConsumer, KafkaError  # noqa: E402
 

@@ -44,6 +44,7 @@ def test_the_lru_closes_the_least_recently_used_entries_beyond_its_budget():
     assert closed == ["a", "c"] and files.weight == 9
 
 
+@pytest.mark.slow
 def test_a_producer_and_a_consumer_of_300_partitions_hold_a_bounded_number_of_descriptors(data_dir, monkeypatch):
     monkeypatch.setattr(OPEN_FILES, "budget", 40)
     Broker(data_dir).create_topic("wide", 300)
