@@ -425,7 +425,7 @@ def replay(
 
     Example: logbroker replay orders --from-offset 0 --to-offset 100 --partition 0
     """
-    from logbroker.broker import replay as run_replay
+    from logbroker.groups.admin import replay as run_replay
     topic = one_name(ctx, topic, topic_option)
     if from_offset is None and from_time is None:
         raise errors.InvalidConfigError("give --from-offset N or --from-time ISO8601")
