@@ -39,6 +39,20 @@ def test_batch_encoded_for_fetch_decodes_as_produced_records(recs, base):
     assert batch.records == [(ts, k, h, v) for ts, k, h, v in recs]
 
 
+_SIZES = st.sampled_from([0, 1, 63, 64, 65, 127, 128, 8191, 8192, 20_000])  # varints of one, two and three bytes
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(-1, 20_000), st.none() | _SIZES, st.none() | _SIZES), min_size=1, max_size=150),
+       st.integers(0, 2**40))
+def test_batch_with_long_fields_many_records_and_spread_timestamps_decodes_as_produced(shape, base_ts):
+    recs = [(base_ts + max(0, dt), None if k is None else b"k" * k, [], None if v is None else bytes([i % 256]) * v)
+            for i, (dt, k, v) in enumerate(shape)]
+    data = encode_batch(7, [(7 + i, ts, k, h, v) for i, (ts, k, h, v) in enumerate(recs)])
+    [batch] = decode_batches(data)
+    assert batch.records == recs
+
+
 def _gzip_batch(recs):
     plain = encode_batch(0, [(i, ts, k, h, v) for i, (ts, k, h, v) in enumerate(recs)])
     body = gzip.compress(plain[61:])

@@ -156,15 +156,17 @@ def decode_batches(data: bytes, max_bytes: int | None = None) -> list[ProducedBa
 
 
 _ONE_BYTE = [(b >> 1) ^ -(b & 1) for b in range(128)]  # zig-zag varints that fit in one byte
-_KEY_VALUE = (0, 1)
+#: zig-zag varints of two bytes, indexed by ``first byte - 128 + (second byte << 7)``
+_TWO_BYTES = [(n >> 1) ^ -(n & 1) for n in (lo | (hi << 7) for hi in range(128) for lo in range(128))]
 
 
 def _records(body: bytes, count: int, base_ts: int) -> list:
-    """The records of a batch body. Varints of one byte (nearly all of them: lengths below 64,
-    deltas, null markers) are decoded inline; only longer ones call :func:`_zigzag`."""
+    """The records of a batch body. Varints of one or two bytes (nearly all of them: lengths below
+    8 KiB, deltas, null markers) are decoded inline from tables; only longer ones call
+    :func:`_zigzag`. The offset delta is skipped, not decoded (records are in batch order)."""
     out = []
     append = out.append
-    one, zigzag = _ONE_BYTE, _zigzag
+    one, two, zigzag = _ONE_BYTE, _TWO_BYTES, _zigzag
     pos, n = 0, len(body)
     i = 0
     try:
@@ -172,6 +174,8 @@ def _records(body: bytes, count: int, base_ts: int) -> list:
             b = body[pos]
             if b < 128:
                 length, pos = one[b], pos + 1
+            elif body[pos + 1] < 128:
+                length, pos = two[b - 128 + (body[pos + 1] << 7)], pos + 2
             else:
                 length, pos = zigzag(body, pos)
             end = pos + length
@@ -180,27 +184,40 @@ def _records(body: bytes, count: int, base_ts: int) -> list:
             b = body[pos + 1]  # after the record's attributes, unused
             if b < 128:
                 ts_delta, pos = one[b], pos + 2
+            elif body[pos + 2] < 128:
+                ts_delta, pos = two[b - 128 + (body[pos + 2] << 7)], pos + 3
             else:
                 ts_delta, pos = zigzag(body, pos + 1)
             if body[pos] < 128:
                 pos += 1
+            elif body[pos + 1] < 128:
+                pos += 2
             else:
                 _offset_delta, pos = zigzag(body, pos)
-            key_value = []
-            for _ in _KEY_VALUE:
-                b = body[pos]
+            b = body[pos]  # the key: nearly always null (1) or short
+            if b == 1:
+                key, pos = None, pos + 1
+            else:
                 if b < 128:
                     size, pos = one[b], pos + 1
                 else:
                     size, pos = zigzag(body, pos)
                 if size < 0:
-                    key_value.append(None)
+                    key = None
                 else:
-                    key_value.append(body[pos:pos + size])
-                    pos += size
-            key, value = key_value
+                    key, pos = body[pos:pos + size], pos + size
             b = body[pos]
-            if b == 0:
+            if b < 128:
+                size, pos = one[b], pos + 1
+            elif body[pos + 1] < 128:
+                size, pos = two[b - 128 + (body[pos + 1] << 7)], pos + 2
+            else:
+                size, pos = zigzag(body, pos)
+            if size < 0:
+                value = None
+            else:
+                value, pos = body[pos:pos + size], pos + size
+            if body[pos] == 0:
                 headers, pos = [], pos + 1
             else:
                 headers, pos = _headers(body, pos, end, i)

@@ -134,7 +134,7 @@ class DataHandlers:
                     out["ErrorCode"] = verdict
                     out["ErrorMessage"] = f"producer {batch.producer_id}: {verdict.name}"
                     return out
-                records = [PendingRecord.from_kafka(ts, key, headers, value) for ts, key, headers, value in batch.records]
+                records = PendingRecord.from_kafka_records(batch.records)
                 results = self.storage.append(topic, partition, records)
                 first = results[0].base_offset
                 self.producers.record(batch, name, partition, first)
