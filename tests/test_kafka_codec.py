@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logbroker.kafka import crc32c as crc_module
-from logbroker.kafka.batch import BatchError, decode_batches, encode_batch
+from logbroker.kafka.batch import BatchError, decode_batches, encode_batch, encode_plain_batch
 from logbroker.kafka.schemas import API_VERSIONS, APIS, by_key
 from logbroker.kafka.wire import DecodeError, Reader, decode, encode
 
@@ -51,6 +51,22 @@ def test_batch_with_long_fields_many_records_and_spread_timestamps_decodes_as_pr
     data = encode_batch(7, [(7 + i, ts, k, h, v) for i, (ts, k, h, v) in enumerate(recs)])
     [batch] = decode_batches(data)
     assert batch.records == recs
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5000), st.integers(-5000, 5000), st.binary(max_size=20), _SIZES),
+                min_size=1, max_size=40), st.integers(0, 2**40), st.integers(0, 2**41), st.booleans())
+def test_a_batch_encoded_column_by_column_is_the_batch_encoded_record_by_record(shape, base, ts0, with_keys):
+    offsets, timestamps, keys, values, offset = [], [], [], [], base
+    for gap, dt, key, size in shape:  # offsets ascending with gaps (a compacted log), timestamps in any order
+        offsets.append(offset)
+        timestamps.append(ts0 + dt)
+        keys.append(key)
+        values.append(b"v" * size)
+        offset += 1 + gap
+    expected = encode_batch(base, [(o, ts, k if with_keys else None, [], v)
+                                   for o, ts, k, v in zip(offsets, timestamps, keys, values)])
+    assert encode_plain_batch(offsets, timestamps, keys if with_keys else None, values) == expected
 
 
 def _gzip_batch(recs):
