@@ -15,9 +15,9 @@ import logging
 import time
 from typing import Any
 
-from ..config import validate_group_name
+from ..storage.config import validate_group_name
 from ..errors import InvalidNameError, LogBrokerError, UnknownPartitionError, UnknownTopicError
-from ..offsets import CommittedOffset, GroupPaths, OffsetStore
+from ..groups.offsets import CommittedOffset, GroupPaths, OffsetStore
 from .coordinator import Coordinator
 from .errors import ErrorCode as E
 from .handlers import NODE_ID, ServerConfig
