@@ -189,20 +189,21 @@ class DataHandlers:
         min_bytes = req["MinBytes"]
         keys = [(t["Topic"], p["Partition"]) for t in req["Topics"] for p in t["Partitions"]]
         self.storage.watch(keys)  # before the first read: an append after it wakes this poll
+        waiter = None
         try:
             while True:
-                appended = self.storage.appended
+                waiter = self.storage.next_append()
                 responses, total = self._fetch_once(req, conn)
                 remaining = deadline - time.monotonic()
                 if total >= max(min_bytes, 1) or remaining <= 0 or any(
                         p["ErrorCode"] for t in responses for p in t["Partitions"]):
                     return {"ErrorCode": 0, "SessionId": 0, "Responses": responses}
-                try:
-                    await asyncio.wait_for(appended.wait(), remaining)
-                except asyncio.TimeoutError:
+                if not await self.storage.wait_append(waiter, remaining):
                     # Nothing moved (the watcher would have said): the last answer stands.
                     return {"ErrorCode": 0, "SessionId": 0, "Responses": responses}
         finally:
+            if waiter is not None:
+                self.storage.drop_waiter(waiter)
             self.storage.unwatch(keys)
 
     def _fetch_once(self, req: dict, conn: Any) -> tuple[list, int]:

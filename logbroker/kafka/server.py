@@ -36,13 +36,14 @@ from .schemas import API_VERSIONS, by_key
 from .storage import Storage
 from .wire import DecodeError, Reader, decode, encode
 
-__all__ = ["KafkaServer", "ServerConfig", "MAX_REQUEST_BYTES"]
+__all__ = ["KafkaServer", "ServerConfig", "MAX_REQUEST_BYTES", "Deadline"]
 
 log = logging.getLogger("logbroker.serve")
 
 MAX_REQUEST_BYTES = 100 * 1024 * 1024  # Kafka's socket.request.max.bytes
 IDLE_TIMEOUT_S = 600.0  # Kafka's connections.max.idle.ms
 FRAME_TIMEOUT_S = 30.0
+_IDLE = "idle"
 _LEN = struct.Struct(">i")
 _HEAD = struct.Struct(">hhi")
 API_VERSIONS_KEY = 18
@@ -76,6 +77,50 @@ class Connection:
         for reader in self._readers.values():
             reader.close()
         self._readers.clear()
+
+
+class Deadline:
+    """One timer per connection for both of its read timeouts (idle between requests, a frame not
+    completed), instead of a timer and a task per read: :meth:`set` moves the deadline by storing a
+    number, and the timer, when it fires before the deadline, re-arms itself there. While a request
+    is handled the deadline is cleared (a long poll or a rebalance may wait long)."""
+
+    __slots__ = ("_loop", "_expired", "at", "reason", "_handle", "_armed_at")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, expired: Callable[[str], None]) -> None:
+        self._loop = loop
+        self._expired = expired  # called with the reason once the deadline passes
+        self.at = float("inf")
+        self.reason = ""
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed_at = float("inf")
+
+    def set(self, seconds: float, reason: str) -> None:
+        self.at, self.reason = self._loop.time() + seconds, reason
+        if self.at < self._armed_at:
+            self._arm()
+
+    def clear(self) -> None:
+        self.at = float("inf")
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _arm(self) -> None:
+        self.cancel()
+        self._armed_at = self.at
+        self._handle = self._loop.call_at(self.at, self._fire)
+
+    def _fire(self) -> None:
+        self._handle, self._armed_at = None, float("inf")
+        if self.at == float("inf"):
+            return
+        if self._loop.time() >= self.at:
+            self._expired(self.reason)
+        else:
+            self._arm()
 
 
 class KafkaServer:
@@ -149,24 +194,26 @@ class KafkaServer:
         task = asyncio.current_task()
         self._conns.add(task)
         conn = Connection(writer.get_extra_info("peername"))
+
+        def expired(reason: str) -> None:
+            if reason == _IDLE:
+                log.info("%s: closed after %.0f s idle", conn.peer, IDLE_TIMEOUT_S)
+            else:
+                log.warning("%s: %s; closing", conn.peer, reason)
+            task.cancel()
+        deadline = Deadline(asyncio.get_running_loop(), expired)
         try:
             while True:
-                try:
-                    head = await asyncio.wait_for(reader.readexactly(4), IDLE_TIMEOUT_S)
-                except asyncio.TimeoutError:
-                    log.info("%s: closed after %.0f s idle", conn.peer, IDLE_TIMEOUT_S)
-                    return
+                deadline.set(IDLE_TIMEOUT_S, _IDLE)
+                head = await reader.readexactly(4)
                 (size,) = _LEN.unpack(head)
                 if size < 8 or size > MAX_REQUEST_BYTES:
                     log.warning("%s: request of %d bytes refused (allowed: 8 to %d); closing", conn.peer, size,
                                 MAX_REQUEST_BYTES)
                     return
-                try:
-                    frame = await asyncio.wait_for(reader.readexactly(size), FRAME_TIMEOUT_S)
-                except asyncio.TimeoutError:
-                    log.warning("%s: request of %d bytes not received within %.0f s; closing", conn.peer, size,
-                                FRAME_TIMEOUT_S)
-                    return
+                deadline.set(FRAME_TIMEOUT_S, f"request of {size} bytes not received within {FRAME_TIMEOUT_S:.0f} s")
+                frame = await reader.readexactly(size)
+                deadline.clear()
                 response = await self._handle(frame, conn)
                 if response is None:
                     continue
@@ -179,6 +226,7 @@ class KafkaServer:
         except asyncio.CancelledError:
             pass
         finally:
+            deadline.cancel()
             conn.close()
             self._conns.discard(task)
             writer.close()

@@ -38,9 +38,9 @@ class Storage:
         self.data_dir = self.broker.data_dir
         self._topics: dict[str, tuple[Topic, int]] = {}  # name -> (topic, inode of its directory)
         self._flush_due: set[tuple[str, int]] = set()
-        #: set whenever this process appends, or the watcher sees another process's append to a
-        #: watched partition; long-polling fetches wait on it.
-        self.appended = asyncio.Event()
+        #: Long-polling fetches' futures (:meth:`next_append`), set when this process appends or the
+        #: watcher sees another process's append to a watched partition.
+        self._waiters: set[asyncio.Future] = set()
         self._watched: dict[tuple[str, int], list] = {}  # (topic, partition) -> [waiters, reader, last hw]
         self._watcher: asyncio.Task | None = None
 
@@ -106,9 +106,34 @@ class Storage:
         finally:
             self._watcher = None
 
+    def next_append(self) -> asyncio.Future:
+        """A future set (to True) at the next append this process makes to any partition, or the
+        watcher sees; taken before a fetch reads, so that no append falls between the read and the
+        wait. Pass it to :meth:`wait_append`, or to :meth:`drop_waiter` when not waiting."""
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.add(fut)
+        return fut
+
+    async def wait_append(self, fut: asyncio.Future, timeout: float) -> bool:
+        """Wait until ``fut`` is set or ``timeout`` seconds have passed: whether an append came.
+        One timer, no task: an idle long poll costs nothing until its deadline or an append."""
+        if not fut.done():
+            handle = asyncio.get_running_loop().call_later(timeout, _expire, fut)
+            try:
+                await fut
+            finally:
+                handle.cancel()
+                self._waiters.discard(fut)
+        return fut.result()
+
+    def drop_waiter(self, fut: asyncio.Future) -> None:
+        self._waiters.discard(fut)
+
     def _notify(self) -> None:
-        self.appended.set()
-        self.appended = asyncio.Event()
+        waiters, self._waiters = self._waiters, set()
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(True)
 
     def list_topics(self) -> list[str]:
         return self.broker.list_topics()
@@ -178,3 +203,8 @@ class Storage:
             log.warning("flush of %s-%d failed: %s", topic.name, partition, exc)
             return
         self._notify()
+
+
+def _expire(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(False)
