@@ -133,13 +133,14 @@ class DataHandlers:
 
     async def produce(self, req: dict, version: int, conn: Any) -> dict:
         acks = req["Acks"]
-        responses = []
-        for t in req["TopicData"]:
-            parts = []
-            for pd in t["PartitionData"]:
-                parts.append(await self._produce_partition(t["Name"], pd["Index"], pd["Records"], acks))
-            responses.append({"Name": t["Name"], "PartitionResponses": parts})
-        return {"Responses": responses}
+        # Every partition's batches are queued for their group commits before any is awaited.
+        pending = [(t["Name"], [self._produce_partition(t["Name"], pd["Index"], pd["Records"], acks)
+                                for pd in t["PartitionData"]]) for t in req["TopicData"]]
+        if sum(len(parts) for _, parts in pending) > 1:
+            answered = iter(await asyncio.gather(*(c for _, parts in pending for c in parts)))
+            return {"Responses": [{"Name": name, "PartitionResponses": [next(answered) for _ in parts]}
+                                  for name, parts in pending]}
+        return {"Responses": [{"Name": name, "PartitionResponses": [await c for c in parts]} for name, parts in pending]}
 
     async def _produce_partition(self, name: str, partition: int, data: bytes | None, acks: int) -> dict:
         out: dict[str, Any] = {"Index": partition, "ErrorCode": 0, "BaseOffset": -1, "LogAppendTimeMs": -1,
@@ -162,18 +163,26 @@ class DataHandlers:
         base = None
         try:
             for batch in batches:
-                verdict = self.producers.check(batch, name, partition)
-                if isinstance(verdict, Duplicate):
-                    base = verdict if base is None else base
-                    continue
-                if verdict is not None:
-                    out["ErrorCode"] = verdict
-                    out["ErrorMessage"] = f"producer {batch.producer_id}: {verdict.name}"
-                    return out
-                records = PendingRecord.from_kafka_records(batch.records)
-                results = self.storage.append(topic, partition, records)
-                first = results[0].base_offset
-                self.producers.record(batch, name, partition, first)
+                idempotent = batch.producer_id >= 0 and batch.base_sequence >= 0
+                if idempotent:
+                    # An idempotent producer's next batch is checked once the last one is recorded.
+                    await self.producers.turn(batch, name, partition)
+                try:
+                    verdict = self.producers.check(batch, name, partition)
+                    if isinstance(verdict, Duplicate):
+                        base = verdict if base is None else base
+                        continue
+                    if verdict is not None:
+                        out["ErrorCode"] = verdict
+                        out["ErrorMessage"] = f"producer {batch.producer_id}: {verdict.name}"
+                        return out
+                    records = PendingRecord.from_kafka_records(batch.records)
+                    results = await self.storage.append_soon(topic, partition, records)
+                    first = results[0].base_offset
+                    self.producers.record(batch, name, partition, first)
+                finally:
+                    if idempotent:
+                        self.producers.done(batch, name, partition)
                 base = first if base is None else base
         except LogBrokerError as exc:
             log.warning("produce to %s-%d failed: %s", name, partition, exc)
