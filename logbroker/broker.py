@@ -3,6 +3,8 @@
 A :class:`Broker` is not a server: it is a handle on a directory. Any number of them, in any number
 of processes, may be open on the same directory at once; all coordination goes through the files
 and their locks. ``Broker().list_topics()`` in a fresh process sees what every other process wrote.
+
+:func:`republish` appends records (e.g. from :func:`~logbroker.groups.admin.replay`) to another topic.
 """
 
 from __future__ import annotations
@@ -10,15 +12,19 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from typing import Any
+from typing import Any, Callable, Iterable
 
-from .storage.datadir import data_dir_path, resolve_data_dir
-from .storage.config import DEFAULT_MAX_BLOCK_MS, DEFAULT_PARTITIONS, check_max_block_ms
 from .errors import CorruptionError, TopicExistsError, UnsafePathError
+from .groups.admin import describe_group, list_groups
+from .groups.membership import scan_members
+from .groups.offsets import GroupPaths, OffsetStore, topic_groups
+from .storage.config import DEFAULT_MAX_BLOCK_MS, DEFAULT_PARTITIONS, check_max_block_ms
+from .storage.consumer_record import Record
+from .storage.datadir import data_dir_path, resolve_data_dir
 from .storage.log import RecoveryReport, RetentionReport
-from .storage.topic import TOPIC_FILE, Topic, finish_deletions
+from .storage.topic import Topic, finish_deletions, list_topics
 
-__all__ = ["Broker"]
+__all__ = ["Broker", "republish"]
 
 log = logging.getLogger("logbroker")
 
@@ -42,15 +48,7 @@ class Broker:
     # -- topics -------------------------------------------------------------------------------
 
     def list_topics(self) -> list[str]:
-        if not self.exists:
-            return []
-        names = []
-        for name in os.listdir(self.data_dir):
-            if name.startswith("__"):
-                continue
-            if os.path.isfile(os.path.join(self.data_dir, name, TOPIC_FILE)):
-                names.append(name)
-        return sorted(names)
+        return list_topics(self.data_dir) if self.exists else []
 
     def topic(self, name: str) -> Topic:
         return Topic(self.data_dir, name, self.max_block_ms)
@@ -118,8 +116,6 @@ class Broker:
         ``consumer_count`` counts the live group members reading the topic; consumers without a
         group leave no trace in the files and are not counted.
         """
-        from .groups.membership import scan_members
-        from .groups.offsets import GroupPaths
         info = self.describe_topic(name)
         details = info["partition_details"]
         groups = {}
@@ -133,30 +129,23 @@ class Broker:
 
     def topic_groups(self, topic: str) -> list[str]:
         """The consumer groups with state on ``topic``, sorted."""
-        from .groups.offsets import GROUPS_DIR
-        try:
-            names = os.listdir(os.path.join(self.data_dir, topic, GROUPS_DIR))
-        except FileNotFoundError:
-            return []
-        return sorted(n for n in names if not n.startswith("__"))
+        return topic_groups(os.path.join(self.data_dir, topic))
 
     # -- groups -------------------------------------------------------------------------------
 
     def list_groups(self) -> list[str]:
         """Every consumer group with state on some topic, sorted (``logbroker groups list``)."""
-        from .groups.admin import list_groups
         return list_groups(self.data_dir)
 
     def describe_group(self, group: str) -> list[Any]:
         """One :class:`~logbroker.groups.admin.PartitionLag` per partition the group has state on: committed
         offset, log end offset, lag and owner (``logbroker groups describe``)."""
-        from .groups.admin import describe_group
         return describe_group(self.data_dir, group)
 
     # -- clients ------------------------------------------------------------------------------
 
     def producer(self, **kwargs: Any):
-        from .clients.producer import Producer
+        from .clients.producer import Producer  # loaded on use: topics and groups commands need no writer
         return Producer(self.data_dir, **kwargs)
 
     # -- maintenance --------------------------------------------------------------------------
@@ -231,13 +220,8 @@ def _recover_one(log) -> RecoveryReport:
 
 
 def _recover_groups(topic: Topic) -> list[RecoveryReport]:
-    from .groups.offsets import GROUPS_DIR, GroupPaths, OffsetStore
     reports = []
-    try:
-        names = sorted(n for n in os.listdir(os.path.join(topic.path, GROUPS_DIR)) if not n.startswith("__"))
-    except FileNotFoundError:
-        return reports
-    for group in names:
+    for group in topic_groups(topic.path):
         paths = GroupPaths(topic.path, group)
         with paths.locked():
             done, problem = OffsetStore(paths, topic.name).repair()
@@ -245,3 +229,20 @@ def _recover_groups(topic: Topic) -> list[RecoveryReport]:
             reports.append(RecoveryReport(topic.name, -1, [done] if done else [], problems=[problem] if problem else [],
                                           subject=f"{topic.name} group {group}"))
     return reports
+
+
+# -- republish -----------------------------------------------------------------------------------
+
+def republish(data_dir: str | None, records: Iterable[Record], to_topic: str,
+              on_progress: Callable[[int], None] | None = None) -> int:
+    """Append ``records`` (e.g. from :func:`~logbroker.groups.admin.replay`) to ``to_topic`` with
+    their keys, headers and timestamps, partitioned by key as a producer would; returns how many."""
+    from .clients.producer import Producer
+    count = 0
+    with Producer(data_dir, batch_size=256 * 1024) as producer:
+        for r in records:
+            producer.send(to_topic, r.value, key=r.key, timestamp_ms=r.timestamp, headers=dict(r.headers) or None)
+            count += 1
+            if on_progress is not None:
+                on_progress(count)
+    return count

@@ -435,7 +435,7 @@ def replay(
     count = 0
     progress = Progress("replayed")
     if to_topic is not None:
-        from logbroker.groups.admin import republish
+        from logbroker.broker import republish
         try:
             count = republish(broker(create=True).data_dir, records, to_topic, on_progress=progress.report)
         finally:

@@ -21,19 +21,19 @@ import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Iterable, Iterator, NamedTuple
+from typing import Iterator, NamedTuple
 
 from ..storage import fsutil
-from ..broker import Broker
 from ..storage.config import validate_group_name
 from ..errors import (CorruptionError, GroupError, GroupNotEmptyError, InvalidConfigError, OffsetOutOfRangeError,
                      UnknownGroupError)
-from .membership import partition_owner, scan_members
-from .offsets import GROUPS_DIR, CommittedOffset, GroupPaths, OffsetStore
+from .membership import partition_owner, refuse_if_live, scan_members
+from .offsets import GROUPS_DIR, CommittedOffset, GroupPaths, OffsetStore, topic_groups
 from ..storage.consumer_record import Record
-from ..storage.topic import Topic
+from ..storage.datadir import data_dir_path, resolve_data_dir
+from ..storage.topic import Topic, list_topics
 
-__all__ = ["list_groups", "describe_group", "group_members", "GroupMemberInfo", "delete_group", "group_topics", "live_members", "PartitionLag",
+__all__ = ["list_groups", "describe_group", "group_members", "GroupMemberInfo", "delete_group", "group_topics", "PartitionLag",
            "ResetRow", "ResetPlan", "RESET_KINDS", "plan_reset_offsets", "execute_reset", "replay",
            "parse_datetime_ms", "parse_duration_ms"]
 
@@ -41,27 +41,27 @@ RESET_KINDS = ("to-earliest", "to-latest", "to-current", "to-offset", "shift-by"
 log = logging.getLogger("logbroker")
 
 
+def _data_dir(data_dir: str | None) -> str:
+    """The data directory as a read-only command sees it: never created when missing (then it
+    holds no topics); DataDirError when it is not a directory."""
+    path = data_dir_path(data_dir)
+    return resolve_data_dir(path) if os.path.lexists(path) else path
+
+
 def list_groups(data_dir: str | None = None) -> list[str]:
     """Every group that has state on some topic, sorted."""
-    broker = Broker(data_dir, create=False)
-    return sorted({group for topic in broker.list_topics() for group in broker.topic_groups(topic)})
+    path = _data_dir(data_dir)
+    return sorted({group for topic in list_topics(path) for group in topic_groups(os.path.join(path, topic))})
 
 
 def group_topics(data_dir: str | None, group: str) -> list[Topic]:
     """The topics on which ``group`` has state; UnknownGroupError when none."""
     validate_group_name(group)
-    broker = Broker(data_dir, create=False)
-    topics = [broker.topic(name) for name in broker.list_topics()
-              if GroupPaths(os.path.join(broker.data_dir, name), group).exists()]
+    path = _data_dir(data_dir)
+    topics = [Topic(path, name) for name in list_topics(path) if GroupPaths(os.path.join(path, name), group).exists()]
     if not topics:
         raise UnknownGroupError(f"consumer group {group!r} does not exist", group=group)
     return topics
-
-
-def live_members(data_dir: str | None, group: str) -> list[str]:
-    """Ids of the group's live members, over all its topics."""
-    return sorted({m.member for t in group_topics(data_dir, group)
-                   for m in scan_members(GroupPaths(t.path, group)) if m.live})
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,10 +149,9 @@ def delete_group(data_dir: str | None, group: str) -> None:
     for topic in group_topics(data_dir, group):
         paths = GroupPaths(topic.path, group, topic.identity)
         with paths.locked():
-            live = [m.member for m in scan_members(paths) if m.live]
-            if live:
-                raise GroupNotEmptyError(f"consumer group {group!r} has live members {live} on topic "
-                                         f"{topic.name!r}; stop them first", group=group)
+            refuse_if_live(paths, lambda live: GroupNotEmptyError(
+                f"consumer group {group!r} has live members {live} on topic {topic.name!r}; stop them first",
+                group=group))
             doomed = os.path.join(topic.path, GROUPS_DIR, f"__deleting-{group}-{secrets.token_hex(4)}")
             fsutil.rename_durably(paths.root, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
@@ -235,9 +234,9 @@ def plan_reset_offsets(data_dir: str | None, group: str, topic: str | None, part
     validate_group_name(group)
     kind, value = _parse_spec(spec)
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    broker = Broker(data_dir, create=False)
-    topics = [broker.topic(topic)] if topic is not None else group_topics(broker.data_dir, group)
-    plan = ResetPlan(broker.data_dir, group)
+    path = _data_dir(data_dir)
+    topics = [Topic(path, topic)] if topic is not None else group_topics(path, group)
+    plan = ResetPlan(path, group)
     for t in topics:
         try:
             committed = OffsetStore(GroupPaths(t.path, group), t.name).read()
@@ -287,20 +286,18 @@ def execute_reset(plan: ResetPlan) -> None:
     by_topic: dict[str, dict[int, int]] = {}
     for row in plan:
         by_topic.setdefault(row.topic, {})[row.partition] = row.new
-    broker = Broker(plan.data_dir, create=False)
+    path = _data_dir(plan.data_dir)
     now = int(time.time() * 1000)
     for name, offsets in by_topic.items():
-        t = plan.topics.get(name) or broker.topic(name)
+        t = plan.topics.get(name) or Topic(path, name)
         t.identity.check()  # offsets planned on a topic deleted since mean nothing in a new one
         paths = GroupPaths(t.path, plan.group, t.identity)
         paths.ensure()
         with paths.locked():
-            live = [m.member for m in scan_members(paths) if m.live]
-            if live:
-                raise GroupNotEmptyError(
-                    f"offsets of group {plan.group!r} can only be reset while it has no live members; "
-                    f"{len(live)} {'is' if len(live) == 1 else 'are'} live on topic {name!r}: {', '.join(live)}",
-                    group=plan.group, topic=name)
+            refuse_if_live(paths, lambda live: GroupNotEmptyError(
+                f"offsets of group {plan.group!r} can only be reset while it has no live members; "
+                f"{len(live)} {'is' if len(live) == 1 else 'are'} live on topic {name!r}: {', '.join(live)}",
+                group=plan.group, topic=name))
             OffsetStore(paths, name).commit({p: CommittedOffset(o, 0, "reset", now) for p, o in offsets.items()},
                                             allow_backwards=True)
 
@@ -325,7 +322,7 @@ def replay(data_dir: str | None, topic: str, from_offset: int | None = None, to_
     if from_offset is not None and to_offset is not None and to_offset < from_offset:
         raise InvalidConfigError(f"--to-offset {to_offset} is before --from-offset {from_offset}")
     bounds = [_bound_ms(from_time), _bound_ms(to_time)]
-    t = Broker(data_dir, create=False).topic(topic)
+    t = Topic(_data_dir(data_dir), topic)
     try:
         parts = range(t.partitions) if partition is None else [t.check_partition(partition)]
         # Every partition's range is checked before the first record is yielded, so a bad bound
@@ -371,21 +368,6 @@ def replay(data_dir: str | None, topic: str, from_offset: int | None = None, to_
 
 def _bound_ms(value: int | str | None) -> int | None:
     return parse_datetime_ms(value) if isinstance(value, str) else value
-
-
-def republish(data_dir: str | None, records: Iterable[Record], to_topic: str,
-              on_progress: Callable[[int], None] | None = None) -> int:
-    """Append ``records`` (e.g. from :func:`replay`) to ``to_topic`` with their keys, headers and
-    timestamps, partitioned by key as a producer would; returns how many."""
-    from ..clients.producer import Producer
-    count = 0
-    with Producer(data_dir, batch_size=256 * 1024) as producer:
-        for r in records:
-            producer.send(to_topic, r.value, key=r.key, timestamp_ms=r.timestamp, headers=dict(r.headers) or None)
-            count += 1
-            if on_progress is not None:
-                on_progress(count)
-    return count
 
 
 

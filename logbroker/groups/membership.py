@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..storage import fsutil
-from ..errors import CommitFailedError, CorruptionError, GroupError, TopicDeletedError
+from ..errors import CommitFailedError, CorruptionError, GroupError, LogBrokerError, TopicDeletedError
 from .offsets import GroupLockBusy, CommittedOffset, GroupPaths, OffsetStore, decode_line, encode_line
 
-__all__ = ["GroupMember", "MemberStatus", "Heartbeat", "Generation", "range_assign", "scan_members",
+__all__ = ["GroupMember", "MemberStatus", "Heartbeat", "Generation", "range_assign", "scan_members", "refuse_if_live",
            "read_generation", "partition_owner", "DEFAULT_SESSION_TIMEOUT_MS", "CHECK_INTERVAL_S", "boot_id"]
 
 #: Kafka's default is 45 s (10 s before 3.0), sized for networks and GC pauses. On one machine a
@@ -163,6 +163,20 @@ def scan_members(paths: GroupPaths, now_ns: int | None = None, skip: str | None 
 KAFKA_LOCK = "kafka.lock"
 
 
+def refuse_if_live(paths: GroupPaths, refusal: Callable[[list[str]], LogBrokerError]) -> None:
+    """Raise ``refusal(ids)`` when the group has live members on this topic (``ids``: theirs, sorted).
+
+    The one check behind every change refused while a member is live (deleting a group, resetting
+    or committing offsets from outside the group, a Kafka client taking the group): hold the group
+    lock (``paths.locked()``) across it and the change, so that no member registers in between
+    (``logbroker serve`` holds the group's ``kafka.lock`` instead, which members look for after
+    registering).
+    """
+    live = [m.member for m in scan_members(paths) if m.live]
+    if live:
+        raise refusal(live)
+
+
 def kafka_clients_present(paths: GroupPaths) -> bool:
     """Whether a ``logbroker serve`` process has Kafka clients in this group (holds ``kafka.lock``)."""
     path = os.path.join(paths.root, KAFKA_LOCK)
@@ -193,7 +207,7 @@ class Generation:
     members: tuple[str, ...]
 
 
-def read_generation(paths: GroupPaths, topic: str = "") -> Generation:
+def read_generation(paths: GroupPaths) -> Generation:
     """The group's generation; generation 0 with no members when none was written yet.
 
     A damaged file is derived state: it is reported and treated as generation 0 (the next change
@@ -390,7 +404,7 @@ class GroupMember:
                 log.warning("partition %s-%d was taken over from member %s", self.topic, partition, self.member_id)
                 self._release(partition)
                 lost.append(partition)
-        generation = read_generation(self.paths, self.topic)
+        generation = read_generation(self.paths)
         live = self._live_ids()
         if tuple(live) != generation.members:
             try:
@@ -413,7 +427,7 @@ class GroupMember:
         if wanted:
             try:
                 with self.paths.locked(timeout_s=_CHECK_LOCK_WAIT_S):
-                    current = read_generation(self.paths, self.topic)
+                    current = read_generation(self.paths)
                     mine = set(range_assign(current.members, self._partitions_fn()).get(self.member_id, []))
                     for partition in wanted:
                         if partition in mine and self._acquire(partition):
@@ -428,7 +442,7 @@ class GroupMember:
 
     def _update_generation(self, include: str | None) -> Generation:
         """Write generation N+1 when the live set changed. Group lock held."""
-        generation = read_generation(self.paths, self.topic)
+        generation = read_generation(self.paths)
         live = [m.member for m in scan_members(self.paths, skip=include) if m.live]
         if include is not None:
             live.append(include)
@@ -510,7 +524,7 @@ class GroupMember:
         now_ms = int(time.time() * 1000)
         try:
             with self.paths.locked(timeout_s=self.session_timeout_ms / 2000):
-                generation = read_generation(self.paths, self.topic)
+                generation = read_generation(self.paths)
                 if self.member_id not in generation.members:
                     self._last_check = 0
                     raise CommitFailedError(
