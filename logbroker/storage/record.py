@@ -131,7 +131,7 @@ class PendingRecord(tuple):
         """:meth:`from_kafka` of each ``(timestamp, key, headers, value)`` of a Kafka batch, in order.
 
         The common batch (no headers, no null value, UTF-8 or null keys, every value canonical JSON)
-        is tested once as a whole (:func:`~logbroker.record_bytes.canonical_json_values`) and its
+        is tested once as a whole (:func:`~logbroker.storage.record_bytes.canonical_json_values`) and its
         records are made by C-level ``map``s; any other batch record by record.
         """
         if not records:
