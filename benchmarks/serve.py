@@ -1,6 +1,6 @@
 """logbroker serve against logbroker's own API, Kafka clients on one side, the library on the other.
 
-    python benchmarks/serve.py [--records 50000] [--rounds 5] [--dir DIR]
+    python benchmarks/serve.py [--records 50000] [--rounds 5] [--dir DIR] [--rss-sizes 100000,1000000]
 
 Workloads (medians of interleaved rounds; the ratio is the median of per-round ratios, each
 between runs made back to back on this noisy shared machine):
@@ -10,11 +10,15 @@ between runs made back to back on this noisy shared machine):
   process; baseline: ``Producer.send_batch`` of the same values in batches of 1,000 (fsync=always).
 - consume: a confluent-kafka consumer assigned to that partition reads it from offset 0; baseline:
   a native ``Consumer`` poll loop (max_poll_records 500) over the same partition.
-- e2e: confluent producer (acks=all, default linger.ms) -> confluent consumer (another process,
-  fetch.wait.max.ms 100) through the server at 1,000 records/s for 5 s: p50 and p99 of
-  (receive time - create timestamp).
+- redis: Redis Streams, XADD of the same values pipelined by 1,000 (AOF on, appendfsync everysec),
+  against the produce through the server of the same round; skipped, saying so, when no
+  ``redis-server`` is on PATH (a benchmark-only tool, never needed by the tests).
+- e2e: confluent producer (acks=all; librdkafka's default linger.ms of 5, then linger.ms 0) ->
+  confluent consumer (another process, fetch.wait.max.ms 100) through the server at 1,000
+  records/s for 5 s: p50 and p99 of (receive time - create timestamp).
 - idle: the server's CPU while 100 confluent consumers assigned at a partition's end long-poll it.
-- server RSS after the rounds (VmRSS).
+- server RSS after the rounds (VmRSS), and with ``--rss-sizes``, a fresh server's VmRSS and peak
+  (VmHWM) after each size's records were produced and read back through it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -88,6 +94,48 @@ def native_consume(data_dir: str, topic: str, n: int) -> float:
     return rate
 
 
+def redis_xadd(data_dir: str, stream: str, n: int) -> float | str:
+    """XADD ``n`` values pipelined by 1,000 to a fresh redis-server (AOF, appendfsync everysec):
+    records/s, or why it was skipped. Speaks RESP over a socket (no client package needed)."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        return "skipped: no redis-server on PATH (apt-get install redis-server)"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.makedirs(data_dir, exist_ok=True)
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", data_dir, "--save", "",
+                             "--appendonly", "yes", "--appendfsync", "everysec"], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                conn = socket.create_connection(("127.0.0.1", port))
+                break
+            except ConnectionRefusedError:
+                time.sleep(0.05)
+        else:
+            return "skipped: redis-server did not start"
+        name = stream.encode()
+        command = b"*5\r\n$4\r\nXADD\r\n$%d\r\n%b\r\n$1\r\n*\r\n$1\r\nv\r\n$%d\r\n%b\r\n" % (
+            len(name), name, len(VALUE), VALUE)
+        t0 = time.perf_counter()
+        for i in range(0, n, 1000):
+            k = min(1000, n - i)
+            conn.sendall(command * k)
+            replies, buf = 0, b""
+            while replies < k:  # each reply: "$<len>" and the id, two lines
+                buf += conn.recv(1 << 16)
+                if b"-" in buf[:1]:
+                    raise RuntimeError(f"redis refused XADD: {buf[:200]!r}")
+                replies = buf.count(b"\r\n") // 2
+        rate = n / (time.perf_counter() - t0)
+        conn.close()
+        return rate
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
 _E2E_CONSUMER = """
 import sys, time
 from confluent_kafka import Consumer, TopicPartition
@@ -105,10 +153,14 @@ print(lat[len(lat) // 2], lat[int(len(lat) * 0.99)], flush=True)
 """
 
 
-def e2e(bootstrap: str, topic: str, seconds: float = 5.0, rate: int = 1000) -> tuple[float, float]:
+def e2e(bootstrap: str, topic: str, seconds: float = 5.0, rate: int = 1000,
+        linger_ms: int | None = None) -> tuple[float, float]:
     from confluent_kafka import Producer
     n = int(seconds * rate)
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})  # librdkafka's default linger.ms (5)
+    settings = {"bootstrap.servers": bootstrap, "acks": "all"}  # None: librdkafka's default linger.ms (5)
+    if linger_ms is not None:
+        settings["linger.ms"] = linger_ms
+    p = Producer(settings)
     p.produce(topic, value=b"warm", partition=0)
     p.flush(10)
     consumer = subprocess.Popen([sys.executable, "-c", _E2E_CONSUMER, bootstrap, topic, str(n + 1)],
@@ -152,11 +204,34 @@ def idle_cpu(server: subprocess.Popen, bootstrap: str, consumers: int = 100, sec
     return used
 
 
+def _rss(pid: int) -> tuple[float, float]:
+    """VmRSS and VmHWM (peak) of a process, in MB."""
+    status = open(f"/proc/{pid}/status").read()
+    return tuple(int(status.split(f"{k}:")[1].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))
+
+
+def rss_by_size(base: str, sizes: list[int]) -> list[tuple[int, float, float]]:
+    """A fresh server per size: that many records produced (confluent) and read back (confluent)."""
+    out = []
+    for n in sizes:
+        server, bootstrap = start_server(os.path.join(base, f"rss-{n}"))
+        try:
+            kafka_produce(bootstrap, "rss", n)
+            kafka_consume(bootstrap, "rss", n)
+            out.append((n, *_rss(server.pid)))
+        finally:
+            server.terminate()
+            server.wait()
+        shutil.rmtree(os.path.join(base, f"rss-{n}"), ignore_errors=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--records", type=int, default=50_000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--dir", default=None)
+    ap.add_argument("--rss-sizes", default="", help="comma-separated record counts, e.g. 100000,1000000")
     args = ap.parse_args()
     base = tempfile.mkdtemp(prefix="serve-bench-", dir=args.dir)
     import confluent_kafka
@@ -166,26 +241,41 @@ def main() -> None:
           f"{os.cpu_count()} CPUs, {args.records} records of {len(VALUE)} B, {args.rounds} rounds")
     server, bootstrap = start_server(os.path.join(base, "served"))
     native_dir = os.path.join(base, "native")
-    rows: dict[str, list] = {"produce": [], "consume": []}
+    rows: dict[str, list] = {"produce": [], "consume": [], "produce vs Redis XADD": []}
+    redis_skipped = None
     for r in range(args.rounds):
         topic = f"r{r}"
         k = kafka_produce(bootstrap, topic, args.records)
         nat = native_produce(native_dir, topic, args.records)
         rows["produce"].append((k, nat))
+        red = redis_xadd(os.path.join(base, f"redis-{r}"), topic, args.records)
+        if isinstance(red, str):
+            redis_skipped = red
+        else:
+            rows["produce vs Redis XADD"].append((k, red))
         k = kafka_consume(bootstrap, topic, args.records)
         nat = native_consume(native_dir, topic, args.records)
         rows["consume"].append((k, nat))
-    p50, p99 = e2e(bootstrap, "e2e")
+    latencies = {"linger.ms 5 (default)": e2e(bootstrap, "e2e"), "linger.ms 0": e2e(bootstrap, "e2e0", linger_ms=0)}
     idle = idle_cpu(server, bootstrap)
-    rss = int(open(f"/proc/{server.pid}/status").read().split("VmRSS:")[1].split()[0]) / 1024
+    rss = _rss(server.pid)[0]
     server.terminate()
     server.wait()
-    print("\n| workload | through the server (records/s) | native | ratio |\n|---|---|---|---|")
+    print("\n| workload | through the server (records/s) | baseline | ratio |\n|---|---|---|---|")
     for name, pairs in rows.items():
-        print(f"| {name} | {statistics.median(k for k, _ in pairs):,.0f} | "
-              f"{statistics.median(n for _, n in pairs):,.0f} | {statistics.median(k / n for k, n in pairs):.2f}x |")
-    print(f"\ne2e at 1,000 records/s for 5 s: p50 {p50:.1f} ms, p99 {p99:.1f} ms; server RSS {rss:.1f} MB; "
-          f"idle with 100 assigned consumers: {idle:.1f}% of a core")
+        if pairs:
+            print(f"| {name} | {statistics.median(k for k, _ in pairs):,.0f} | "
+                  f"{statistics.median(n for _, n in pairs):,.0f} | {statistics.median(k / n for k, n in pairs):.2f}x |")
+    if redis_skipped:
+        print(f"\nRedis: {redis_skipped}")
+    for name, (p50, p99) in latencies.items():
+        print(f"\ne2e at 1,000 records/s for 5 s, producer {name}: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    print(f"\nserver RSS {rss:.1f} MB; idle with 100 assigned consumers: {idle:.1f}% of a core")
+    sizes = [int(x) for x in args.rss_sizes.split(",") if x]
+    if sizes:
+        print("\n| records produced and read back | server VmRSS (MB) | peak VmHWM (MB) |\n|---|---|---|")
+        for n, now, peak in rss_by_size(base, sizes):
+            print(f"| {n:,} | {now:.1f} | {peak:.1f} |")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ and a Hypothesis round trip of arbitrary bytes through a real client."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
@@ -84,6 +85,27 @@ def test_confluent_idempotent_producer_keys_headers_watermarks_and_offsets_for_t
     [beyond] = c.offsets_for_times([TopicPartition("ck-data", 0, base + 10**9)], timeout=10)
     assert beyond.offset == -1  # no record that late: the end (librdkafka reports it as -1)
     c.close()
+
+
+def test_native_records_of_every_key_and_header_shape_reach_a_confluent_consumer_exactly(server):
+    from logbroker import Broker
+    from logbroker import Producer as NativeProducer
+    shapes = [[(None, None, {"n": i}) for i in range(700)],  # null keys: more than one read of a fetch
+              [(f"k{i}", None, [i, "\u00e9"]) for i in range(3)],  # string keys
+              [(None if i % 2 else "k", None, i) for i in range(4)],  # keys null and not
+              [("k", {"h": "1"}, "text") for i in range(2)]]  # headers
+    Broker(server.data_dir).create_topic("ck-native", len(shapes))  # a partition per shape
+    with NativeProducer(server.data_dir) as p:
+        for partition, records in enumerate(shapes):
+            for key, headers, value in records:
+                p.send("ck-native", value, key=key, headers=headers, partition=partition)
+        p.flush()
+    for partition, records in enumerate(shapes):
+        expected = [(None if k is None else k.encode(), [] if h is None else [(n, v.encode()) for n, v in h.items()],
+                     json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode()) for k, h, v in records]
+        got = _consume_all(server.bootstrap, "ck-native", partition, len(expected))
+        assert [(m.key(), m.headers() or [], m.value()) for m in got] == expected
+        assert [m.offset() for m in got] == list(range(len(expected)))
 
 
 def test_confluent_transactional_producer_is_refused(server):

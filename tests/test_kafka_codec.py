@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logbroker.kafka import crc32c as crc_module
-from logbroker.kafka.batch import BatchError, decode_batches, encode_batch
+from logbroker.kafka.batch import BatchError, decode_batches, encode_batch, encode_plain_batch
 from logbroker.kafka.schemas import API_VERSIONS, APIS, by_key
 from logbroker.kafka.wire import DecodeError, Reader, decode, encode
 
@@ -37,6 +37,36 @@ def test_batch_encoded_for_fetch_decodes_as_produced_records(recs, base):
     data = encode_batch(base, [(base + i, ts, k, h, v) for i, (ts, k, h, v) in enumerate(recs)])
     [batch] = decode_batches(data)
     assert batch.records == [(ts, k, h, v) for ts, k, h, v in recs]
+
+
+_SIZES = st.sampled_from([0, 1, 63, 64, 65, 127, 128, 8191, 8192, 20_000])  # varints of one, two and three bytes
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(-1, 20_000), st.none() | _SIZES, st.none() | _SIZES), min_size=1, max_size=150),
+       st.integers(0, 2**40))
+def test_batch_with_long_fields_many_records_and_spread_timestamps_decodes_as_produced(shape, base_ts):
+    recs = [(base_ts + max(0, dt), None if k is None else b"k" * k, [], None if v is None else bytes([i % 256]) * v)
+            for i, (dt, k, v) in enumerate(shape)]
+    data = encode_batch(7, [(7 + i, ts, k, h, v) for i, (ts, k, h, v) in enumerate(recs)])
+    [batch] = decode_batches(data)
+    assert batch.records == recs
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5000), st.integers(-5000, 5000), st.binary(max_size=20), _SIZES),
+                min_size=1, max_size=40), st.integers(0, 2**40), st.integers(0, 2**41), st.booleans())
+def test_a_batch_encoded_column_by_column_is_the_batch_encoded_record_by_record(shape, base, ts0, with_keys):
+    offsets, timestamps, keys, values, offset = [], [], [], [], base
+    for gap, dt, key, size in shape:  # offsets ascending with gaps (a compacted log), timestamps in any order
+        offsets.append(offset)
+        timestamps.append(ts0 + dt)
+        keys.append(key)
+        values.append(b"v" * size)
+        offset += 1 + gap
+    expected = encode_batch(base, [(o, ts, k if with_keys else None, [], v)
+                                   for o, ts, k, v in zip(offsets, timestamps, keys, values)])
+    assert encode_plain_batch(offsets, timestamps, keys if with_keys else None, values) == expected
 
 
 def _gzip_batch(recs):

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from logbroker.tools.pretty import format_envelope, format_value
 from logbroker.storage.record import PendingRecord, parse_line
-from logbroker.storage.record_bytes import kafka_headers, kafka_key, kafka_value
+from logbroker.storage.record_bytes import canonical_json_values, encode_kafka, kafka_headers, kafka_key, kafka_value
 
 from conftest import T0
 
@@ -84,3 +84,33 @@ def test_bytes_values_print_losslessly_as_base64_objects(make_topic):
     assert format_value(native[0].value) == b'{"$base64":"djE="}'
     envelope = orjson.loads(format_envelope(native[0]))
     assert envelope["key"] == {"$base64": "/g=="} and envelope["headers"] == {"h": {"$base64": "/w=="}}
+
+
+json_ish = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.floats(allow_nan=False) | st.text(max_size=5),
+                        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+                        max_leaves=6)
+value_bytes = (json_ish.map(orjson.dumps) | kafka_bytes.filter(lambda v: v is not None)
+               | st.sampled_from([b"1,2", b"[1", b"2]", b"1,[2", b"3]", b'"a', b'b"', b" 1", b"{}", b"[]", b"", b"18446744073709551616", b"-0.0", b"1E5", b"\"\\u00e9\""]))
+
+
+def _canonical(value: bytes) -> bool:
+    return encode_kafka(None, None, value)[1] == b""
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(value_bytes, min_size=1, max_size=6))
+def test_the_batch_test_of_canonical_json_agrees_with_the_test_value_by_value(values):
+    assert canonical_json_values(values) == all(map(_canonical, values))
+
+
+def test_values_that_parse_as_an_array_only_when_joined_are_not_canonical():
+    # Joined they make [1,[2,3]]: two elements for two values, each serialized as in the join.
+    assert not canonical_json_values([b"1,[2", b"3]"])
+    assert not canonical_json_values([b"1,2", b"3"]) and not canonical_json_values([b'"a', b'b"'])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**42), kafka_bytes, headers | st.just([]), kafka_bytes | value_bytes),
+                min_size=1, max_size=6))
+def test_records_of_a_kafka_batch_are_made_as_one_by_one(records):
+    assert PendingRecord.from_kafka_records(records) == [PendingRecord.from_kafka(*r) for r in records]

@@ -19,11 +19,13 @@ import gzip
 import struct
 import zlib
 from dataclasses import dataclass, field
+from itertools import chain, repeat
+from operator import sub
 from typing import Sequence
 
 from .crc32c import crc32c
 
-__all__ = ["BatchError", "ProducedBatch", "decode_batches", "encode_batch", "CODEC_PACKAGES"]
+__all__ = ["BatchError", "ProducedBatch", "decode_batches", "encode_batch", "encode_plain_batch", "CODEC_PACKAGES"]
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 HEADER_SIZE = _HEADER.size  # 61
@@ -156,15 +158,17 @@ def decode_batches(data: bytes, max_bytes: int | None = None) -> list[ProducedBa
 
 
 _ONE_BYTE = [(b >> 1) ^ -(b & 1) for b in range(128)]  # zig-zag varints that fit in one byte
-_KEY_VALUE = (0, 1)
+#: zig-zag varints of two bytes, indexed by ``first byte - 128 + (second byte << 7)``
+_TWO_BYTES = [(n >> 1) ^ -(n & 1) for n in (lo | (hi << 7) for hi in range(128) for lo in range(128))]
 
 
 def _records(body: bytes, count: int, base_ts: int) -> list:
-    """The records of a batch body. Varints of one byte (nearly all of them: lengths below 64,
-    deltas, null markers) are decoded inline; only longer ones call :func:`_zigzag`."""
+    """The records of a batch body. Varints of one or two bytes (nearly all of them: lengths below
+    8 KiB, deltas, null markers) are decoded inline from tables; only longer ones call
+    :func:`_zigzag`. The offset delta is skipped, not decoded (records are in batch order)."""
     out = []
     append = out.append
-    one, zigzag = _ONE_BYTE, _zigzag
+    one, two, zigzag = _ONE_BYTE, _TWO_BYTES, _zigzag
     pos, n = 0, len(body)
     i = 0
     try:
@@ -172,6 +176,8 @@ def _records(body: bytes, count: int, base_ts: int) -> list:
             b = body[pos]
             if b < 128:
                 length, pos = one[b], pos + 1
+            elif body[pos + 1] < 128:
+                length, pos = two[b - 128 + (body[pos + 1] << 7)], pos + 2
             else:
                 length, pos = zigzag(body, pos)
             end = pos + length
@@ -180,27 +186,40 @@ def _records(body: bytes, count: int, base_ts: int) -> list:
             b = body[pos + 1]  # after the record's attributes, unused
             if b < 128:
                 ts_delta, pos = one[b], pos + 2
+            elif body[pos + 2] < 128:
+                ts_delta, pos = two[b - 128 + (body[pos + 2] << 7)], pos + 3
             else:
                 ts_delta, pos = zigzag(body, pos + 1)
             if body[pos] < 128:
                 pos += 1
+            elif body[pos + 1] < 128:
+                pos += 2
             else:
                 _offset_delta, pos = zigzag(body, pos)
-            key_value = []
-            for _ in _KEY_VALUE:
-                b = body[pos]
+            b = body[pos]  # the key: nearly always null (1) or short
+            if b == 1:
+                key, pos = None, pos + 1
+            else:
                 if b < 128:
                     size, pos = one[b], pos + 1
                 else:
                     size, pos = zigzag(body, pos)
                 if size < 0:
-                    key_value.append(None)
+                    key = None
                 else:
-                    key_value.append(body[pos:pos + size])
-                    pos += size
-            key, value = key_value
+                    key, pos = body[pos:pos + size], pos + size
             b = body[pos]
-            if b == 0:
+            if b < 128:
+                size, pos = one[b], pos + 1
+            elif body[pos + 1] < 128:
+                size, pos = two[b - 128 + (body[pos + 1] << 7)], pos + 2
+            else:
+                size, pos = zigzag(body, pos)
+            if size < 0:
+                value = None
+            else:
+                value, pos = body[pos:pos + size], pos + size
+            if body[pos] == 0:
                 headers, pos = [], pos + 1
             else:
                 headers, pos = _headers(body, pos, end, i)
@@ -291,8 +310,45 @@ def encode_batch(base_offset: int, records: Sequence[tuple[int, int, bytes | Non
             p.append(b"\x00")
         record = b"".join(p)
         parts += (vi(len(record)), record)
-    last_delta = records[-1][0] - base_offset
-    parts.insert(0, struct.pack(">hiqqqhii", 0, last_delta, base_ts, max_ts, -1, -1, -1, len(records)))
+    return _framed(base_offset, records[-1][0] - base_offset, base_ts, max_ts, len(records), parts)
+
+
+def _framed(base_offset: int, last_delta: int, base_ts: int, max_ts: int, count: int, parts: list) -> bytes:
+    """The batch: its header (CRC-32C over everything from the attributes on), then ``parts``."""
+    parts.insert(0, struct.pack(">hiqqqhii", 0, last_delta, base_ts, max_ts, -1, -1, -1, count))
     after_crc = b"".join(parts)
     head = struct.pack(">qiibI", base_offset, len(after_crc) + 9, 0, 2, crc32c(after_crc))
     return head + after_crc
+
+
+def _varints(numbers) -> list[bytes]:
+    """The zig-zag varints of ``numbers``: from the table when all fit, else one by one."""
+    numbers = numbers if type(numbers) is list else list(numbers)
+    if min(numbers) >= 0 and max(numbers) < _SMALL:
+        return list(map(_SMALL_VARINTS.__getitem__, numbers))
+    return list(map(_varint_bytes, numbers))
+
+
+_NULL_KEY_RECORD = b"\x00%b%b\x01%b%b\x00"  # attributes, ts delta, offset delta, null key, value, no headers
+_KEY_RECORD = b"\x00%b%b%b%b%b%b\x00"  # the same with a key's length and bytes
+
+
+def encode_plain_batch(offsets: list[int], timestamps: list[int], keys: list[bytes] | None,
+                       values: list[bytes]) -> bytes:
+    """:func:`encode_batch` for records without headers, with non-null values and keys that are all
+    bytes (``keys``) or all null (``keys`` None), given column by column (offsets ascending).
+
+    The records are laid out by C-level ``map``s over the columns, with no Python-level step per
+    record while every varint is below 4096 (lengths, offset and timestamp deltas).
+    """
+    base_offset, base_ts = offsets[0], timestamps[0]
+    columns = [_varints(map(sub, timestamps, repeat(base_ts))), _varints(map(sub, offsets, repeat(base_offset)))]
+    if keys is None:
+        template = _NULL_KEY_RECORD
+    else:
+        template = _KEY_RECORD
+        columns += (_varints(map(len, keys)), keys)
+    columns += (_varints(map(len, values)), values)
+    records = list(map(template.__mod__, zip(*columns)))
+    parts = list(chain.from_iterable(zip(_varints(map(len, records)), records)))
+    return _framed(base_offset, offsets[-1] - base_offset, base_ts, max(timestamps), len(records), parts)

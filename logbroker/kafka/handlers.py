@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from itertools import repeat
+from operator import contains, itemgetter
 from typing import Any
 
 from ..storage.config import DEFAULT_PARTITIONS, TopicConfig
@@ -19,7 +21,7 @@ from ..errors import (CorruptionError, FencedError, InvalidConfigError, InvalidN
                       UnknownPartitionError, UnknownTopicError)
 from ..storage.record import PendingRecord
 from ..storage.record_bytes import kafka_headers, kafka_key, kafka_value
-from .batch import BatchError, decode_batches, encode_batch
+from .batch import BatchError, decode_batches, encode_batch, encode_plain_batch
 from .errors import ErrorCode as E
 from .idempotence import Duplicate, ProducerStates
 from .storage import Storage
@@ -34,6 +36,9 @@ CLUSTER_ID = "logbroker"
 _TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
 _CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
 _MAX_WAIT_MS = 30_000  # a fetch's long poll is capped (clients ask for 500 ms; a closed client's wait ends)
+_FIRST_READ, _MAX_READ = 500, 4000  # records per read of a fetch; each read is one Kafka batch of the response
+_get_offset, _get_timestamp, _get_key = itemgetter("offset"), itemgetter("timestamp"), itemgetter("key")
+_MARKED = ("venc", "kenc", "headers")  # fields of a line that a Kafka client gets other than as they are stored
 
 
 class ServerConfig:
@@ -60,6 +65,37 @@ def _storage_error(exc: Exception) -> int:
     if isinstance(exc, (StorageError, FencedError, CorruptionError)):
         return E.KAFKA_STORAGE_ERROR
     return E.UNKNOWN_SERVER_ERROR
+
+
+def _encode_read(got: Any) -> tuple[bytes, int]:
+    """One read's records (raw) as one Kafka batch, and their size as counted against a fetch's
+    byte limits. Plain lines (no ``venc``, ``kenc`` or ``headers``; keys all strings or all null)
+    are encoded column by column; any others record by record."""
+    lines, values = got.columns()
+    plain = not any(any(map(contains, lines, repeat(mark))) for mark in _MARKED)
+    if plain:
+        keys = list(map(_get_key, lines))
+        if keys.count(None) == len(keys):
+            keys = None
+        elif None in keys:
+            plain = False
+        else:
+            keys = list(map(str.encode, keys))
+    if plain:
+        size = 24 * len(values) + sum(map(len, values)) + (0 if keys is None else sum(map(len, keys)))
+        return encode_plain_batch(list(map(_get_offset, lines)), list(map(_get_timestamp, lines)), keys, values), size
+    records, size = [], 0
+    for d, value_json in zip(lines, values):
+        if "venc" in d or "kenc" in d or "headers" in d:
+            key, value, headers = kafka_key(d), kafka_value(d, value_json), kafka_headers(d)
+            size += sum(len(h) + len(v or b"") for h, v in headers)
+        else:  # a plain line: a str or null key, a JSON value sent as its bytes
+            key, value, headers = d["key"], value_json, ()
+            if key is not None:
+                key = key.encode("utf-8")
+        records.append((d["offset"], d["timestamp"], key, headers, value))
+        size += 24 + len(key or b"") + len(value or b"")
+    return encode_batch(records[0][0], records), size
 
 
 class DataHandlers:
@@ -97,13 +133,14 @@ class DataHandlers:
 
     async def produce(self, req: dict, version: int, conn: Any) -> dict:
         acks = req["Acks"]
-        responses = []
-        for t in req["TopicData"]:
-            parts = []
-            for pd in t["PartitionData"]:
-                parts.append(await self._produce_partition(t["Name"], pd["Index"], pd["Records"], acks))
-            responses.append({"Name": t["Name"], "PartitionResponses": parts})
-        return {"Responses": responses}
+        # Every partition's batches are queued for their group commits before any is awaited.
+        pending = [(t["Name"], [self._produce_partition(t["Name"], pd["Index"], pd["Records"], acks)
+                                for pd in t["PartitionData"]]) for t in req["TopicData"]]
+        if sum(len(parts) for _, parts in pending) > 1:
+            answered = iter(await asyncio.gather(*(c for _, parts in pending for c in parts)))
+            return {"Responses": [{"Name": name, "PartitionResponses": [next(answered) for _ in parts]}
+                                  for name, parts in pending]}
+        return {"Responses": [{"Name": name, "PartitionResponses": [await c for c in parts]} for name, parts in pending]}
 
     async def _produce_partition(self, name: str, partition: int, data: bytes | None, acks: int) -> dict:
         out: dict[str, Any] = {"Index": partition, "ErrorCode": 0, "BaseOffset": -1, "LogAppendTimeMs": -1,
@@ -126,18 +163,26 @@ class DataHandlers:
         base = None
         try:
             for batch in batches:
-                verdict = self.producers.check(batch, name, partition)
-                if isinstance(verdict, Duplicate):
-                    base = verdict if base is None else base
-                    continue
-                if verdict is not None:
-                    out["ErrorCode"] = verdict
-                    out["ErrorMessage"] = f"producer {batch.producer_id}: {verdict.name}"
-                    return out
-                records = [PendingRecord.from_kafka(ts, key, headers, value) for ts, key, headers, value in batch.records]
-                results = self.storage.append(topic, partition, records)
-                first = results[0].base_offset
-                self.producers.record(batch, name, partition, first)
+                idempotent = batch.producer_id >= 0 and batch.base_sequence >= 0
+                if idempotent:
+                    # An idempotent producer's next batch is checked once the last one is recorded.
+                    await self.producers.turn(batch, name, partition)
+                try:
+                    verdict = self.producers.check(batch, name, partition)
+                    if isinstance(verdict, Duplicate):
+                        base = verdict if base is None else base
+                        continue
+                    if verdict is not None:
+                        out["ErrorCode"] = verdict
+                        out["ErrorMessage"] = f"producer {batch.producer_id}: {verdict.name}"
+                        return out
+                    records = PendingRecord.from_kafka_records(batch.records)
+                    results = await self.storage.append_soon(topic, partition, records)
+                    first = results[0].base_offset
+                    self.producers.record(batch, name, partition, first)
+                finally:
+                    if idempotent:
+                        self.producers.done(batch, name, partition)
                 base = first if base is None else base
         except LogBrokerError as exc:
             log.warning("produce to %s-%d failed: %s", name, partition, exc)
@@ -153,20 +198,21 @@ class DataHandlers:
         min_bytes = req["MinBytes"]
         keys = [(t["Topic"], p["Partition"]) for t in req["Topics"] for p in t["Partitions"]]
         self.storage.watch(keys)  # before the first read: an append after it wakes this poll
+        waiter = None
         try:
             while True:
-                appended = self.storage.appended
+                waiter = self.storage.next_append()
                 responses, total = self._fetch_once(req, conn)
                 remaining = deadline - time.monotonic()
                 if total >= max(min_bytes, 1) or remaining <= 0 or any(
                         p["ErrorCode"] for t in responses for p in t["Partitions"]):
                     return {"ErrorCode": 0, "SessionId": 0, "Responses": responses}
-                try:
-                    await asyncio.wait_for(appended.wait(), remaining)
-                except asyncio.TimeoutError:
+                if not await self.storage.wait_append(waiter, remaining):
                     # Nothing moved (the watcher would have said): the last answer stands.
                     return {"ErrorCode": 0, "SessionId": 0, "Responses": responses}
         finally:
+            if waiter is not None:
+                self.storage.drop_waiter(waiter)
             self.storage.unwatch(keys)
 
     def _fetch_once(self, req: dict, conn: Any) -> tuple[list, int]:
@@ -198,26 +244,20 @@ class DataHandlers:
             if not start <= offset <= hw:
                 out["ErrorCode"] = E.OFFSET_OUT_OF_RANGE
                 return out
-            records: list = []
+            batches: list[bytes] = []
             size = 0
+            count = _FIRST_READ
             while size < max_bytes and offset < hw:
-                got = reader.read(offset, max_records=500, raw=True)
+                got = reader.read(offset, max_records=count, raw=True)
                 if not got:
                     break
-                for r in got:
-                    d = r._d
-                    if "venc" in d or "kenc" in d or "headers" in d:
-                        key, value, headers = kafka_key(d), kafka_value(d, r.value), kafka_headers(d)
-                        size += sum(len(h) + len(v or b"") for h, v in headers)
-                    else:  # a plain line: a str or null key, a JSON value sent as its bytes
-                        key, value, headers = d["key"], r.value, ()
-                        if key is not None:
-                            key = key.encode("utf-8")
-                    records.append((d["offset"], d["timestamp"], key, headers, value))
-                    size += 24 + len(key or b"") + len(value or b"")
+                batch, nbytes = _encode_read(got)
+                batches.append(batch)
+                size += nbytes
                 offset = got.next_offset
-            if records:
-                out["Records"] = encode_batch(records[0][0], records)
+                # The next read: about what the byte limit leaves, at the sizes seen so far.
+                count = max(1, min(_MAX_READ, (max_bytes - size) * len(got) // max(nbytes, 1) + 1))
+            out["Records"] = b"".join(batches)
         except OffsetOutOfRangeError as exc:
             out["ErrorCode"] = E.OFFSET_OUT_OF_RANGE
             out["LogStartOffset"] = getattr(exc, "log_start_offset", -1)

@@ -15,6 +15,7 @@ server does not hand out an id it gave before.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 
@@ -35,10 +36,30 @@ class ProducerStates:
     def __init__(self) -> None:
         self._next_id = int(time.time() * 1_000_000)
         self._states: dict[tuple[int, str, int], tuple[int, deque]] = {}
+        self._turns: dict[tuple[int, str, int], list] = {}  # key -> [lock, batches holding or awaiting it]
 
     def new_id(self) -> int:
         self._next_id += 1
         return self._next_id
+
+    async def turn(self, batch: ProducedBatch, topic: str, partition: int) -> None:
+        """Wait until no earlier batch of this producer to this partition is being appended (its
+        requests are pipelined and group-committed): :meth:`check` must see it recorded. Pair with
+        :meth:`done`."""
+        key = (batch.producer_id, topic, partition)
+        turn = self._turns.get(key)
+        if turn is None:
+            turn = self._turns[key] = [asyncio.Lock(), 0]
+        turn[1] += 1
+        await turn[0].acquire()
+
+    def done(self, batch: ProducedBatch, topic: str, partition: int) -> None:
+        key = (batch.producer_id, topic, partition)
+        turn = self._turns[key]
+        turn[0].release()
+        turn[1] -= 1
+        if not turn[1]:
+            del self._turns[key]
 
     def check(self, batch: ProducedBatch, topic: str, partition: int) -> Duplicate | E | None:
         """None: append it; a :class:`Duplicate`: a retry, already appended; else the error to return."""

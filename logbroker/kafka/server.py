@@ -1,8 +1,11 @@
 """``logbroker serve``: Kafka's wire protocol over a data directory, for any Kafka client.
 
-One asyncio loop serves every connection. Per connection, requests are handled one at a time and
-answered in order (Kafka's rule; clients pipeline and match responses by order and correlation
-id). A frame is an int32 length and that many bytes: request header (api key, version,
+One asyncio loop serves every connection. Per connection, requests are answered in order (Kafka's
+rule; clients pipeline and match responses by order and correlation id) and handled one at a
+time, except Produce: a connection's pipelined ProduceRequests are read ahead and handled while
+earlier ones wait for their fdatasync, so that they join one group commit
+(:meth:`~logbroker.kafka.storage.Storage.append_soon`); any other request waits until every
+produce before it is answered. A frame is an int32 length and that many bytes: request header (api key, version,
 correlation id, client id; v2 adds tagged fields) and body.
 
 Hostile input never reaches beyond its own connection:
@@ -12,8 +15,9 @@ Hostile input never reaches beyond its own connection:
   UNSUPPORTED_VERSION in its v0 form), or a frame not completed within ``FRAME_TIMEOUT_S`` of its
   first byte closes that connection;
 - a connection idle for ``connections.max.idle.ms`` (10 min) is closed;
-- memory per connection is bounded by one request frame (<= 100 MiB) and one response, which is
-  written before the next request is read; a client that stops reading stalls only itself;
+- memory per connection is bounded by the frames of its pipelined produce requests (at most 16,
+  and reading stops once they hold 100 MiB) or one other request, and the responses waiting to be
+  written; a client that stops reading stalls only itself;
 - a handler failing unexpectedly answers UNKNOWN_SERVER_ERROR where the API has a top-level error
   code, else closes the connection, and is logged.
 """
@@ -24,6 +28,7 @@ import asyncio
 import logging
 import signal
 import struct
+from collections import deque
 from typing import Any, Callable
 
 from ..errors import LogBrokerError
@@ -36,13 +41,16 @@ from .schemas import API_VERSIONS, by_key
 from .storage import Storage
 from .wire import DecodeError, Reader, decode, encode
 
-__all__ = ["KafkaServer", "ServerConfig", "MAX_REQUEST_BYTES"]
+__all__ = ["KafkaServer", "ServerConfig", "MAX_REQUEST_BYTES", "Deadline"]
 
 log = logging.getLogger("logbroker.serve")
 
 MAX_REQUEST_BYTES = 100 * 1024 * 1024  # Kafka's socket.request.max.bytes
 IDLE_TIMEOUT_S = 600.0  # Kafka's connections.max.idle.ms
 FRAME_TIMEOUT_S = 30.0
+_IDLE = "idle"
+_PRODUCE = b"\x00\x00"  # a request header's API key: Produce
+_PIPELINED = 16  # produce requests of one connection handled at once (group commit), at most
 _LEN = struct.Struct(">i")
 _HEAD = struct.Struct(">hhi")
 API_VERSIONS_KEY = 18
@@ -76,6 +84,50 @@ class Connection:
         for reader in self._readers.values():
             reader.close()
         self._readers.clear()
+
+
+class Deadline:
+    """One timer per connection for both of its read timeouts (idle between requests, a frame not
+    completed), instead of a timer and a task per read: :meth:`set` moves the deadline by storing a
+    number, and the timer, when it fires before the deadline, re-arms itself there. While a request
+    is handled the deadline is cleared (a long poll or a rebalance may wait long)."""
+
+    __slots__ = ("_loop", "_expired", "at", "reason", "_handle", "_armed_at")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, expired: Callable[[str], None]) -> None:
+        self._loop = loop
+        self._expired = expired  # called with the reason once the deadline passes
+        self.at = float("inf")
+        self.reason = ""
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed_at = float("inf")
+
+    def set(self, seconds: float, reason: str) -> None:
+        self.at, self.reason = self._loop.time() + seconds, reason
+        if self.at < self._armed_at:
+            self._arm()
+
+    def clear(self) -> None:
+        self.at = float("inf")
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _arm(self) -> None:
+        self.cancel()
+        self._armed_at = self.at
+        self._handle = self._loop.call_at(self.at, self._fire)
+
+    def _fire(self) -> None:
+        self._handle, self._armed_at = None, float("inf")
+        if self.at == float("inf"):
+            return
+        if self._loop.time() >= self.at:
+            self._expired(self.reason)
+        else:
+            self._arm()
 
 
 class KafkaServer:
@@ -149,24 +201,63 @@ class KafkaServer:
         task = asyncio.current_task()
         self._conns.add(task)
         conn = Connection(writer.get_extra_info("peername"))
+
+        def expired(reason: str) -> None:
+            if reason == _IDLE:
+                log.info("%s: closed after %.0f s idle", conn.peer, IDLE_TIMEOUT_S)
+            else:
+                log.warning("%s: %s; closing", conn.peer, reason)
+            task.cancel()
+        loop = asyncio.get_running_loop()
+        deadline = Deadline(loop, expired)
+        # Produce requests read ahead while earlier ones wait for their group commit, answered in
+        # order by one task; at most _PIPELINED of them, and MAX_REQUEST_BYTES of their frames.
+        answering: deque[tuple[asyncio.Task, int]] = deque()
+        room = asyncio.Event()
+        answerer: asyncio.Task | None = None
+        held = 0
+
+        async def answer_in_order() -> None:
+            nonlocal held
+            try:
+                while answering:
+                    handling, size = answering[0]
+                    response = await handling
+                    answering.popleft()
+                    held -= size
+                    room.set()
+                    if response is False:
+                        task.cancel()
+                        return
+                    if response is not None:
+                        writer.write(_LEN.pack(len(response)) + response)
+                        await writer.drain()
+            except ConnectionError:
+                task.cancel()
+
         try:
             while True:
-                try:
-                    head = await asyncio.wait_for(reader.readexactly(4), IDLE_TIMEOUT_S)
-                except asyncio.TimeoutError:
-                    log.info("%s: closed after %.0f s idle", conn.peer, IDLE_TIMEOUT_S)
-                    return
+                deadline.set(IDLE_TIMEOUT_S, _IDLE)
+                head = await reader.readexactly(4)
                 (size,) = _LEN.unpack(head)
                 if size < 8 or size > MAX_REQUEST_BYTES:
                     log.warning("%s: request of %d bytes refused (allowed: 8 to %d); closing", conn.peer, size,
                                 MAX_REQUEST_BYTES)
                     return
-                try:
-                    frame = await asyncio.wait_for(reader.readexactly(size), FRAME_TIMEOUT_S)
-                except asyncio.TimeoutError:
-                    log.warning("%s: request of %d bytes not received within %.0f s; closing", conn.peer, size,
-                                FRAME_TIMEOUT_S)
-                    return
+                deadline.set(FRAME_TIMEOUT_S, f"request of {size} bytes not received within {FRAME_TIMEOUT_S:.0f} s")
+                frame = await reader.readexactly(size)
+                deadline.clear()
+                if frame[:2] == _PRODUCE:
+                    answering.append((loop.create_task(self._handle(frame, conn)), size))
+                    held += size
+                    if answerer is None or answerer.done():
+                        answerer = loop.create_task(answer_in_order())
+                    while len(answering) >= _PIPELINED or held >= MAX_REQUEST_BYTES:
+                        room.clear()
+                        await room.wait()
+                    continue
+                if answerer is not None and not answerer.done():
+                    await answerer  # any other request is handled once every produce before it is answered
                 response = await self._handle(frame, conn)
                 if response is None:
                     continue
@@ -179,6 +270,11 @@ class KafkaServer:
         except asyncio.CancelledError:
             pass
         finally:
+            deadline.cancel()
+            if answerer is not None:
+                answerer.cancel()
+            for handling, _ in answering:
+                handling.cancel()
             conn.close()
             self._conns.discard(task)
             writer.close()

@@ -5,8 +5,8 @@ Contract: the server is one more process over the same files and locks (FORMAT.m
 writes is what ``logbroker consume`` reads and the other way round. Everything runs on the event
 loop's thread, appends included: the library's open-file LRU (:mod:`logbroker.storage.handles`) is not
 thread-safe, and an append in a worker thread could see its log closed by a fetch's eviction. An
-append under ``fsync=always`` therefore holds the loop for its fdatasync (one per produced batch
-and partition). Under ``fsync=interval`` a flush is scheduled ``flush.ms`` after an append, so
+append under ``fsync=always`` therefore holds the loop for its fdatasync: one per group commit
+(:meth:`Storage.append_soon`), shared by every produced batch of the partition queued when it runs. Under ``fsync=interval`` a flush is scheduled ``flush.ms`` after an append, so
 records become visible without waiting for the next one. Topic objects are cached by name and
 dropped when the topic's directory changes identity (deleted and re-created by another process).
 """
@@ -19,7 +19,7 @@ import os
 from typing import Any
 
 from ..storage.config import validate_topic_name
-from ..errors import LogBrokerError, TopicExistsError, UnknownTopicError
+from ..errors import FsyncError, LogBrokerError, StorageError, TopicExistsError, UnknownTopicError
 from ..storage.log import AppendResult
 from ..storage.record import PendingRecord
 from ..storage.datadir import resolve_data_dir
@@ -37,9 +37,11 @@ class Storage:
         self.data_dir = resolve_data_dir(data_dir)
         self._topics: dict[str, tuple[Topic, int]] = {}  # name -> (topic, inode of its directory)
         self._flush_due: set[tuple[str, int]] = set()
-        #: set whenever this process appends, or the watcher sees another process's append to a
-        #: watched partition; long-polling fetches wait on it.
-        self.appended = asyncio.Event()
+        #: (topic, partition) -> (topic, producer batches, their futures) waiting for their group commit
+        self._groups: dict[tuple[str, int], tuple[Topic, list, list]] = {}
+        #: Long-polling fetches' futures (:meth:`next_append`), set when this process appends or the
+        #: watcher sees another process's append to a watched partition.
+        self._waiters: set[asyncio.Future] = set()
         self._watched: dict[tuple[str, int], list] = {}  # (topic, partition) -> [waiters, reader, last hw]
         self._watcher: asyncio.Task | None = None
 
@@ -105,9 +107,34 @@ class Storage:
         finally:
             self._watcher = None
 
+    def next_append(self) -> asyncio.Future:
+        """A future set (to True) at the next append this process makes to any partition, or the
+        watcher sees; taken before a fetch reads, so that no append falls between the read and the
+        wait. Pass it to :meth:`wait_append`, or to :meth:`drop_waiter` when not waiting."""
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.add(fut)
+        return fut
+
+    async def wait_append(self, fut: asyncio.Future, timeout: float) -> bool:
+        """Wait until ``fut`` is set or ``timeout`` seconds have passed: whether an append came.
+        One timer, no task: an idle long poll costs nothing until its deadline or an append."""
+        if not fut.done():
+            handle = asyncio.get_running_loop().call_later(timeout, _expire, fut)
+            try:
+                await fut
+            finally:
+                handle.cancel()
+                self._waiters.discard(fut)
+        return fut.result()
+
+    def drop_waiter(self, fut: asyncio.Future) -> None:
+        self._waiters.discard(fut)
+
     def _notify(self) -> None:
-        self.appended.set()
-        self.appended = asyncio.Event()
+        waiters, self._waiters = self._waiters, set()
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(True)
 
     def list_topics(self) -> list[str]:
         return list_topics(self.data_dir)
@@ -157,9 +184,53 @@ class Storage:
         self.forget(name)
         topic.delete()
 
-    def append(self, topic: Topic, partition: int, records: list[PendingRecord]) -> list[AppendResult]:
-        """Append under the topic's fsync policy: returns once the records are acknowledged."""
-        results = topic.log(partition).append(records)
+    def append_soon(self, topic: Topic, partition: int, records: list[PendingRecord]) -> asyncio.Future:
+        """Queue ``records`` (one producer batch) for the partition's next group commit; the future
+        gets their :class:`AppendResult` list once they are acknowledged under the topic's fsync
+        policy, or the error.
+
+        Group commit: the first batch queued for a partition schedules its commit with
+        ``call_soon``, so every batch that requests already read (pipelined by one connection, or
+        sent by several) queue before it runs joins it: one write sequence and one fdatasync under
+        one hold of the partition lock (``PartitionLog.append_batches``), then every future is
+        answered. A failed fdatasync fails every batch it covered. Any other error (a record too
+        large, a full disk) is not allowed to fail another client's batch: the batches are then
+        appended one by one, and only those that fail get the error.
+        """
+        key = (topic.name, partition)
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = (topic, [], [])
+            asyncio.get_running_loop().call_soon(self._commit, key)
+        fut = asyncio.get_running_loop().create_future()
+        group[1].append(records)
+        group[2].append(fut)
+        return fut
+
+    def _commit(self, key: tuple[str, int]) -> None:
+        topic, batches, futures = self._groups.pop(key)
+        try:
+            _answer(batches, futures, self.append(topic, key[1], batches))
+        except FsyncError as exc:  # the log is fenced: nothing this fdatasync covered is acknowledged
+            for fut in futures:
+                _fail(fut, exc)
+        except LogBrokerError as exc:
+            # Batches made durable by a roll before the error stay appended (``exc.appended``):
+            # answered as such; the rest are appended one by one, so that only a failing one fails.
+            done = _answer(batches, futures, getattr(exc, "appended", []))
+            if len(batches) - done == 1:
+                _fail(futures[done], exc)
+                return
+            for records, fut in zip(batches[done:], futures[done:]):
+                try:
+                    _answer([records], [fut], self.append(topic, key[1], [records]))
+                except LogBrokerError as one:
+                    _fail(fut, one)
+
+    def append(self, topic: Topic, partition: int, batches: list[list[PendingRecord]]) -> list[AppendResult]:
+        """Append producer batches under the topic's fsync policy, one write sequence and one
+        fdatasync for all (see :meth:`append_soon`): returns once the records are acknowledged."""
+        results = topic.log(partition).append_batches(batches)
         if topic.config.fsync == "interval":
             key = (topic.name, partition)
             if key not in self._flush_due:
@@ -177,3 +248,36 @@ class Storage:
             log.warning("flush of %s-%d failed: %s", topic.name, partition, exc)
             return
         self._notify()
+
+
+def _expire(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(False)
+
+
+def _answer(batches: list[list], futures: list[asyncio.Future], results: list[AppendResult]) -> int:
+    """Hand each future the results covering its batch's records, in order (a producer batch that
+    max.message.bytes cut in several has several); returns how many batches were fully covered.
+    A batch only partly covered (a roll between its parts, then an error) gets nothing here."""
+    i, it = 0, iter(results)
+    for records, fut in zip(batches, futures):
+        mine, count = [], 0
+        for r in it:
+            mine.append(r)
+            count += r.count
+            if count >= len(records):
+                break
+        if count < len(records):
+            if mine:
+                _fail(fut, StorageError(f"only {count} of {len(records)} records of a batch were appended"))
+                i += 1
+            return i
+        if not fut.done():
+            fut.set_result(mine)
+        i += 1
+    return i
+
+
+def _fail(fut: asyncio.Future, exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)

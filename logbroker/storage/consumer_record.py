@@ -167,6 +167,11 @@ class Records(Sequence[Record]):
     def __repr__(self) -> str:
         return repr(list(self))
 
+    def columns(self) -> tuple[list[dict], list[bytes] | None]:
+        """The parsed lines and, read with ``raw=True``, the JSON bytes of the values, as held (not
+        copied: not to be modified), for a caller that handles a read column by column."""
+        return self._lines, self._values
+
     @property
     def next_offset(self) -> int:
         """The offset after the last record (Kafka's next position); the sequence must not be empty."""

@@ -19,14 +19,14 @@ import sys
 import zlib
 from array import array
 from itertools import groupby, islice, repeat
-from operator import itemgetter, methodcaller
+from operator import add, itemgetter, methodcaller
 from typing import Any, Iterator, Sequence
 
 import orjson
 
 from .consumer_record import Records
 from ..errors import InvalidRecordError, RecordTooLargeError
-from .record_bytes import MARK, decode_marked, encode_kafka
+from .record_bytes import MARK, canonical_json_values, decode_marked, encode_kafka, encode_kafka_key
 
 __all__ = [
     "PendingRecord",
@@ -126,6 +126,32 @@ class PendingRecord(tuple):
         key_json, extras_json, value_json = encode_kafka(key, headers, value)
         return tuple.__new__(cls, (timestamp, key_json, extras_json, value_json,
                                    len(key_json) + len(extras_json) + len(value_json) + 120))
+
+    @classmethod
+    def from_kafka_records(cls, records: Sequence[tuple[int, bytes | None, Sequence, bytes | None]]) -> list["PendingRecord"]:
+        """:meth:`from_kafka` of each ``(timestamp, key, headers, value)`` of a Kafka batch, in order.
+
+        The common batch (no headers, no null value, UTF-8 or null keys, every value canonical JSON)
+        is tested once as a whole (:func:`~logbroker.storage.record_bytes.canonical_json_values`) and its
+        records are made by C-level ``map``s; any other batch record by record.
+        """
+        if not records:
+            return []
+        timestamps, keys, headers, values = zip(*records)
+        values = list(values)
+        if (any(headers) or None in values or set(map(type, timestamps)) != {int} or min(timestamps) < 0
+                or max(timestamps) >= _MAX_TIMESTAMP or not canonical_json_values(values)):
+            return [cls.from_kafka(*r) for r in records]
+        if keys.count(None) == len(keys):
+            key_jsons = repeat(b"null")
+            sizes = map((len(b"null") + 120).__add__, map(len, values))
+        else:
+            encoded = list(map(encode_kafka_key, keys))
+            if any(extras for _, extras in encoded):
+                return [cls.from_kafka(*r) for r in records]
+            key_jsons = [k for k, _ in encoded]
+            sizes = map((120).__add__, map(add, map(len, key_jsons), map(len, values)))
+        return list(map(tuple.__new__, repeat(cls), zip(timestamps, key_jsons, repeat(b""), values, sizes)))
 
     timestamp = property(itemgetter(0))
     key_json = property(itemgetter(1))

@@ -24,13 +24,14 @@ base64 key as ``bytes``; :func:`decode_marked` does that conversion for a batch.
 from __future__ import annotations
 
 import binascii
+from operator import eq
 from typing import Any, Sequence
 
 import orjson
 
 from ..errors import InvalidRecordError
 
-__all__ = ["encode_kafka", "kafka_key", "kafka_value", "kafka_headers", "decode_marked", "MARK"]
+__all__ = ["encode_kafka", "encode_kafka_key", "canonical_json_values", "kafka_key", "kafka_value", "kafka_headers", "decode_marked", "MARK"]
 
 _loads = orjson.loads
 _dumps = orjson.dumps
@@ -59,15 +60,7 @@ def encode_kafka(key: bytes | None, headers: Sequence[tuple[str, bytes | None]] 
     ``venc`` fields, each with its leading comma, those that apply. Raises InvalidRecordError for a
     header name that is not a str.
     """
-    extras = b""
-    if key is None:
-        key_json = b"null"
-    else:
-        text = _utf8(key)
-        if text is None:
-            key_json, extras = _b64(key), b',"kenc":"base64"'
-        else:
-            key_json = _dumps(text)
+    key_json, extras = encode_kafka_key(key)
     if headers:
         extras += b',"headers":' + _headers_json(headers)
     if value is None:
@@ -83,6 +76,35 @@ def encode_kafka(key: bytes | None, headers: Sequence[tuple[str, bytes | None]] 
     if text is None:
         return key_json, extras + b',"venc":"base64"', _b64(value)
     return key_json, extras + b',"venc":"text"', _dumps(text)
+
+
+def encode_kafka_key(key: bytes | None) -> tuple[bytes, bytes]:
+    """``(key_json, extras_json)`` of a Kafka key: extras is ``,"kenc":"base64"`` for bytes that
+    are not UTF-8, else empty."""
+    if key is None:
+        return b"null", b""
+    text = _utf8(key)
+    if text is None:
+        return _b64(key), b',"kenc":"base64"'
+    return _dumps(text), b""
+
+
+def canonical_json_values(values: list[bytes]) -> bool:
+    """Whether every value is JSON text in its canonical compact form, the test :func:`encode_kafka`
+    makes per value, made for a whole batch at once: the values joined as one JSON array are parsed
+    once, and each element serialized again must give back exactly its value's bytes.
+
+    Exact: a value equal to ``orjson.dumps`` of something is canonical, and the array has as many
+    elements as there are values only if no value's bytes were split or merged by the joining. False
+    means that at least one value is not canonical (or the batch is beyond what one parse takes, such as
+    nesting near orjson's depth limit): test value by value then.
+    """
+    try:
+        parsed = _loads(b"[%b]" % b",".join(values))
+        # Compared one by one as made: orjson's outputs, kept, would grow the heap (see dumps_kept).
+        return len(parsed) == len(values) and all(map(eq, map(_dumps, parsed), values))
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError, TypeError):
+        return False
 
 
 def _headers_json(headers: Sequence[tuple[str, bytes | None]]) -> bytes:
