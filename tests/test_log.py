@@ -233,3 +233,26 @@ def test_two_log_handles_in_one_process_append_after_each_other(make_topic, segm
         (a if i % 3 else b).append([rec(i, i=i)])
     assert [r.value for r in read_all(t)] == list(range(20))
     other.close()
+
+
+def test_a_reader_at_the_end_of_a_segment_retention_removed_gets_out_of_range_not_the_next_survivor(make_topic):
+    t = make_topic(segment_bytes=300, retention_ms=-1)
+    log = t.log(0)
+    d = t.partition_path(0)
+    reader = t.reader(0)
+    # The reader follows the first segment while it is the only one, to its end.
+    read_to = 0
+    while len(list_segments(d)) <= 1:
+        read_to += len(reader.read(read_to, 100))
+        log.append([rec("v" * 100, i=read_to)])
+    for i in range(30):
+        log.append([rec("v" * 100, i=i)])
+    bases = list_segments(d)
+    assert bases[1] == read_to and len(bases) >= 4
+    # Retention removes that segment and the next one while the reader holds the first open.
+    log.delete_records(bases[2])
+    with pytest.raises(OffsetOutOfRangeError) as info:
+        reader.read(read_to, 2)
+    assert info.value.log_start_offset == bases[2]
+    assert [r.offset for r in reader.read(bases[2], 2)] == [bases[2], bases[2] + 1]
+    reader.close()

@@ -279,6 +279,14 @@ class PartitionReader:
                 nxt = None if active else self._next_base(seg.base)
                 if nxt is None:
                     break
+                if nxt > offset and offset < read_log_start(self.directory, self.topic, self.partition):
+                    # Not a gap: retention removed the segments from ``offset`` on while this one was
+                    # held open (the log start is checkpointed before any unlink). Return what was
+                    # read; a read at ``offset`` is out of range.
+                    self._cursor = None
+                    if lines:
+                        break
+                    raise self._out_of_range(offset, hw)
                 offset = max(offset, nxt)
                 if self._open(offset).base == offset:
                     self._cursor = (offset, 0)
