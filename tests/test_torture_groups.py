@@ -170,7 +170,8 @@ def test_committed_offsets_survive_kill_9_mid_commit_never_going_back_or_losing_
     pending_tmp: set[str] = set()
     deadline = time.monotonic() + budget
     try:
-        while kills < kills_wanted and time.monotonic() < deadline:
+        # The budget bounds the time, but never below 50 kills (a loaded machine takes longer).
+        while kills < kills_wanted and (time.monotonic() < deadline or kills < min(kills_wanted, 50)):
             proc = standby.pop(0)
             spawn()
             proc.go()
@@ -241,7 +242,6 @@ def test_committed_offsets_survive_kill_9_mid_commit_never_going_back_or_losing_
           f"{acks_total} acknowledged commits, {checks} post-kill checks, {tmp_left} temp files left by "
           f"kills ({tmp_cleaned} seen removed by the next commit), {prev_equal} kills between the two replaces, "
           f"{reader.reads} lock-free reads, final committed offset {store.committed(0)}")
-    assert kills >= min(kills_wanted, 50), f"only {kills} kills in {budget} s"
     assert tmp_left > 0 and prev_equal > 0  # kills did land inside replaces and between the two
 
 
