@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import orjson  # noqa: E402
 
-from logbroker import bench  # noqa: E402
-from logbroker.segment import list_segments, log_name  # noqa: E402
+from logbroker.tools import bench  # noqa: E402
+from logbroker.storage.segment import list_segments, log_name  # noqa: E402
 
 RECORD_SIZE = 250
 
@@ -233,8 +233,8 @@ def queue_pipeline(values: Sequence[Any], n: int) -> float:
 def logbroker_send_batch(data_dir: str, values: Sequence[Any], n: int, batch: int, fsync: str) -> float:
     """``Producer.send_batch`` of ``batch`` values at a time (the bulk path) into a fresh one-partition
     topic, deleted afterwards; records per second."""
-    from logbroker.producer import Producer
-    from logbroker.topic import Topic
+    from logbroker.clients.producer import Producer
+    from logbroker.storage.topic import Topic
     topic = f"b{time.monotonic_ns()}"
     Topic.create(data_dir, topic, 1).close()
     chunks = [list(values[i:i + batch]) for i in range(0, len(values) - batch + 1, batch)] or [list(values)]
@@ -258,7 +258,7 @@ def logbroker_send_batch(data_dir: str, values: Sequence[Any], n: int, batch: in
 def logbroker_produce(data_dir: str, values: Sequence[Any], n: int, batch: int, fsync: str,
                       producers: int = 1, partitions: int = 1) -> float:
     """bench.produce_perf into a fresh topic, deleted afterwards; records per second."""
-    from logbroker.topic import Topic
+    from logbroker.storage.topic import Topic
     topic = f"p{time.monotonic_ns()}"
     Topic.create(data_dir, topic, partitions)
     try:
@@ -275,8 +275,8 @@ def logbroker_send(data_dir: str, values: Sequence[Any], n: int, flush_every: in
     5 ms, batch.size 16 KiB) into a fresh topic, deleted afterwards: ``flush()`` every
     ``flush_every`` records, or never (``None``: the sender thread and linger alone), then
     ``close()``, inside the clock; records per second."""
-    from logbroker.producer import Producer
-    from logbroker.topic import Topic
+    from logbroker.clients.producer import Producer
+    from logbroker.storage.topic import Topic
     topic = f"s{time.monotonic_ns()}"
     Topic.create(data_dir, topic, partitions).close()
     producer = Producer(data_dir, **producer_config)

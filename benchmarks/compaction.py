@@ -23,10 +23,10 @@ import time
 import orjson
 
 import common
-from logbroker.cleaner import clean_partition
-from logbroker.fsutil import FsyncPolicy
-from logbroker.record import PendingRecord
-from logbroker.topic import Topic
+from logbroker.storage.cleaner import clean_partition
+from logbroker.storage.fsutil import FsyncPolicy
+from logbroker.storage.record import PendingRecord
+from logbroker.storage.topic import Topic
 
 T0 = 1_764_230_400_000
 BATCH = 64
@@ -75,8 +75,8 @@ def read_rate(data_dir: str, n: int, keys: int, values: list[bytes]) -> float:
 
 CLEANER = r"""
 import sys
-from logbroker.cleaner import clean_partition
-from logbroker.topic import Topic
+from logbroker.storage.cleaner import clean_partition
+from logbroker.storage.topic import Topic
 t = Topic(sys.argv[1], sys.argv[2])
 while True:
     clean_partition(t.log(0), force=True)

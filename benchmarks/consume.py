@@ -25,8 +25,8 @@ import sys
 import time
 
 import common
-from logbroker.producer import Producer
-from logbroker.topic import Topic
+from logbroker.clients.producer import Producer
+from logbroker.storage.topic import Topic
 
 
 def fill(data_dir: str, topic: str, n: int, values) -> None:
@@ -57,7 +57,7 @@ def read_all(data_dir: str, topic: str, raw: bool) -> float:
 
 _GROUP_CONSUMER = """
 import sys, time
-from logbroker.consumer import Consumer
+from logbroker.clients.consumer import Consumer
 
 def main(data_dir, topic, group, n):  # a function, as the baseline: its loop uses fast locals
     c = Consumer(topic, data_dir=data_dir, group_id=group, auto_offset_reset="earliest",

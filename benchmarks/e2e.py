@@ -2,7 +2,7 @@
 
     python benchmarks/e2e.py [--runs 5] [--full] [--rate 1000] [--fsync always]
 
-logbroker.bench.e2e_perf: this process sends each order with a default Producer (fsync=always,
+logbroker.tools.bench.e2e_perf: this process sends each order with a default Producer (fsync=always,
 linger.ms 5, no flush(): its sender thread writes) at --rate records/s; a spawned process tails the partition with PartitionReader.read,
 polling every 0.2 ms when it is at the high watermark, and takes time.time_ns() minus the ts_ns
 the producer put in the value. Baseline, interleaved: the same two processes and rate with each
@@ -15,7 +15,7 @@ import multiprocessing
 import time
 
 import common
-from logbroker import bench
+from logbroker.tools import bench
 
 
 def _pipe_reader(conn, n: int, results) -> None:

@@ -1,4 +1,4 @@
-"""How fast does logbroker.generator produce order lines? Prints a Markdown report.
+"""How fast does logbroker.tools.generator produce order lines? Prints a Markdown report.
 
     python benchmarks/generate.py [--records N] [--runs R]
 
@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import orjson  # noqa: E402
 
-from logbroker import generator  # noqa: E402
-from logbroker.generator import iter_order_lines  # noqa: E402
+from logbroker.tools import generator  # noqa: E402
+from logbroker.tools.generator import iter_order_lines  # noqa: E402
 
 
 def constant_lines(n: int, line: bytes):

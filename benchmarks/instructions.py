@@ -46,8 +46,8 @@ def child(workload: str, data_dir: str, n: int) -> None:
     elif workload == "bulk-durable":
         common.logbroker_send_batch(data_dir, values, n, 1000, "always")
     elif workload == "send-loop":
-        from logbroker.producer import Producer
-        from logbroker.topic import Topic
+        from logbroker.clients.producer import Producer
+        from logbroker.storage.topic import Topic
         topic = f"s{time.monotonic_ns()}"
         Topic.create(data_dir, topic, 1).close()
         with Producer(data_dir, fsync="always", batch_size=1000 * 374) as p:  # ~1,000 records a batch
@@ -68,7 +68,7 @@ def child(workload: str, data_dir: str, n: int) -> None:
             if count >= n:
                 break
     elif workload == "consume-parsed":
-        from logbroker.topic import Topic
+        from logbroker.storage.topic import Topic
         reader = Topic(data_dir, "c").reader(0)
         offset = 0
         while offset < n:
@@ -77,7 +77,7 @@ def child(workload: str, data_dir: str, n: int) -> None:
                 r.value
             offset = recs[-1].offset + 1
     elif workload == "consume-group":
-        from logbroker.consumer import Consumer
+        from logbroker.clients.consumer import Consumer
         c = Consumer("c", data_dir=data_dir, group_id=f"g{time.monotonic_ns()}", auto_offset_reset="earliest",
                      auto_commit_interval_ms=5000)  # max.poll.records: Kafka's 500
         count = 0

@@ -2,7 +2,7 @@
 
     python benchmarks/produce.py [--runs 5] [--full] [--plot FILE.png]
 
-Workloads (250-byte orders, one partition, logbroker.bench.produce_perf, i.e. Producer.send with
+Workloads (250-byte orders, one partition, logbroker.tools.bench.produce_perf, i.e. Producer.send with
 the latency bookkeeping of `logbroker bench produce`):
 
 - produce-durable: fsync=always, one fdatasync per batch, batch sizes 1, 10, 100, 1000 records;

@@ -2,7 +2,7 @@
 
     python benchmarks/produce_scaling.py [--runs 5] [--full] [--fsync always|never] [--batch 100]
 
-Each producer is a spawned process (logbroker.bench.produce_perf with producers=P) sending its share
+Each producer is a spawned process (logbroker.tools.bench.produce_perf with producers=P) sending its share
 of the records round-robin over the partitions, batches of --batch records. Throughput counts all
 records over the wall time from the common start to the last acknowledgement. The baseline, run
 interleaved, is one producer on one partition. On one partition every append takes the same

@@ -20,8 +20,8 @@ import random
 import time
 
 import common
-from logbroker.record import PendingRecord
-from logbroker.topic import Topic
+from logbroker.storage.record import PendingRecord
+from logbroker.storage.topic import Topic
 
 T0 = 1_764_230_400_000
 BATCH = 64  # about what the Producer's default 16 KiB batch.size holds
@@ -66,7 +66,7 @@ def seek_timestamps(reader, n: int, seeks: int, rng: random.Random) -> float:
 
 
 def main() -> None:
-    from logbroker.fsutil import FsyncPolicy
+    from logbroker.storage.fsutil import FsyncPolicy
     global _NEVER
     _NEVER = FsyncPolicy("never")
     parser = common.arg_parser(__doc__)

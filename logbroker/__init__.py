@@ -6,7 +6,7 @@ Entry points: :class:`Broker` (a data directory: topics, retention, recovery), :
 topic → producer / consumer / group → broker. FORMAT.md defines the bytes on disk.
 
 The public names below are imported on first use (PEP 562), so ``import logbroker.errors`` or
-``import logbroker.generator`` does not load the storage stack: the CLI's start-up depends on it.
+``import logbroker.tools.generator`` does not load the storage stack: the CLI's start-up depends on it.
 ``from logbroker import Broker`` works as before.
 """
 
@@ -21,25 +21,26 @@ from .errors import __all__ as _errors_all
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time __getattr__ imports them
-    from .broker import Broker, resolve_data_dir
-    from .config import TopicConfig
-    from .consumer import Consumer, TopicPartition
-    from .producer import FutureBatchMetadata, FutureRecordMetadata, Producer, RecordMetadata
-    from .consumer_record import Record, Records
+    from .broker import Broker
+    from .storage.datadir import resolve_data_dir
+    from .storage.config import TopicConfig
+    from .clients.consumer import Consumer, TopicPartition
+    from .clients.producer import FutureBatchMetadata, FutureRecordMetadata, Producer, RecordMetadata
+    from .storage.consumer_record import Record, Records
 
 # public name -> the module that defines it
 _LAZY = {
     "Broker": ".broker",
-    "resolve_data_dir": ".broker",
-    "TopicConfig": ".config",
-    "Producer": ".producer",
-    "RecordMetadata": ".producer",
-    "FutureRecordMetadata": ".producer",
-    "Record": ".consumer_record",
-    "Records": ".consumer_record",
-    "Consumer": ".consumer",
-    "TopicPartition": ".consumer",
-    "FutureBatchMetadata": ".producer",
+    "resolve_data_dir": ".storage.datadir",
+    "TopicConfig": ".storage.config",
+    "Producer": ".clients.producer",
+    "RecordMetadata": ".clients.producer",
+    "FutureRecordMetadata": ".clients.producer",
+    "Record": ".storage.consumer_record",
+    "Records": ".storage.consumer_record",
+    "Consumer": ".clients.consumer",
+    "TopicPartition": ".clients.consumer",
+    "FutureBatchMetadata": ".clients.producer",
 }
 
 __all__ = ["Broker", "Producer", "Consumer", "TopicPartition", "RecordMetadata", "FutureRecordMetadata",

@@ -12,47 +12,15 @@ import os
 import stat
 from typing import Any
 
-from .config import DEFAULT_MAX_BLOCK_MS, DEFAULT_PARTITIONS, check_max_block_ms
-from .errors import CorruptionError, DataDirError, TopicExistsError, UnsafePathError
-from .log import RecoveryReport, RetentionReport
-from .topic import TOPIC_FILE, Topic, finish_deletions
+from .storage.datadir import data_dir_path, resolve_data_dir
+from .storage.config import DEFAULT_MAX_BLOCK_MS, DEFAULT_PARTITIONS, check_max_block_ms
+from .errors import CorruptionError, TopicExistsError, UnsafePathError
+from .storage.log import RecoveryReport, RetentionReport
+from .storage.topic import TOPIC_FILE, Topic, finish_deletions
 
-__all__ = ["Broker", "resolve_data_dir", "data_dir_path", "DEFAULT_DATA_DIR", "ENV_DATA_DIR"]
+__all__ = ["Broker"]
 
 log = logging.getLogger("logbroker")
-
-DEFAULT_DATA_DIR = "segments"
-ENV_DATA_DIR = "LOGBROKER_DATA_DIR"
-
-
-def data_dir_path(data_dir: str | os.PathLike | None = None) -> str:
-    """The data directory a client would use: ``data_dir``, else ``$LOGBROKER_DATA_DIR``, else
-    ``./segments``. Touches nothing on disk."""
-    return os.fspath(data_dir) if data_dir else os.environ.get(ENV_DATA_DIR) or DEFAULT_DATA_DIR
-
-
-def resolve_data_dir(data_dir: str | os.PathLike | None = None, create: bool = True) -> str:
-    """:func:`data_dir_path`, created when missing (unless ``create`` is false: DataDirError).
-
-    Raises DataDirError when the path exists and is not a directory.
-    """
-    path = data_dir_path(data_dir)
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        if not create:
-            raise DataDirError(f"data directory {path} does not exist", path=path) from None
-        try:
-            os.makedirs(path, exist_ok=True)
-        except OSError as exc:
-            raise DataDirError(f"cannot create data directory {path}: {exc.strerror}", path=path) from None
-        return path
-    except NotADirectoryError:
-        raise DataDirError(f"data directory {path} is not a directory", path=path) from None
-    if not stat.S_ISDIR(st.st_mode):
-        raise DataDirError(f"data directory {path} is not a directory", path=path)
-    return path
-
 
 class Broker:
     """A handle on one data directory.
@@ -116,7 +84,7 @@ class Broker:
                 state = reader.state()
                 log_start = reader.log_start_offset()
                 segments = []
-                from .segment import list_segments, log_name
+                from .storage.segment import list_segments, log_name
                 for base in list_segments(reader.directory):
                     path = os.path.join(reader.directory, log_name(base))
                     try:
@@ -150,8 +118,8 @@ class Broker:
         ``consumer_count`` counts the live group members reading the topic; consumers without a
         group leave no trace in the files and are not counted.
         """
-        from .group import scan_members
-        from .offsets import GroupPaths
+        from .groups.membership import scan_members
+        from .groups.offsets import GroupPaths
         info = self.describe_topic(name)
         details = info["partition_details"]
         groups = {}
@@ -165,7 +133,7 @@ class Broker:
 
     def topic_groups(self, topic: str) -> list[str]:
         """The consumer groups with state on ``topic``, sorted."""
-        from .offsets import GROUPS_DIR
+        from .groups.offsets import GROUPS_DIR
         try:
             names = os.listdir(os.path.join(self.data_dir, topic, GROUPS_DIR))
         except FileNotFoundError:
@@ -176,19 +144,19 @@ class Broker:
 
     def list_groups(self) -> list[str]:
         """Every consumer group with state on some topic, sorted (``logbroker groups list``)."""
-        from .admin import list_groups
+        from .groups.admin import list_groups
         return list_groups(self.data_dir)
 
     def describe_group(self, group: str) -> list[Any]:
-        """One :class:`~logbroker.admin.PartitionLag` per partition the group has state on: committed
+        """One :class:`~logbroker.groups.admin.PartitionLag` per partition the group has state on: committed
         offset, log end offset, lag and owner (``logbroker groups describe``)."""
-        from .admin import describe_group
+        from .groups.admin import describe_group
         return describe_group(self.data_dir, group)
 
     # -- clients ------------------------------------------------------------------------------
 
     def producer(self, **kwargs: Any):
-        from .producer import Producer
+        from .clients.producer import Producer
         return Producer(self.data_dir, **kwargs)
 
     # -- maintenance --------------------------------------------------------------------------
@@ -200,9 +168,9 @@ class Broker:
 
     def compact(self, topic: str | None = None, dry_run: bool = False, now: int | None = None,
                 force: bool = False) -> list:
-        """One cleaning pass (:mod:`logbroker.cleaner`) on every partition of ``topic``, or of every
+        """One cleaning pass (:mod:`logbroker.storage.cleaner`) on every partition of ``topic``, or of every
         topic whose ``cleanup.policy`` includes ``compact``; a list of CleaningReport."""
-        from .cleaner import clean_partition
+        from .storage.cleaner import clean_partition
         if topic is None:
             names = [n for n in self.list_topics() if self.topic(n).config.compact]
         else:
@@ -263,7 +231,7 @@ def _recover_one(log) -> RecoveryReport:
 
 
 def _recover_groups(topic: Topic) -> list[RecoveryReport]:
-    from .offsets import GROUPS_DIR, GroupPaths, OffsetStore
+    from .groups.offsets import GROUPS_DIR, GroupPaths, OffsetStore
     reports = []
     try:
         names = sorted(n for n in os.listdir(os.path.join(topic.path, GROUPS_DIR)) if not n.startswith("__"))

@@ -50,9 +50,9 @@ sys.path.insert(0, str(ROOT))
 
 from logbroker import cli  # noqa: E402
 from logbroker.broker import Broker  # noqa: E402
-from logbroker.producer import Producer  # noqa: E402
-from logbroker.topic import Topic  # noqa: E402
-from logbroker import admin  # noqa: E402
+from logbroker.clients.producer import Producer  # noqa: E402
+from logbroker.storage.topic import Topic  # noqa: E402
+from logbroker.groups import admin  # noqa: E402
 
 ENV = "LOGBROKER_DATA_DIR"
 I64 = str(2**63)

@@ -15,8 +15,8 @@ import os
 
 import pytest
 
-from logbroker.record import PendingRecord
-from logbroker.topic import Topic
+from logbroker.storage.record import PendingRecord
+from logbroker.storage.topic import Topic
 
 from badinput import box, span, template  # noqa: E402,F401 (the bad-input catalogue's fixtures)
 
@@ -91,9 +91,9 @@ def tmp_files(data_dir: str) -> list[str]:
 
 @pytest.fixture
 def fault_hook(monkeypatch):
-    """``fault_hook(hook)`` routes every write/fsync of logbroker.fsutil through ``hook(op, target)``
+    """``fault_hook(hook)`` routes every write/fsync of logbroker.storage.fsutil through ``hook(op, target)``
     until the test ends (or ``fault_hook(None)``)."""
-    from logbroker import fsutil
+    from logbroker.storage import fsutil
 
     def install(hook):
         monkeypatch.setattr(fsutil, "fault_hook", hook)

@@ -14,7 +14,7 @@ import sys
 import textwrap
 import time
 
-from logbroker.segment import iter_batches, list_segments, log_name
+from logbroker.storage.segment import iter_batches, list_segments, log_name
 
 
 def flip_bit(path: str, bit: int) -> None:
@@ -72,7 +72,7 @@ def batch_spans(path: str) -> list[tuple[int, int, int, int]]:
 
 def valid_end(path: str) -> int:
     """Position after the last whole valid batch of the prefix of a segment file."""
-    from logbroker.record import BadBatch
+    from logbroker.storage.record import BadBatch
 
     fd = os.open(path, os.O_RDONLY)
     end = 0
@@ -111,8 +111,8 @@ def restore(directory: str, files: dict[str, bytes]) -> None:
 
 _WRITER = textwrap.dedent("""
     import os, sys
-    from logbroker.record import PendingRecord
-    from logbroker.topic import Topic
+    from logbroker.storage.record import PendingRecord
+    from logbroker.storage.topic import Topic
     data_dir, name, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
     log = Topic(data_dir, name).log(0)
     value = "x" * size
@@ -129,7 +129,7 @@ def kill_mid_write(data_dir: str, topic: str, record_bytes: int = 900_000, after
     Returns True once a kill left bytes past the recorded log end (a torn or unrecorded write);
     gives up after ``attempts`` kills. The state is whatever the killed writer left.
     """
-    from logbroker.checkpoint import StateFile
+    from logbroker.storage.checkpoint import StateFile
 
     partition_dir = os.path.join(data_dir, topic, f"{topic}-0")
     for attempt in range(attempts):

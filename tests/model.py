@@ -1,6 +1,6 @@
 """An in-memory model of one partition, for the stateful tests.
 
-It restates the documented rules in the simplest form, independently of ``logbroker.log``:
+It restates the documented rules in the simplest form, independently of ``logbroker.storage.log``:
 
 - offsets are contiguous from the log start offset; a batch of N records takes the next N offsets;
 - a batch goes into a new segment when the active one is not empty and the batch would take it past

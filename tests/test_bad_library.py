@@ -9,8 +9,8 @@ import pytest
 
 from badinput import stored_values
 from logbroker.broker import Broker
-from logbroker.consumer import Consumer
-from logbroker.producer import Producer
+from logbroker.clients.consumer import Consumer
+from logbroker.clients.producer import Producer
 from logbroker.errors import (InvalidConfigError, InvalidRecordError, LogBrokerError, RecordTooLargeError,
                               UnknownPartitionError)
 

@@ -11,9 +11,9 @@ import pytest
 
 from badinput import Box, snapshot, diff, run_in_process, one_error_line, refused
 from logbroker.broker import Broker
-from logbroker.consumer import Consumer
-from logbroker.producer import Producer
-from logbroker import admin
+from logbroker.clients.consumer import Consumer
+from logbroker.clients.producer import Producer
+from logbroker.groups import admin
 from logbroker.errors import InvalidNameError
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from badinput import I64, refused
-from logbroker import admin
+from logbroker.groups import admin
 
 
 # -- offsets -------------------------------------------------------------------------------------------

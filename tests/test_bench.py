@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from logbroker import cli
-from logbroker import bench
-from logbroker.producer import Producer
+from logbroker.tools import bench
+from logbroker.clients.producer import Producer
 
 NUM = r"\d+(?:\.\d+)?"
 KAFKA_SUMMARY = re.compile(
@@ -59,7 +59,7 @@ def test_produce_json_has_the_fields_and_environment(data_dir):
 
 def test_produce_writes_the_records_it_reports(data_dir):
     bench.produce_perf(data_dir, "t", 25, record_size=60, batch_size=4, fsync="never")
-    from logbroker.topic import Topic
+    from logbroker.storage.topic import Topic
     reader = Topic(data_dir, "t").reader(0)
     assert reader.high_watermark() == 25
     assert len(reader.read(0, 100)) == 25

@@ -12,13 +12,13 @@ import pytest
 
 from conftest import T0, read_all, reopen, rec
 from logbroker.broker import Broker
-from logbroker.cleaner import clean_partition
-from logbroker.consumer import Consumer
+from logbroker.storage.cleaner import clean_partition
+from logbroker.clients.consumer import Consumer
 from logbroker.errors import InvalidRecordError, OffsetOutOfRangeError
-from logbroker.inspect import inspect_path
-from logbroker.producer import Producer
-from logbroker.record import PendingRecord
-from logbroker.segment import list_segments
+from logbroker.tools.inspect import inspect_path
+from logbroker.clients.producer import Producer
+from logbroker.storage.record import PendingRecord
+from logbroker.storage.segment import list_segments
 
 NOW = T0 + 10_000
 
@@ -180,7 +180,7 @@ def test_a_reader_that_listed_segments_before_a_pass_merged_them_finds_the_merge
 
 def test_a_timestamp_lookup_running_while_a_pass_merges_segments_still_finds_the_first_record(
         make_topic, monkeypatch):
-    from logbroker import reader as reader_module
+    from logbroker.storage import reader as reader_module
     t = make_topic(cleanup_policy="compact", segment_bytes=600)
     written = fill(t, n=90, keys=4)
     end = closed_end(t)
@@ -213,7 +213,7 @@ def test_a_timestamp_lookup_running_while_a_pass_merges_segments_still_finds_the
 
 
 def test_a_segment_deleted_while_the_pass_reads_it_ends_the_pass_cleanly(make_topic, monkeypatch):
-    from logbroker import cleaner
+    from logbroker.storage import cleaner
     t = make_topic(cleanup_policy="compact", segment_bytes=600)
     written = fill(t)
     real = cleaner._offset_map
@@ -405,7 +405,7 @@ def test_cli_compact_delete_records_and_topic_configs(data_dir, tmp_path):
 
 
 def test_inspect_lists_a_pending_swap_as_a_repair_not_damage_and_recover_finishes_it(make_topic, monkeypatch):
-    from logbroker import cleaner
+    from logbroker.storage import cleaner
     t = make_topic(cleanup_policy="compact", segment_bytes=600)
     written = fill(t, n=90, keys=4)
     end = closed_end(t)
@@ -416,7 +416,7 @@ def test_inspect_lists_a_pending_swap_as_a_repair_not_damage_and_recover_finishe
     def dies_after_replacing(log, base, next_offset, entries):
         # what a kill -9 right after step 5 leaves: the new segment 0, old segments after it, the .swap
         directory = log.directory
-        from logbroker import fsutil
+        from logbroker.storage import fsutil
         swap = os.path.join(directory, cleaner._swap_name(base, next_offset))
         fsutil.replace_keeping(swap, os.path.join(directory, f"{base:020d}.log"))
         raise KeyboardInterrupt

@@ -16,9 +16,9 @@ import time
 import pytest
 
 from conftest import read_all
-from logbroker.cleaner import clean_partition
-from logbroker.inspect import inspect_path
-from logbroker.topic import Topic
+from logbroker.storage.cleaner import clean_partition
+from logbroker.tools.inspect import inspect_path
+from logbroker.storage.topic import Topic
 
 pytestmark = pytest.mark.slow
 
@@ -30,8 +30,8 @@ TOTAL = 1500
 # The record at offset i: key k{i % KEYS}, value {"i": i} or, every 11th, a tombstone.
 PRODUCER = r"""
 import random, sys
-from logbroker.record import PendingRecord
-from logbroker.topic import Topic
+from logbroker.storage.record import PendingRecord
+from logbroker.storage.topic import Topic
 data_dir, total, seed, keys = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 rng = random.Random(seed)
 t = Topic(data_dir, "c")
@@ -48,8 +48,8 @@ while i < total:
 
 CLEANER = r"""
 import sys
-from logbroker.cleaner import clean_partition
-from logbroker.topic import Topic
+from logbroker.storage.cleaner import clean_partition
+from logbroker.storage.topic import Topic
 t = Topic(sys.argv[1], "c")
 while True:
     clean_partition(t.log(0), force=True)
@@ -57,7 +57,7 @@ while True:
 
 CONSUMER = r"""
 import sys, time
-from logbroker.topic import Topic
+from logbroker.storage.topic import Topic
 data_dir, total, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 reader = Topic(data_dir, "c").reader(0)
 offset = 0

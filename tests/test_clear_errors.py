@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from logbroker import Broker, Producer
-from logbroker.consumer import Consumer
+from logbroker.clients.consumer import Consumer
 from logbroker.errors import DiskFullError, RecordTooLargeError
-from logbroker.segment import log_name
+from logbroker.storage.segment import log_name
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,8 +17,8 @@ import pytest
 import typer
 
 from logbroker import cli
-from logbroker import cli_typer
-from logbroker import render
+from logbroker.cli import typer_plain as cli_typer
+from logbroker.tools import render
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,13 +39,13 @@ def modules_after(args: list[str], tmp_path: Path, stdin: bytes = b"") -> set[st
 def test_help_loads_neither_the_storage_stack_nor_rich_nor_pydantic(tmp_path):
     loaded = modules_after(["--help"], tmp_path)
     assert "logbroker.errors" in loaded
-    assert not {"logbroker.broker", "logbroker.log", "logbroker.topic"} & loaded
+    assert not {"logbroker.broker", "logbroker.storage.log", "logbroker.storage.topic"} & loaded
     assert not any(m.split(".")[0] in ("rich", "pydantic") for m in loaded)
 
 
 def test_a_one_record_publish_loads_no_pydantic(tmp_path):
     loaded = modules_after(["publish", "t"], tmp_path, stdin=b'{"a": 1}\n')
-    assert "logbroker.producer" in loaded
+    assert "logbroker.clients.producer" in loaded
     assert not any(m.split(".")[0] in ("rich", "pydantic") for m in loaded)
 
 
@@ -64,7 +64,7 @@ def test_public_names_of_the_package_still_import():
 
 
 def test_the_data_dir_variable_of_the_cli_is_the_brokers():
-    from logbroker.broker import ENV_DATA_DIR
+    from logbroker.storage.datadir import ENV_DATA_DIR
     assert cli.ENV_DATA_DIR == ENV_DATA_DIR
 
 
@@ -125,7 +125,7 @@ def test_render_size_uses_binary_units(n, text):
 
 
 def test_render_summaries_of_nothing_say_so():
-    from logbroker.log import RecoveryReport
+    from logbroker.storage.log import RecoveryReport
     clean = RecoveryReport(topic="t", partition=0)
     fixed = RecoveryReport(topic="t", partition=1, actions=["cut a torn tail"])
     assert render.retention_summary([], dry_run=True) == "Nothing to delete."
@@ -140,7 +140,7 @@ def test_render_publish_summary_counts_success_and_partitions():
 
 
 def test_render_publish_summary_gives_last_offsets_what_was_not_acknowledged_and_plurals():
-    from logbroker.publish import PublishSummary
+    from logbroker.tools.publish import PublishSummary
     one = PublishSummary(published=1, per_partition={0: 1}, last_offsets={0: 41})
     assert render.publish_summary(one, "t") == \
         "Published 1 record to t (0 failed, 100.0% success); per partition: 0: 1 (last offset 41)"

@@ -25,12 +25,12 @@ import time
 import pytest
 
 from logbroker import Broker, Producer
-from logbroker.consumer import Consumer
+from logbroker.clients.consumer import Consumer
 from logbroker.errors import OffsetOutOfRangeError
-from logbroker.group import Heartbeat, boot_id, read_generation, scan_members
-from logbroker.offsets import GroupPaths
-from logbroker.record import PendingRecord
-from logbroker.segment import list_segments
+from logbroker.groups.membership import Heartbeat, boot_id, read_generation, scan_members
+from logbroker.groups.offsets import GroupPaths
+from logbroker.storage.record import PendingRecord
+from logbroker.storage.segment import list_segments
 
 from conftest import T0, read_all
 
@@ -163,7 +163,7 @@ real_time, real_time_ns = time.time, time.time_ns
 shift = [0.0]
 time.time = lambda: real_time() + shift[0]                  # the injected wall clock of this process
 time.time_ns = lambda: real_time_ns() + int(shift[0] * 1e9)
-from logbroker.consumer import Consumer
+from logbroker.clients.consumer import Consumer
 from logbroker.errors import CommitFailedError
 
 class Lines(logging.Handler):

@@ -1,13 +1,13 @@
-"""Compaction rules as pure functions (logbroker.compaction): no files, no clock."""
+"""Compaction rules as pure functions (logbroker.storage.compaction): no files, no clock."""
 
 from __future__ import annotations
 
 import pytest
 
-from logbroker.compaction import group_segments, keep_record, plan_cleaning
-from logbroker.config import TopicConfig
+from logbroker.storage.compaction import group_segments, keep_record, plan_cleaning
+from logbroker.storage.config import TopicConfig
 from logbroker.errors import InvalidConfigError
-from logbroker.policy import SegmentInfo, segments_to_delete
+from logbroker.storage.policy import SegmentInfo, segments_to_delete
 
 DAY = 24 * 3600 * 1000
 NOW = 1_764_230_400_000

@@ -12,8 +12,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from conftest import T0
 from logbroker import Broker, Producer
-from logbroker.admin import execute_reset, plan_reset_offsets
-from logbroker.consumer import Consumer, OffsetAndTimestamp, TopicPartition
+from logbroker.groups.admin import execute_reset, plan_reset_offsets
+from logbroker.clients.consumer import Consumer, OffsetAndTimestamp, TopicPartition
 from logbroker.errors import GroupError, InvalidConfigError, OffsetOutOfRangeError, UnknownPartitionError
 
 
@@ -36,7 +36,7 @@ def values(polled):
 
 def retain_below(data_dir, offset):
     """Move the log start offset of t-0 to ``offset`` the way retention does."""
-    from logbroker.checkpoint import write_log_start
+    from logbroker.storage.checkpoint import write_log_start
     t = Broker(data_dir).topic("t")
     write_log_start(t.partition_path(0), "t", 0, offset)
     t.log(0).recover()

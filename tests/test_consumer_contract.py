@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from logbroker import Broker, Consumer, InvalidConfigError, OffsetOutOfRangeError, Producer
-from logbroker.console import consume
+from logbroker.tools.console import consume
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 - Disk full runs in a child process, on a 256 KiB tmpfs in a private mount namespace (``unshare -m``,
   skipped cleanly when not permitted) and, everywhere, under ``RLIMIT_FSIZE``.
-- fsync errors come from ``logbroker.fsutil.fault_hook``, which every fsync passes through.
+- fsync errors come from ``logbroker.storage.fsutil.fault_hook``, which every fsync passes through.
 - Power loss: a workload runs with a hook that copies the topic at every fsync (a crash just before
   it) and remembers what was durable: file sizes at their last fsync and directory entries at their
   directory's last fsync. Each copy is then damaged the way a power cut can (the unsynced part of each
@@ -23,10 +23,10 @@ import textwrap
 import pytest
 
 from logbroker.errors import FencedError, FsyncError
-from logbroker.fsutil import FsyncPolicy
-from logbroker.producer import Producer
-from logbroker.record import PendingRecord
-from logbroker.topic import Topic
+from logbroker.storage.fsutil import FsyncPolicy
+from logbroker.clients.producer import Producer
+from logbroker.storage.record import PendingRecord
+from logbroker.storage.topic import Topic
 
 import corrupt
 from conftest import T0, read_all, rec, reopen, tmp_files
@@ -38,8 +38,8 @@ DISK_FULL = textwrap.dedent("""
     sys.path.insert(0, sys.argv[3])
     import corrupt
     from logbroker.errors import DiskFullError
-    from logbroker.record import PendingRecord
-    from logbroker.topic import Topic
+    from logbroker.storage.record import PendingRecord
+    from logbroker.storage.topic import Topic
     data_dir, mode = sys.argv[1], sys.argv[2]
     ballast = os.path.join(data_dir, "ballast")
     if mode == "tmpfs":

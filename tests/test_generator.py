@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from logbroker.generator import (
+from logbroker.tools.generator import (
     CATALOGUE,
     SEEDED_START,
     generate_orders,
@@ -87,7 +87,7 @@ def test_same_seed_gives_identical_output():
 def test_same_seed_gives_identical_output_in_another_process():
     here = list(iter_order_lines(50, seed=99))
     code = (
-        "import sys; from logbroker.generator import iter_order_lines; "
+        "import sys; from logbroker.tools.generator import iter_order_lines; "
         "sys.stdout.buffer.write(b''.join(iter_order_lines(50, seed=99)))"
     )
     root = Path(__file__).resolve().parents[1]
@@ -162,7 +162,7 @@ def test_ten_thousand_orders_are_quick():
 
 def test_the_library_imports_neither_typer_nor_faker_eagerly():
     code = (
-        "import sys, logbroker.generator; "
+        "import sys, logbroker.tools.generator; "
         "assert 'typer' not in sys.modules, 'typer'; "
         "assert 'faker' not in sys.modules, 'faker'"
     )

@@ -14,7 +14,7 @@ import sys
 
 import orjson
 
-from logbroker.topic import Topic
+from logbroker.storage.topic import Topic
 
 import corrupt
 
@@ -63,7 +63,7 @@ def test_the_golden_partition_recovers_clean_and_takes_appends_in_a_copy(tmp_pat
     shutil.copytree(GOLDEN, copy)
     t = Topic(str(copy), "golden")
     assert not t.log(0).recover()
-    from logbroker.record import PendingRecord
+    from logbroker.storage.record import PendingRecord
     [res] = t.log(0).append([PendingRecord(T0 + 300, None, None, "new")])
     assert res.base_offset == len(EXPECTED)
     t.close()

@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 
 from conftest import T0
 from logbroker import Broker, Producer
-from logbroker.admin import (delete_group, describe_group, execute_reset, list_groups, parse_duration_ms,
+from logbroker.groups.admin import (delete_group, describe_group, execute_reset, list_groups, parse_duration_ms,
                              plan_reset_offsets, replay)
-from logbroker.consumer import Consumer
+from logbroker.clients.consumer import Consumer
 from logbroker.errors import (CommitFailedError, GroupError, GroupNotEmptyError, InvalidConfigError,
                               OffsetOutOfRangeError, UnknownGroupError)
-from logbroker.group import Heartbeat, boot_id, range_assign, read_generation, scan_members
-from logbroker.offsets import GroupPaths
+from logbroker.groups.membership import Heartbeat, boot_id, range_assign, read_generation, scan_members
+from logbroker.groups.offsets import GroupPaths
 
 
 # -- assignment -----------------------------------------------------------------------------------
@@ -220,7 +220,7 @@ def reset_topic(data_dir):
             p.send("t", {"i": i}, partition=0, timestamp_ms=T0 + 1000 * i)
     t = b.topic("t")
     log = t.log(0)
-    from logbroker.checkpoint import write_log_start
+    from logbroker.storage.checkpoint import write_log_start
     write_log_start(log.directory, "t", 0, 8)  # as if retention had removed offsets 0..7
     log.recover()
     t.close()

@@ -19,7 +19,7 @@ import time
 import pytest
 
 from logbroker import Broker, Producer
-from logbroker.offsets import GroupPaths, OffsetStore
+from logbroker.groups.offsets import GroupPaths, OffsetStore
 
 # Real processes and kill -9: part of the whole suite (CI), left out of the fast loop.
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ PARTITIONS, RECORDS = 6, 30_000
 
 WORKER = r"""
 import os, sys, time
-from logbroker.consumer import Consumer
+from logbroker.clients.consumer import Consumer
 from logbroker.errors import CommitFailedError
 data_dir, group, out, session_ms, mode = sys.argv[1:6]
 stop = os.path.join(data_dir, "stop-" + group)

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from logbroker.index import INDEX_ENTRY, TIME_ENTRY, IndexEntries, load_index
-from logbroker.segment import index_name, list_segments, log_name, timeindex_name
+from logbroker.storage.index import INDEX_ENTRY, TIME_ENTRY, IndexEntries, load_index
+from logbroker.storage.segment import index_name, list_segments, log_name, timeindex_name
 
 import corrupt
 from conftest import T0, read_all, rec, reopen

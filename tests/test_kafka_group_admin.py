@@ -14,7 +14,7 @@ from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, 
                                    ResourceType)
 
 from kafka_support import module_server
-from logbroker.admin import describe_group
+from logbroker.groups.admin import describe_group
 from logbroker.broker import Broker
 
 

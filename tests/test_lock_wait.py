@@ -15,13 +15,13 @@ import pytest
 
 from logbroker import Broker, Producer
 from logbroker.errors import LockTimeoutError
-from logbroker.fsutil import FileLock, holder_description
+from logbroker.storage.fsutil import FileLock, holder_description
 
 ROOT = Path(__file__).resolve().parent.parent
 
 HOLD = textwrap.dedent("""
     import sys, time
-    from logbroker.topic import Topic
+    from logbroker.storage.topic import Topic
     log = Topic(sys.argv[1], "t").log(0)
     with log._locked():
         print("locked", flush=True)

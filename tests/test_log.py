@@ -6,12 +6,12 @@ import os
 
 import pytest
 
-from logbroker.config import validate_topic_name
+from logbroker.storage.config import validate_topic_name
 from logbroker.errors import (InvalidNameError, OffsetOutOfRangeError, RecordTooLargeError, UnsafePathError)
-from logbroker.fsutil import FsyncPolicy
-from logbroker.log import PartitionLog
-from logbroker.segment import list_segments, log_name
-from logbroker.topic import Topic
+from logbroker.storage.fsutil import FsyncPolicy
+from logbroker.storage.log import PartitionLog
+from logbroker.storage.segment import list_segments, log_name
+from logbroker.storage.topic import Topic
 
 import corrupt
 from conftest import T0, read_all, rec, reopen, tmp_files

@@ -15,14 +15,14 @@ import pytest
 from conftest import read_all
 
 from logbroker import Broker, Producer
-from logbroker.checkpoint import LOG_START_NAME, STATE_NAME
-from logbroker.consumer import Consumer
+from logbroker.storage.checkpoint import LOG_START_NAME, STATE_NAME
+from logbroker.clients.consumer import Consumer
 from logbroker.errors import CorruptionError
-from logbroker.offsets import GroupPaths, OffsetStore
-from logbroker.reader import PartitionReader
-from logbroker.record import PendingRecord
-from logbroker.topic import Topic
-from logbroker.segment import index_name, list_segments, timeindex_name
+from logbroker.groups.offsets import GroupPaths, OffsetStore
+from logbroker.storage.reader import PartitionReader
+from logbroker.storage.record import PendingRecord
+from logbroker.storage.topic import Topic
+from logbroker.storage.segment import index_name, list_segments, timeindex_name
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,9 +7,9 @@ import os
 import pytest
 
 from corrupt import flip_bit, truncate
-from logbroker import fsutil
+from logbroker.storage import fsutil
 from logbroker.errors import CorruptionError
-from logbroker.offsets import CommittedOffset, GroupPaths, OffsetStore, decode_line, encode_line
+from logbroker.groups.offsets import CommittedOffset, GroupPaths, OffsetStore, decode_line, encode_line
 
 
 @pytest.fixture

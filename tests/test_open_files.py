@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from logbroker import Broker, Consumer, Producer
-from logbroker.handles import OPEN_FILES, OpenFiles
+from logbroker.storage.handles import OPEN_FILES, OpenFiles
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, str(ROOT / "cli.py")]
@@ -84,7 +84,7 @@ def test_a_thread_never_closes_the_files_another_thread_touched_last():
     the budget is exceeded rather than another thread's descriptors closed under it."""
     import threading
 
-    from logbroker.handles import OpenFiles
+    from logbroker.storage.handles import OpenFiles
 
     budget = OpenFiles(budget=4)
     closed = []

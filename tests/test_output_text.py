@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from logbroker import Broker, Producer
-from logbroker import cli, cli_typer
-from logbroker.consumer_record import Record
-from logbroker.pretty import format_pretty
+from logbroker import cli
+from logbroker.cli import typer_plain as cli_typer
+from logbroker.storage.consumer_record import Record
+from logbroker.tools.pretty import format_pretty
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, str(ROOT / "cli.py")]

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from logbroker.errors import InvalidRecordError, UnknownPartitionError
-from logbroker.partitioner import (
+from logbroker.clients.partitioner import (
     DEFAULT_STICKY_BYTES,
     Partitioner,
     murmur2,

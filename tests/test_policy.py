@@ -1,9 +1,9 @@
-"""Roll and retention rules as pure functions (logbroker.policy): no files, no clock."""
+"""Roll and retention rules as pure functions (logbroker.storage.policy): no files, no clock."""
 
 from __future__ import annotations
 
-from logbroker.config import TopicConfig
-from logbroker.policy import SegmentInfo, segments_to_delete, should_roll
+from logbroker.storage.config import TopicConfig
+from logbroker.storage.policy import SegmentInfo, segments_to_delete, should_roll
 
 DAY = 24 * 3600 * 1000
 NOW = 1_764_230_400_000

@@ -14,7 +14,7 @@ import textwrap
 import threading
 import time
 
-from logbroker.fsutil import FileLock
+from logbroker.storage.fsutil import FileLock
 
 import corrupt
 from conftest import T0, read_all, rec, reopen
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 SENDER = textwrap.dedent("""
     import sys
-    from logbroker.producer import Producer
+    from logbroker.clients.producer import Producer
     data_dir, p, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     with Producer(data_dir, fsync="always", batch_size=0, auto_create=False) as producer:
         sys.stdout.write("ready\\n"); sys.stdout.flush()
@@ -79,7 +79,7 @@ def test_a_writer_killed_mid_write_leaves_a_torn_tail_the_next_writer_cuts(make_
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from logbroker.fsutil import FileLock
+    from logbroker.storage.fsutil import FileLock
     lock = FileLock(sys.argv[1])
     lock.acquire()
     sys.stdout.write("locked\\n"); sys.stdout.flush()

@@ -8,8 +8,8 @@ import io
 import pytest
 
 from logbroker import Broker, DiskFullError
-from logbroker import publish
-from logbroker.publish import PublishSummary, publish_lines
+from logbroker.tools import publish
+from logbroker.tools.publish import PublishSummary, publish_lines
 
 
 def _values(data_dir, topic="t", partition=0):

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logbroker.errors import InvalidRecordError
-from logbroker.record import (BadBatch, BatchStatus, PendingRecord, batch_records, decode_batch, encode_batch,
+from logbroker.storage.record import (BadBatch, BatchStatus, PendingRecord, batch_records, decode_batch, encode_batch,
                               encode_values, parse_line)
 
 from conftest import T0
@@ -67,7 +67,7 @@ def test_records_sharing_timestamp_key_and_headers_round_trip_whatever_their_tex
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=3000), st.integers(0, 50), st.integers(0, 50))
 def test_the_line_checksum_is_zlibs_crc32_whichever_implementation_computes_it(data, head, tail):
-    from logbroker.record import _crc32
+    from logbroker.storage.record import _crc32
 
     assert _crc32(data) == zlib.crc32(data)
     view = memoryview(data)[head:len(data) - tail]
@@ -77,7 +77,7 @@ def test_the_line_checksum_is_zlibs_crc32_whichever_implementation_computes_it(d
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.integers(0, 2**32 - 1), max_size=50), st.booleans())
 def test_crcs_are_written_as_eight_lowercase_hex_digits_by_either_path(crcs, fallback):
-    import logbroker.record as record
+    import logbroker.storage.record as record
     saved = record._U32
     record._U32 = None if fallback else saved
     try:

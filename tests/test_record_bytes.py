@@ -6,9 +6,9 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logbroker.pretty import format_envelope, format_value
-from logbroker.record import PendingRecord, parse_line
-from logbroker.record_bytes import kafka_headers, kafka_key, kafka_value
+from logbroker.tools.pretty import format_envelope, format_value
+from logbroker.storage.record import PendingRecord, parse_line
+from logbroker.storage.record_bytes import kafka_headers, kafka_key, kafka_value
 
 from conftest import T0
 
@@ -28,7 +28,7 @@ def _append_and_read(make_topic, records):
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(kafka_bytes, headers, kafka_bytes), min_size=1, max_size=5))
 def test_kafka_keys_values_and_headers_come_back_byte_for_byte(tmp_path_factory, records):
-    from logbroker.topic import Topic
+    from logbroker.storage.topic import Topic
     topic = Topic.create(str(tmp_path_factory.mktemp("d")), "t", 1)
     topic.log(0).append([PendingRecord.from_kafka(T0 + i, *r) for i, r in enumerate(records)])
     got = [(kafka_key(r._d), kafka_headers(r._d), kafka_value(r._d, r.value))

@@ -1,5 +1,5 @@
 """``recover`` and ``inspect --verify`` agree by construction: both run one check of the partition
-(:mod:`logbroker.check`); inspect prints its verdict and what recover would do, recover does exactly
+(:mod:`logbroker.storage.recovery`); inspect prints its verdict and what recover would do, recover does exactly
 that. Tested on a writer that stopped between writing batches and recording them (what Ctrl+C of a
 large publish leaves), and on real ``logbroker publish`` processes interrupted with SIGINT and SIGKILL."""
 
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from logbroker import Broker
-from logbroker.checkpoint import STATE_NAME
-from logbroker.topic import Topic
+from logbroker.storage.checkpoint import STATE_NAME
+from logbroker.storage.topic import Topic
 
 from conftest import read_all, rec
 

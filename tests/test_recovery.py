@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from logbroker.checkpoint import STATE_NAME, write_log_start
+from logbroker.storage.checkpoint import STATE_NAME, write_log_start
 from logbroker.errors import CorruptionError
-from logbroker.record import PendingRecord, encode_batch
-from logbroker.segment import list_segments, log_name
-from logbroker.topic import Topic
+from logbroker.storage.record import PendingRecord, encode_batch
+from logbroker.storage.segment import list_segments, log_name
+from logbroker.storage.topic import Topic
 
 import corrupt
 from conftest import T0, read_all, rec, reopen, tmp_files
@@ -224,7 +224,7 @@ def test_recovery_of_a_clean_partition_changes_nothing_and_reports_nothing(make_
 
 
 def test_under_interval_a_zeroed_unsynced_batch_before_an_intact_last_one_is_cut_not_made_visible(make_topic):
-    from logbroker.fsutil import FsyncPolicy
+    from logbroker.storage.fsutil import FsyncPolicy
 
     t = make_topic(fsync="interval", flush_ms=3_600_000)
     log = t.log(0)

@@ -2,8 +2,8 @@
 
 - **A slow reader under retention.** A producer process appends 6,000 records (4 KiB segments) while
   a retention process deletes segments every few ms (``retention.bytes`` keeps ~3 of them). In this
-  process a :class:`~logbroker.reader.PartitionReader` and a group-less
-  :class:`~logbroker.consumer.Consumer` read from offset 0, slower than the producer writes. Every
+  process a :class:`~logbroker.storage.reader.PartitionReader` and a group-less
+  :class:`~logbroker.clients.consumer.Consumer` read from offset 0, slower than the producer writes. Every
   record either returns is whole and holds exactly what was appended at that offset (so offsets are
   never renumbered). The PartitionReader goes on from a segment it has open even after it was
   unlinked, or gets OffsetOutOfRangeError naming a log start above the offset it asked for; every
@@ -32,13 +32,13 @@ import time
 
 import pytest
 
-from logbroker import fsutil
-from logbroker.checkpoint import read_log_start
-from logbroker.consumer import Consumer
+from logbroker.storage import fsutil
+from logbroker.storage.checkpoint import read_log_start
+from logbroker.clients.consumer import Consumer
 from logbroker.errors import OffsetOutOfRangeError
-from logbroker.record import PendingRecord
-from logbroker.segment import list_segments
-from logbroker.topic import Topic
+from logbroker.storage.record import PendingRecord
+from logbroker.storage.segment import list_segments
+from logbroker.storage.topic import Topic
 
 from conftest import T0, read_all, tmp_files
 
@@ -96,8 +96,8 @@ def assert_no_hole(t: Topic) -> list:
 
 PRODUCER = r"""
 import random, sys, time
-from logbroker.record import PendingRecord
-from logbroker.topic import Topic
+from logbroker.storage.record import PendingRecord
+from logbroker.storage.topic import Topic
 data_dir, total, seed, T0 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 def pad(i):
     return "abcdefghijklmnopqrstuvwxyz"[i % 26] * (20 + i % 61)
@@ -115,9 +115,9 @@ print("done", flush=True)
 
 RETENTION = r"""
 import os, random, sys, time
-from logbroker.checkpoint import StateFile
-from logbroker.segment import log_name
-from logbroker.topic import Topic
+from logbroker.storage.checkpoint import StateFile
+from logbroker.storage.segment import log_name
+from logbroker.storage.topic import Topic
 data_dir, stop, seed, now = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 rng = random.Random(seed)
 t = Topic(data_dir, "t")
@@ -358,8 +358,8 @@ class _nothing:
 
 RETAINER = r"""
 import sys
-from logbroker.record import PendingRecord
-from logbroker.topic import Topic
+from logbroker.storage.record import PendingRecord
+from logbroker.storage.topic import Topic
 data_dir, inc, T0 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 t = Topic(data_dir, "t")
 log = t.log(0)                     # opens files only: no lock is held while it waits

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from logbroker.errors import DiskFullError
-from logbroker.producer import Producer
-from logbroker.reader import PartitionReader
-from logbroker.topic import Topic
+from logbroker.clients.producer import Producer
+from logbroker.storage.reader import PartitionReader
+from logbroker.storage.topic import Topic
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 
@@ -46,7 +46,7 @@ KILL_AT = {
         fsutil.fault_hook = hook
     """,
     "before-the-new-file": """
-        import logbroker.log as log_module
+        import logbroker.storage.log as log_module
         real = log_module._Active
         class Dying(real):
             def __init__(self, directory, base):
@@ -65,7 +65,7 @@ def test_a_writer_killed_mid_roll_leaves_unique_offsets_for_a_running_writer_and
     pdir = os.path.join(data, "t", "t-0")
     long_lived = subprocess.Popen([sys.executable, "-u", "-c", textwrap.dedent(f"""
         import sys
-        from logbroker.producer import Producer
+        from logbroker.clients.producer import Producer
         p = Producer({data!r}, batch_size=0)
         for line in sys.stdin:
             print([p.send("t", {{"from": "A", "i": i}}, partition=0).get().offset for i in range(int(line))],
@@ -77,8 +77,8 @@ def test_a_writer_killed_mid_roll_leaves_unique_offsets_for_a_running_writer_and
         assert long_lived.stdout.readline().strip() == "[0, 1, 2]"
         roller = run_child(f"""
             import os
-            from logbroker import fsutil
-            from logbroker.producer import Producer
+            from logbroker.storage import fsutil
+            from logbroker.clients.producer import Producer
             pdir = {pdir!r}
             {textwrap.indent(textwrap.dedent(KILL_AT[where]), "            ").strip()}
             Producer({data!r}, batch_size=0).send("t", "B" * 800, partition=0).get()
@@ -92,7 +92,7 @@ def test_a_writer_killed_mid_roll_leaves_unique_offsets_for_a_running_writer_and
         long_lived.stdin.close()
         long_lived.wait(timeout=30)
     fresh = run_child(f"""
-        from logbroker.producer import Producer
+        from logbroker.clients.producer import Producer
         print(Producer({data!r}).send("t", {{"from": "C"}}, partition=0).get().offset)
         """)
     assert fresh.returncode == 0, fresh.stderr
@@ -142,7 +142,7 @@ def test_a_timestamp_lookup_skips_a_segment_that_retention_removed_meanwhile(tmp
         for i in range(30):
             producer.send("t", {"i": i, "pad": "y" * 100}, partition=0, timestamp_ms=1_000 + i)
     reader = PartitionReader("t", 0, os.path.join(data, "t", "t-0"))
-    import logbroker.reader as reader_module
+    import logbroker.storage.reader as reader_module
     listed = reader_module.list_segments(reader.directory)
     os.unlink(os.path.join(reader.directory, f"{listed[0]:020d}.log"))  # removed after the listing
     monkeypatch.setattr(reader_module, "list_segments", lambda d: listed)
@@ -154,7 +154,7 @@ def test_recovering_a_stale_state_again_and_again_leaks_no_descriptor(tmp_path):
     t = Topic.create(data, "t", 1)
     with Producer(data, batch_size=0) as producer:
         producer.send("t", 1, partition=0).get()
-    from logbroker.record import PendingRecord
+    from logbroker.storage.record import PendingRecord
 
     log = t.log(0)
     log.append([PendingRecord(1, None, None, 1)])  # its descriptors are open from here on

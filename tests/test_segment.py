@@ -7,8 +7,8 @@ import os
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logbroker.record import BadBatch, PendingRecord, encode_batch
-from logbroker.segment import iter_batches
+from logbroker.storage.record import BadBatch, PendingRecord, encode_batch
+from logbroker.storage.segment import iter_batches
 
 from conftest import T0
 

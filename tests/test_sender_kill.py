@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 PRODUCER = textwrap.dedent("""
     import sys
-    from logbroker.producer import Producer
+    from logbroker.clients.producer import Producer
     data_dir, fsync, inc = sys.argv[1], sys.argv[2], int(sys.argv[3])
     producer = Producer(data_dir, fsync=fsync, auto_create=False)
     out = sys.stdout

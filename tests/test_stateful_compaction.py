@@ -16,11 +16,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from logbroker.cleaner import clean_partition
-from logbroker.inspect import inspect_path
-from logbroker.record import PendingRecord
-from logbroker.segment import list_segments
-from logbroker.topic import Topic
+from logbroker.storage.cleaner import clean_partition
+from logbroker.tools.inspect import inspect_path
+from logbroker.storage.record import PendingRecord
+from logbroker.storage.segment import list_segments
+from logbroker.storage.topic import Topic
 
 from conftest import T0
 

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from logbroker.errors import OffsetOutOfRangeError
-from logbroker.record import PendingRecord, encode_batch
-from logbroker.segment import list_segments
-from logbroker.topic import Topic
+from logbroker.storage.record import PendingRecord, encode_batch
+from logbroker.storage.segment import list_segments
+from logbroker.storage.topic import Topic
 
 from conftest import SEGMENT_SIZES, T0, tmp_files
 from model import LogModel

@@ -20,10 +20,10 @@ import pytest
 
 from logbroker import Broker, Consumer, Producer
 from logbroker.errors import CorruptionError, TopicDeletedError
-from logbroker.fsutil import FileLock
-from logbroker.inspect import inspect_path
-from logbroker.record import PendingRecord
-from logbroker.topic import TOPIC_FILE, Topic
+from logbroker.storage.fsutil import FileLock
+from logbroker.tools.inspect import inspect_path
+from logbroker.storage.record import PendingRecord
+from logbroker.storage.topic import TOPIC_FILE, Topic
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, str(ROOT / "cli.py")]
@@ -247,7 +247,7 @@ def test_a_group_member_of_a_deleted_topic_follows_the_new_one_without_a_raw_os_
     consumer.commit()
     consumer.close()
     assert got == [{"old": 0}, {"old": 1}, {"new": 0}]
-    from logbroker.admin import describe_group
+    from logbroker.groups.admin import describe_group
     assert [(row.partition, row.current_offset) for row in describe_group(data_dir, "g")] == [(0, 1)]
 
 
@@ -347,7 +347,7 @@ def test_recover_finishes_a_deletion_that_stopped_half_way(data_dir):
 
 
 def test_a_reset_plan_of_a_deleted_topic_is_not_executed_on_the_topic_created_since(data_dir):
-    from logbroker.admin import execute_reset, plan_reset_offsets
+    from logbroker.groups.admin import execute_reset, plan_reset_offsets
     with Producer(data_dir) as producer:
         producer.send_batch("t", [{"n": i} for i in range(5)], partition=0)
     plan = plan_reset_offsets(data_dir, "g", "t", [0], "to-latest")

@@ -28,8 +28,8 @@ import zlib
 import orjson
 import pytest
 
-from logbroker.segment import iter_batches, list_segments, log_name
-from logbroker.topic import Topic
+from logbroker.storage.segment import iter_batches, list_segments, log_name
+from logbroker.storage.topic import Topic
 
 from conftest import T0, tmp_files
 
@@ -49,7 +49,7 @@ PAD_RULE = textwrap.dedent("""
 
 PRODUCER = PAD_RULE + textwrap.dedent("""
     import sys
-    from logbroker.producer import Producer
+    from logbroker.clients.producer import Producer
     data_dir, topic, p, i, start, end = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:7])
     producer = Producer(data_dir, fsync="always", batch_size=0, auto_create=False)
     out = sys.stdout
@@ -71,7 +71,7 @@ PRODUCER = PAD_RULE + textwrap.dedent("""
 
 CONSUMER = textwrap.dedent("""
     import os, sys, time, zlib
-    from logbroker.topic import Topic
+    from logbroker.storage.topic import Topic
     data_dir, topic, stop_file = sys.argv[1], sys.argv[2], sys.argv[3]
     reader = Topic(data_dir, topic).reader(0)
     offset = 0
@@ -245,7 +245,7 @@ def test_kill_9_of_concurrent_producers_loses_no_acknowledged_record(data_dir):
     # it reopens and accepts appends at the next offset; no stray temp files
     t.close()
     t = Topic(data_dir, topic)
-    from logbroker.record import PendingRecord
+    from logbroker.storage.record import PendingRecord
     [res] = t.log(0).append([PendingRecord(T0, None, None, "after")])
     assert res.base_offset == len(final)
     assert t.reader(0).read(len(final))[0].value == "after"

@@ -1,7 +1,7 @@
 """Torture of committed offsets and consumer groups (RELIABILITY.md: P0-4 and the rest of P1-5).
 
 - **kill -9 while committing.** A committer process commits increasing offsets in a tight loop
-  through :class:`~logbroker.offsets.OffsetStore` under the group lock (exactly what a member's
+  through :class:`~logbroker.groups.offsets.OffsetStore` under the group lock (exactly what a member's
   commit does on disk) and acknowledges each commit on its stdout pipe once ``commit`` returned.
   It is SIGKILLed at a random moment, ~150 times; the next incarnation resumes from the committed
   offset. After every kill the offsets file must parse as it is (no fallback needed), hold at least
@@ -32,9 +32,9 @@ import time
 import pytest
 
 from logbroker import Broker, Producer
-from logbroker.group import range_assign, read_generation
-from logbroker.offsets import GroupPaths, OffsetStore, decode_line
-from logbroker.topic import Topic
+from logbroker.groups.membership import range_assign, read_generation
+from logbroker.groups.offsets import GroupPaths, OffsetStore, decode_line
+from logbroker.storage.topic import Topic
 
 # Real processes and kill -9: part of the whole suite (CI), left out of the fast loop.
 pytestmark = pytest.mark.slow
@@ -63,7 +63,7 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 
 COMMITTER = r"""
 import os, sys, time
-from logbroker.offsets import CommittedOffset, GroupPaths, OffsetStore
+from logbroker.groups.offsets import CommittedOffset, GroupPaths, OffsetStore
 topic_dir, incarnation = sys.argv[1], int(sys.argv[2])
 out = sys.stdout
 out.write("ready\n"); out.flush()
@@ -260,7 +260,7 @@ PARTITIONS = 6
 
 WORKER = r"""
 import os, sys, time
-from logbroker.consumer import Consumer
+from logbroker.clients.consumer import Consumer
 from logbroker.errors import CommitFailedError
 data_dir, out, go, pace, mode = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]
 stop = os.path.join(data_dir, "stop")

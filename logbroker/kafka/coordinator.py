@@ -16,7 +16,7 @@ verbatim per member, apart from the assignments.
   unless a join of theirs is parked; requests from stale generations get ILLEGAL_GENERATION.
 
 Generations live only in memory: after a restart members get UNKNOWN_MEMBER_ID or
-ILLEGAL_GENERATION and rejoin; committed offsets are on disk (:mod:`logbroker.offsets`).
+ILLEGAL_GENERATION and rejoin; committed offsets are on disk (:mod:`logbroker.groups.offsets`).
 
 Concurrency: one asyncio loop; every method runs on it, so no locks.
 """

@@ -21,11 +21,11 @@ import logging
 import time
 from typing import Any
 
-from ..config import validate_group_name
+from ..storage.config import validate_group_name
 from ..errors import (GroupNotEmptyError, InvalidNameError, LogBrokerError, UnknownGroupError, UnknownPartitionError,
                       UnknownTopicError)
-from ..group import scan_members
-from ..offsets import CommittedOffset, GroupPaths, OffsetStore
+from ..groups.membership import scan_members
+from ..groups.offsets import CommittedOffset, GroupPaths, OffsetStore
 from .coordinator import Coordinator
 from .errors import ErrorCode as E
 from .handlers import NODE_ID, ServerConfig
@@ -157,7 +157,7 @@ class GroupHandlers:
         return {"Groups": out}
 
     async def delete_groups(self, req: dict, version: int, conn: Any) -> dict:
-        from ..admin import delete_group
+        from ..groups.admin import delete_group
         results = []
         for group_id in req["GroupsNames"]:
             code = 0

@@ -14,12 +14,12 @@ import logging
 import time
 from typing import Any
 
-from ..config import DEFAULT_PARTITIONS, TopicConfig
+from ..storage.config import DEFAULT_PARTITIONS, TopicConfig
 from ..errors import (CorruptionError, FencedError, InvalidConfigError, InvalidNameError, InvalidRecordError,
                       LogBrokerError, OffsetOutOfRangeError, RecordTooLargeError, StorageError, TopicExistsError,
                       UnknownPartitionError, UnknownTopicError)
-from ..record import PendingRecord
-from ..record_bytes import kafka_headers, kafka_key, kafka_value
+from ..storage.record import PendingRecord
+from ..storage.record_bytes import kafka_headers, kafka_key, kafka_value
 from .batch import BatchError, decode_batches, encode_batch
 from .errors import ErrorCode as E
 from .idempotence import Duplicate, ProducerStates
@@ -289,7 +289,7 @@ class DataHandlers:
                 elif t["Assignments"]:
                     out["ErrorCode"], out["ErrorMessage"] = E.INVALID_REQUEST, "manual replica assignment"
                 elif req.get("ValidateOnly"):
-                    from ..config import validate_topic_name
+                    from ..storage.config import validate_topic_name
                     validate_topic_name(name)
                     TopicConfig().with_overrides(configs)
                     if name in self.storage.list_topics():

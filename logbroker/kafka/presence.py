@@ -3,7 +3,7 @@ file-based consumers, never both (their assignments would not know of each other
 
 While a group has Kafka members, the server holds ``kafka.lock`` (an flock) in the group's
 directory of each topic they subscribe to; logbroker consumers refuse to join such a group
-(:func:`logbroker.group.kafka_clients_present`). A Kafka client's JoinGroup into a group with live
+(:func:`logbroker.groups.membership.kafka_clients_present`). A Kafka client's JoinGroup into a group with live
 logbroker members on a subscribed topic is refused (INCONSISTENT_GROUP_PROTOCOL, and a log line
 naming the group and topic). The server takes ``kafka.lock`` before it looks for members, and a
 logbroker consumer registers before it looks at ``kafka.lock``, so two joiners of different kinds
@@ -15,10 +15,10 @@ from __future__ import annotations
 import os
 import struct
 
-from .. import fsutil
+from ..storage import fsutil
 from ..errors import LogBrokerError
-from ..group import KAFKA_LOCK, scan_members
-from ..offsets import GroupPaths
+from ..groups.membership import KAFKA_LOCK, scan_members
+from ..groups.offsets import GroupPaths
 from .storage import Storage
 
 __all__ = ["GroupPresence", "subscribed_topics"]

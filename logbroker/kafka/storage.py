@@ -3,7 +3,7 @@ connection of one ``logbroker serve`` process.
 
 Contract: the server is one more process over the same files and locks (FORMAT.md), so what it
 writes is what ``logbroker consume`` reads and the other way round. Everything runs on the event
-loop's thread, appends included: the library's open-file LRU (:mod:`logbroker.handles`) is not
+loop's thread, appends included: the library's open-file LRU (:mod:`logbroker.storage.handles`) is not
 thread-safe, and an append in a worker thread could see its log closed by a fetch's eviction. An
 append under ``fsync=always`` therefore holds the loop for its fdatasync (one per produced batch
 and partition). Under ``fsync=interval`` a flush is scheduled ``flush.ms`` after an append, so
@@ -19,11 +19,11 @@ import os
 from typing import Any
 
 from ..broker import Broker
-from ..config import validate_topic_name
+from ..storage.config import validate_topic_name
 from ..errors import LogBrokerError, TopicExistsError, UnknownTopicError
-from ..log import AppendResult
-from ..record import PendingRecord
-from ..topic import Topic
+from ..storage.log import AppendResult
+from ..storage.record import PendingRecord
+from ..storage.topic import Topic
 
 __all__ = ["Storage"]
 

@@ -15,10 +15,10 @@ from typing import Any
 import orjson
 
 from .. import errors
-from ..bench_common import encoded_bytes, environment, latency_fields, make_values
-from ..bench_consume import ConsumeResult
-from ..bench_e2e import E2EResult
-from ..bench_produce import ProduceResult
+from ..tools.bench_common import encoded_bytes, environment, latency_fields, make_values
+from ..tools.bench_consume import ConsumeResult
+from ..tools.bench_e2e import E2EResult
+from ..tools.bench_produce import ProduceResult
 from .clients import RemoteProducer
 from .cluster import Cluster
 

@@ -23,9 +23,9 @@ from typing import Any, Iterable
 import orjson
 
 from .. import errors
-from ..consumer import TopicPartition
-from ..consumer_record import Record
-from ..record_bytes import decode_marked, encode_kafka
+from ..clients.consumer import TopicPartition
+from ..storage.consumer_record import Record
+from ..storage.record_bytes import decode_marked, encode_kafka
 from .connect import client_config, kafka_client
 
 __all__ = ["RemoteProducer", "RemoteConsumer", "record_from_message", "quiet_config", "last_client_log"]

@@ -26,9 +26,9 @@ import time
 from typing import Any, Callable, Iterable, Iterator
 
 from .. import errors
-from ..admin import GroupMemberInfo, PartitionLag, ResetPlan, ResetRow, parse_reset_spec, reset_target
-from ..config import TopicConfig
-from ..consumer_record import Record
+from ..groups.admin import GroupMemberInfo, PartitionLag, ResetPlan, ResetRow, parse_reset_spec, reset_target
+from ..storage.config import TopicConfig
+from ..storage.consumer_record import Record
 from .clients import RemoteConsumer, RemoteProducer, quiet_config, record_from_message
 from .connect import client_config, kafka_client
 
@@ -373,7 +373,7 @@ class Cluster:
                to_time: int | str | None = None) -> Iterator[Record]:
         """:func:`logbroker.admin.replay` over the cluster: the same checks, the same records,
         partition by partition; no group is involved."""
-        from ..admin import check_replay_bounds, parse_datetime_ms, replay_range
+        from ..groups.admin import check_replay_bounds, parse_datetime_ms, replay_range
         check_replay_bounds(from_offset, to_offset)
         bounds = [parse_datetime_ms(b) if isinstance(b, str) else b for b in (from_time, to_time)]
         count = self._partitions(topic)

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, Callable
 import orjson
 
 from .. import errors
-from ..publish import PublishSummary, iter_line_chunks, parse_value, split_key
+from ..tools.publish import PublishSummary, iter_line_chunks, parse_value, split_key
 from .clients import RemoteProducer
 from .cluster import Cluster
 

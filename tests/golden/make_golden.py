@@ -17,8 +17,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
-from logbroker.record import PendingRecord  # noqa: E402
-from logbroker.topic import Topic  # noqa: E402
+from logbroker.storage.record import PendingRecord  # noqa: E402
+from logbroker.storage.topic import Topic  # noqa: E402
 
 T0 = 1_764_230_400_000
 BATCHES = [

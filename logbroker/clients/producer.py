@@ -1,0 +1,416 @@
+"""The producer: Kafka's ``send`` / ``flush`` / ``close`` over partition logs, with no server.
+
+``send`` encodes the record at once (so a bad value fails at the call that made it), picks the
+partition (explicit, else Kafka's murmur2 of the key, else round-robin for unkeyed records), and
+hands it to the accumulator of :mod:`logbroker.clients.sender`, whose thread appends it within
+``linger_ms`` without anyone calling ``flush()`` (group commit, what a future means under each
+fsync policy, and the locks are described there). A record is acknowledged (its future resolved)
+only once its batch was written and, under the ``always`` policy, fsynced.
+
+- ``flush()`` makes every record sent before it ready at once and returns when all of them are
+  acknowledged or failed (Kafka's meaning); it raises the first failure.
+- ``close()`` flushes, then stops the sender thread and closes the partition logs. ``close(0)``
+  (Kafka's abort) writes nothing more: what is still buffered fails. Records of a process that
+  exits without ``close()`` and were not yet acknowledged may be lost, as in Kafka.
+- Ctrl+C (KeyboardInterrupt) reaches only the caller's thread: a round the sender already started
+  completes (a batch is one ``write``, visible only after its fsync), and ``close()`` afterwards
+  still flushes what was buffered.
+
+Appends from many producer processes to the same partition are serialized by the partition lock
+(see :mod:`logbroker.storage.log`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from functools import partial
+from operator import itemgetter
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ..storage.config import DEFAULT_MAX_BLOCK_MS, DEFAULT_PARTITIONS
+from ..errors import InvalidConfigError, LogBrokerError, RecordTooLargeError, UnknownTopicError
+from ..storage.fsutil import FsyncPolicy
+from .partitioner import Partitioner
+from ..storage.record import (_KEEP, PendingRecord, _has_non_finite, _orjson_dumps, check_timestamp, encode_headers, encode_key,
+                     line_size)
+from .sender import Batch, Sender
+from ..storage.topic import Topic
+
+__all__ = ["Producer", "RecordMetadata", "FutureRecordMetadata", "FutureBatchMetadata"]
+
+log = logging.getLogger("logbroker")
+_time = time.time
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMetadata:
+    """Where an acknowledged record landed (Kafka's RecordMetadata)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+
+
+class FutureRecordMetadata(tuple):
+    """The pending result of ``send``. ``get()`` flushes the producer if needed and returns it.
+
+    Futures of one batch share its outcome, so acknowledging a batch costs the same for one record
+    or a thousand. (A tuple, so that creating one per record stays cheap.)
+    """
+
+    __slots__ = ()
+
+    topic = property(itemgetter(3))
+    partition = property(itemgetter(4))
+    timestamp = property(itemgetter(5))
+
+    def done(self) -> bool:
+        batch = self[1]
+        return batch.results is not None or batch.error is not None
+
+    def get(self, timeout: float | None = None) -> RecordMetadata:
+        """Wait (up to ``timeout`` seconds) until the record is acknowledged; raise if it failed."""
+        producer, batch, index, topic, partition, timestamp = self
+        if batch.results is None and batch.error is None:
+            producer._acc.wait(batch, timeout)
+        offset = batch.offset_of(index)
+        if offset is None:
+            raise batch.error
+        return RecordMetadata(topic, partition, offset, timestamp)
+
+
+class FutureBatchMetadata:
+    """The result of ``send_batch``: already written when returned (or the call raised)."""
+
+    __slots__ = ("topic", "partition", "timestamp", "_batch", "_count")
+
+    def __init__(self, topic: str, partition: int, timestamp: int, batch: Batch, count: int) -> None:
+        self.topic, self.partition, self.timestamp, self._batch, self._count = topic, partition, timestamp, batch, count
+
+    @property
+    def base_offset(self) -> int:
+        return self._batch.offset_of(0) if self._count else -1
+
+    def __len__(self) -> int:
+        return self._count
+
+    def done(self) -> bool:
+        return True
+
+    def get(self, timeout: float | None = None) -> list[RecordMetadata]:
+        batch = self._batch
+        return [RecordMetadata(self.topic, self.partition, batch.offset_of(i), self.timestamp)
+                for i in range(self._count)]
+
+
+_new_future = partial(tuple.__new__, FutureRecordMetadata)
+_new_pending = partial(tuple.__new__, PendingRecord)
+
+
+class Producer:
+    """Appends records to topics in ``data_dir`` (default: ``$LOGBROKER_DATA_DIR``, else ``./segments``).
+
+    A producer is bound to the topics it opened (FORMAT.md, "Topic identity"): once one is deleted,
+    its records buffered or sent afterwards fail with TopicDeletedError, even when a topic of the same
+    name was created since; a new Producer writes to that one.
+
+    ``fsync``: None follows each topic's ``fsync`` config; or ``"always"``, ``"interval"``, ``"never"``.
+    ``batch_size`` (Kafka's ``batch.size``): bytes after which a partition's batch is ready without
+    waiting for linger. ``linger_ms`` (Kafka's ``linger.ms``, default 5 as in Kafka 4): the longest
+    a record waits for its batch to fill while the sender is saturated. ``buffer_memory`` (Kafka's
+    ``buffer.memory``, 32 MiB): bytes of records sent and not yet acknowledged; past it ``send()``
+    blocks. ``max_block_ms`` (Kafka's ``max.block.ms``, 60 s; None: no limit) bounds both waits:
+    ``send()`` for buffer space (then ProducerTimeoutError) and an append for a partition lock held
+    by another process, a stopped one say (then LockTimeoutError). ``auto_create``: create missing
+    topics with ``num_partitions``.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike | None = None, *, fsync: str | None = None,
+                 batch_size: int = 16384, linger_ms: float = 5, buffer_memory: int = 32 * 1024 * 1024,
+                 max_block_ms: int | None = DEFAULT_MAX_BLOCK_MS, auto_create: bool = True,
+                 num_partitions: int = DEFAULT_PARTITIONS, flush_ms: int | None = None) -> None:
+        from ..storage.datadir import resolve_data_dir
+        from ..storage.config import check_max_block_ms
+
+        #: how long send() waits for buffer space and an append for a partition lock another process
+        #: holds (Kafka's max.block.ms; None: no limit)
+        self.max_block_ms = None if max_block_ms is None else check_max_block_ms(max_block_ms)
+
+        self.data_dir = resolve_data_dir(data_dir)
+        self._fsync = fsync
+        self._flush_ms = flush_ms
+        if fsync is not None:
+            FsyncPolicy(fsync)  # validate now
+        for name, v in (("batch_size", batch_size), ("linger_ms", linger_ms)):
+            if v < 0:
+                raise InvalidConfigError(f"{name} must be 0 or more, got {v}")
+        if buffer_memory < 1:
+            raise InvalidConfigError(f"buffer_memory must be at least 1, got {buffer_memory}")
+        self.batch_size = batch_size
+        self.auto_create = auto_create
+        self.num_partitions = num_partitions
+        self._topics: dict[str, Topic] = {}
+        self._partitioners: dict[str, Partitioner] = {}
+        self._acc = Sender(self._append, batch_size=batch_size, linger_ms=linger_ms,
+                           buffer_memory=buffer_memory,
+                           max_block_ms=float("inf") if max_block_ms is None else max_block_ms)
+        self._batches = self._acc.batches  # per topic, the open batch of each partition
+        self._limits: dict[str, int] = {}  # max.message.bytes per topic
+        self._closed = False
+
+    # -- Kafka's API --------------------------------------------------------------------------
+
+    def send(self, topic: str, value: Any = None, key: str | None = None, partition: int | None = None,
+             timestamp_ms: int | None = None, headers: dict[str, str] | None = None) -> FutureRecordMetadata:
+        """Buffer one record; its future resolves once the record is appended.
+
+        ``value=None`` sends a **null value**, as Kafka's clients do: with a key it is a tombstone,
+        which deletes the key from a compacted topic (FORMAT.md, "Tombstones"). Consumers read it
+        back as ``None``. To store the JSON ``null`` itself, use ``send_json(topic, b"null")``.
+        A topic with ``cleanup.policy=compact`` refuses a record without a key (InvalidRecordError).
+        """
+        batches = self._batches.get(topic)
+        if batches is None or key is not None or headers or timestamp_ms is not None or self._closed or value is None:
+            return self._send(topic, value, key, partition, timestamp_ms, headers)
+        # The common case (no key, headers or timestamp) in one frame: what _route, PendingRecord
+        # and _add do, without their calls. Anything unusual goes the general way, which raises.
+        if partition is None:
+            partition = self._partitioners[topic].partition(None)
+        elif type(partition) is not int or not 0 <= partition < len(batches):
+            self._topics[topic].check_partition(partition)  # raises UnknownPartitionError
+        try:
+            value_json = _KEEP % _orjson_dumps(value)  # a copy of its own size: see record.dumps_kept
+        except (TypeError, orjson.JSONEncodeError):
+            return self._send(topic, value, key, partition, timestamp_ms, headers)
+        size = len(value_json) + 124
+        if (value_json.find(b"null") >= 0 and _has_non_finite(value)) or size > self._limits[topic]:
+            return self._send(topic, value, key, partition, timestamp_ms, headers)
+        ts = int(_time() * 1000)
+        return self._put(topic, batches, partition, _new_pending((ts, b"null", b"", value_json, size)), size, ts)
+
+    def _send(self, topic: str, value: Any, key: str | None, partition: int | None, timestamp_ms: int | None,
+              headers: dict[str, str] | None) -> FutureRecordMetadata:
+        batches, partition = self._route(topic, key, partition)
+        ts = int(_time() * 1000) if timestamp_ms is None else timestamp_ms
+        return self._add(topic, batches, partition, PendingRecord(ts, key, headers, value))
+
+    def send_json(self, topic: str, value_json: bytes, key: str | None = None, partition: int | None = None,
+                  timestamp_ms: int | None = None, headers: dict[str, str] | None = None) -> FutureRecordMetadata:
+        """``send`` for a value already encoded as JSON (bytes), stored as given.
+
+        For pipelines that read JSON anyway (``logbroker publish``): it skips decoding and encoding
+        the value again. The caller guarantees ``value_json`` is one valid JSON value with no line
+        feed (``orjson.loads`` accepting it is enough: it refuses NaN and Infinity).
+        """
+        batches, partition = self._route(topic, key, partition)
+        ts = int(_time() * 1000) if timestamp_ms is None else timestamp_ms
+        return self._add(topic, batches, partition, PendingRecord(ts, key, headers, None, value_json=value_json))
+
+    def send_json_many(self, topic: str, values_json: list[bytes], key: str | None = None,
+                       partition: int | None = None, headers: dict[str, str] | None = None) -> list[list]:
+        """:meth:`send_json` for many values at once, all read at the same moment (one timestamp):
+        the bulk path of ``logbroker publish``. Records go where ``send_json`` would send them one
+        by one (``partition``, else the key's, else round-robin), each partition's share added
+        to its batches under one hold of the lock. Returns the runs of records that share a batch,
+        ``[batch, first index in it, count, partition]``, in place of a future per record. The
+        caller checks each value's size against max.message.bytes first (``send_json`` raises it).
+        """
+        if not values_json:
+            return []
+        batches, first = self._route(topic, key, partition)
+        ts = int(_time() * 1000)
+        key_json, headers_json = encode_key(key), encode_headers(headers)
+        extra = len(key_json) + len(headers_json) + 120  # PendingRecord's size estimate
+        if key is not None or partition is not None or len(batches) == 1:
+            groups = {first: values_json}
+        else:
+            n = len(batches)
+            groups = {(first + i) % n: values_json[i::n] for i in range(min(n, len(values_json)))}
+            self._partitioners[topic]._current = (first + len(values_json)) % n  # round-robin goes on
+        runs = []
+        acc = self._acc
+        with acc.lock:
+            for p, values in groups.items():
+                batch = None
+                for value_json in values:
+                    size = len(value_json) + extra
+                    if acc.buffered + size > acc.buffer_memory:
+                        acc.wait_for_space(size)
+                    b = batches[p]
+                    records = b.records
+                    if b is not batch:
+                        batch = b
+                        run = [b, len(records), 0, p]
+                        runs.append(run)
+                    records.append(_new_pending((ts, key_json, headers_json, value_json, size)))
+                    run[2] += 1
+                    acc.added(topic, p, b, size)
+        return runs
+
+    def _route(self, topic: str, key: str | None, partition: int | None) -> tuple[list[Batch], int]:
+        """The topic's per-partition buffers and the partition a record goes to (explicit, by key,
+        else round-robin); raises on a closed producer or a partition that does not exist."""
+        if self._closed:
+            raise LogBrokerError("the producer is closed")
+        batches = self._batches.get(topic)
+        if batches is None:
+            batches = self._open_topic(topic)
+        if partition is None:
+            partition = self._partitioners[topic].partition(key)
+        elif type(partition) is not int or not 0 <= partition < len(batches):
+            self._topics[topic].check_partition(partition)  # raises UnknownPartitionError
+        return batches, partition
+
+    def _add(self, topic: str, batches: list[Batch], partition: int, record: PendingRecord) -> FutureRecordMetadata:
+        size = record[4]
+        if size > self._limits[topic] and line_size(record) > self._limits[topic]:
+            # Refused here, alone: in a batch it would fail every record buffered with it. record[4]
+            # over-estimates the line (for batch splitting); the refusal uses the exact size.
+            raise RecordTooLargeError(
+                f"record is {line_size(record)} bytes as a line after encoding, larger than "
+                f"max.message.bytes={self._limits[topic]} (topic {topic})", topic=topic)
+        return self._put(topic, batches, partition, record, size, record[0])
+
+    def _put(self, topic: str, batches: list[Batch], partition: int, record: PendingRecord, size: int,
+             ts: int) -> FutureRecordMetadata:
+        """Add an encoded record to its partition's open batch (blocking on buffer.memory)."""
+        acc = self._acc
+        with acc.lock:
+            if acc.buffered + size > acc.buffer_memory:
+                acc.wait_for_space(size)
+            batch = batches[partition]
+            records = batch.records
+            records.append(record)
+            acc.added(topic, partition, batch, size)
+            return _new_future((self, batch, len(records) - 1, topic, partition, ts))
+
+    def send_batch(self, topic: str, values: list[Any], key: str | None = None, partition: int | None = None,
+                   timestamp_ms: int | None = None, headers: dict[str, str] | None = None) -> "FutureBatchMetadata":
+        """Append many values as one batch right away (one write, one fsync): the bulk path.
+
+        All records share ``key``, ``headers`` and the timestamp; they go to ``partition``, else to
+        the key's partition, else to the next partition in turn (the whole batch to one partition,
+        as Kafka's sticky partitioner does). Records buffered by ``send`` for that partition are
+        written first, so order is kept. Each value is serialized straight into its line under the
+        partition lock; a value JSON cannot hold fails the whole call and nothing of it is written.
+        Values are JSON values here: ``None`` is the JSON ``null``, not a tombstone (use ``send``).
+        Returns one future for the whole batch.
+        """
+        batches, partition = self._route(topic, key, partition)
+        ts = int(_time() * 1000) if timestamp_ms is None else check_timestamp(timestamp_ms)
+        key_json, headers_json = encode_key(key), encode_headers(headers)
+        batch = Batch()
+        t = self._topics[topic]
+        acc = self._acc
+        with acc.io_lock:
+            buffered = acc.take_partition(topic, partition)
+            if buffered:
+                acc.write([(topic, partition, buffered)])
+                failed = buffered[-1].error
+                if failed is not None:
+                    raise failed  # the records sent before these were not written: keep order
+            try:
+                batch.results = t.log(partition).append_values(values, ts, key_json, headers_json,
+                                                               self._policy_for(t))
+            except BaseException as exc:
+                batch.error = exc
+                batch.results = getattr(exc, "appended", None) or []
+                raise
+        return FutureBatchMetadata(topic, partition, ts, batch, len(values))
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Write every record sent so far, now; afterwards all of them are acknowledged (or failed).
+
+        Under ``fsync=interval`` the partitions are then synced too. A partition that fails does
+        not stop the others: each is tried, and the first error is raised at the end (the futures
+        say which records it concerns). ``timeout`` in seconds: ProducerTimeoutError after it.
+        """
+        first_error: BaseException | None = None
+        for batch in self._acc.flush(timeout):
+            if batch.error is not None:
+                first_error = first_error or batch.error
+        policy = self._policy_for
+        with self._acc.io_lock:
+            for t in self._topics.values():
+                if policy(t).mode == "interval":
+                    for p in list(t._logs):
+                        t.log(p).flush()
+        if first_error is not None:
+            raise first_error
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush, stop the sender and close the logs. ``timeout=0``: do not flush; records not
+        written yet fail (Kafka's ``close(Duration.ZERO)``)."""
+        if self._closed:
+            return
+        self._closed = True
+        abort = timeout == 0
+        try:
+            if not abort:
+                self.flush(timeout)
+        except KeyboardInterrupt:
+            abort = True  # Ctrl+C while flushing: finish the round in progress, fail the rest
+            raise
+        finally:
+            self._acc.stop(abort=abort)
+            with self._acc.io_lock:
+                for t in self._topics.values():
+                    t.close()
+
+    def partitions_for(self, topic: str) -> set[int]:
+        return set(range(self._topic(topic).partitions))
+
+    def __enter__(self) -> "Producer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _policy_for(self, t: Topic) -> FsyncPolicy:
+        mode = self._fsync or t.config.fsync
+        return FsyncPolicy(mode, self._flush_ms or t.config.flush_ms)
+
+    def _topic(self, name: str) -> Topic:
+        t = self._topics.get(name)
+        if t is None:
+            try:
+                t = Topic(self.data_dir, name)
+            except UnknownTopicError:
+                if not self.auto_create:
+                    raise
+                from ..errors import TopicExistsError
+                try:
+                    t = Topic.create(self.data_dir, name, self.num_partitions)
+                    log.warning("created topic %r with %d partition%s (auto-create; set the count with "
+                                "`logbroker topics create`)", name, self.num_partitions,
+                                "" if self.num_partitions == 1 else "s")
+                except TopicExistsError:
+                    t = Topic(self.data_dir, name)  # another process created it first
+            t.max_block_ms = self.max_block_ms
+            self._topics[name] = t
+            # Unkeyed records go round-robin, one by one: with records spread evenly from the first
+            # one, a newcomer sees a group split the work even on a ten-record topic.
+            self._partitioners[name] = Partitioner(t.partitions, sticky_bytes=0)
+        return t
+
+    def _open_topic(self, name: str) -> list[Batch]:
+        t = self._topic(name)
+        self._limits[name] = t.config.max_message_bytes
+        batches = [Batch() for _ in range(t.partitions)]
+        with self._acc.lock:
+            self._batches[name] = batches
+        return batches
+
+    def _append(self, topic: str, partition: int, groups: list[list[PendingRecord]]) -> list:
+        """The sender's write: one append (one fsync) for a partition's ready batches (io_lock held).
+        On failure ``exc.appended`` lists batches made durable by a roll: those stay acknowledged."""
+        t = self._topics[topic]
+        return t.log(partition).append_batches(groups, self._policy_for(t))

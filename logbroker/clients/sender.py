@@ -1,0 +1,325 @@
+"""The producer's record accumulator and its sender thread (Kafka's ``RecordAccumulator`` and ``Sender``).
+
+``Producer.send`` puts each encoded record into the open batch of its partition; the sender thread
+appends batches to the partition logs and resolves their futures. Nobody has to call ``flush()``
+for a record to be written.
+
+When a batch is ready (the sender takes it):
+
+- it reached ``batch.size`` bytes (it is closed, and a new open batch starts);
+- ``linger.ms`` passed since its first record;
+- its first record arrived while the sender had nothing to write, or the sender's last round
+  wrote less than ``batch.size``: a disk that keeps up gains nothing from waiting, so records are
+  written at once, each round taking what arrived during the previous one (as a database's group
+  commit delays only when other commits are in flight). Linger therefore only holds records back
+  while the sender is saturated (its rounds are full batches), which is when waiting fills
+  batches;
+- ``flush()`` or ``close()`` is waiting, or another batch of the same partition is ready (it
+  rides along in the same write and fsync).
+
+Group commit: every ready batch of a partition is appended by one ``PartitionLog.append`` call,
+i.e. written and, under ``fsync=always``, covered by one fdatasync of the segment file; each
+partition of a round gets its own append (one fsync per file). Records that arrive while a round
+writes and syncs collect for the next round, so under load batches grow by themselves.
+
+What a resolved future means, by fsync policy: ``always``: written and fdatasynced, and visible to
+consumers; ``interval``: written (durable at the next sync, at most ``flush.ms`` later, or at
+``flush()``/``close()``), visible once synced; ``never``: written and visible, durable when the OS
+writes it back. No future resolves before the append that covers it returned; an append that
+fails (disk full, failed fsync, fenced partition) fails exactly the futures of the records it did
+not make durable (records made durable by a roll inside it stay acknowledged).
+
+Locks, and who holds them:
+
+- ``lock`` (a ``threading.Lock``, the only lock ``send()`` takes): the open batches, the ready
+  queue, the byte count of ``buffer.memory``, and the flags. Held for microseconds, never across
+  I/O. ``acked`` (a Condition on it) is notified after every round: ``flush()``, ``get()`` and a
+  ``send()`` blocked on ``buffer.memory`` wait on it.
+- ``io_lock``: whoever appends to this producer's partition logs (the sender for a round,
+  ``send_batch`` and the interval flush in the caller's thread). The sender takes it *before*
+  collecting a round, so a ``send_batch`` that drains a partition's batches first can never
+  overtake batches the sender collected earlier: per partition, records are appended in ``send``
+  order. Across processes, the partition's flock (see :mod:`logbroker.storage.log`) serializes appends.
+
+``buffer.memory`` counts the encoded size of records handed to ``send()`` and not yet resolved; a
+``send()`` that would pass it blocks up to ``max.block.ms``, then raises ProducerTimeoutError.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+from ..errors import LogBrokerError, ProducerTimeoutError, RecordTooLargeError
+
+__all__ = ["Batch", "Sender"]
+
+_monotonic = time.monotonic
+
+
+class Batch:
+    """Records buffered for one partition, and the outcome of their append (shared by their futures).
+
+    ``results`` are the AppendResults of the append that wrote it, which may have written other
+    batches of the partition before it: its record ``i`` is record ``start + i`` of that append.
+    """
+
+    __slots__ = ("records", "size", "results", "error", "start", "ready_at")
+
+    def __init__(self) -> None:
+        self.records: list = []
+        self.size = 0
+        self.results: list | None = None
+        self.error: BaseException | None = None
+        self.start = 0
+        self.ready_at = 0.0  # monotonic time at which linger makes it ready (set at its first record)
+
+    @property
+    def done(self) -> bool:
+        return self.results is not None or self.error is not None
+
+    def offset_of(self, index: int) -> int | None:
+        """The offset of record ``index``, or None when it was not written (``error`` says why)."""
+        index += self.start
+        for res in self.results or ():
+            if index < res.count:
+                return res.base_offset + index
+            index -= res.count
+        return None
+
+
+AppendFn = Callable[[str, int, list], list]
+
+
+class Sender:
+    """The accumulator and the thread that drains it; see the module docstring for the contract.
+
+    ``append(topic, partition, groups)`` writes the record lists ``groups`` (one per batch, in
+    order) to a partition log with one fsync and returns their AppendResults (or raises with
+    ``appended`` set); it is called with ``io_lock`` held.
+    """
+
+    def __init__(self, append: AppendFn, *, batch_size: int, linger_ms: float, buffer_memory: int,
+                 max_block_ms: float) -> None:
+        self.append = append
+        self.batch_size = batch_size
+        self.linger = linger_ms / 1000.0
+        self.buffer_memory = buffer_memory
+        self.max_block = max_block_ms / 1000.0
+        self.lock = threading.Lock()
+        self.acked = threading.Condition(self.lock)
+        self.io_lock = threading.Lock()
+        self.wake = threading.Event()
+        self.batches: dict[str, list[Batch]] = {}  # the open batch of each partition, per topic
+        self.ready: list[tuple[str, int, Batch]] = []  # closed (full) batches, in send order
+        self.inflight: list[Batch] = []
+        self.buffered = 0
+        self.busy = False
+        self.last_round = 0  # bytes the sender's last round wrote
+        self.flushing = 0
+        self.stopping = False
+        self.aborting = False
+        self._thread: threading.Thread | None = None
+
+    # -- called by send(), with ``lock`` held -------------------------------------------------
+
+    def wait_for_space(self, size: int) -> None:
+        """Block until ``size`` more bytes fit in ``buffer.memory`` (Kafka's max.block.ms)."""
+        if size > self.buffer_memory:
+            raise RecordTooLargeError(f"record of about {size} bytes is larger than buffer.memory="
+                                      f"{self.buffer_memory}")
+        deadline = _monotonic() + self.max_block
+        while self.buffered + size > self.buffer_memory:
+            left = deadline - _monotonic()
+            if left <= 0 or self.aborting:
+                raise ProducerTimeoutError(
+                    f"buffer.memory={self.buffer_memory} bytes of records are waiting to be written and "
+                    f"none was acknowledged within max.block.ms={self.max_block * 1000:.0f}")
+            self.wake.set()
+            self.acked.wait(left)
+
+    def added(self, topic: str, partition: int, batch: Batch, size: int) -> None:
+        """A record of ``size`` bytes was appended to ``batch.records``: count it, and wake the
+        sender when the batch starts (see :meth:`started`) or fills up (see :meth:`full`)."""
+        self.buffered += size
+        batch.size += size
+        if len(batch.records) == 1:
+            self.started(batch)
+        if batch.size >= self.batch_size:
+            self.full(topic, partition, batch)
+
+    def started(self, batch: Batch) -> None:
+        """The first record went into ``batch``: ready at once if the sender is idle, else after linger."""
+        if self.busy:
+            batch.ready_at = _monotonic() + self.linger
+        else:
+            batch.ready_at = 0.0
+            self.wake.set()
+        if self._thread is None:
+            self._start()
+
+    def full(self, topic: str, partition: int, batch: Batch) -> None:
+        """``batch`` reached batch.size: close it and open a new one for the partition."""
+        self.batches[topic][partition] = Batch()
+        self.ready.append((topic, partition, batch))
+        if not self.busy:
+            self.wake.set()
+
+    # -- flush, close, send_batch --------------------------------------------------------------
+
+    def unresolved(self) -> list[Batch]:
+        """Every batch handed to the sender and not resolved yet (lock held)."""
+        out = [b for _, _, b in self.ready]
+        out.extend(self.inflight)
+        for batches in self.batches.values():
+            out.extend(b for b in batches if b.records)
+        return out
+
+    def flush(self, timeout: float | None = None) -> list[Batch]:
+        """Make every batch buffered so far ready and wait until all are resolved; returns them."""
+        with self.lock:
+            pending = self.unresolved()
+            if not pending:
+                return pending
+            self.flushing += 1
+            self.wake.set()
+            try:
+                self._wait(pending, timeout)
+            finally:
+                self.flushing -= 1
+        return pending
+
+    def wait(self, batch: Batch, timeout: float | None) -> None:
+        with self.lock:
+            self._wait([batch], timeout)
+
+    def _wait(self, batches: list[Batch], timeout: float | None) -> None:
+        deadline = None if timeout is None else _monotonic() + timeout
+        for b in batches:
+            while not b.done:
+                left = None if deadline is None else deadline - _monotonic()
+                if left is not None and left <= 0:
+                    raise ProducerTimeoutError(f"records not acknowledged within {timeout * 1000:.0f} ms")
+                if self._thread is None or not self._thread.is_alive():
+                    self._start()
+                self.acked.wait(left)
+
+    def take_partition(self, topic: str, partition: int) -> list[Batch]:
+        """Remove and return every unsent batch of one partition, oldest first (``io_lock`` held)."""
+        with self.lock:
+            taken = [b for t, p, b in self.ready if t == topic and p == partition]
+            if taken:
+                self.ready = [e for e in self.ready if not (e[0] == topic and e[1] == partition)]
+            open_batch = self.batches[topic][partition]
+            if open_batch.records:
+                self.batches[topic][partition] = Batch()
+                taken.append(open_batch)
+            self.inflight.extend(taken)
+        return taken
+
+    def stop(self, abort: bool = False) -> None:
+        """Stop the thread after its current round. ``abort``: fail what is still buffered
+        (Kafka's ``close(0)``); otherwise the caller flushed first."""
+        with self.lock:
+            self.stopping = True
+            self.aborting = self.aborting or abort
+            thread = self._thread
+            self.acked.notify_all()
+        self.wake.set()
+        while thread is not None and thread.is_alive():
+            try:
+                thread.join()  # at most the round in progress: one write and fsync per partition
+            except KeyboardInterrupt:
+                with self.lock:
+                    self.aborting = True  # a round cut short here would leave futures unresolved
+        with self.lock:
+            leftover = self.unresolved()
+            self.ready.clear()
+            for batches in self.batches.values():
+                for i in range(len(batches)):
+                    batches[i] = Batch()
+        self._fail(leftover, LogBrokerError("the producer was closed before these records were written"))
+
+    # -- the thread ----------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        if self.stopping:
+            return
+        self._thread = threading.Thread(target=self._run, name="logbroker-sender", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self.wake.clear()
+            with self.io_lock:
+                with self.lock:
+                    if self.aborting:
+                        return
+                    work, timeout = self._collect(_monotonic())
+                    self.busy = bool(work)
+                    if not work and self.stopping:
+                        return
+                if work:
+                    self.write(work)
+                    continue
+            self.wake.wait(timeout)
+
+    def _collect(self, now: float) -> tuple[list[tuple[str, int, list[Batch]]], float | None]:
+        """The ready batches grouped by partition, and how long until the next one is (lock held)."""
+        groups: dict[tuple[str, int], list[Batch]] = {}
+        for topic, p, b in self.ready:
+            groups.setdefault((topic, p), []).append(b)
+        self.ready.clear()
+        everything = self.flushing or self.stopping
+        eager = self.last_round < self.batch_size  # the disk keeps up: no reason to linger
+        next_ready = None
+        for topic, batches in self.batches.items():
+            for p, b in enumerate(batches):
+                if not b.records:
+                    continue
+                if everything or eager or b.ready_at <= now or (topic, p) in groups:
+                    batches[p] = Batch()
+                    groups.setdefault((topic, p), []).append(b)
+                elif next_ready is None or b.ready_at < next_ready:
+                    next_ready = b.ready_at
+        work = [(t, p, bs) for (t, p), bs in groups.items()]
+        for _, _, bs in work:
+            self.inflight.extend(bs)
+        return work, None if next_ready is None else max(0.0, next_ready - now)
+
+    def write(self, work: list[tuple[str, int, list[Batch]]]) -> None:
+        """Append each partition's batches with one call (one fsync), then resolve them (``io_lock``
+        held). A partition that fails does not stop the others."""
+        for topic, partition, batches in work:
+            start = 0
+            for b in batches:
+                b.start = start
+                start += len(b.records)
+            try:
+                results = self.append(topic, partition, [b.records for b in batches])
+            except Exception as exc:  # noqa: BLE001 (any failure belongs to the futures, not to this thread)
+                appended = getattr(exc, "appended", None) or []
+                for b in batches:
+                    b.error = exc  # before results: done() must never see results without the error
+                    b.results = appended
+            else:
+                for b in batches:
+                    b.results = results
+        with self.lock:
+            done = [b for _, _, bs in work for b in bs]
+            self.last_round = sum(b.size for b in done)
+            self.buffered -= self.last_round
+            ids = {id(b) for b in done}
+            self.inflight = [b for b in self.inflight if id(b) not in ids]
+            self.acked.notify_all()
+
+    def _fail(self, batches: list[Batch], error: BaseException) -> None:
+        with self.lock:
+            for b in batches:
+                if not b.done:
+                    b.error = error
+                    b.results = []
+                    self.buffered -= b.size
+            self.inflight = [b for b in self.inflight if not b.done]
+            self.acked.notify_all()
