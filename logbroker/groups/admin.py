@@ -35,7 +35,7 @@ from ..storage.topic import Topic
 
 __all__ = ["list_groups", "describe_group", "group_members", "GroupMemberInfo", "delete_group", "group_topics", "live_members", "PartitionLag",
            "ResetRow", "ResetPlan", "RESET_KINDS", "plan_reset_offsets", "execute_reset", "replay",
-           "parse_reset_spec", "reset_target", "check_replay_bounds", "replay_range",
+           "parse_reset_spec", "reset_target", "check_replay_bounds", "replay_range", "GroupAdmin",
            "parse_datetime_ms", "parse_duration_ms"]
 
 RESET_KINDS = ("to-earliest", "to-latest", "to-current", "to-offset", "shift-by", "to-datetime", "by-duration")
@@ -286,7 +286,9 @@ def reset_target(group: str, topic: str, partition: int, kind: str, value: objec
         if found is None:
             log.warning("partition %d of topic %s has no record at or after that time; "
                         "falling back to the log end offset %d", partition, topic, end)
-        new = end if found is None else found
+        # A lookup may answer below a log start that delete-records moved inside a segment: the
+        # first record kept is the first at or after that time then (not a request out of range).
+        new = end if found is None else max(found, start)
     clamped = min(max(new, start), end)
     if clamped != new:
         log.warning("new offset %d for %s-%d is outside [%d, %d]; using %d", new, topic, partition, start, end, clamped)
@@ -437,3 +439,38 @@ def parse_offsets_json(data: bytes, path: str) -> list[tuple[str, int, int]]:
                                      f"an integer offset >= -1, got {orjson.dumps(e).decode()}", path=path)
         out.append((e["topic"], e["partition"], e["offset"]))
     return out
+
+
+class GroupAdmin:
+    """The functions above bound to one data directory, as methods: the same calls the command
+    line makes on a :class:`logbroker.remote.cluster.Cluster` for a Kafka cluster."""
+
+    def __init__(self, data_dir: str | None) -> None:
+        self.data_dir = data_dir
+
+    def list_groups(self) -> list[str]:
+        return list_groups(self.data_dir)
+
+    def describe_group(self, group: str, now_ms: int | None = None) -> list[PartitionLag]:
+        return describe_group(self.data_dir, group, now_ms)
+
+    def group_members(self, group: str) -> list[GroupMemberInfo]:
+        return group_members(self.data_dir, group)
+
+    def delete_group(self, group: str) -> None:
+        delete_group(self.data_dir, group)
+
+    def plan_reset_offsets(self, group: str, topic: str | None, partitions: list[int] | None, spec,
+                           now_ms: int | None = None) -> ResetPlan:
+        return plan_reset_offsets(self.data_dir, group, topic, partitions, spec, now_ms)
+
+    def execute_reset(self, plan: ResetPlan) -> None:
+        execute_reset(plan)
+
+    def replay(self, topic: str, from_offset: int | None = None, to_offset: int | None = None,
+               partition: int | None = None, **times) -> Iterator[Record]:
+        return replay(self.data_dir, topic, from_offset, to_offset, partition, **times)
+
+    def republish(self, records: Iterable[Record], to_topic: str,
+                  on_progress: Callable[[int], None] | None = None) -> int:
+        return republish(self.data_dir, records, to_topic, on_progress)

@@ -64,7 +64,7 @@ class Cluster:
         try:
             self.admin = AdminClient(dict(self.config))
         except self.kafka.KafkaException as exc:
-            raise self._error("connect", exc) from None
+            raise self._error("client configuration", exc) from None
 
     def __enter__(self) -> "Cluster":
         return self
@@ -259,8 +259,9 @@ class Cluster:
         rows = []
         for topic in sorted({t for t, _ in committed} | {m.topic for m in members if m.topic}):
             count = self._partitions(topic)
-            _, end = self._start_end(topic, range(count))
-            lagging = {p: committed[(topic, p)] for p in range(count)
+            start, end = self._start_end(topic, range(count))
+            # The oldest unconsumed record still kept: retention may have removed the committed one.
+            lagging = {p: max(committed[(topic, p)], start[p]) for p in range(count)
                        if (topic, p) in committed and committed[(topic, p)] < end[p]}
             first = self._first_timestamps(topic, lagging)
             for p in range(count):
@@ -390,6 +391,7 @@ class Cluster:
         """The records of ``[start, stop)`` of each partition, partition by partition."""
         consumer = self.kafka.Consumer(dict(self.config, **{"group.id": "logbroker-replay",
                                                            "enable.auto.commit": False,
+                                                           "auto.offset.reset": "error",
                                                            "enable.auto.offset.store": False}))
         try:
             for p, (start, stop) in sorted(ranges.items()):

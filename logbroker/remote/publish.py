@@ -10,6 +10,7 @@ command does. The cluster's acknowledgments are awaited at the end and every ``l
 
 from __future__ import annotations
 
+import logging
 from typing import Any, BinaryIO, Callable
 
 import orjson
@@ -21,6 +22,8 @@ from .cluster import Cluster
 
 __all__ = ["publish_lines"]
 
+log = logging.getLogger("logbroker")
+
 
 def publish_lines(cluster: Cluster, topic: str, stream: BinaryIO, *, key_field: str | None = None,
                   key: str | None = None, partition: int | None = None, num_partitions: int = 3,
@@ -31,8 +34,13 @@ def publish_lines(cluster: Cluster, topic: str, stream: BinaryIO, *, key_field: 
     Ctrl+C stops reading (``summary.interrupted``) after what was read is acknowledged."""
     summary = summary if summary is not None else PublishSummary()
     if topic not in cluster.list_topics():
-        cluster.create_topic(topic, num_partitions)
-        summary.created = True
+        try:
+            cluster.create_topic(topic, num_partitions)
+            log.warning("created topic %r with %d partition%s (auto-create; set the count with "
+                        "`logbroker topics create`)", topic, num_partitions, "" if num_partitions == 1 else "s")
+            summary.created = True
+        except errors.TopicExistsError:
+            pass  # another client created it first
     meta = cluster.topic(topic)
     summary.partitions = meta.partitions
     if partition is not None and not 0 <= partition < meta.partitions:
