@@ -3,6 +3,9 @@
 A :class:`Broker` is not a server: it is a handle on a directory. Any number of them, in any number
 of processes, may be open on the same directory at once; all coordination goes through the files
 and their locks. ``Broker().list_topics()`` in a fresh process sees what every other process wrote.
+
+:func:`replay` yields the records of an offset or time range without touching any group's offsets;
+:func:`republish` appends them to another topic.
 """
 
 from __future__ import annotations
@@ -10,15 +13,20 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator
 
-from .storage.datadir import data_dir_path, resolve_data_dir
+from .errors import CorruptionError, InvalidConfigError, OffsetOutOfRangeError, TopicExistsError, UnsafePathError
+from .groups import admin as group_admin
+from .groups.admin import describe_group, list_groups, parse_datetime_ms
+from .groups.membership import scan_members
+from .groups.offsets import GroupPaths, OffsetStore, topic_groups
 from .storage.config import DEFAULT_MAX_BLOCK_MS, DEFAULT_PARTITIONS, check_max_block_ms
-from .errors import CorruptionError, TopicExistsError, UnsafePathError
+from .storage.consumer_record import Record
+from .storage.datadir import data_dir_path, resolve_data_dir
 from .storage.log import RecoveryReport, RetentionReport
-from .storage.topic import TOPIC_FILE, Topic, finish_deletions
+from .storage.topic import Topic, finish_deletions, list_topics
 
-__all__ = ["Broker"]
+__all__ = ["Broker", "GroupAdmin", "replay", "republish", "check_replay_bounds", "replay_range"]
 
 log = logging.getLogger("logbroker")
 
@@ -42,15 +50,7 @@ class Broker:
     # -- topics -------------------------------------------------------------------------------
 
     def list_topics(self) -> list[str]:
-        if not self.exists:
-            return []
-        names = []
-        for name in os.listdir(self.data_dir):
-            if name.startswith("__"):
-                continue
-            if os.path.isfile(os.path.join(self.data_dir, name, TOPIC_FILE)):
-                names.append(name)
-        return sorted(names)
+        return list_topics(self.data_dir) if self.exists else []
 
     def topic(self, name: str) -> Topic:
         return Topic(self.data_dir, name, self.max_block_ms)
@@ -118,8 +118,6 @@ class Broker:
         ``consumer_count`` counts the live group members reading the topic; consumers without a
         group leave no trace in the files and are not counted.
         """
-        from .groups.membership import scan_members
-        from .groups.offsets import GroupPaths
         info = self.describe_topic(name)
         details = info["partition_details"]
         groups = {}
@@ -133,30 +131,23 @@ class Broker:
 
     def topic_groups(self, topic: str) -> list[str]:
         """The consumer groups with state on ``topic``, sorted."""
-        from .groups.offsets import GROUPS_DIR
-        try:
-            names = os.listdir(os.path.join(self.data_dir, topic, GROUPS_DIR))
-        except FileNotFoundError:
-            return []
-        return sorted(n for n in names if not n.startswith("__"))
+        return topic_groups(os.path.join(self.data_dir, topic))
 
     # -- groups -------------------------------------------------------------------------------
 
     def list_groups(self) -> list[str]:
         """Every consumer group with state on some topic, sorted (``logbroker groups list``)."""
-        from .groups.admin import list_groups
         return list_groups(self.data_dir)
 
     def describe_group(self, group: str) -> list[Any]:
         """One :class:`~logbroker.groups.admin.PartitionLag` per partition the group has state on: committed
         offset, log end offset, lag and owner (``logbroker groups describe``)."""
-        from .groups.admin import describe_group
         return describe_group(self.data_dir, group)
 
     # -- clients ------------------------------------------------------------------------------
 
     def producer(self, **kwargs: Any):
-        from .clients.producer import Producer
+        from .clients.producer import Producer  # loaded on use: topics and groups commands need no writer
         return Producer(self.data_dir, **kwargs)
 
     # -- maintenance --------------------------------------------------------------------------
@@ -231,13 +222,8 @@ def _recover_one(log) -> RecoveryReport:
 
 
 def _recover_groups(topic: Topic) -> list[RecoveryReport]:
-    from .groups.offsets import GROUPS_DIR, GroupPaths, OffsetStore
     reports = []
-    try:
-        names = sorted(n for n in os.listdir(os.path.join(topic.path, GROUPS_DIR)) if not n.startswith("__"))
-    except FileNotFoundError:
-        return reports
-    for group in names:
+    for group in topic_groups(topic.path):
         paths = GroupPaths(topic.path, group)
         with paths.locked():
             done, problem = OffsetStore(paths, topic.name).repair()
@@ -245,3 +231,136 @@ def _recover_groups(topic: Topic) -> list[RecoveryReport]:
             reports.append(RecoveryReport(topic.name, -1, [done] if done else [], problems=[problem] if problem else [],
                                           subject=f"{topic.name} group {group}"))
     return reports
+
+
+# -- replay ---------------------------------------------------------------------------------------
+
+def replay(data_dir: str | None, topic: str, from_offset: int | None = None, to_offset: int | None = None,
+           partition: int | None = None, *, from_time: int | str | None = None,
+           to_time: int | str | None = None) -> Iterator[Record]:
+    """The records of ``[from, to)`` partition by partition, touching no group's offsets.
+
+    A time bound (ms since the epoch, or an ISO-8601 date-time) stands for the first offset whose
+    timestamp is >= it, Kafka's lookup. Missing bounds are the log start offset and the high
+    watermark at the call; ``to`` past the high watermark stops there. A ``from`` below the log start
+    offset (those records were removed by retention) or beyond the high watermark raises
+    OffsetOutOfRangeError, a negative bound or ``to < from`` InvalidConfigError; every partition is
+    checked before the first record is yielded.
+    """
+    check_replay_bounds(from_offset, to_offset)
+    bounds = [_bound_ms(from_time), _bound_ms(to_time)]
+    t = Broker(data_dir, create=False).topic(topic)
+    try:
+        parts = range(t.partitions) if partition is None else [t.check_partition(partition)]
+        # Every partition's range is checked before the first record is yielded, so a bad bound
+        # fails the whole replay at once instead of after some partitions were printed.
+        ranges = []
+        for p in parts:
+            reader = t.reader(p)
+            try:
+                start, stop = replay_range(topic, p, reader.log_start_offset(), reader.high_watermark(), from_offset,
+                                           to_offset, bounds, reader.offset_for_timestamp)
+                ranges.append((p, start, stop))
+            finally:
+                reader.close()
+        for p, start, stop in ranges:
+            reader = t.reader(p)
+            try:
+                offset = start
+                while offset < stop:
+                    got = reader.read(offset, min(500, stop - offset))
+                    if not got:
+                        break
+                    yield from got
+                    offset = got[-1].offset + 1
+            finally:
+                reader.close()
+    finally:
+        t.close()
+
+
+def check_replay_bounds(from_offset: int | None, to_offset: int | None) -> None:
+    """InvalidConfigError for a negative or non-integer bound, or ``to`` before ``from``."""
+    for name, value in (("--from-offset", from_offset), ("--to-offset", to_offset)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise InvalidConfigError(f"{name} must be an integer >= 0, got {value!r}")
+    if from_offset is not None and to_offset is not None and to_offset < from_offset:
+        raise InvalidConfigError(f"--to-offset {to_offset} is before --from-offset {from_offset}")
+
+
+def replay_range(topic: str, partition: int, log_start: int, end: int, from_offset: int | None,
+                 to_offset: int | None, bounds: list, offset_for_timestamp: Callable[[int], int | None]
+                 ) -> tuple[int, int]:
+    """``[start, stop)`` of one partition for :func:`replay`; OffsetOutOfRangeError when ``from`` is
+    outside [log start offset, log end offset]. ``bounds``: [from_ms, to_ms], each None or ms."""
+    start = log_start if from_offset is None else from_offset
+    if not log_start <= start <= end:
+        why = ("retention removed the records below the log start offset" if start < log_start
+               else "that is beyond the log end offset")
+        raise OffsetOutOfRangeError(
+            f"cannot replay {topic}-{partition} from offset {start}: {why}; valid offsets are "
+            f"{log_start} (log start) to {end} (log end)", topic=topic, partition=partition, offset=start,
+            log_start_offset=log_start, log_end_offset=end)
+    stop = end if to_offset is None else min(to_offset, end)
+    if bounds[0] is not None:
+        found = offset_for_timestamp(bounds[0])
+        start = max(start, end if found is None else found)
+    if bounds[1] is not None:
+        found = offset_for_timestamp(bounds[1])
+        stop = min(stop, end if found is None else found)
+    return start, stop
+
+
+def _bound_ms(value: int | str | None) -> int | None:
+    return parse_datetime_ms(value) if isinstance(value, str) else value
+
+
+def republish(data_dir: str | None, records: Iterable[Record], to_topic: str,
+              on_progress: Callable[[int], None] | None = None) -> int:
+    """Append ``records`` (e.g. from :func:`replay`) to ``to_topic`` with their keys, headers and
+    timestamps, partitioned by key as a producer would; returns how many."""
+    from .clients.producer import Producer
+    count = 0
+    with Producer(data_dir, batch_size=256 * 1024) as producer:
+        for r in records:
+            producer.send(to_topic, r.value, key=r.key, timestamp_ms=r.timestamp, headers=dict(r.headers) or None)
+            count += 1
+            if on_progress is not None:
+                on_progress(count)
+    return count
+
+
+class GroupAdmin:
+    """The group functions of :mod:`logbroker.groups.admin`, :func:`replay` and :func:`republish`
+    bound to one data directory, as methods: the same calls the command line makes on a
+    :class:`logbroker.remote.cluster.Cluster` for a Kafka cluster."""
+
+    def __init__(self, data_dir: str | None) -> None:
+        self.data_dir = data_dir
+
+    def list_groups(self) -> list[str]:
+        return group_admin.list_groups(self.data_dir)
+
+    def describe_group(self, group: str, now_ms: int | None = None) -> list[group_admin.PartitionLag]:
+        return group_admin.describe_group(self.data_dir, group, now_ms)
+
+    def group_members(self, group: str) -> list[group_admin.GroupMemberInfo]:
+        return group_admin.group_members(self.data_dir, group)
+
+    def delete_group(self, group: str) -> None:
+        group_admin.delete_group(self.data_dir, group)
+
+    def plan_reset_offsets(self, group: str, topic: str | None, partitions: list[int] | None, spec,
+                           now_ms: int | None = None) -> group_admin.ResetPlan:
+        return group_admin.plan_reset_offsets(self.data_dir, group, topic, partitions, spec, now_ms)
+
+    def execute_reset(self, plan: group_admin.ResetPlan) -> None:
+        group_admin.execute_reset(plan)
+
+    def replay(self, topic: str, from_offset: int | None = None, to_offset: int | None = None,
+               partition: int | None = None, **times) -> Iterator[Record]:
+        return replay(self.data_dir, topic, from_offset, to_offset, partition, **times)
+
+    def republish(self, records: Iterable[Record], to_topic: str,
+                  on_progress: Callable[[int], None] | None = None) -> int:
+        return republish(self.data_dir, records, to_topic, on_progress)

@@ -1,7 +1,8 @@
 """Helpers that damage files on purpose, and a way to kill a writer in the middle of its write.
 
 Every helper works on a path and changes exactly what its name says; none of them knows the record
-format except :func:`batch_spans`, which asks the segment module where each batch lies.
+format except :func:`batch_spans`, which asks the segment module where each batch lies, and
+:func:`batch_bytes`, which asks the record codec for the bytes of a batch to append.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import textwrap
 import time
 
+from logbroker.storage.record import PendingRecord, encode_records
 from logbroker.storage.segment import iter_batches, list_segments, log_name
 
 
@@ -68,6 +70,13 @@ def batch_spans(path: str) -> list[tuple[int, int, int, int]]:
         return spans
     finally:
         os.close(fd)
+
+
+def batch_bytes(base_offset: int, records: list[PendingRecord]) -> tuple[bytes, int]:
+    """The bytes of one batch holding ``records`` from ``base_offset`` (whatever its size), and its
+    max timestamp: what the log would append."""
+    [(parts, _, _, _, max_ts)] = encode_records(base_offset, records)
+    return b"".join(parts), max_ts
 
 
 def valid_end(path: str) -> int:

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from conftest import T0
 from logbroker import Broker, Producer
+from logbroker.broker import replay
 from logbroker.groups.admin import (delete_group, describe_group, execute_reset, list_groups, parse_duration_ms,
-                             plan_reset_offsets, replay)
+                             plan_reset_offsets)
 from logbroker.clients.consumer import Consumer
 from logbroker.errors import (CommitFailedError, GroupError, GroupNotEmptyError, InvalidConfigError,
                               OffsetOutOfRangeError, UnknownGroupError)

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from logbroker.storage.index import INDEX_ENTRY, TIME_ENTRY, IndexEntries, load_index
+from logbroker.storage.index import INDEX_ENTRY, TIME_ENTRY, IndexEntries, load_index, search_offset, search_timestamp
 from logbroker.storage.segment import index_name, list_segments, log_name, timeindex_name
 
 import corrupt
@@ -21,14 +21,34 @@ def entries_of(*triples, base=100):
     return e
 
 
-def test_position_for_offset_is_the_last_entry_at_or_before_it():
-    e = entries_of((110, 500, 5), (120, 900, 7))
-    assert [e.position_for_offset(o) for o in (100, 109, 110, 119, 120, 10**6)] == [0, 0, 500, 500, 900, 900]
+def open_index(tmp_path, entries):
+    """The two index files of ``entries``, opened for reading: (index fd, timeindex fd)."""
+    idx, tidx = entries.encode()
+    (tmp_path / "i").write_bytes(idx)
+    (tmp_path / "t").write_bytes(tidx)
+    return os.open(tmp_path / "i", os.O_RDONLY), os.open(tmp_path / "t", os.O_RDONLY)
 
 
-def test_position_for_timestamp_is_the_last_entry_whose_max_before_is_smaller():
-    e = entries_of((110, 500, 5), (120, 900, 7), (130, 1300, 7))
-    assert [e.position_for_timestamp(t) for t in (0, 5, 6, 7, 8)] == [0, 0, 500, 500, 1300]
+def test_search_offset_finds_the_last_entry_at_or_before_it(tmp_path):
+    index_fd, timeindex_fd = open_index(tmp_path, entries_of((110, 500, 5), (120, 900, 7)))
+    try:
+        found = [search_offset(index_fd, 100, o, 10**6) for o in (100, 109, 110, 119, 120, 10**6)]
+        assert found == [0, 0, 500, 500, 900, 900]
+        assert search_offset(index_fd, 100, 125, 900) == 500  # an entry at or past the limit is not readable yet
+    finally:
+        os.close(index_fd)
+        os.close(timeindex_fd)
+
+
+def test_search_timestamp_finds_the_last_entry_whose_max_before_is_smaller(tmp_path):
+    index_fd, timeindex_fd = open_index(tmp_path, entries_of((110, 500, 5), (120, 900, 7), (130, 1300, 7)))
+    try:
+        found = [search_timestamp(index_fd, timeindex_fd, t, 10**6) for t in (0, 5, 6, 7, 8)]
+        assert found == [0, 0, 500, 500, 1300]
+        assert search_timestamp(index_fd, timeindex_fd, 8, 1300) == 0  # past the limit: scan from the start
+    finally:
+        os.close(index_fd)
+        os.close(timeindex_fd)
 
 
 def test_entries_encode_big_endian_fixed_width_and_load_back(tmp_path):

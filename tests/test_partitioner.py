@@ -7,12 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from logbroker.errors import InvalidRecordError, UnknownPartitionError
-from logbroker.clients.partitioner import (
-    DEFAULT_STICKY_BYTES,
-    Partitioner,
-    murmur2,
-    partition_for_key,
-)
+from logbroker.clients.partitioner import Partitioner, murmur2, partition_for_key
 
 # Published in Kafka's UtilsTest.testMurmur2.
 KAFKA_MURMUR2_VECTORS = {
@@ -100,7 +95,7 @@ def test_empty_key_is_a_key_not_a_missing_key():
     assert partition_for_key(b"", 5) == expected
     assert partition_for_key("", 5) == expected
     # Unkeyed records rotate; an empty key always goes to its hashed partition.
-    p = Partitioner(5, sticky_bytes=0, start=0)
+    p = Partitioner(5, start=0)
     assert [p.partition(b"") for _ in range(10)] == [expected] * 10
 
 
@@ -142,7 +137,7 @@ def test_explicit_partition_out_of_range_is_refused(bad):
         p.partition("k", partition=bad)
     assert isinstance(caught.value, ValueError)
     assert caught.value.partition == bad and caught.value.num_partitions == 4
-    assert p.partition() == 0  # the refused record did not move the sticky partition
+    assert p.partition() == 0  # the refused record did not move the round-robin on
 
 
 @pytest.mark.parametrize("n", [0, -3, 2.0])
@@ -155,72 +150,39 @@ def test_partition_count_must_be_positive(n):
 
 
 def test_round_robin_spreads_unkeyed_records_in_turn():
-    p = Partitioner(3, sticky_bytes=0, start=1)
+    p = Partitioner(3, start=1)
     assert [p.partition() for _ in range(7)] == [1, 2, 0, 1, 2, 0, 1]
 
 
-def test_sticky_partition_holds_until_sticky_bytes_were_appended_then_moves_to_the_next():
-    p = Partitioner(3, sticky_bytes=100, start=2)
-    seen = []
-    for _ in range(12):
-        part = p.partition()
-        seen.append(part)
-        p.on_append(part, 30)  # 4 records of 30 bytes reach 100 bytes
-    assert seen == [2] * 4 + [0] * 4 + [1] * 4
-
-
-def test_sticky_partition_ignores_appends_to_other_partitions():
-    p = Partitioner(3, sticky_bytes=100, start=0)
-    p.on_append(1, 10_000)  # e.g. a keyed record elsewhere
-    assert p.partition() == 0
-    p.on_append(0, 99)
-    assert p.partition() == 0
-    p.on_append(0, 1)
+def test_skip_moves_the_round_robin_past_records_the_caller_spread_itself():
+    p = Partitioner(3, start=1)
     assert p.partition() == 1
-
-
-def test_sticky_is_the_default_with_kafkas_batch_size():
-    p = Partitioner(2, start=0)
-    assert p.sticky_bytes == DEFAULT_STICKY_BYTES == 16384
-    assert p.partition() == p.partition() == 0
-
-
-def test_unkeyed_records_spread_evenly_with_sticky_partitioning():
-    n, records = 6, 60_000
-    p = Partitioner(n)
-    counts = Counter()
-    for i in range(records):
-        part = p.partition()
-        counts[part] += 1
-        p.on_append(part, 90 + i % 40)  # uneven record sizes
-    mean = records / n
-    assert set(counts) == set(range(n))
-    assert all(abs(c - mean) <= 0.03 * mean for c in counts.values()), counts
+    p.skip(4)  # the caller put 4 more records on 2, 0, 1, 2
+    assert [p.partition() for _ in range(4)] == [0, 1, 2, 0]
 
 
 def test_unkeyed_records_spread_evenly_round_robin():
     n, records = 7, 7_000
-    p = Partitioner(n, sticky_bytes=0)
+    p = Partitioner(n)
     counts = Counter(p.partition() for _ in range(records))
     assert counts == {i: records // n for i in range(n)}
 
 
 def test_random_start_differs_between_instances():
-    starts = {Partitioner(16).sticky_partition for _ in range(200)}
+    starts = {Partitioner(16).partition() for _ in range(200)}
     assert len(starts) > 1
 
 
 @given(
     key=st.one_of(st.none(), st.text(max_size=40), st.binary(max_size=40)),
     n=st.integers(min_value=1, max_value=10_000),
-    sticky_bytes=st.integers(min_value=0, max_value=1 << 20),
-    sizes=st.lists(st.integers(min_value=0, max_value=1 << 16), max_size=20),
+    skips=st.lists(st.integers(min_value=0, max_value=1 << 16), max_size=20),
 )
-def test_partition_is_always_in_range(key, n, sticky_bytes, sizes):
-    p = Partitioner(n, sticky_bytes=sticky_bytes)
-    for size in sizes:
+def test_partition_is_always_in_range(key, n, skips):
+    p = Partitioner(n)
+    for skip in skips:
         part = p.partition(key)
         assert 0 <= part < n
-        p.on_append(part, size)
+        p.skip(skip)
     if key is not None:
         assert 0 <= partition_for_key(key, n) < n

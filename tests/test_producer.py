@@ -122,6 +122,17 @@ def test_a_record_over_max_message_bytes_is_refused_at_send_and_its_batch_mates_
     assert _values(broker, "t") == ["small", "also small"]
 
 
+def test_unkeyed_records_after_a_bulk_send_go_on_round_robin_where_it_stopped(tmp_path):
+    broker = Broker(tmp_path)
+    broker.create_topic("t", 3)
+    with Producer(tmp_path) as producer:
+        producer.send_json_many("t", [b"0", b"1", b"2", b"3"])  # on p, p + 1, p + 2, p
+        after = producer.send_json("t", b"4")
+    [first] = [p for p in range(3) if 0 in _values(broker, "t", p)]
+    assert _values(broker, "t", first) == [0, 3]
+    assert after.get().partition == (first + 1) % 3
+
+
 def test_send_json_stores_the_encoded_value_as_given(tmp_path):
     broker = Broker(tmp_path)
     broker.create_topic("t", 1)

@@ -11,10 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logbroker.errors import InvalidRecordError
-from logbroker.storage.record import (BadBatch, BatchStatus, PendingRecord, batch_records, decode_batch, encode_batch,
+from logbroker.storage.record import (BadBatch, BatchStatus, PendingRecord, batch_records, decode_batch,
                               encode_values, parse_line)
 
 from conftest import T0
+from corrupt import batch_bytes
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2**63, 2**63) | st.floats(allow_nan=False, allow_infinity=False)
@@ -38,7 +39,7 @@ def decode_all(data: bytes, raw: bool = False):
 @given(st.integers(0, 10**12), st.lists(records, min_size=1, max_size=20))
 def test_batch_round_trips_offsets_timestamps_keys_headers_and_values(base, batch):
     pending = [PendingRecord(ts, key, headers, value) for ts, key, headers, value in batch]
-    data, max_ts = encode_batch(base, pending)
+    data, max_ts = batch_bytes(base, pending)
     assert max_ts == max(ts for ts, *_ in batch)
     got = decode_all(data)
     assert [r.offset for r in got] == list(range(base, base + len(batch)))
@@ -56,7 +57,7 @@ def test_batch_round_trips_offsets_timestamps_keys_headers_and_values(base, batc
 def test_records_sharing_timestamp_key_and_headers_round_trip_whatever_their_text(base, ts, key, headers, values):
     # Such a batch is built from one template holding the key and headers: a % in them is text.
     pending = [PendingRecord(ts, key, headers, value) for value in values]
-    data, max_ts = encode_batch(base, pending)
+    data, max_ts = batch_bytes(base, pending)
     assert max_ts == ts
     got = decode_all(data)
     assert [(r.offset, r.timestamp, r.key, r.headers, r.value) for r in got] == [
@@ -93,7 +94,7 @@ def test_offsets_are_written_right_across_every_thousand(base, n, shared):
     # Lines sharing timestamp, key and headers write an offset's digits above the last three once
     # per thousand offsets; the others format each offset. Both must read back the same.
     pending = [PendingRecord(T0 if shared else T0 + i, None, None, i) for i in range(n)]
-    data, _ = encode_batch(base, pending)
+    data, _ = batch_bytes(base, pending)
     assert [(r.offset, r.value) for r in decode_all(data)] == [(base + i, i) for i in range(n)]
     assert [parse_line(line)["offset"] for line in data.splitlines(keepends=True)] == list(range(base, base + n))
     if shared:  # the bulk path (Producer.send_batch) builds its lines the same way
@@ -110,18 +111,18 @@ def test_runs_of_one_timestamp_give_the_same_lines_as_records_encoded_alone(base
     headers = {"h": "v%d"} if with_headers else None
     pending = [PendingRecord(T0 + r, key, headers, {"run": r, "i": i})
                for r, length in enumerate(runs) for i in range(length)]
-    data, _ = encode_batch(base, pending)
+    data, _ = batch_bytes(base, pending)
     lines = data.splitlines(keepends=True)
     assert len(lines) == len(pending)
     for i in range(1, len(pending)):
-        assert lines[i] == encode_batch(base + i, [pending[i]])[0]
+        assert lines[i] == batch_bytes(base + i, [pending[i]])[0]
     assert [(r.offset, r.timestamp, r.key, dict(r.headers)) for r in decode_all(data)] == [
         (base + i, p[0], key, headers or {}) for i, p in enumerate(pending)]
 
 
 def test_unicode_and_line_separators_stay_inside_one_line():
     value = {"text": "K-pop 🎤 ß é \u2028 \u2029 \n \r \0 end", "中文": ["\t"]}
-    data, _ = encode_batch(0, [PendingRecord(T0, "ключ", {"h": "\n"}, value)])
+    data, _ = batch_bytes(0, [PendingRecord(T0, "ключ", {"h": "\n"}, value)])
     assert data.count(b"\n") == 1 and data.endswith(b"\n")
     [r] = decode_all(data)
     assert (r.key, r.headers, r.value) == ("ключ", {"h": "\n"}, value)
@@ -130,14 +131,14 @@ def test_unicode_and_line_separators_stay_inside_one_line():
 def test_big_batch_of_many_records_round_trips_and_is_one_write_unit():
     pending = [PendingRecord(T0 + i, f"k{i % 7}", {"n": str(i)} if i % 3 == 0 else None, {"i": i, "pad": "x" * (i % 50)})
                for i in range(5000)]
-    data, _ = encode_batch(42, pending)
+    data, _ = batch_bytes(42, pending)
     got = decode_all(data)
     assert [r.offset for r in got] == list(range(42, 5042))
     assert [r.value["i"] for r in got] == list(range(5000))
 
 
 def test_line_grammar_matches_format_md():
-    data, _ = encode_batch(7, [PendingRecord(T0, "u1", None, {"item": "lightstick"}),
+    data, _ = batch_bytes(7, [PendingRecord(T0, "u1", None, {"item": "lightstick"}),
                                PendingRecord(T0 + 1, None, None, [1, 2])])
     first, second, empty = data.split(b"\n")
     assert empty == b""
@@ -157,7 +158,7 @@ def test_nan_and_infinity_are_refused(bad):
 
 
 def test_null_values_and_finite_floats_are_accepted():
-    data, _ = encode_batch(0, [PendingRecord(T0, None, None, [None, 1.5, {"x": None}])])
+    data, _ = batch_bytes(0, [PendingRecord(T0, None, None, [None, 1.5, {"x": None}])])
     assert decode_all(data)[0].value == [None, 1.5, {"x": None}]
 
 
@@ -175,7 +176,7 @@ def test_values_json_cannot_hold_are_refused():
 @pytest.mark.parametrize("batch_size", [1, 3])
 def test_every_single_bit_flip_of_a_batch_is_detected(batch_size):
     pending = [PendingRecord(T0 + i, "key", {"h": "v"}, {"n": i, "s": "abcdef0123"}) for i in range(batch_size)]
-    data, _ = encode_batch(1000, pending)
+    data, _ = batch_bytes(1000, pending)
     for bit in range(len(data) * 8):
         damaged = bytearray(data)
         damaged[bit // 8] ^= 1 << (bit % 8)
@@ -184,7 +185,7 @@ def test_every_single_bit_flip_of_a_batch_is_detected(batch_size):
 
 
 def test_crc_field_in_upper_case_or_with_spaces_is_not_accepted():
-    data, _ = encode_batch(0, [PendingRecord(T0, None, None, 1)])
+    data, _ = batch_bytes(0, [PendingRecord(T0, None, None, 1)])
     for fake in (data[8:16].upper(), b" " + data[9:16]):
         if fake != data[8:16]:
             with pytest.raises(BadBatch):
@@ -192,7 +193,7 @@ def test_crc_field_in_upper_case_or_with_spaces_is_not_accepted():
 
 
 def test_a_batch_cut_short_is_incomplete_not_invalid():
-    data, _ = encode_batch(0, [PendingRecord(T0, None, None, "a" * 50) for _ in range(3)])
+    data, _ = batch_bytes(0, [PendingRecord(T0, None, None, "a" * 50) for _ in range(3)])
     for cut in range(1, len(data)):
         with pytest.raises(BadBatch) as info:
             decode_batch(data[:cut], 0, cut)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from logbroker.storage.checkpoint import STATE_NAME, write_log_start
 from logbroker.errors import CorruptionError
-from logbroker.storage.record import PendingRecord, encode_batch
+from logbroker.storage.record import PendingRecord
 from logbroker.storage.segment import list_segments, log_name
 from logbroker.storage.topic import Topic
 
@@ -113,7 +113,7 @@ def test_zero_filled_and_garbage_tails_are_cut_and_reported_never_called_corrupt
     path = corrupt.segment_path(d)
     size = os.path.getsize(path)
     kind, _, n = tail.partition(" ")
-    next_line, _ = encode_batch(3, [PendingRecord(T0, None, None, "phantom " * 40)])
+    next_line, _ = corrupt.batch_bytes(3, [PendingRecord(T0, None, None, "phantom " * 40)])
     if kind == "zeros":
         junk = corrupt.zeros(int(n))
     elif kind == "garbage":
@@ -134,7 +134,7 @@ def test_a_valid_batch_after_torn_bytes_beyond_the_high_watermark_is_cut_with_th
     t, d, values = build_partition(make_topic, [["a"], ["b"]])
     path = corrupt.segment_path(d)
     size = os.path.getsize(path)
-    later, _ = encode_batch(2, [PendingRecord(T0, None, None, "never acked")])
+    later, _ = corrupt.batch_bytes(2, [PendingRecord(T0, None, None, "never acked")])
     corrupt.append_bytes(path, corrupt.garbage(50) + b"\n" + later)
     check_reopened(t, values, path, size, size + 51 + len(later))
 
@@ -143,7 +143,7 @@ def test_complete_batches_beyond_the_recorded_log_end_are_kept(make_topic):
     # A writer died after its write and before it recorded the new log end: its batch is whole.
     t, d, values = build_partition(make_topic, [["a"], ["b"]])
     path = corrupt.segment_path(d)
-    extra, _ = encode_batch(2, [PendingRecord(T0, None, None, "c"), PendingRecord(T0, None, None, "d")])
+    extra, _ = corrupt.batch_bytes(2, [PendingRecord(T0, None, None, "c"), PendingRecord(T0, None, None, "d")])
     corrupt.append_bytes(path, extra)
     check_reopened(t, values + ["c", "d"], path, os.path.getsize(path), os.path.getsize(path))
 

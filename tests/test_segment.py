@@ -7,7 +7,8 @@ import os
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logbroker.storage.record import BadBatch, PendingRecord, encode_batch
+from logbroker.storage.record import BadBatch, PendingRecord
+from corrupt import batch_bytes
 from logbroker.storage.segment import iter_batches
 
 from conftest import T0
@@ -20,7 +21,7 @@ def write_batches(path, sizes):
         for n in sizes:
             recs = [PendingRecord(T0, None, None, {"i": offset + i, "pad": "x" * ((offset + i) * 37 % 300)})
                     for i in range(n)]
-            data, _ = encode_batch(offset, recs)
+            data, _ = batch_bytes(offset, recs)
             f.write(data)
             spans.append((pos, pos + len(data), offset))
             pos += len(data)

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from logbroker.errors import OffsetOutOfRangeError
-from logbroker.storage.record import PendingRecord, encode_batch
+from logbroker.storage.record import PendingRecord
+from corrupt import batch_bytes
 from logbroker.storage.segment import list_segments
 from logbroker.storage.topic import Topic
 
@@ -55,7 +56,7 @@ class PartitionMachine(RuleBasedStateMachine):
             self.clock += step
             rows.append((self.clock, key, hdrs or {}, value))
         pending = [PendingRecord(ts, key, hdrs, value) for ts, key, hdrs, value in rows]
-        nbytes = len(encode_batch(self.model.log_end, pending)[0])
+        nbytes = len(batch_bytes(self.model.log_end, pending)[0])
         [result] = self.topic.log(0).append(pending)
         assert result.base_offset == self.model.append(rows, nbytes)
         assert result.count == len(rows)

@@ -70,7 +70,7 @@ def cluster(bootstrap_server: Optional[str], command_config: Optional[str]):
 
 
 def group_admin_of(data_dir: Optional[str]):
-    from logbroker.groups.admin import GroupAdmin
+    from logbroker.broker import GroupAdmin
     return GroupAdmin(data_dir)
 
 
@@ -271,7 +271,7 @@ def publish(
                   headers=headers, summary=summary)
     try:
         if remote is not None:
-            from logbroker.remote.publish import publish_lines as publish_remote
+            from logbroker.tools.publish_cluster import publish_lines as publish_remote
             publish_remote(remote, topic, stream, **common)
         else:
             publish_lines(broker(create=True).data_dir, topic, stream, fsync=fsync, max_block_ms=max_block_ms,
@@ -789,7 +789,7 @@ def bench_produce(
     remote = cluster(bootstrap_server, command_config)
     if remote is not None:
         _one_process(producers=producers, fsync=fsync)
-        from logbroker.remote.bench import produce_perf as produce_remote
+        from logbroker.tools.bench_cluster import produce_perf as produce_remote
         result = produce_remote(remote, topic, num_records, record_size=record_size, payload_file=payload_file,
                                 partitions=partitions, throughput=throughput)
         return _bench_out(result, json, result.summary_line())
@@ -814,7 +814,7 @@ def bench_consume(
     remote = cluster(bootstrap_server, command_config)
     if remote is not None:
         _one_process(consumers=consumers)
-        from logbroker.remote.bench import consume_perf as consume_remote
+        from logbroker.tools.bench_cluster import consume_perf as consume_remote
         result = consume_remote(remote, topic, num_records, group=group)
     else:
         result = consume_perf(broker().data_dir, topic, num_records, group=group, consumers=consumers,
@@ -838,7 +838,7 @@ def bench_e2e(
     remote = cluster(bootstrap_server, command_config)
     if remote is not None:
         _one_process(fsync=fsync)
-        from logbroker.remote.bench import e2e_perf as e2e_remote
+        from logbroker.tools.bench_cluster import e2e_perf as e2e_remote
         result = e2e_remote(remote, rate, num_records)
         return _bench_out(result, json, result.summary_line())
     result = e2e_perf(broker(create=True).data_dir, rate, num_records, fsync=fsync, progress=progress_enabled())

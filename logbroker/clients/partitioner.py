@@ -15,31 +15,19 @@ Contract
     recently seen keys are kept in a small bounded cache because the producer calls this for every
     keyed record.
 
-``Partitioner(num_partitions, *, sticky_bytes=16384, start=None)``
+``Partitioner(num_partitions, *, start=None)``
     ``partition(key=None, partition=None) -> int`` picks the partition of one record, in order:
 
     1. an explicit ``partition`` wins; it must be an ``int`` in ``0 <= partition < num_partitions``,
        otherwise ``logbroker.errors.UnknownPartitionError`` (a ``ValueError``) is raised;
     2. a record with a key (``key is not None``) goes to ``partition_for_key(key, num_partitions)``;
-    3. a record without a key goes to the current *sticky* partition (Kafka >= 3.3, KIP-794).
+    3. a record without a key goes to the next partition in turn (round-robin, one record each).
 
-    Sticky behaviour: unkeyed records all go to one partition until at least ``sticky_bytes`` bytes
-    of unkeyed records were appended to it, then to the next partition (``(p + 1) % n``), so that
-    records batch well while the load still spreads evenly over time. The partitioner cannot see
-    what the producer writes, so **the producer must call** ``on_append(partition, nbytes)`` after
-    appending each record whose partition came from step 3, with the number of bytes it appended
-    (the encoded record line). Calls for any other partition than the current sticky one are
-    ignored. Kafka counts only the unkeyed records; a producer that reports every record it
-    appends still spreads evenly, the sticky partition just moves on a little sooner. A producer
-    that never calls ``on_append`` sends every unkeyed record to one partition.
-
-    ``sticky_bytes=0`` turns stickiness off: unkeyed records then go round-robin, one record per
-    partition in turn, and ``on_append`` is not needed.
-
-    The first sticky (or round-robin) partition is ``start``, or a random one when ``start`` is
-    None, so that several producer processes do not all begin on partition 0. Everything is per
-    ``Partitioner`` instance; an instance is not meant to be shared between threads without a lock
-    (a race only skews the spread, it never yields an out-of-range partition).
+    ``skip(count)`` moves the turn on past ``count`` unkeyed records the caller spread itself. The
+    first partition in turn is ``start``, or a random one when ``start`` is None, so that several
+    producer processes do not all begin on partition 0. Everything is per ``Partitioner``
+    instance; an instance is not meant to be shared between threads without a lock (a race only
+    skews the spread, it never yields an out-of-range partition).
 """
 
 from __future__ import annotations
@@ -49,9 +37,7 @@ import struct
 
 from logbroker.errors import InvalidRecordError, UnknownPartitionError
 
-__all__ = ["murmur2", "partition_for_key", "Partitioner", "DEFAULT_STICKY_BYTES"]
-
-DEFAULT_STICKY_BYTES = 16384  # Kafka's batch.size default
+__all__ = ["murmur2", "partition_for_key", "Partitioner"]
 
 _SEED = 0x9747B28C
 _M = 0x5BD1E995
@@ -128,27 +114,17 @@ def partition_for_key(key: str | bytes, num_partitions: int) -> int:
 class Partitioner:
     """Chooses the partition of each record for one producer; see the module docstring."""
 
-    __slots__ = ("num_partitions", "sticky_bytes", "_current", "_sent")
+    __slots__ = ("num_partitions", "_next")
 
-    def __init__(
-        self,
-        num_partitions: int,
-        *,
-        sticky_bytes: int = DEFAULT_STICKY_BYTES,
-        start: int | None = None,
-    ) -> None:
+    def __init__(self, num_partitions: int, *, start: int | None = None) -> None:
         if type(num_partitions) is not int or num_partitions <= 0:
             raise ValueError(f"num_partitions must be an int >= 1, got {num_partitions!r}")
-        if type(sticky_bytes) is not int or sticky_bytes < 0:
-            raise ValueError(f"sticky_bytes must be an int >= 0, got {sticky_bytes!r}")
         if start is None:
             start = random.randrange(num_partitions)
         elif type(start) is not int or not 0 <= start < num_partitions:
             raise ValueError(f"start must be in [0, {num_partitions}), got {start!r}")
         self.num_partitions = num_partitions
-        self.sticky_bytes = sticky_bytes
-        self._current = start  # sticky partition, or the next round-robin partition
-        self._sent = 0  # unkeyed bytes appended to the sticky partition since it was chosen
+        self._next = start  # the partition of the next unkeyed record
 
     def partition(self, key: str | bytes | None = None, partition: int | None = None) -> int:
         """The partition for a record with this key and optional explicit partition."""
@@ -164,33 +140,13 @@ class Partitioner:
             return partition
         if key is not None:
             return partition_for_key(key, n)
-        p = self._current
-        if not self.sticky_bytes:  # round-robin, one record per partition
-            self._current = p + 1 if p + 1 < n else 0
+        p = self._next
+        self._next = p + 1 if p + 1 < n else 0
         return p
 
-    def on_append(self, partition: int, nbytes: int) -> None:
-        """Tell the partitioner that ``nbytes`` of an unkeyed record were appended to ``partition``.
-
-        Moves the sticky partition on once ``sticky_bytes`` were appended to it. A no-op in
-        round-robin mode and for any partition that is not the current sticky one.
-        """
-        if partition != self._current or not self.sticky_bytes:
-            return
-        sent = self._sent + nbytes
-        if sent >= self.sticky_bytes:
-            p = partition + 1
-            self._current = p if p < self.num_partitions else 0
-            sent = 0
-        self._sent = sent
-
-    @property
-    def sticky_partition(self) -> int:
-        """The partition the next unkeyed record goes to."""
-        return self._current
+    def skip(self, count: int) -> None:
+        """Move the turn on past ``count`` unkeyed records the caller spread round-robin itself."""
+        self._next = (self._next + count) % self.num_partitions
 
     def __repr__(self) -> str:
-        return (
-            f"Partitioner(num_partitions={self.num_partitions}, "
-            f"sticky_bytes={self.sticky_bytes}, current={self._current})"
-        )
+        return f"Partitioner(num_partitions={self.num_partitions}, next={self._next})"

@@ -232,7 +232,7 @@ class Producer:
         else:
             n = len(batches)
             groups = {(first + i) % n: values_json[i::n] for i in range(min(n, len(values_json)))}
-            self._partitioners[topic]._current = (first + len(values_json)) % n  # round-robin goes on
+            self._partitioners[topic].skip(len(values_json) - 1)  # round-robin goes on past them
         runs = []
         acc = self._acc
         with acc.lock:
@@ -398,7 +398,7 @@ class Producer:
             self._topics[name] = t
             # Unkeyed records go round-robin, one by one: with records spread evenly from the first
             # one, a newcomer sees a group split the work even on a ten-record topic.
-            self._partitioners[name] = Partitioner(t.partitions, sticky_bytes=0)
+            self._partitioners[name] = Partitioner(t.partitions)
         return t
 
     def _open_topic(self, name: str) -> list[Batch]:

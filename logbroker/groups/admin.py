@@ -1,4 +1,4 @@
-"""Group administration and replay: what ``kafka-consumer-groups.sh`` does, as library calls.
+"""Group administration: what ``kafka-consumer-groups.sh`` does, as library calls.
 
 Each function reads the files of :mod:`logbroker.groups.offsets` and :mod:`logbroker.groups.membership` directly; none
 needs a running consumer. The CLI renders their results.
@@ -8,7 +8,6 @@ needs a running consumer. The CLI renders their results.
 - :func:`plan_reset_offsets` computes where ``--reset-offsets`` would move each partition (clamped
   into [log start offset, log end offset]); :func:`execute_reset` applies a plan, under the group
   lock, refusing with :class:`~logbroker.errors.GroupNotEmptyError` while the group has live members.
-- :func:`replay` yields the records of an offset or time range without touching any group's offsets.
 """
 
 from __future__ import annotations
@@ -21,48 +20,46 @@ import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Iterable, Iterator, NamedTuple
+from typing import Callable, NamedTuple
 
 from ..storage import fsutil
-from ..broker import Broker
 from ..storage.config import validate_group_name
 from ..errors import (CorruptionError, GroupError, GroupNotEmptyError, InvalidConfigError, OffsetOutOfRangeError,
                      UnknownGroupError)
 from .membership import partition_owner, scan_members
-from .offsets import GROUPS_DIR, CommittedOffset, GroupPaths, OffsetStore
-from ..storage.consumer_record import Record
-from ..storage.topic import Topic
+from .offsets import GROUPS_DIR, CommittedOffset, GroupPaths, OffsetStore, topic_groups
+from ..storage.datadir import data_dir_path, resolve_data_dir
+from ..storage.topic import Topic, list_topics
 
-__all__ = ["list_groups", "describe_group", "group_members", "GroupMemberInfo", "delete_group", "group_topics", "live_members", "PartitionLag",
-           "ResetRow", "ResetPlan", "RESET_KINDS", "plan_reset_offsets", "execute_reset", "replay",
-           "parse_reset_spec", "reset_target", "check_replay_bounds", "replay_range", "GroupAdmin",
+__all__ = ["list_groups", "describe_group", "group_members", "GroupMemberInfo", "delete_group", "group_topics", "PartitionLag",
+           "ResetRow", "ResetPlan", "RESET_KINDS", "plan_reset_offsets", "execute_reset", "parse_reset_spec", "reset_target",
            "parse_datetime_ms", "parse_duration_ms"]
 
 RESET_KINDS = ("to-earliest", "to-latest", "to-current", "to-offset", "shift-by", "to-datetime", "by-duration")
 log = logging.getLogger("logbroker")
 
 
+def _data_dir(data_dir: str | None) -> str:
+    """The data directory as a read-only command sees it: never created when missing (then it
+    holds no topics); DataDirError when it is not a directory."""
+    path = data_dir_path(data_dir)
+    return resolve_data_dir(path) if os.path.lexists(path) else path
+
+
 def list_groups(data_dir: str | None = None) -> list[str]:
     """Every group that has state on some topic, sorted."""
-    broker = Broker(data_dir, create=False)
-    return sorted({group for topic in broker.list_topics() for group in broker.topic_groups(topic)})
+    path = _data_dir(data_dir)
+    return sorted({group for topic in list_topics(path) for group in topic_groups(os.path.join(path, topic))})
 
 
 def group_topics(data_dir: str | None, group: str) -> list[Topic]:
     """The topics on which ``group`` has state; UnknownGroupError when none."""
     validate_group_name(group)
-    broker = Broker(data_dir, create=False)
-    topics = [broker.topic(name) for name in broker.list_topics()
-              if GroupPaths(os.path.join(broker.data_dir, name), group).exists()]
+    path = _data_dir(data_dir)
+    topics = [Topic(path, name) for name in list_topics(path) if GroupPaths(os.path.join(path, name), group).exists()]
     if not topics:
         raise UnknownGroupError(f"consumer group {group!r} does not exist", group=group)
     return topics
-
-
-def live_members(data_dir: str | None, group: str) -> list[str]:
-    """Ids of the group's live members, over all its topics."""
-    return sorted({m.member for t in group_topics(data_dir, group)
-                   for m in scan_members(GroupPaths(t.path, group)) if m.live})
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,9 +234,9 @@ def plan_reset_offsets(data_dir: str | None, group: str, topic: str | None, part
     validate_group_name(group)
     kind, value = parse_reset_spec(spec)
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    broker = Broker(data_dir, create=False)
-    topics = [broker.topic(topic)] if topic is not None else group_topics(broker.data_dir, group)
-    plan = ResetPlan(broker.data_dir, group)
+    path = _data_dir(data_dir)
+    topics = [Topic(path, topic)] if topic is not None else group_topics(path, group)
+    plan = ResetPlan(path, group)
     for t in topics:
         try:
             committed = OffsetStore(GroupPaths(t.path, group), t.name).read()
@@ -300,10 +297,10 @@ def execute_reset(plan: ResetPlan) -> None:
     by_topic: dict[str, dict[int, int]] = {}
     for row in plan:
         by_topic.setdefault(row.topic, {})[row.partition] = row.new
-    broker = Broker(plan.data_dir, create=False)
+    path = _data_dir(plan.data_dir)
     now = int(time.time() * 1000)
     for name, offsets in by_topic.items():
-        t = plan.topics.get(name) or broker.topic(name)
+        t = plan.topics.get(name) or Topic(path, name)
         t.identity.check()  # offsets planned on a topic deleted since mean nothing in a new one
         paths = GroupPaths(t.path, plan.group, t.identity)
         paths.ensure()
@@ -316,104 +313,6 @@ def execute_reset(plan: ResetPlan) -> None:
                     group=plan.group, topic=name)
             OffsetStore(paths, name).commit({p: CommittedOffset(o, 0, "reset", now) for p, o in offsets.items()},
                                             allow_backwards=True)
-
-
-# -- replay ---------------------------------------------------------------------------------------
-
-def replay(data_dir: str | None, topic: str, from_offset: int | None = None, to_offset: int | None = None,
-           partition: int | None = None, *, from_time: int | str | None = None,
-           to_time: int | str | None = None) -> Iterator[Record]:
-    """The records of ``[from, to)`` partition by partition, touching no group's offsets.
-
-    A time bound (ms since the epoch, or an ISO-8601 date-time) stands for the first offset whose
-    timestamp is >= it, Kafka's lookup. Missing bounds are the log start offset and the high
-    watermark at the call; ``to`` past the high watermark stops there. A ``from`` below the log start
-    offset (those records were removed by retention) or beyond the high watermark raises
-    OffsetOutOfRangeError, a negative bound or ``to < from`` InvalidConfigError; every partition is
-    checked before the first record is yielded.
-    """
-    check_replay_bounds(from_offset, to_offset)
-    bounds = [_bound_ms(from_time), _bound_ms(to_time)]
-    t = Broker(data_dir, create=False).topic(topic)
-    try:
-        parts = range(t.partitions) if partition is None else [t.check_partition(partition)]
-        # Every partition's range is checked before the first record is yielded, so a bad bound
-        # fails the whole replay at once instead of after some partitions were printed.
-        ranges = []
-        for p in parts:
-            reader = t.reader(p)
-            try:
-                start, stop = replay_range(topic, p, reader.log_start_offset(), reader.high_watermark(), from_offset,
-                                           to_offset, bounds, reader.offset_for_timestamp)
-                ranges.append((p, start, stop))
-            finally:
-                reader.close()
-        for p, start, stop in ranges:
-            reader = t.reader(p)
-            try:
-                offset = start
-                while offset < stop:
-                    got = reader.read(offset, min(500, stop - offset))
-                    if not got:
-                        break
-                    yield from got
-                    offset = got[-1].offset + 1
-            finally:
-                reader.close()
-    finally:
-        t.close()
-
-
-def check_replay_bounds(from_offset: int | None, to_offset: int | None) -> None:
-    """InvalidConfigError for a negative or non-integer bound, or ``to`` before ``from``."""
-    for name, value in (("--from-offset", from_offset), ("--to-offset", to_offset)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise InvalidConfigError(f"{name} must be an integer >= 0, got {value!r}")
-    if from_offset is not None and to_offset is not None and to_offset < from_offset:
-        raise InvalidConfigError(f"--to-offset {to_offset} is before --from-offset {from_offset}")
-
-
-def replay_range(topic: str, partition: int, log_start: int, end: int, from_offset: int | None,
-                 to_offset: int | None, bounds: list, offset_for_timestamp: Callable[[int], int | None]
-                 ) -> tuple[int, int]:
-    """``[start, stop)`` of one partition for :func:`replay`; OffsetOutOfRangeError when ``from`` is
-    outside [log start offset, log end offset]. ``bounds``: [from_ms, to_ms], each None or ms."""
-    start = log_start if from_offset is None else from_offset
-    if not log_start <= start <= end:
-        why = ("retention removed the records below the log start offset" if start < log_start
-               else "that is beyond the log end offset")
-        raise OffsetOutOfRangeError(
-            f"cannot replay {topic}-{partition} from offset {start}: {why}; valid offsets are "
-            f"{log_start} (log start) to {end} (log end)", topic=topic, partition=partition, offset=start,
-            log_start_offset=log_start, log_end_offset=end)
-    stop = end if to_offset is None else min(to_offset, end)
-    if bounds[0] is not None:
-        found = offset_for_timestamp(bounds[0])
-        start = max(start, end if found is None else found)
-    if bounds[1] is not None:
-        found = offset_for_timestamp(bounds[1])
-        stop = min(stop, end if found is None else found)
-    return start, stop
-
-
-def _bound_ms(value: int | str | None) -> int | None:
-    return parse_datetime_ms(value) if isinstance(value, str) else value
-
-
-def republish(data_dir: str | None, records: Iterable[Record], to_topic: str,
-              on_progress: Callable[[int], None] | None = None) -> int:
-    """Append ``records`` (e.g. from :func:`replay`) to ``to_topic`` with their keys, headers and
-    timestamps, partitioned by key as a producer would; returns how many."""
-    from ..clients.producer import Producer
-    count = 0
-    with Producer(data_dir, batch_size=256 * 1024) as producer:
-        for r in records:
-            producer.send(to_topic, r.value, key=r.key, timestamp_ms=r.timestamp, headers=dict(r.headers) or None)
-            count += 1
-            if on_progress is not None:
-                on_progress(count)
-    return count
-
 
 
 def parse_offsets_json(data: bytes, path: str) -> list[tuple[str, int, int]]:
@@ -440,37 +339,3 @@ def parse_offsets_json(data: bytes, path: str) -> list[tuple[str, int, int]]:
         out.append((e["topic"], e["partition"], e["offset"]))
     return out
 
-
-class GroupAdmin:
-    """The functions above bound to one data directory, as methods: the same calls the command
-    line makes on a :class:`logbroker.remote.cluster.Cluster` for a Kafka cluster."""
-
-    def __init__(self, data_dir: str | None) -> None:
-        self.data_dir = data_dir
-
-    def list_groups(self) -> list[str]:
-        return list_groups(self.data_dir)
-
-    def describe_group(self, group: str, now_ms: int | None = None) -> list[PartitionLag]:
-        return describe_group(self.data_dir, group, now_ms)
-
-    def group_members(self, group: str) -> list[GroupMemberInfo]:
-        return group_members(self.data_dir, group)
-
-    def delete_group(self, group: str) -> None:
-        delete_group(self.data_dir, group)
-
-    def plan_reset_offsets(self, group: str, topic: str | None, partitions: list[int] | None, spec,
-                           now_ms: int | None = None) -> ResetPlan:
-        return plan_reset_offsets(self.data_dir, group, topic, partitions, spec, now_ms)
-
-    def execute_reset(self, plan: ResetPlan) -> None:
-        execute_reset(plan)
-
-    def replay(self, topic: str, from_offset: int | None = None, to_offset: int | None = None,
-               partition: int | None = None, **times) -> Iterator[Record]:
-        return replay(self.data_dir, topic, from_offset, to_offset, partition, **times)
-
-    def republish(self, records: Iterable[Record], to_topic: str,
-                  on_progress: Callable[[int], None] | None = None) -> int:
-        return republish(self.data_dir, records, to_topic, on_progress)

@@ -193,7 +193,7 @@ class Generation:
     members: tuple[str, ...]
 
 
-def read_generation(paths: GroupPaths, topic: str = "") -> Generation:
+def read_generation(paths: GroupPaths) -> Generation:
     """The group's generation; generation 0 with no members when none was written yet.
 
     A damaged file is derived state: it is reported and treated as generation 0 (the next change
@@ -390,7 +390,7 @@ class GroupMember:
                 log.warning("partition %s-%d was taken over from member %s", self.topic, partition, self.member_id)
                 self._release(partition)
                 lost.append(partition)
-        generation = read_generation(self.paths, self.topic)
+        generation = read_generation(self.paths)
         live = self._live_ids()
         if tuple(live) != generation.members:
             try:
@@ -413,7 +413,7 @@ class GroupMember:
         if wanted:
             try:
                 with self.paths.locked(timeout_s=_CHECK_LOCK_WAIT_S):
-                    current = read_generation(self.paths, self.topic)
+                    current = read_generation(self.paths)
                     mine = set(range_assign(current.members, self._partitions_fn()).get(self.member_id, []))
                     for partition in wanted:
                         if partition in mine and self._acquire(partition):
@@ -428,7 +428,7 @@ class GroupMember:
 
     def _update_generation(self, include: str | None) -> Generation:
         """Write generation N+1 when the live set changed. Group lock held."""
-        generation = read_generation(self.paths, self.topic)
+        generation = read_generation(self.paths)
         live = [m.member for m in scan_members(self.paths, skip=include) if m.live]
         if include is not None:
             live.append(include)
@@ -510,7 +510,7 @@ class GroupMember:
         now_ms = int(time.time() * 1000)
         try:
             with self.paths.locked(timeout_s=self.session_timeout_ms / 2000):
-                generation = read_generation(self.paths, self.topic)
+                generation = read_generation(self.paths)
                 if self.member_id not in generation.members:
                     self._last_check = 0
                     raise CommitFailedError(

@@ -34,7 +34,7 @@ from ..storage import fsutil
 from ..storage.config import validate_group_name
 from ..errors import CorruptionError, GroupError, LockTimeoutError
 
-__all__ = ["CommittedOffset", "OffsetStore", "GroupPaths", "OFFSETS_FORMAT", "encode_line", "decode_line"]
+__all__ = ["CommittedOffset", "OffsetStore", "GroupPaths", "topic_groups", "OFFSETS_FORMAT", "encode_line", "decode_line"]
 
 OFFSETS_FORMAT = 1
 GROUPS_DIR = "groups"
@@ -42,6 +42,15 @@ _PREFIX = b'{"crc":"'
 _PREFIX_LEN = 18
 
 log = logging.getLogger("logbroker")
+
+
+def topic_groups(topic_path: str) -> list[str]:
+    """The consumer groups with state in the topic directory ``topic_path``, sorted."""
+    try:
+        names = os.listdir(os.path.join(topic_path, GROUPS_DIR))
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if not n.startswith("__"))
 
 
 def encode_line(body: dict) -> bytes:

@@ -18,12 +18,12 @@ import logging
 import os
 from typing import Any
 
-from ..broker import Broker
 from ..storage.config import validate_topic_name
 from ..errors import LogBrokerError, TopicExistsError, UnknownTopicError
 from ..storage.log import AppendResult
 from ..storage.record import PendingRecord
-from ..storage.topic import Topic
+from ..storage.datadir import resolve_data_dir
+from ..storage.topic import Topic, list_topics
 
 __all__ = ["Storage"]
 
@@ -34,8 +34,7 @@ WATCH_INTERVAL_S = 0.05  # how soon a long poll sees an append made by another p
 
 class Storage:
     def __init__(self, data_dir: str) -> None:
-        self.broker = Broker(data_dir)
-        self.data_dir = self.broker.data_dir
+        self.data_dir = resolve_data_dir(data_dir)
         self._topics: dict[str, tuple[Topic, int]] = {}  # name -> (topic, inode of its directory)
         self._flush_due: set[tuple[str, int]] = set()
         #: set whenever this process appends, or the watcher sees another process's append to a
@@ -111,7 +110,7 @@ class Storage:
         self.appended = asyncio.Event()
 
     def list_topics(self) -> list[str]:
-        return self.broker.list_topics()
+        return list_topics(self.data_dir)
 
     def topic(self, name: str) -> Topic:
         """The topic ``name``; raises UnknownTopicError (or InvalidNameError)."""
@@ -138,7 +137,7 @@ class Storage:
 
     def create_topic(self, name: str, partitions: int, config: dict[str, Any] | None = None) -> Topic:
         try:
-            return self.broker.create_topic(name, partitions, config)
+            return Topic.create(self.data_dir, name, partitions, config)
         finally:
             self.forget(name)
 

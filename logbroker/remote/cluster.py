@@ -340,6 +340,10 @@ class Cluster:
 
     # -- the console consumer's hooks ---------------------------------------------------------
 
+    def producer(self, **settings: Any) -> RemoteProducer:
+        """A producer to the cluster (``settings``: librdkafka's, such as ``linger.ms``)."""
+        return RemoteProducer(self.bootstrap_servers, self.command_config, **settings)
+
     def consumer(self, group_id: str | None = None, auto_offset_reset: str = "latest") -> RemoteConsumer:
         return RemoteConsumer(self.bootstrap_servers, self.command_config, group_id=group_id,
                               auto_offset_reset=auto_offset_reset, timeout_ms=self.timeout_ms)
@@ -374,7 +378,8 @@ class Cluster:
                to_time: int | str | None = None) -> Iterator[Record]:
         """:func:`logbroker.admin.replay` over the cluster: the same checks, the same records,
         partition by partition; no group is involved."""
-        from ..groups.admin import check_replay_bounds, parse_datetime_ms, replay_range
+        from ..broker import check_replay_bounds, replay_range
+        from ..groups.admin import parse_datetime_ms
         check_replay_bounds(from_offset, to_offset)
         bounds = [parse_datetime_ms(b) if isinstance(b, str) else b for b in (from_time, to_time)]
         count = self._partitions(topic)
@@ -420,7 +425,7 @@ class Cluster:
                   on_progress: Callable[[int], None] | None = None) -> int:
         """:func:`logbroker.admin.republish` into the cluster: keys, headers and timestamps kept."""
         count = 0
-        with RemoteProducer(self.bootstrap_servers, self.command_config) as producer:
+        with self.producer() as producer:
             for r in records:
                 producer.send(to_topic, r.value, key=r.key, timestamp_ms=r.timestamp,
                               headers=r.header_list or None)

@@ -16,8 +16,8 @@ Rules (see RELIABILITY.md in the project for why each exists):
   which is what makes kill -9 of a producer or consumer safe. A stopped holder (SIGSTOP, Ctrl+Z)
   keeps it, so waits are bounded: :meth:`FileLock.acquire_within` says after a second which process
   holds the lock (each holder records its pid in the file) and gives up after ``max.block.ms``.
-- **Paths never follow symlinks** below the data directory: :func:`open_dir_nofollow` and
-  :func:`check_not_symlink` refuse them.
+- **Paths never follow symlinks** below the data directory: files are opened with ``O_NOFOLLOW``
+  and :func:`check_not_symlink` refuses a symlinked directory.
 - **Short writes are undone.** :func:`append_all` writes a batch with one ``write``/``writev`` call
   (so concurrent writers' bytes never interleave); if the kernel writes less (disk full) the file is
   truncated back to its previous size before the error is raised.

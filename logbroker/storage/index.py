@@ -3,8 +3,9 @@
 ``.index``: 8-byte big-endian entries (u32 relative offset, u32 position).
 ``.timeindex``: 12-byte big-endian entries (i64 max timestamp before the batch, u32 relative offset).
 
-Entry i of both files names the same batch start. The files are derived data: no checksum, never
-fsynced, checked for sanity on load and rebuilt from the log by recovery when in doubt. An entry is
+Entry i of both files names the same batch start. The files are derived data: no checksum; entries
+appended beside the log are not fsynced (a rebuilt index replaces the files atomically, fsynced);
+they are checked for sanity on load and rebuilt from the log by recovery when in doubt. An entry is
 added when more than ``index.interval.bytes`` were appended since the previous one, so lookups cost a
 binary search plus a forward scan of at most one interval and one batch.
 """
@@ -44,16 +45,6 @@ class IndexEntries:
         self.offsets.append(offset)
         self.positions.append(position)
         self.max_ts_before.append(max_ts_before)
-
-    def position_for_offset(self, offset: int) -> int:
-        """Position of the last indexed batch starting at or before ``offset`` (0 if none)."""
-        i = bisect.bisect_right(self.offsets, offset) - 1
-        return self.positions[i] if i >= 0 else 0
-
-    def position_for_timestamp(self, timestamp: int) -> int:
-        """Position from which the first record with a timestamp >= ``timestamp`` can be found."""
-        i = bisect.bisect_left(self.max_ts_before, timestamp) - 1
-        return self.positions[i] if i >= 0 else 0
 
     def last_position(self) -> int:
         return self.positions[-1] if self.positions else 0

@@ -33,7 +33,6 @@ __all__ = [
     "line_size",
     "encode_records",
     "encode_values",
-    "encode_batch",
     "decode_batch",
     "BatchStatus",
     "PREFIX_LEN",
@@ -247,12 +246,6 @@ def encode_values(base_offset: int, values: Sequence[Any], timestamp: int, key_j
                 raise InvalidRecordError(f"record value at index {i} contains NaN or Infinity, "
                                          f"which JSON cannot represent")
     return batches
-
-
-def encode_batch(base_offset: int, records: Sequence[PendingRecord]) -> tuple[bytes, int]:
-    """The bytes of one batch holding ``records`` (whatever its size) and its max timestamp."""
-    [(parts, _, _, _, max_ts)] = encode_records(base_offset, records)
-    return b"".join(parts), max_ts
 
 
 def _bodies(template: bytes, base_offset: int, values_json: Iterator[bytes], n: int) -> list[bytes]:

@@ -40,7 +40,7 @@ from .reader import PartitionReader
 
 log = logging.getLogger("logbroker")
 
-__all__ = ["Topic", "TopicIdentity", "finish_deletions", "TOPIC_FILE", "FORMAT_VERSION", "MAX_PARTITIONS"]
+__all__ = ["Topic", "TopicIdentity", "list_topics", "finish_deletions", "TOPIC_FILE", "FORMAT_VERSION", "MAX_PARTITIONS"]
 
 TOPIC_FILE = "topic.json"
 FORMAT_VERSION = 1
@@ -108,6 +108,16 @@ class TopicIdentity:
         fd, self.fd = getattr(self, "fd", -1), -1
         if fd >= 0:
             _close(fd)
+
+
+def list_topics(data_dir: str) -> list[str]:
+    """The topics in ``data_dir``, sorted: its directories holding a topic file (none when the data
+    directory is missing). Names starting with ``__`` (topics being deleted) are not topics."""
+    try:
+        names = os.listdir(data_dir)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if not n.startswith("__") and os.path.isfile(os.path.join(data_dir, n, TOPIC_FILE)))
 
 
 def finish_deletions(data_dir: str, name: str | None = None, wait: bool = True) -> list[str]:

@@ -16,21 +16,20 @@ from typing import Any, BinaryIO, Callable
 import orjson
 
 from .. import errors
-from ..tools.publish import PublishSummary, iter_line_chunks, parse_value, split_key
-from .clients import RemoteProducer
-from .cluster import Cluster
+from .publish import PublishSummary, iter_line_chunks, parse_value, split_key
 
 __all__ = ["publish_lines"]
 
 log = logging.getLogger("logbroker")
 
 
-def publish_lines(cluster: Cluster, topic: str, stream: BinaryIO, *, key_field: str | None = None,
+def publish_lines(cluster: Any, topic: str, stream: BinaryIO, *, key_field: str | None = None,
                   key: str | None = None, partition: int | None = None, num_partitions: int = 3,
                   on_error: Callable[[str], None] | None = None, on_progress: Callable[[int], None] | None = None,
                   key_separator: str | None = None, headers: dict[str, str] | None = None,
                   summary: PublishSummary | None = None) -> PublishSummary:
-    """Publish each line of ``stream`` to ``topic`` on ``cluster``; fills and returns ``summary``.
+    """Publish each line of ``stream`` to ``topic`` on ``cluster`` (a
+    :class:`logbroker.remote.cluster.Cluster`); fills and returns ``summary``.
     Ctrl+C stops reading (``summary.interrupted``) after what was read is acknowledged."""
     summary = summary if summary is not None else PublishSummary()
     if topic not in cluster.list_topics():
@@ -60,7 +59,7 @@ def publish_lines(cluster: Cluster, topic: str, stream: BinaryIO, *, key_field: 
         summary.per_partition[p] = summary.per_partition.get(p, 0) + 1
         summary.last_offsets[p] = max(summary.last_offsets.get(p, -1), msg.offset())
 
-    producer = RemoteProducer(cluster.bootstrap_servers, cluster.command_config)
+    producer = cluster.producer()
     try:
         for first, lines in iter_line_chunks(stream, limit):
             summary.lines_read = first + len(lines) - 1

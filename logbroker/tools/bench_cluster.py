@@ -1,9 +1,10 @@
-"""``logbroker bench produce|consume|e2e --bootstrap-server``: Kafka's perf tools against a cluster,
-with the local benchmarks' results (:class:`~logbroker.bench_produce.ProduceResult`,
-:class:`~logbroker.bench_consume.ConsumeResult`, :class:`~logbroker.bench_e2e.E2EResult`), so they
-print the same lines. One producer and one consumer in this process (librdkafka's own threads do
-the I/O); latency is send to acknowledgment (produce) and send to receipt (e2e). The environment
-header names the cluster where the local one names the data directory and its file system.
+"""``logbroker bench produce|consume|e2e --bootstrap-server``: Kafka's perf tools against a cluster
+(``cluster``: a :class:`logbroker.remote.cluster.Cluster`), with the local benchmarks' results
+(:class:`~logbroker.tools.bench_produce.ProduceResult`, :class:`~logbroker.tools.bench_consume.ConsumeResult`,
+:class:`~logbroker.tools.bench_e2e.E2EResult`), so they print the same lines. One producer and one
+consumer in this process (librdkafka's own threads do the I/O); latency is send to acknowledgment
+(produce) and send to receipt (e2e). The environment header names the cluster where the local one
+names the data directory and its file system.
 """
 
 from __future__ import annotations
@@ -15,29 +16,27 @@ from typing import Any
 import orjson
 
 from .. import errors
-from ..tools.bench_common import encoded_bytes, environment, latency_fields, make_values
-from ..tools.bench_consume import ConsumeResult
-from ..tools.bench_e2e import E2EResult
-from ..tools.bench_produce import ProduceResult
-from .clients import RemoteProducer
-from .cluster import Cluster
+from .bench_common import encoded_bytes, environment, latency_fields, make_values
+from .bench_consume import ConsumeResult
+from .bench_e2e import E2EResult
+from .bench_produce import ProduceResult
 
 __all__ = ["produce_perf", "consume_perf", "e2e_perf"]
 
 
-def _environment(cluster: Cluster, record_size: Any) -> dict[str, Any]:
+def _environment(cluster: Any, record_size: Any) -> dict[str, Any]:
     env = environment(".", fsync="cluster's", record_size=record_size)
     env.update(data_dir=f"cluster {cluster.bootstrap_servers}", filesystem="Kafka protocol")
     return env
 
 
-def _ensure_topic(cluster: Cluster, topic: str, partitions: int) -> int:
+def _ensure_topic(cluster: Any, topic: str, partitions: int) -> int:
     if topic not in cluster.list_topics():
         cluster.create_topic(topic, partitions)
     return cluster.topic(topic).partitions
 
 
-def produce_perf(cluster: Cluster, topic: str, num_records: int, *, record_size: int | None = None,
+def produce_perf(cluster: Any, topic: str, num_records: int, *, record_size: int | None = None,
                  payload_file: str | None = None, partitions: int = 1, throughput: float = -1) -> ProduceResult:
     """Kafka's producer-perf-test over the cluster: values sent round-robin over the partitions."""
     if num_records < 1 or partitions < 1:
@@ -52,7 +51,7 @@ def produce_perf(cluster: Cluster, topic: str, num_records: int, *, record_size:
         if err is None:
             lat.append(time.perf_counter_ns() - sent_at.pop(n))
 
-    with RemoteProducer(cluster.bootstrap_servers, cluster.command_config) as producer:
+    with cluster.producer() as producer:
         start = time.perf_counter_ns()
         for n in range(num_records):
             if throughput > 0:
@@ -72,7 +71,7 @@ def produce_perf(cluster: Cluster, topic: str, num_records: int, *, record_size:
                          **latency_fields(lat))
 
 
-def consume_perf(cluster: Cluster, topic: str, num_records: int | None = None, *,
+def consume_perf(cluster: Any, topic: str, num_records: int | None = None, *,
                  group: str | None = None) -> ConsumeResult:
     """Kafka's consumer-perf-test over the cluster: read from the log start offset (or the group's
     committed offsets) until ``num_records`` or the log end offsets of the start."""
@@ -109,7 +108,7 @@ def consume_perf(cluster: Cluster, topic: str, num_records: int | None = None, *
                          environment=_environment(cluster, None))
 
 
-def e2e_perf(cluster: Cluster, rate: float, num_records: int, *, topic: str = "logbroker-e2e") -> E2EResult:
+def e2e_perf(cluster: Any, rate: float, num_records: int, *, topic: str = "logbroker-e2e") -> E2EResult:
     """Kafka's EndToEndLatency over the cluster: each record's time from send to receipt by a
     consumer assigned to the topic's end (one partition)."""
     if rate <= 0 or num_records < 1:
@@ -119,7 +118,7 @@ def e2e_perf(cluster: Cluster, rate: float, num_records: int, *, topic: str = "l
     consumer.assign([(topic, 0)])
     consumer.seek(topic, 0, cluster._start_end(topic, [0])[1][0])
     lat = array("q")
-    with RemoteProducer(cluster.bootstrap_servers, cluster.command_config, **{"linger.ms": 0}) as producer:
+    with cluster.producer(**{"linger.ms": 0}) as producer:
         start = time.perf_counter_ns()
         received = 0
         for n in range(num_records):
