@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import Any
 
@@ -25,7 +26,7 @@ from ..storage.config import validate_group_name
 from ..errors import (GroupNotEmptyError, InvalidNameError, LogBrokerError, UnknownGroupError, UnknownPartitionError,
                       UnknownTopicError)
 from ..groups.membership import scan_members
-from ..groups.offsets import CommittedOffset, GroupPaths, OffsetStore
+from ..groups.offsets import CommittedOffset, GroupPaths, OffsetStore, topic_groups
 from .coordinator import Coordinator
 from .errors import ErrorCode as E
 from .handlers import NODE_ID, ServerConfig
@@ -178,7 +179,8 @@ class GroupHandlers:
         return {"Results": results}
 
     def _groups_on_disk(self) -> set[str]:
-        return {g for topic in self.storage.list_topics() for g in self.storage.broker.topic_groups(topic)}
+        return {g for topic in self.storage.list_topics()
+                for g in topic_groups(os.path.join(self.storage.data_dir, topic))}
 
 
 def _commit(topic_dir: str, group: str, topic: str, changes: dict[int, CommittedOffset], admin: bool = False) -> None:
