@@ -4,8 +4,7 @@ A :class:`Broker` is not a server: it is a handle on a directory. Any number of 
 of processes, may be open on the same directory at once; all coordination goes through the files
 and their locks. ``Broker().list_topics()`` in a fresh process sees what every other process wrote.
 
-:func:`replay` yields the records of an offset or time range without touching any group's offsets;
-:func:`republish` appends them to another topic.
+:func:`republish` appends records (e.g. from :func:`~logbroker.groups.admin.replay`) to another topic.
 """
 
 from __future__ import annotations
@@ -15,9 +14,9 @@ import os
 import stat
 from typing import Any, Callable, Iterable, Iterator
 
-from .errors import CorruptionError, InvalidConfigError, OffsetOutOfRangeError, TopicExistsError, UnsafePathError
+from .errors import CorruptionError, TopicExistsError, UnsafePathError
 from .groups import admin as group_admin
-from .groups.admin import describe_group, list_groups, parse_datetime_ms
+from .groups.admin import describe_group, list_groups
 from .groups.membership import scan_members
 from .groups.offsets import GroupPaths, OffsetStore, topic_groups
 from .storage.config import DEFAULT_MAX_BLOCK_MS, DEFAULT_PARTITIONS, check_max_block_ms
@@ -26,7 +25,7 @@ from .storage.datadir import data_dir_path, resolve_data_dir
 from .storage.log import RecoveryReport, RetentionReport
 from .storage.topic import Topic, finish_deletions, list_topics
 
-__all__ = ["Broker", "GroupAdmin", "replay", "republish", "check_replay_bounds", "replay_range"]
+__all__ = ["Broker", "GroupAdmin", "republish"]
 
 log = logging.getLogger("logbroker")
 
@@ -233,92 +232,12 @@ def _recover_groups(topic: Topic) -> list[RecoveryReport]:
     return reports
 
 
-# -- replay ---------------------------------------------------------------------------------------
-
-def replay(data_dir: str | None, topic: str, from_offset: int | None = None, to_offset: int | None = None,
-           partition: int | None = None, *, from_time: int | str | None = None,
-           to_time: int | str | None = None) -> Iterator[Record]:
-    """The records of ``[from, to)`` partition by partition, touching no group's offsets.
-
-    A time bound (ms since the epoch, or an ISO-8601 date-time) stands for the first offset whose
-    timestamp is >= it, Kafka's lookup. Missing bounds are the log start offset and the high
-    watermark at the call; ``to`` past the high watermark stops there. A ``from`` below the log start
-    offset (those records were removed by retention) or beyond the high watermark raises
-    OffsetOutOfRangeError, a negative bound or ``to < from`` InvalidConfigError; every partition is
-    checked before the first record is yielded.
-    """
-    check_replay_bounds(from_offset, to_offset)
-    bounds = [_bound_ms(from_time), _bound_ms(to_time)]
-    t = Broker(data_dir, create=False).topic(topic)
-    try:
-        parts = range(t.partitions) if partition is None else [t.check_partition(partition)]
-        # Every partition's range is checked before the first record is yielded, so a bad bound
-        # fails the whole replay at once instead of after some partitions were printed.
-        ranges = []
-        for p in parts:
-            reader = t.reader(p)
-            try:
-                start, stop = replay_range(topic, p, reader.log_start_offset(), reader.high_watermark(), from_offset,
-                                           to_offset, bounds, reader.offset_for_timestamp)
-                ranges.append((p, start, stop))
-            finally:
-                reader.close()
-        for p, start, stop in ranges:
-            reader = t.reader(p)
-            try:
-                offset = start
-                while offset < stop:
-                    got = reader.read(offset, min(500, stop - offset))
-                    if not got:
-                        break
-                    yield from got
-                    offset = got[-1].offset + 1
-            finally:
-                reader.close()
-    finally:
-        t.close()
-
-
-def check_replay_bounds(from_offset: int | None, to_offset: int | None) -> None:
-    """InvalidConfigError for a negative or non-integer bound, or ``to`` before ``from``."""
-    for name, value in (("--from-offset", from_offset), ("--to-offset", to_offset)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise InvalidConfigError(f"{name} must be an integer >= 0, got {value!r}")
-    if from_offset is not None and to_offset is not None and to_offset < from_offset:
-        raise InvalidConfigError(f"--to-offset {to_offset} is before --from-offset {from_offset}")
-
-
-def replay_range(topic: str, partition: int, log_start: int, end: int, from_offset: int | None,
-                 to_offset: int | None, bounds: list, offset_for_timestamp: Callable[[int], int | None]
-                 ) -> tuple[int, int]:
-    """``[start, stop)`` of one partition for :func:`replay`; OffsetOutOfRangeError when ``from`` is
-    outside [log start offset, log end offset]. ``bounds``: [from_ms, to_ms], each None or ms."""
-    start = log_start if from_offset is None else from_offset
-    if not log_start <= start <= end:
-        why = ("retention removed the records below the log start offset" if start < log_start
-               else "that is beyond the log end offset")
-        raise OffsetOutOfRangeError(
-            f"cannot replay {topic}-{partition} from offset {start}: {why}; valid offsets are "
-            f"{log_start} (log start) to {end} (log end)", topic=topic, partition=partition, offset=start,
-            log_start_offset=log_start, log_end_offset=end)
-    stop = end if to_offset is None else min(to_offset, end)
-    if bounds[0] is not None:
-        found = offset_for_timestamp(bounds[0])
-        start = max(start, end if found is None else found)
-    if bounds[1] is not None:
-        found = offset_for_timestamp(bounds[1])
-        stop = min(stop, end if found is None else found)
-    return start, stop
-
-
-def _bound_ms(value: int | str | None) -> int | None:
-    return parse_datetime_ms(value) if isinstance(value, str) else value
-
+# -- republish -----------------------------------------------------------------------------------
 
 def republish(data_dir: str | None, records: Iterable[Record], to_topic: str,
               on_progress: Callable[[int], None] | None = None) -> int:
-    """Append ``records`` (e.g. from :func:`replay`) to ``to_topic`` with their keys, headers and
-    timestamps, partitioned by key as a producer would; returns how many."""
+    """Append ``records`` (e.g. from :func:`~logbroker.groups.admin.replay`) to ``to_topic`` with
+    their keys, headers and timestamps, partitioned by key as a producer would; returns how many."""
     from .clients.producer import Producer
     count = 0
     with Producer(data_dir, batch_size=256 * 1024) as producer:
@@ -331,8 +250,8 @@ def republish(data_dir: str | None, records: Iterable[Record], to_topic: str,
 
 
 class GroupAdmin:
-    """The group functions of :mod:`logbroker.groups.admin`, :func:`replay` and :func:`republish`
-    bound to one data directory, as methods: the same calls the command line makes on a
+    """The group functions of :mod:`logbroker.groups.admin` and :func:`republish` bound to one
+    data directory, as methods: the same calls the command line makes on a
     :class:`logbroker.remote.cluster.Cluster` for a Kafka cluster."""
 
     def __init__(self, data_dir: str | None) -> None:
@@ -359,7 +278,7 @@ class GroupAdmin:
 
     def replay(self, topic: str, from_offset: int | None = None, to_offset: int | None = None,
                partition: int | None = None, **times) -> Iterator[Record]:
-        return replay(self.data_dir, topic, from_offset, to_offset, partition, **times)
+        return group_admin.replay(self.data_dir, topic, from_offset, to_offset, partition, **times)
 
     def republish(self, records: Iterable[Record], to_topic: str,
                   on_progress: Callable[[int], None] | None = None) -> int:

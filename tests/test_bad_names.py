@@ -10,7 +10,7 @@ import os
 import pytest
 
 from badinput import Box, snapshot, diff, run_in_process, one_error_line, refused
-from logbroker.broker import Broker, replay
+from logbroker.broker import Broker
 from logbroker.clients.consumer import Consumer
 from logbroker.clients.producer import Producer
 from logbroker.groups import admin
@@ -123,7 +123,7 @@ NUL_OPERATIONS = {
     "describe_group": lambda d: admin.describe_group(d, "g\0"),
     "delete_group": lambda d: admin.delete_group(d, "g\0"),
     "reset_group": lambda d: admin.plan_reset_offsets(d, "g\0", "t", None, "to-earliest"),
-    "replay_topic": lambda d: list(replay(d, "t\0", 0)),
+    "replay_topic": lambda d: list(admin.replay(d, "t\0", 0)),
 }
 
 

@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 
 from conftest import T0
 from logbroker import Broker, Producer
-from logbroker.broker import replay
 from logbroker.groups.admin import (delete_group, describe_group, execute_reset, list_groups, parse_duration_ms,
-                             plan_reset_offsets)
+                             plan_reset_offsets, replay)
 from logbroker.clients.consumer import Consumer
 from logbroker.errors import (CommitFailedError, GroupError, GroupNotEmptyError, InvalidConfigError,
                               OffsetOutOfRangeError, UnknownGroupError)
-from logbroker.groups.membership import Heartbeat, boot_id, range_assign, read_generation, scan_members
+from logbroker.groups.membership import (Heartbeat, boot_id, range_assign, read_generation, refuse_if_live,
+                                        scan_members)
 from logbroker.groups.offsets import GroupPaths
 
 
@@ -198,6 +198,17 @@ def test_list_and_describe_show_offsets_lag_owner_and_lag_by_time(topic6):
     assert all(r.consumer_id is None for r in rows)
     with pytest.raises(UnknownGroupError):
         describe_group(topic6, "nope")
+
+
+def test_refuse_if_live_raises_the_callers_error_naming_the_live_members_and_nothing_once_they_left(topic6):
+    paths = GroupPaths(os.path.join(topic6, "t"), "g")
+    a, b = member_of(topic6), member_of(topic6)
+    with pytest.raises(GroupError, match="busy") as caught:
+        refuse_if_live(paths, lambda live: GroupError(f"busy: {live}", members=live))
+    assert caught.value.members == sorted([a.member_id, b.member_id])
+    a.close()
+    b.close()
+    assert refuse_if_live(paths, lambda live: GroupError(f"busy: {live}")) is None
 
 
 def test_delete_group_is_refused_while_a_member_is_live(topic6):

@@ -13,8 +13,8 @@ import pytest
 
 from kafka_support import module_server
 from logbroker import errors
-from logbroker.broker import Broker, replay
-from logbroker.groups.admin import describe_group, plan_reset_offsets
+from logbroker.broker import Broker
+from logbroker.groups.admin import describe_group, plan_reset_offsets, replay
 from logbroker.remote.clients import RemoteConsumer, RemoteProducer
 from logbroker.remote.cluster import Cluster
 

@@ -43,7 +43,7 @@ from ..storage.datadir import resolve_data_dir
 from ..storage.checkpoint import STATE_NAME, PartitionState
 from ..errors import (CommitFailedError, GroupError, InvalidConfigError, OffsetOutOfRangeError,
                      TopicDeletedError, UnknownPartitionError, UnknownTopicError)
-from ..groups.membership import CHECK_INTERVAL_S, DEFAULT_SESSION_TIMEOUT_MS, GroupMember, scan_members
+from ..groups.membership import CHECK_INTERVAL_S, DEFAULT_SESSION_TIMEOUT_MS, GroupMember, refuse_if_live
 from ..storage.handles import OPEN_FILES
 from ..groups.offsets import CommittedOffset, GroupPaths, OffsetStore
 from ..storage.reader import PartitionReader
@@ -468,10 +468,9 @@ class Consumer:
         paths = GroupPaths(t.path, self.group_id, t.identity)
         paths.ensure()
         with paths.locked():
-            live = [m.member for m in scan_members(paths) if m.live]
-            if live:
-                raise CommitFailedError(f"cannot commit for manually assigned partitions of {topic}: group "
-                                        f"{self.group_id!r} has live members {live}", topic=topic)
+            refuse_if_live(paths, lambda live: CommitFailedError(
+                f"cannot commit for manually assigned partitions of {topic}: group {self.group_id!r} has live "
+                f"members {live}", topic=topic))
             now = int(time.time() * 1000)
             OffsetStore(paths, topic).commit({p: CommittedOffset(o, 0, self.member_id, now) for p, o in parts.items()})
 

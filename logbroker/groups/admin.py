@@ -1,4 +1,4 @@
-"""Group administration: what ``kafka-consumer-groups.sh`` does, as library calls.
+"""Group administration and replay: what ``kafka-consumer-groups.sh`` does, as library calls.
 
 Each function reads the files of :mod:`logbroker.groups.offsets` and :mod:`logbroker.groups.membership` directly; none
 needs a running consumer. The CLI renders their results.
@@ -8,6 +8,7 @@ needs a running consumer. The CLI renders their results.
 - :func:`plan_reset_offsets` computes where ``--reset-offsets`` would move each partition (clamped
   into [log start offset, log end offset]); :func:`execute_reset` applies a plan, under the group
   lock, refusing with :class:`~logbroker.errors.GroupNotEmptyError` while the group has live members.
+- :func:`replay` yields the records of an offset or time range without touching any group's offsets.
 """
 
 from __future__ import annotations
@@ -20,19 +21,21 @@ import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 from ..storage import fsutil
 from ..storage.config import validate_group_name
 from ..errors import (CorruptionError, GroupError, GroupNotEmptyError, InvalidConfigError, OffsetOutOfRangeError,
                      UnknownGroupError)
-from .membership import partition_owner, scan_members
+from .membership import partition_owner, refuse_if_live, scan_members
 from .offsets import GROUPS_DIR, CommittedOffset, GroupPaths, OffsetStore, topic_groups
+from ..storage.consumer_record import Record
 from ..storage.datadir import data_dir_path, resolve_data_dir
 from ..storage.topic import Topic, list_topics
 
 __all__ = ["list_groups", "describe_group", "group_members", "GroupMemberInfo", "delete_group", "group_topics", "PartitionLag",
-           "ResetRow", "ResetPlan", "RESET_KINDS", "plan_reset_offsets", "execute_reset", "parse_reset_spec", "reset_target",
+           "ResetRow", "ResetPlan", "RESET_KINDS", "plan_reset_offsets", "execute_reset", "replay",
+           "parse_reset_spec", "reset_target", "check_replay_bounds", "replay_range",
            "parse_datetime_ms", "parse_duration_ms"]
 
 RESET_KINDS = ("to-earliest", "to-latest", "to-current", "to-offset", "shift-by", "to-datetime", "by-duration")
@@ -147,10 +150,9 @@ def delete_group(data_dir: str | None, group: str) -> None:
     for topic in group_topics(data_dir, group):
         paths = GroupPaths(topic.path, group, topic.identity)
         with paths.locked():
-            live = [m.member for m in scan_members(paths) if m.live]
-            if live:
-                raise GroupNotEmptyError(f"consumer group {group!r} has live members {live} on topic "
-                                         f"{topic.name!r}; stop them first", group=group)
+            refuse_if_live(paths, lambda live: GroupNotEmptyError(
+                f"consumer group {group!r} has live members {live} on topic {topic.name!r}; stop them first",
+                group=group))
             doomed = os.path.join(topic.path, GROUPS_DIR, f"__deleting-{group}-{secrets.token_hex(4)}")
             fsutil.rename_durably(paths.root, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
@@ -305,14 +307,95 @@ def execute_reset(plan: ResetPlan) -> None:
         paths = GroupPaths(t.path, plan.group, t.identity)
         paths.ensure()
         with paths.locked():
-            live = [m.member for m in scan_members(paths) if m.live]
-            if live:
-                raise GroupNotEmptyError(
-                    f"offsets of group {plan.group!r} can only be reset while it has no live members; "
-                    f"{len(live)} {'is' if len(live) == 1 else 'are'} live on topic {name!r}: {', '.join(live)}",
-                    group=plan.group, topic=name)
+            refuse_if_live(paths, lambda live: GroupNotEmptyError(
+                f"offsets of group {plan.group!r} can only be reset while it has no live members; "
+                f"{len(live)} {'is' if len(live) == 1 else 'are'} live on topic {name!r}: {', '.join(live)}",
+                group=plan.group, topic=name))
             OffsetStore(paths, name).commit({p: CommittedOffset(o, 0, "reset", now) for p, o in offsets.items()},
                                             allow_backwards=True)
+
+
+# -- replay ---------------------------------------------------------------------------------------
+
+def replay(data_dir: str | None, topic: str, from_offset: int | None = None, to_offset: int | None = None,
+           partition: int | None = None, *, from_time: int | str | None = None,
+           to_time: int | str | None = None) -> Iterator[Record]:
+    """The records of ``[from, to)`` partition by partition, touching no group's offsets.
+
+    A time bound (ms since the epoch, or an ISO-8601 date-time) stands for the first offset whose
+    timestamp is >= it, Kafka's lookup. Missing bounds are the log start offset and the high
+    watermark at the call; ``to`` past the high watermark stops there. A ``from`` below the log start
+    offset (those records were removed by retention) or beyond the high watermark raises
+    OffsetOutOfRangeError, a negative bound or ``to < from`` InvalidConfigError; every partition is
+    checked before the first record is yielded.
+    """
+    check_replay_bounds(from_offset, to_offset)
+    bounds = [_bound_ms(from_time), _bound_ms(to_time)]
+    t = Topic(_data_dir(data_dir), topic)
+    try:
+        parts = range(t.partitions) if partition is None else [t.check_partition(partition)]
+        # Every partition's range is checked before the first record is yielded, so a bad bound
+        # fails the whole replay at once instead of after some partitions were printed.
+        ranges = []
+        for p in parts:
+            reader = t.reader(p)
+            try:
+                start, stop = replay_range(topic, p, reader.log_start_offset(), reader.high_watermark(), from_offset,
+                                           to_offset, bounds, reader.offset_for_timestamp)
+                ranges.append((p, start, stop))
+            finally:
+                reader.close()
+        for p, start, stop in ranges:
+            reader = t.reader(p)
+            try:
+                offset = start
+                while offset < stop:
+                    got = reader.read(offset, min(500, stop - offset))
+                    if not got:
+                        break
+                    yield from got
+                    offset = got[-1].offset + 1
+            finally:
+                reader.close()
+    finally:
+        t.close()
+
+
+def check_replay_bounds(from_offset: int | None, to_offset: int | None) -> None:
+    """InvalidConfigError for a negative or non-integer bound, or ``to`` before ``from``."""
+    for name, value in (("--from-offset", from_offset), ("--to-offset", to_offset)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise InvalidConfigError(f"{name} must be an integer >= 0, got {value!r}")
+    if from_offset is not None and to_offset is not None and to_offset < from_offset:
+        raise InvalidConfigError(f"--to-offset {to_offset} is before --from-offset {from_offset}")
+
+
+def replay_range(topic: str, partition: int, log_start: int, end: int, from_offset: int | None,
+                 to_offset: int | None, bounds: list, offset_for_timestamp: Callable[[int], int | None]
+                 ) -> tuple[int, int]:
+    """``[start, stop)`` of one partition for :func:`replay`; OffsetOutOfRangeError when ``from`` is
+    outside [log start offset, log end offset]. ``bounds``: [from_ms, to_ms], each None or ms."""
+    start = log_start if from_offset is None else from_offset
+    if not log_start <= start <= end:
+        why = ("retention removed the records below the log start offset" if start < log_start
+               else "that is beyond the log end offset")
+        raise OffsetOutOfRangeError(
+            f"cannot replay {topic}-{partition} from offset {start}: {why}; valid offsets are "
+            f"{log_start} (log start) to {end} (log end)", topic=topic, partition=partition, offset=start,
+            log_start_offset=log_start, log_end_offset=end)
+    stop = end if to_offset is None else min(to_offset, end)
+    if bounds[0] is not None:
+        found = offset_for_timestamp(bounds[0])
+        start = max(start, end if found is None else found)
+    if bounds[1] is not None:
+        found = offset_for_timestamp(bounds[1])
+        stop = min(stop, end if found is None else found)
+    return start, stop
+
+
+def _bound_ms(value: int | str | None) -> int | None:
+    return parse_datetime_ms(value) if isinstance(value, str) else value
+
 
 
 def parse_offsets_json(data: bytes, path: str) -> list[tuple[str, int, int]]:

@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..storage import fsutil
-from ..errors import CommitFailedError, CorruptionError, GroupError, TopicDeletedError
+from ..errors import CommitFailedError, CorruptionError, GroupError, LogBrokerError, TopicDeletedError
 from .offsets import GroupLockBusy, CommittedOffset, GroupPaths, OffsetStore, decode_line, encode_line
 
-__all__ = ["GroupMember", "MemberStatus", "Heartbeat", "Generation", "range_assign", "scan_members",
+__all__ = ["GroupMember", "MemberStatus", "Heartbeat", "Generation", "range_assign", "scan_members", "refuse_if_live",
            "read_generation", "partition_owner", "DEFAULT_SESSION_TIMEOUT_MS", "CHECK_INTERVAL_S", "boot_id"]
 
 #: Kafka's default is 45 s (10 s before 3.0), sized for networks and GC pauses. On one machine a
@@ -161,6 +161,20 @@ def scan_members(paths: GroupPaths, now_ns: int | None = None, skip: str | None 
 
 #: In a group's directory, held (flock) by ``logbroker serve`` while Kafka clients are members.
 KAFKA_LOCK = "kafka.lock"
+
+
+def refuse_if_live(paths: GroupPaths, refusal: Callable[[list[str]], LogBrokerError]) -> None:
+    """Raise ``refusal(ids)`` when the group has live members on this topic (``ids``: theirs, sorted).
+
+    The one check behind every change refused while a member is live (deleting a group, resetting
+    or committing offsets from outside the group, a Kafka client taking the group): hold the group
+    lock (``paths.locked()``) across it and the change, so that no member registers in between
+    (``logbroker serve`` holds the group's ``kafka.lock`` instead, which members look for after
+    registering).
+    """
+    live = [m.member for m in scan_members(paths) if m.live]
+    if live:
+        raise refusal(live)
 
 
 def kafka_clients_present(paths: GroupPaths) -> bool:

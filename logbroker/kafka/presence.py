@@ -16,8 +16,8 @@ import os
 import struct
 
 from ..storage import fsutil
-from ..errors import LogBrokerError
-from ..groups.membership import KAFKA_LOCK, scan_members
+from ..errors import GroupNotEmptyError, LogBrokerError
+from ..groups.membership import KAFKA_LOCK, refuse_if_live
 from ..groups.offsets import GroupPaths
 from .storage import Storage
 
@@ -69,11 +69,13 @@ class GroupPresence:
                 if not lock.acquire(blocking=False):
                     lock.close()
                     return f"group {group!r} on topic {topic!r} has Kafka clients of another logbroker serve process"
-                live = [m.member for m in scan_members(paths) if m.live]
-                if live:
+                try:
+                    refuse_if_live(paths, lambda live: GroupNotEmptyError(
+                        f"group {group!r} has logbroker consumers {live} on topic {topic!r}; a group has "
+                        f"either Kafka clients or logbroker consumers, not both"))
+                except GroupNotEmptyError as exc:
                     lock.close()
-                    return (f"group {group!r} has logbroker consumers {live} on topic {topic!r}; a group has "
-                            f"either Kafka clients or logbroker consumers, not both")
+                    return exc.message
                 held[topic] = lock
             except LogBrokerError as exc:
                 return f"group {group!r} on topic {topic!r}: {exc}"

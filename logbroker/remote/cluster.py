@@ -378,8 +378,7 @@ class Cluster:
                to_time: int | str | None = None) -> Iterator[Record]:
         """:func:`logbroker.admin.replay` over the cluster: the same checks, the same records,
         partition by partition; no group is involved."""
-        from ..broker import check_replay_bounds, replay_range
-        from ..groups.admin import parse_datetime_ms
+        from ..groups.admin import check_replay_bounds, parse_datetime_ms, replay_range
         check_replay_bounds(from_offset, to_offset)
         bounds = [parse_datetime_ms(b) if isinstance(b, str) else b for b in (from_time, to_time)]
         count = self._partitions(topic)
