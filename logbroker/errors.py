@@ -24,9 +24,12 @@ and its ``str()`` is one line a person can act on.
     │   └── FsyncError              fsync failed: the append was not acknowledged, the log is fenced
     ├── FencedError                 a partition refusing appends after an fsync failure
     ├── LockTimeoutError            a lock stayed held past max.block.ms (its holder may be stopped)
-    └── GroupError                  consumer-group coordination
-        ├── CommitFailedError       a commit from a member that no longer owns the partition
-        └── GroupNotEmptyError      an operation that needs a group with no live member
+    ├── GroupError                  consumer-group coordination
+    │   ├── CommitFailedError       a commit from a member that no longer owns the partition
+    │   └── GroupNotEmptyError      an operation that needs a group with no live member
+    └── ClusterError                a Kafka cluster refused a request or is not usable
+        ├── ClusterUnreachableError no broker of --bootstrap-server answered in time
+        └── MirrorError             a target partition that cannot hold an exact copy (mirror)
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ __all__ = [
     "GroupNotEmptyError",
     "ClusterError",
     "ClusterUnreachableError",
+    "MirrorError",
 ]
 
 
@@ -177,5 +181,14 @@ class ClusterError(LogBrokerError):
 
 class ClusterUnreachableError(ClusterError):
     """No broker of ``--bootstrap-server`` answered within the timeout; nothing was sent."""
+
+    exit_code = 1
+
+
+class MirrorError(ClusterError):
+    """``logbroker mirror`` cannot keep the target an exact copy of the source: the target partition
+    holds records mirror did not write, fewer partitions than the source, or the source lost records
+    (retention, compaction) before they were copied. Carries ``topic`` and ``partition`` where one
+    applies; nothing more was sent to that partition."""
 
     exit_code = 1

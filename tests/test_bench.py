@@ -1,4 +1,4 @@
-"""Functional tests of the perf tools (logbroker/bench.py and `logbroker bench`): output shapes only.
+"""Functional tests of the perf tools (logbroker/tools/bench.py and `logbroker bench`): output shapes only.
 
 Tiny sizes, no timing assertions: the machine running the suite is shared and its speed says
 nothing about correctness.

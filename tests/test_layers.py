@@ -119,3 +119,37 @@ def test_the_side_by_side_top_layers_do_not_import_each_other_nor_the_package_ro
         "logbroker/remote/mirror.py:1: the remote layer imports logbroker.tools.publish (the tools layer)",
         "logbroker/tools/demo.py:1: the tools layer imports logbroker.Broker (the __init__ layer)",
     ]
+
+
+def private_uses(root: Path) -> list[str]:
+    """Names private to one module used by another: ``from m import _name`` anywhere in the package,
+    and ``obj._name`` (obj not self or cls) in the tools, which stand on the library's public names."""
+    problems = []
+    for path in sorted((root / "logbroker").rglob("*.py")):
+        where = path.relative_to(root)
+        in_tools = where.parts[1] == "tools"
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom):
+                problems += [f"{where}:{node.lineno}: imports {alias.name} from {'.' * node.level}{node.module or ''}"
+                             for alias in node.names if alias.name.startswith("_") and not alias.name.startswith("__")]
+            elif (in_tools and isinstance(node, ast.Attribute) and node.attr.startswith("_")
+                  and not node.attr.startswith("__") and isinstance(node.value, ast.Name)
+                  and node.value.id not in ("self", "cls")):
+                problems.append(f"{where}:{node.lineno}: uses {node.value.id}.{node.attr}")
+    return problems
+
+
+def test_no_module_reaches_for_another_modules_private_names():
+    assert private_uses(ROOT) == []
+
+
+def test_a_private_import_and_a_tools_private_attribute_are_named(tmp_path):
+    root = _plant(tmp_path, {
+        "clients/producer.py": "from ..storage.record import _KEEP, PendingRecord\n",
+        "tools/publish.py": "def f(producer):\n    return producer._topic('t'), self._x\n",
+        "storage/log.py": "def f(other):\n    return other._lines\n",
+    })
+    assert private_uses(root) == [
+        "logbroker/clients/producer.py:1: imports _KEEP from ..storage.record",
+        "logbroker/tools/publish.py:2: uses producer._topic",
+    ]

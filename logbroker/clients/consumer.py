@@ -604,6 +604,11 @@ class Consumer:
 
     # -- internals ----------------------------------------------------------------------------
 
+    def topic(self, name: str) -> Topic:
+        """The :class:`Topic` this consumer reads ``name`` through (opened on first use;
+        UnknownTopicError when it does not exist)."""
+        return self._topic(name)
+
     def _topic(self, name: str) -> Topic:
         t = self._topics.get(name)
         if t is None:

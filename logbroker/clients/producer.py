@@ -36,13 +36,14 @@ from ..storage.config import DEFAULT_MAX_BLOCK_MS, DEFAULT_PARTITIONS
 from ..errors import InvalidConfigError, LogBrokerError, RecordTooLargeError, UnknownTopicError
 from ..storage.fsutil import FsyncPolicy
 from .partitioner import Partitioner
-from ..storage.record import (_KEEP, PendingRecord, _has_non_finite, _orjson_dumps, check_timestamp, encode_headers, encode_key,
+from ..storage.record import (PendingRecord, check_timestamp, has_non_finite, encode_headers, encode_key,
                      line_size)
 from .sender import Batch, Sender
 from ..storage.topic import Topic
 
 __all__ = ["Producer", "RecordMetadata", "FutureRecordMetadata", "FutureBatchMetadata"]
 
+_dumps = orjson.dumps
 log = logging.getLogger("logbroker")
 _time = time.time
 
@@ -185,11 +186,11 @@ class Producer:
         elif type(partition) is not int or not 0 <= partition < len(batches):
             self._topics[topic].check_partition(partition)  # raises UnknownPartitionError
         try:
-            value_json = _KEEP % _orjson_dumps(value)  # a copy of its own size: see record.dumps_kept
+            value_json = b"%b" % _dumps(value)  # record.dumps_kept inline: a copy of its own size
         except (TypeError, orjson.JSONEncodeError):
             return self._send(topic, value, key, partition, timestamp_ms, headers)
         size = len(value_json) + 124
-        if (value_json.find(b"null") >= 0 and _has_non_finite(value)) or size > self._limits[topic]:
+        if (value_json.find(b"null") >= 0 and has_non_finite(value)) or size > self._limits[topic]:
             return self._send(topic, value, key, partition, timestamp_ms, headers)
         ts = int(_time() * 1000)
         return self._put(topic, batches, partition, _new_pending((ts, b"null", b"", value_json, size)), size, ts)
@@ -339,7 +340,7 @@ class Producer:
         with self._acc.io_lock:
             for t in self._topics.values():
                 if policy(t).mode == "interval":
-                    for p in list(t._logs):
+                    for p in t.open_partitions():
                         t.log(p).flush()
         if first_error is not None:
             raise first_error
@@ -377,6 +378,10 @@ class Producer:
     def _policy_for(self, t: Topic) -> FsyncPolicy:
         mode = self._fsync or t.config.fsync
         return FsyncPolicy(mode, self._flush_ms or t.config.flush_ms)
+
+    def topic(self, name: str) -> Topic:
+        """The :class:`Topic` this producer writes ``name`` through (opened, or auto-created, on first use)."""
+        return self._topic(name)
 
     def _topic(self, name: str) -> Topic:
         t = self._topics.get(name)

@@ -11,6 +11,8 @@ from itertools import repeat
 from types import MappingProxyType
 from typing import Iterator, Sequence
 
+from .record_bytes import kafka_headers, kafka_key, kafka_value
+
 __all__ = ["Record", "RawRecord", "Records"]
 
 
@@ -94,6 +96,15 @@ class RawRecord(Record):
         self.partition = partition
         self._d = fields
         self.value = value_json
+
+    def kafka_fields(self) -> tuple["bytes | None", list, "bytes | None"]:
+        """``(key, headers, value)`` as a Kafka client fetching this record gets them: key and value
+        bytes (None when null) and the headers as ordered (name, bytes or None) pairs."""
+        d = self._d
+        if "venc" in d or "kenc" in d or "headers" in d:
+            return kafka_key(d), kafka_headers(d), kafka_value(d, self.value)
+        key = d["key"]  # a plain line: a str or null key, a JSON value sent as its bytes
+        return (None if key is None else key.encode("utf-8")), [], self.value
 
 
 _NO_HEADERS = MappingProxyType({})

@@ -30,6 +30,7 @@ from .record_bytes import MARK, decode_marked, encode_kafka
 
 __all__ = [
     "PendingRecord",
+    "has_non_finite",
     "line_size",
     "encode_records",
     "encode_values",
@@ -110,7 +111,7 @@ class PendingRecord(tuple):
                 raise InvalidRecordError(f"record value is not storable as JSON: {exc}") from exc
             # find, not `in`: bytes.__contains__ first tries its operand as an int, raising and
             # clearing a TypeError each time (thousands of instructions per record).
-            if value_json.find(b"null") >= 0 and _has_non_finite(value):
+            if value_json.find(b"null") >= 0 and has_non_finite(value):
                 raise InvalidRecordError("record value contains NaN or Infinity, which JSON cannot represent")
         return tuple.__new__(cls, (timestamp, key_json, headers_json, value_json,
                                    len(key_json) + len(headers_json) + len(value_json) + 120))
@@ -167,7 +168,7 @@ def _encode(obj: Any, what: str) -> bytes:
         raise InvalidRecordError(f"record {what} is not storable as JSON: {exc}") from exc
 
 
-def _has_non_finite(value: Any) -> bool:
+def has_non_finite(value: Any) -> bool:
     stack = [value]
     while stack:
         v = stack.pop()
@@ -242,7 +243,7 @@ def encode_values(base_offset: int, values: Sequence[Any], timestamp: int, key_j
     expected = template.count(b"null")
     if sum(part.count(b"null") for parts, *_ in batches for part in parts) > n * expected:
         for i, body in enumerate(bodies):
-            if body.count(b"null") > expected and _has_non_finite(values[i]):
+            if body.count(b"null") > expected and has_non_finite(values[i]):
                 raise InvalidRecordError(f"record value at index {i} contains NaN or Infinity, "
                                          f"which JSON cannot represent")
     return batches

@@ -341,6 +341,10 @@ class Topic:
                 f"0 to {self.partitions - 1}", topic=self.name, partition=partition)
         return partition
 
+    def open_partitions(self) -> list[int]:
+        """The partitions whose logs this handle has open now."""
+        return list(self._logs)
+
     def log(self, partition: int) -> PartitionLog:
         """The writable log of a partition (cached: one per process and partition, within the
         process's budget of open files: the least recently used are closed, and made anew here)."""

@@ -107,7 +107,7 @@ def e2e_perf(data_dir: str, rate: float, num_records: int, *, fsync: str | None 
         ready.get(timeout=120)
         producer = Producer(data_dir, fsync=fsync)
         try:
-            producer._topic(topic).log(0)
+            producer.topic(topic).log(0)
             interval, nv = 1.0 / rate, len(values)
             start = time.monotonic()
             last_report = start

@@ -81,7 +81,7 @@ def _produce_loop(data_dir: str, topic: str, num_records: int, values: Sequence[
     try:
         nparts = len(producer.partitions_for(topic))
         for p in range(nparts):  # open the partition logs before the clock starts
-            producer._topic(topic).log(p)
+            producer.topic(topic).log(p)
         if start_event is not None:
             start_event.wait()
         lat = array("q", bytes(8 * num_records))
@@ -162,7 +162,7 @@ def produce_perf(data_dir: str, topic: str, num_records: int, *, record_size: in
         f"{encoded_bytes(values, len(values)) // len(values)} B average" if payload_file else None)
     # Create the topic (or find it) once here, so P producers never race to create it.
     with Producer(data_dir, num_partitions=partitions) as p:
-        topic_obj = p._topic(topic)
+        topic_obj = p.topic(topic)
         nparts, seg_bytes = topic_obj.partitions, topic_obj.config.segment_bytes
     env = environment(data_dir, fsync=fsync or topic_obj.config.fsync, record_size=size_label,
                       segment_bytes=seg_bytes)

@@ -90,7 +90,7 @@ def consume(data_dir: str | None, topic: str, sink: Callable[[Record, int], None
         if group is not None:
             consumer.subscribe([topic])
         else:
-            t = consumer._topic(topic)
+            t = consumer.topic(topic)
             parts = [t.check_partition(partition)] if partition is not None else list(range(t.partitions))
             consumer.assign([(topic, p) for p in parts])
             if offset is not None:

@@ -216,7 +216,7 @@ def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str
     pending: list = []  # runs of records not yet settled: [batch, first index, count, partition]
     with _CtrlC() as ctrl_c:
         try:
-            t = producer._topic(topic)
+            t = producer.topic(topic)
             summary.partitions = t.partitions
             if partition is not None:
                 t.check_partition(partition)

@@ -15,7 +15,8 @@ from ..errors import InvalidConfigError
 __all__ = ["table", "size", "plural", "config_text", "topic_description", "group_description", "AUTO_COMMIT_NOTE",
            "reset_plan", "inspect_report", "retention_summary", "compact_summary", "delete_records_summary", "recover_summary", "recover_problems",
            "publish_summary", "record_formatter", "RECORD_FORMATS",
-           "PRINT_PROPERTIES", "parse_properties", "kafka_line"]
+           "PRINT_PROPERTIES", "parse_properties", "kafka_line",
+           "mirror_plan", "mirror_summary", "progress_bar"]
 
 RECORD_FORMATS = ("json", "envelope", "pretty")
 
@@ -287,3 +288,36 @@ def record_formatter(fmt: str, properties: dict[str, str] | None = None) -> Call
     if fmt == "pretty":
         return lambda record, n: format_pretty(record, n).encode() + b"\n"
     raise InvalidConfigError(f"--format must be json, envelope or pretty, not {fmt!r}")
+
+
+def mirror_plan(report: Any) -> str:
+    """``mirror --dry-run``: what would be created, copied and translated, one line each."""
+    lines = []
+    for t in report.topics:
+        if t.create:
+            configs = f", {config_text(t.configs)}" if t.configs else ""
+            lines.append(f"would create topic {t.topic} ({plural(t.partitions, 'partition')}{configs})")
+        for p in t.parts:
+            if p.to_copy > 0:
+                lines.append(f"would copy {t.topic}-{p.partition}: source offsets {p.start} to {p.source_end - 1} "
+                             f"-> target offsets {p.target_end} to {p.source_end - 1 - p.base} "
+                             f"({plural(p.to_copy, 'record')})")
+            else:
+                lines.append(f"nothing to copy in {t.topic}-{p.partition} (target log end offset {p.target_end})")
+    for g in report.groups:
+        moves = ", ".join(f"{i}: {s} -> {t}" for i, (s, t) in g.offsets.items())
+        lines.append(f"would commit group {g.group} on {g.topic}: partition {moves}")
+    return "\n".join(lines)
+
+
+def mirror_summary(report: Any) -> str:
+    """The final table of ``mirror``: per topic, records copied, partitions, groups translated."""
+    heading = "RECORDS-TO-COPY" if report.dry_run else "RECORDS-COPIED"
+    return table(["TOPIC", heading, "PARTITIONS", "GROUPS-TRANSLATED"],
+                 [(topic, f"{n:,}", parts, groups) for topic, n, parts, groups in report.rows()])
+
+
+def progress_bar(label: str, done: int, total: int, width: int = 30) -> str:
+    """``orders [##########----------] 1,000/2,000``: one topic's copy on a terminal."""
+    filled = width if total <= 0 else min(width, done * width // total)
+    return f"{label} [{'#' * filled}{'-' * (width - filled)}] {done:,}/{total:,}"
