@@ -126,7 +126,8 @@ class Cluster:
         futures = self.admin.list_offsets(tps, request_timeout=self._timeout)
         return {tp.partition: self._wait(f"list offsets of {topic}", f).offset for tp, f in futures.items()}
 
-    def _start_end(self, topic: str, partitions: Iterable[int]) -> tuple[dict[int, int], dict[int, int]]:
+    def start_end_offsets(self, topic: str, partitions: Iterable[int]) -> tuple[dict[int, int], dict[int, int]]:
+        """(log start offsets, log end offsets) of those partitions of ``topic``."""
         from confluent_kafka.admin import OffsetSpec
         partitions = list(partitions)
         return (self._offsets(topic, partitions, OffsetSpec.earliest()),
@@ -212,7 +213,7 @@ class Cluster:
         """``Broker.describe_topic``'s dict; ``segments``, ``size`` and ``topic_id`` are None (Kafka's
         protocol does not carry them to a client)."""
         count = self._partitions(name)
-        start, end = self._start_end(name, range(count))
+        start, end = self.start_end_offsets(name, range(count))
         parts = [{"partition": p, "log_start_offset": start[p], "log_end_offset": end[p],
                   "records": end[p] - start[p], "size": None, "segments": None} for p in range(count)]
         return {"topic": name, "topic_id": None, "partitions": count, "config": self.topic_config(name),
@@ -259,7 +260,7 @@ class Cluster:
         rows = []
         for topic in sorted({t for t, _ in committed} | {m.topic for m in members if m.topic}):
             count = self._partitions(topic)
-            start, end = self._start_end(topic, range(count))
+            start, end = self.start_end_offsets(topic, range(count))
             # The oldest unconsumed record still kept: retention may have removed the committed one.
             lagging = {p: max(committed[(topic, p)], start[p]) for p in range(count)
                        if (topic, p) in committed and committed[(topic, p)] < end[p]}
@@ -315,7 +316,7 @@ class Cluster:
                 if not 0 <= p < count:
                     raise errors.UnknownPartitionError(f"partition {p!r} does not exist: topic {name!r} has "
                                                        f"partitions 0-{count - 1}", topic=name, partition=p)
-            start, end = self._start_end(name, wanted)
+            start, end = self.start_end_offsets(name, wanted)
             for p in wanted:
                 new = reset_target(group, name, p, kind, value, committed.get((name, p)), start[p], end[p], now_ms,
                                    lambda ts, name=name, p=p: self.offset_for_time(name, p, ts))
@@ -386,7 +387,7 @@ class Cluster:
             raise errors.UnknownPartitionError(f"partition {partition!r} does not exist: topic {topic!r} has "
                                                f"partitions 0-{count - 1}", topic=topic, partition=partition)
         parts = range(count) if partition is None else [partition]
-        start, end = self._start_end(topic, parts)
+        start, end = self.start_end_offsets(topic, parts)
         ranges = {p: replay_range(topic, p, start[p], end[p], from_offset, to_offset, bounds,
                                   lambda ts, p=p: self.offset_for_time(topic, p, ts)) for p in parts}
         return self._read(topic, ranges)

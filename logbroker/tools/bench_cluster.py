@@ -76,7 +76,7 @@ def consume_perf(cluster: Any, topic: str, num_records: int | None = None, *,
     """Kafka's consumer-perf-test over the cluster: read from the log start offset (or the group's
     committed offsets) until ``num_records`` or the log end offsets of the start."""
     count = cluster.topic(topic).partitions
-    start_offsets, end_offsets = cluster._start_end(topic, range(count))
+    start_offsets, end_offsets = cluster.start_end_offsets(topic, range(count))
     available = sum(end_offsets[p] - start_offsets[p] for p in range(count))
     want = available if num_records is None else min(num_records, available)
     consumer = cluster.consumer(group_id=group, auto_offset_reset="earliest")
@@ -116,7 +116,7 @@ def e2e_perf(cluster: Any, rate: float, num_records: int, *, topic: str = "logbr
     _ensure_topic(cluster, topic, 1)
     consumer = cluster.consumer(auto_offset_reset="latest")
     consumer.assign([(topic, 0)])
-    consumer.seek(topic, 0, cluster._start_end(topic, [0])[1][0])
+    consumer.seek(topic, 0, cluster.start_end_offsets(topic, [0])[1][0])
     lat = array("q")
     with cluster.producer(**{"linger.ms": 0}) as producer:
         start = time.perf_counter_ns()
