@@ -82,6 +82,15 @@ def read_all(topic: Topic, partition: int = 0, start: int | None = None) -> list
         reader.close()
 
 
+def segment_files(data_dir: str, topic: str, partition: int) -> list[str]:
+    """The ``.log`` files of one partition, oldest first: how many times it rolled, plus one."""
+    t = Topic(data_dir, topic)
+    try:
+        return sorted(f for f in os.listdir(t.partition_path(partition)) if f.endswith(".log"))
+    finally:
+        t.close()
+
+
 def tmp_files(data_dir: str) -> list[str]:
     found = []
     for root, _dirs, files in os.walk(data_dir):

@@ -281,6 +281,7 @@ def test_inspect_verify_accepts_compacted_gaps_but_not_a_missing_segment_in_a_lo
     assert not report["ok"] and any("previous one ends before" in p for p in report["problems"])
 
 
+@pytest.mark.slow
 def test_recovery_rebuilds_a_compacted_segment_index_without_calling_the_gap_corruption(make_topic):
     t = make_topic(cleanup_policy="compact", segment_bytes=600, index_interval_bytes=50)
     written = fill(t, n=120)
@@ -374,6 +375,7 @@ def _cli(data_dir, *args, stdin=None):
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_compact_delete_records_and_topic_configs(data_dir, tmp_path):
     r = _cli(data_dir, "topics", "create", "prof", "-p", "1", "-c", "cleanup.policy=compact", "-c", "segment.bytes=300")
     assert r.returncode == 0, r.stderr

@@ -110,6 +110,7 @@ def test_consume_with_an_offset_beyond_the_log_end_is_an_error_naming_the_valid_
     assert "valid offsets are 0 (log start) to 2 (log end)" in done.stderr.decode()
 
 
+@pytest.mark.slow
 def test_consume_from_an_offset_prints_values_and_the_kafka_summary(tmp_path):
     assert run("topics", "create", "t", "--partitions", "1", data_dir=tmp_path).returncode == 0
     assert run("publish", "t", data_dir=tmp_path, input=b'{"n": 1}\n{"n": 2}\n{"n": 3}\n').returncode == 0
@@ -119,6 +120,7 @@ def test_consume_from_an_offset_prints_values_and_the_kafka_summary(tmp_path):
     assert "Processed a total of 2 messages" in done.stderr.decode()
 
 
+@pytest.mark.slow
 def test_two_groups_each_get_every_record_and_one_group_resumes_where_it_stopped(tmp_path):
     assert run("topics", "create", "t", "--partitions", "3", data_dir=tmp_path).returncode == 0
     lines = b"".join(b'{"n": %d}\n' % i for i in range(12))
@@ -131,6 +133,7 @@ def test_two_groups_each_get_every_record_and_one_group_resumes_where_it_stopped
     assert sorted(other.stdout.decode().split()) == sorted(got_a)
 
 
+@pytest.mark.slow
 def test_replay_to_another_topic_keeps_keys_timestamps_and_order(tmp_path):
     import orjson
 
@@ -145,6 +148,7 @@ def test_replay_to_another_topic_keeps_keys_timestamps_and_order(tmp_path):
     assert [(r["key"], r["timestamp"], r["value"]) for r in dst] == [(r["key"], r["timestamp"], r["value"]) for r in src]
 
 
+@pytest.mark.slow
 def test_topics_create_if_not_exists_succeeds_on_an_existing_topic_and_changes_nothing(tmp_path):
     assert run("topics", "create", "t", "--partitions", "2", data_dir=tmp_path).returncode == 0
     again = run("topics", "create", "t", "--partitions", "5", "--if-not-exists", data_dir=tmp_path)

@@ -51,6 +51,7 @@ def read_then_close(data_dir: Path, lines: int, *args: str) -> tuple[list[int], 
     return got, proc
 
 
+@pytest.mark.slow
 def test_a_pipe_closed_early_commits_nothing_so_the_group_reads_those_records_again(tmp_path):
     fill(tmp_path, 2000, pad=100)  # ~230 KB: more than a pipe holds, so the consumer is writing when it closes
     got, proc = read_then_close(tmp_path, 3, "t", "--group", "g", "--from-beginning")
@@ -101,6 +102,7 @@ def test_a_consumer_whose_stderr_is_not_a_terminal_prints_no_waiting_line(tmp_pa
     assert done.stderr.decode().splitlines() == ["Processed a total of 0 messages"]
 
 
+@pytest.mark.slow
 def test_from_beginning_ignored_because_the_group_has_commits_is_said_once(tmp_path):
     fill(tmp_path, 4)
     assert numbers(run(tmp_path, "consume", "t", "-g", "g", "--from-beginning", "--max-messages", "2").stdout) == [0, 1]

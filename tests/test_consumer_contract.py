@@ -7,15 +7,20 @@ import logging
 
 import pytest
 
+from conftest import SEGMENT_SIZES, segment_files
 from logbroker import Broker, Consumer, InvalidConfigError, OffsetOutOfRangeError, Producer
 from logbroker.tools.console import consume
 
 
 @pytest.fixture
-def topic10(tmp_path):
-    Broker(tmp_path).create_topic("t", 1)
-    with Producer(tmp_path) as producer:
-        producer.send_batch("t", list(range(10)), partition=0)
+def topic10(tmp_path, segment_bytes):
+    """Topic t: one partition, values 0..9 at offsets 0..9, at each segment size."""
+    Broker(tmp_path).create_topic("t", 1, {"segment.bytes": segment_bytes, "fsync": "never"})  # not about power loss
+    with Producer(tmp_path, batch_size=0) as producer:  # one append per record: small segments roll between records
+        for value in range(10):
+            producer.send("t", value, partition=0)
+    if segment_bytes == SEGMENT_SIZES["one-record"]:
+        assert len(segment_files(str(tmp_path), "t", 0)) == 10
     return str(tmp_path)
 
 

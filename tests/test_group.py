@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import T0
+from conftest import SEGMENT_SIZES, T0, segment_files
 from logbroker import Broker, Producer
 from logbroker.groups.admin import (delete_group, describe_group, execute_reset, list_groups, parse_duration_ms,
                              plan_reset_offsets, replay)
@@ -24,6 +24,7 @@ from logbroker.groups.offsets import GroupPaths
 
 # -- assignment -----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.text("abcdef0123", min_size=1, max_size=6), min_size=1, max_size=12, unique=True),
        st.integers(0, 64), st.randoms())
@@ -46,11 +47,14 @@ def test_range_assignment_matches_kafkas_example():
 # -- membership -----------------------------------------------------------------------------------
 
 @pytest.fixture
-def topic6(data_dir):
-    Broker(data_dir).create_topic("t", 6)
-    with Producer(data_dir) as p:
+def topic6(data_dir, segment_bytes):
+    """Topic t: six partitions of ten records, i=0..59 round-robin at T0 + i, at each segment size."""
+    Broker(data_dir).create_topic("t", 6, {"segment.bytes": segment_bytes, "fsync": "never"})  # not about power loss
+    with Producer(data_dir, batch_size=0) as p:  # one append per record: small segments roll between records
         for i in range(60):
             p.send("t", {"i": i}, partition=i % 6, timestamp_ms=T0 + i)
+    if segment_bytes == SEGMENT_SIZES["one-record"]:
+        assert len(segment_files(data_dir, "t", 5)) == 10
     return data_dir
 
 
@@ -66,7 +70,8 @@ def parts(consumer):
 
 def settle(*consumers, rounds=3, partitions=6, deadline_s=10.0):
     """Let each consumer run membership checks (one per CHECK_INTERVAL_S): at least ``rounds``, then
-    until their assignments split all partitions evenly (a loaded machine may need more rounds)."""
+    until their assignments split all partitions evenly (a loaded machine may need more rounds).
+    Fails, naming each member's partitions, if they have not split them evenly by ``deadline_s``."""
     give_up = time.monotonic() + deadline_s
     done = 0
     while True:
@@ -76,8 +81,20 @@ def settle(*consumers, rounds=3, partitions=6, deadline_s=10.0):
         done += 1
         sizes = [len(parts(c)) for c in consumers]
         split = sorted(p for c in consumers for p in parts(c)) == list(range(partitions))
-        if (done >= rounds and split and max(sizes) - min(sizes) <= 1) or time.monotonic() > give_up:
+        if done >= rounds and split and max(sizes) - min(sizes) <= 1:
             return
+        if time.monotonic() > give_up:
+            owned = {c.member_id: parts(c) for c in consumers}
+            pytest.fail(f"after {done} membership checks in {deadline_s} s, {len(consumers)} members had not "
+                        f"split partitions 0-{partitions - 1} evenly; they owned {owned}")
+
+
+def test_settle_fails_naming_what_each_member_owns_when_they_never_split_the_partitions(data_dir):
+    Broker(data_dir).create_topic("t", 6)
+    with member_of(data_dir) as c:
+        with pytest.raises(pytest.fail.Exception, match=r"had not split partitions 0-6 evenly; they owned "
+                                                        r"\{'consumer-\w+': \[0, 1, 2, 3, 4, 5\]\}"):
+            settle(c, partitions=7, deadline_s=0.3)
 
 
 def test_a_lone_member_owns_every_partition_and_a_second_gets_half_after_a_handover(topic6):
@@ -134,6 +151,7 @@ def stall(consumer, seconds):
     os.pwrite(member._lock.fd, hb.encode(), 0)
 
 
+@pytest.mark.slow
 def test_a_stalled_member_is_expired_its_partitions_move_and_its_late_commit_is_rejected(topic6):
     a = member_of(topic6, session_timeout_ms=1000)
     b = member_of(topic6, session_timeout_ms=1000)
@@ -151,6 +169,7 @@ def test_a_stalled_member_is_expired_its_partitions_move_and_its_late_commit_is_
     a.close(), b.close()
 
 
+@pytest.mark.slow
 def test_a_commit_for_a_partition_taken_over_is_rejected_even_with_a_fresh_heartbeat(topic6):
     a = member_of(topic6, session_timeout_ms=1000)
     b = member_of(topic6, session_timeout_ms=1000)
@@ -227,9 +246,10 @@ def reset_topic(data_dir):
     """One partition, offsets 0..19 at T0 + 1000*i, segments of ~4 records, the first 8 retained away."""
     b = Broker(data_dir)
     b.create_topic("t", 1, {"segment.bytes": 400})
-    with Producer(data_dir) as p:
+    with Producer(data_dir, batch_size=0) as p:  # one append per record, or all 20 would be one batch
         for i in range(20):
             p.send("t", {"i": i}, partition=0, timestamp_ms=T0 + 1000 * i)
+    assert len(segment_files(data_dir, "t", 0)) >= 4
     t = b.topic("t")
     log = t.log(0)
     from logbroker.storage.checkpoint import write_log_start
@@ -290,6 +310,7 @@ def test_replay_returns_exactly_the_requested_range_and_touches_no_offsets(reset
         assert c.committed("t", 0) == 12
 
 
+@pytest.mark.slow
 def test_a_stalled_member_whose_group_was_deleted_rejoins_and_the_generation_settles(topic6):
     b = member_of(topic6, session_timeout_ms=1000)
     settle(b)
@@ -307,6 +328,7 @@ def test_a_stalled_member_whose_group_was_deleted_rejoins_and_the_generation_set
     a.close(), b.close()
 
 
+@pytest.mark.slow
 def test_a_member_polls_and_fails_its_commit_promptly_while_a_stopped_process_holds_the_group_lock(topic6):
     import signal
     import subprocess

@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+from waiting import wait_until
 from logbroker import Broker, Producer
 from logbroker.groups.offsets import GroupPaths, OffsetStore
 
@@ -121,16 +122,9 @@ class OffsetWatcher(threading.Thread):
         return sum(self.last.values())
 
 
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
-
-
 def finish(data_dir, watcher, procs, group="g", timeout=60):
-    wait_for(watcher.done, timeout, f"group {group} to commit every record")
+    wait_until(watcher.done, f"group {group} to commit every record", timeout,
+               seen=lambda: f"{watcher.progress()} of {RECORDS} committed")
     open(os.path.join(data_dir, "stop-" + group), "w").close()
     for p in procs:
         assert p.wait(timeout=30) == 0
@@ -187,14 +181,17 @@ def test_kill_9_of_a_member_moves_its_partitions_to_the_survivors_quickly(cluste
     data_dir, start = cluster
     watcher = OffsetWatcher(data_dir)
     members = [start(f"m{i}") for i in range(3)]
-    wait_for(lambda: watcher.progress() > RECORDS // 5, 30, "some progress")
+    wait_until(lambda: watcher.progress() > RECORDS // 5, f"{RECORDS // 5} records committed", 30,
+               seen=lambda: f"{watcher.progress()} committed")
     victim, victim_out = members[1]
     victim_parts = [int(p) for p in [ev for ev in events(victim_out) if ev[0] == "assign"][-1][2].split(",") if p]
     killed_at = time.monotonic_ns()
     victim.kill()
     victim.wait()
     survivors = [out for p, out in members if p is not victim]
-    wait_for(lambda: set(victim_parts) <= set(owners_after(survivors, killed_at)), 10, "takeover")
+    wait_until(lambda: set(victim_parts) <= set(owners_after(survivors, killed_at)),
+               f"the survivors to take over partitions {victim_parts}", 10,
+               seen=lambda: f"partitions owned since the kill: {sorted(owners_after(survivors, killed_at))}")
     takeover = max(owners_after(survivors, killed_at)[p] for p in victim_parts) - killed_at
     print(f"\ntakeover after kill -9 of a member owning {victim_parts}: {takeover / 1e6:.0f} ms")
     finish(data_dir, watcher, [p for p, _ in members if p is not victim])
@@ -208,20 +205,26 @@ def test_a_member_stopped_past_the_session_timeout_loses_its_partitions_and_its_
     session_ms = 1000
     watcher = OffsetWatcher(data_dir)
     a, b = start("a", session_ms=session_ms), start("b", session_ms=session_ms)
-    wait_for(lambda: len([1 for out in (a[1], b[1]) for ev in events(out) if ev[0] == "assign" and ev[2]]) >= 2
-             and watcher.progress() > 0, 30, "two members with partitions")
+    wait_until(lambda: len([1 for out in (a[1], b[1]) for ev in events(out) if ev[0] == "assign" and ev[2]]) >= 2
+               and watcher.progress() > 0, "two members with partitions and a commit", 30,
+               seen=lambda: f"assignments {[ev for out in (a[1], b[1]) for ev in events(out) if ev[0] == 'assign']}, "
+                            f"{watcher.progress()} committed")
     stopper, s_out = start("s", session_ms=session_ms, mode="stopper")
-    wait_for(lambda: any(ev[0] == "ready" for ev in events(s_out)), 30, "the stopper to hold a batch")
+    wait_until(lambda: any(ev[0] == "ready" for ev in events(s_out)), "the stopper to hold a batch", 30,
+               seen=lambda: events(s_out))
     s_parts = [int(p) for p in [ev for ev in events(s_out) if ev[0] == "assign"][-1][2].split(",") if p]
     stopper.send_signal(signal.SIGSTOP)
     stopped_at = time.monotonic_ns()
-    wait_for(lambda: set(s_parts) <= set(owners_after([a[1], b[1]], stopped_at)), 15, "takeover of a stopped member")
+    wait_until(lambda: set(s_parts) <= set(owners_after([a[1], b[1]], stopped_at)),
+               f"a and b to take over the stopped member's partitions {s_parts}", 15,
+               seen=lambda: f"partitions owned since the stop: {sorted(owners_after([a[1], b[1]], stopped_at))}")
     takeover = max(owners_after([a[1], b[1]], stopped_at)[p] for p in s_parts) - stopped_at
     print(f"\ntakeover after SIGSTOP (session.timeout.ms={session_ms}): {takeover / 1e6:.0f} ms")
     time.sleep(0.2)
     stopper.send_signal(signal.SIGCONT)
     open(s_out + ".go", "w").close()
-    wait_for(lambda: any(ev[0] == "late-commit" for ev in events(s_out)), 10, "the late commit")
+    wait_until(lambda: any(ev[0] == "late-commit" for ev in events(s_out)), "the late commit", 10,
+               seen=lambda: events(s_out))
     finish(data_dir, watcher, [a[0], b[0], stopper])
     late = [ev for ev in events(s_out) if ev[0] == "late-commit"][0]
     assert late[1].startswith("rejected"), late

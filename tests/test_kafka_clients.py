@@ -14,6 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kafka_support import module_server
+from waiting import wait_until
+
+pytestmark = pytest.mark.slow  # a server process and real Kafka clients
 
 ck = pytest.importorskip("confluent_kafka")
 kafka = pytest.importorskip("kafka")
@@ -29,11 +32,14 @@ def server(tmp_path_factory):
 def _consume_all(bootstrap: str, topic: str, partition: int, n: int, timeout: float = 20.0) -> list:
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False})
     c.assign([TopicPartition(topic, partition, 0)])
-    got, deadline = [], time.monotonic() + timeout
-    while len(got) < n and time.monotonic() < deadline:
+    got = []
+
+    def read_one() -> bool:
         m = c.poll(0.5)
         if m is not None and not m.error():
             got.append(m)
+        return len(got) >= n
+    wait_until(read_one, f"{n} records of {topic}-{partition}", timeout, seen=lambda: [m.value() for m in got], interval=0)
     c.close()
     return got
 
@@ -129,7 +135,8 @@ def test_aiokafka_produces_and_a_group_consumer_reads_and_commits(server):
         await consumer.start()
         got = []
         deadline = time.monotonic() + 30
-        while len(got) < 6 and time.monotonic() < deadline:
+        while len(got) < 6:
+            assert time.monotonic() < deadline, f"timed out after 30 s waiting for 6 records of aio-data; read {got}"
             batch = await consumer.getmany(timeout_ms=500)
             for records in batch.values():
                 got += [r.value for r in records]
@@ -155,10 +162,13 @@ class _RoundTrip:
         self._next(1)
 
     def _next(self, n: int) -> list:
-        got, deadline = [], time.monotonic() + 20
-        while len(got) < n and time.monotonic() < deadline:
+        got: list = []
+
+        def poll() -> bool:
             for records in self.consumer.poll(timeout_ms=500).values():
-                got += records
+                got.extend(records)
+            return len(got) >= n
+        wait_until(poll, f"{n} more records of hyp-bytes-0", 20, seen=lambda: got, interval=0)
         return got
 
     def send(self, key, value, headers):

@@ -122,6 +122,7 @@ def test_null_in_a_field_that_cannot_be_null_is_a_decode_error():
     assert decode(meta.request, Reader(struct.pack(">i", -1) + b"\x01"), 4, False)["Topics"] is None
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(records, st.data())
 def test_mutated_batches_with_a_valid_crc_raise_only_batch_errors(recs, data):

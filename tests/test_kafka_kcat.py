@@ -12,6 +12,8 @@ import pytest
 
 from kafka_support import module_server, run_kcat
 
+pytestmark = pytest.mark.slow  # a server process and a kcat process per test
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):

@@ -11,6 +11,8 @@ from kafka_support import module_server
 from logbroker import Consumer, Producer
 from logbroker.errors import GroupError
 
+pytestmark = pytest.mark.slow  # a server process and real Kafka clients
+
 ck = pytest.importorskip("confluent_kafka")
 from confluent_kafka import Consumer as KafkaConsumer, KafkaError  # noqa: E402
 
@@ -42,7 +44,8 @@ def test_a_kafka_client_joining_a_group_with_live_logbroker_consumers_is_refused
                 errors.append(m.error().code())
             native.poll(timeout_ms=10)  # keep the native member's heartbeat fresh
         kc.close()
-        assert errors == [KafkaError.INCONSISTENT_GROUP_PROTOCOL]
+        assert errors == [KafkaError.INCONSISTENT_GROUP_PROTOCOL], \
+            f"waited 20 s for the Kafka client's join to be refused with INCONSISTENT_GROUP_PROTOCOL; got {errors}"
     finally:
         native.close()
 

@@ -11,6 +11,7 @@ import struct
 import pytest
 
 from kafka_support import ServerProcess, module_server
+from waiting import wait_until
 from logbroker.kafka.batch import encode_batch
 from logbroker.kafka.crc32c import crc32c
 from logbroker.kafka.schemas import by_key
@@ -129,7 +130,7 @@ def test_under_fsync_interval_a_lone_record_becomes_visible_without_another_appe
         if m is not None and not m.error():
             break
     c.close()
-    assert m is not None and m.value() == b"only"
+    assert m is not None and m.value() == b"only", f"after 40 polls of lazy-0 the last message was {m}"
 
 
 def test_a_long_poll_is_answered_with_a_record_another_process_appends_meanwhile(server):
@@ -148,11 +149,14 @@ def test_a_long_poll_is_answered_with_a_record_another_process_appends_meanwhile
     fetches = sum(1 for r in server.requests() if r[1] == 1)
     poller = threading.Thread(target=long_poll)
     poller.start()
-    while sum(1 for r in server.requests() if r[1] == 1) == fetches:  # the poll is parked on the server
-        poller.join(0.01)
+    wait_until(lambda: sum(1 for r in server.requests() if r[1] == 1) > fetches,  # the poll is parked on the server
+               "the server to receive the long poll",
+               seen=lambda: "no new Fetch request" if poller.is_alive() else "the polling thread had ended")
     subprocess.run([sys.executable, "-m", "logbroker", "--data-dir", server.data_dir, "publish", "watched"],
                    input='{"from":"another process"}\n', text=True, check=True, capture_output=True, timeout=60)
     poller.join(60)
+    assert "resp" in result, ("the long poll was not answered within 60 s of the append" if poller.is_alive()
+                              else "the polling thread ended without an answer")
     part = result["resp"]["Responses"][0]["Partitions"][0]
     # Without a watch on other processes' appends the poll would end empty at its 20 s timeout.
     assert part["ErrorCode"] == 0 and part["HighWatermark"] == 1 and b'{"from":"another process"}' in part["Records"]

@@ -26,6 +26,7 @@ def test_the_readme_has_a_snippet_for_each_client():
         "kcat", "confluent_kafka", "from kafka import", "aiokafka"]
 
 
+@pytest.mark.slow
 def test_kcat_snippet_runs_as_written(server):
     kcat()
     [block] = re.findall(r"```sh\n(.*?)```", SECTION, re.S)
@@ -35,6 +36,7 @@ def test_kcat_snippet_runs_as_written(server):
     assert sorted(out.stdout.splitlines()) == ["k1=v1", "k2=v2"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index,expected", [(0, "b'{\"item\":\"poster\"}'"), (1, "album"), (2, "b'")])
 def test_python_client_snippets_run_as_written(server, index, expected):
     block = re.findall(r"```python\n(.*?)```", SECTION, re.S)[index]

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,6 +31,7 @@ def ok(data_dir: Path, *args: str, input: bytes | None = None) -> subprocess.Com
     return done
 
 
+@pytest.mark.slow
 def test_topic_commands_take_kafkas_topic_option(tmp_path):
     ok(tmp_path, "topics", "create", "--topic", "t", "--partitions", "2")
     assert "PartitionCount: 2" in ok(tmp_path, "topics", "describe", "--topic", "t").stdout.decode()
@@ -64,6 +66,7 @@ def test_publish_refuses_parse_key_with_a_fixed_key_and_an_unknown_property(tmp_
     assert unknown.returncode == 2 and "--property acks is not supported" in unknown.stderr.decode()
 
 
+@pytest.mark.slow
 def test_group_commands_take_kafkas_group_option(tmp_path):
     ok(tmp_path, "topics", "create", "t", "--partitions", "1")
     ok(tmp_path, "publish", "t", input=b'{"n": 1}\n{"n": 2}\n')

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import read_all
+from waiting import wait_until
 
 from logbroker import Broker, Producer
 from logbroker.storage.checkpoint import LOG_START_NAME, STATE_NAME
@@ -72,12 +73,13 @@ def test_a_lost_high_watermark_is_rebuilt_from_the_segments_not_read_as_an_empty
     assert all_values(three) == list(range(120))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["deleted", "emptied"])
 def test_a_group_keeps_its_committed_offset_when_the_state_file_is_lost(three, how):
     with Consumer("t", data_dir=three, group_id="g", auto_offset_reset="earliest", enable_auto_commit=False) as c:
-        got = 0
-        while got < 120:
-            got += sum(len(r) for r in c.poll(500).values())
+        got = []
+        wait_until(lambda: got.extend(c.poll(500).values()) or sum(map(len, got)) >= 120, "the 120 records",
+                   seen=lambda: f"{sum(map(len, got))} records", interval=0)
         c.commit()
     lose(os.path.join(part(three), STATE_NAME), how)
     with Consumer("t", data_dir=three, group_id="g", auto_offset_reset="earliest") as c:
@@ -156,6 +158,7 @@ def test_damaged_group_offsets_with_a_sound_previous_generation_are_restored_by_
     assert restored and all(restored[p].offset <= committed[p] for p in restored)
 
 
+@pytest.mark.slow
 def test_garbage_group_offsets_without_a_previous_generation_are_named_and_reset_offsets_gets_out(three):
     with Consumer("t", data_dir=three, group_id="g", auto_offset_reset="earliest", enable_auto_commit=False) as c:
         c.poll(500, max_records=30)

@@ -56,6 +56,7 @@ def test_the_demo_tables_are_the_tables_of_the_commands_they_name(tmp_path):
             run(tmp_path, "groups", "describe", group).stdout.decode().splitlines()
 
 
+@pytest.mark.slow
 def test_groups_describe_shows_idle_members_with_host_and_pid_and_explains_auto_commit(tmp_path):
     Broker(tmp_path).create_topic("t", 1)
     consumers = [subprocess.Popen([*CLI, "consume", "t", "--group", "g"], stdout=subprocess.DEVNULL,
@@ -96,6 +97,7 @@ def test_no_python_reprs_in_pretty_records_and_inspect_dumps(tmp_path):
     assert "None" not in dump
 
 
+@pytest.mark.slow
 def test_counts_agree_with_their_nouns(tmp_path):
     one = run(tmp_path, "topics", "create", "t", "--partitions", "1")
     assert "Created topic t with 1 partition." in one.stderr.decode()

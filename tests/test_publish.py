@@ -29,6 +29,7 @@ def test_lines_cut_anywhere_across_reads_are_published_whole(tmp_path, monkeypat
     assert summary.per_partition == {0: 3} and summary.last_offsets == {0: 2}
 
 
+@pytest.mark.slow
 def test_a_disk_that_fills_mid_publish_stops_it_and_the_summary_counts_only_what_was_acknowledged(
         tmp_path, fault_hook):
     Broker(tmp_path).create_topic("t", 1)

@@ -11,16 +11,14 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import orjson
 import pytest
 
+from waiting import wait_until
 from logbroker import Broker
 
 pytestmark = pytest.mark.slow
-
-GENEROUS_S = 20.0
 
 
 def _publisher(data_dir, *args):
@@ -42,25 +40,16 @@ def _visible(data_dir, topic, partitions):
     return out
 
 
-def _wait_for(predicate):
-    deadline = time.monotonic() + GENEROUS_S
-    while time.monotonic() < deadline:
-        got = predicate()
-        if got:
-            return got
-        time.sleep(0.01)
-    return predicate()
-
-
 def test_a_line_written_to_a_pipe_held_open_is_visible_while_publish_still_runs(tmp_path):
     proc = _publisher(tmp_path, "live", "--partitions", "1")
     try:
         proc.stdin.write(b'{"n": 1}\n')
         proc.stdin.flush()
-        assert _wait_for(lambda: _visible(tmp_path, "live", 1)) == [(0, 0, {"n": 1})]
+        assert wait_until(lambda: _visible(tmp_path, "live", 1), "the first line to be readable") == [(0, 0, {"n": 1})]
         proc.stdin.write(b'{"n": 2}\n')
         proc.stdin.flush()
-        assert _wait_for(lambda: len(_visible(tmp_path, "live", 1)) == 2)
+        wait_until(lambda: len(_visible(tmp_path, "live", 1)) == 2, "the second line to be readable",
+                   seen=lambda: _visible(tmp_path, "live", 1))
         # a following console consumer sees both while the publisher still holds its input open
         env = {**os.environ, "LOGBROKER_DATA_DIR": str(tmp_path)}
         env.pop("KAFKA_TOPIC", None)
@@ -95,7 +84,8 @@ def test_ctrl_c_during_a_large_publish_prints_what_was_acknowledged_and_nothing_
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
     try:
-        assert _wait_for(lambda: len(_visible(tmp_path, "big", partitions)) > 5000)
+        wait_until(lambda: len(_visible(tmp_path, "big", partitions)) > 5000, "5,000 records to be readable",
+                   seen=lambda: f"{len(_visible(tmp_path, 'big', partitions))} records")
         proc.send_signal(signal.SIGINT)
         proc.wait(60)
     finally:

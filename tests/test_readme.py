@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
@@ -23,6 +25,7 @@ def _readme_shell_lines() -> list[str]:
     return lines
 
 
+@pytest.mark.slow
 def test_readme_shell_examples_run_in_order_against_a_temporary_data_dir(tmp_path):
     env = {**os.environ, "LOGBROKER_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}
     env.pop("KAFKA_TOPIC", None)
@@ -40,6 +43,7 @@ def test_readme_shell_examples_run_in_order_against_a_temporary_data_dir(tmp_pat
         assert done.returncode == 0, f"README example failed: {line}\n{done.stderr.decode()[-2000:]}"
 
 
+@pytest.mark.slow
 def test_readme_python_api_example_runs_as_written_in_a_fresh_directory_and_again(tmp_path):
     [block] = re.findall(r"The Python API beside the CLI:\n\n```python\n(.*?)```", README, re.S)
     env = {k: v for k, v in os.environ.items() if k != "LOGBROKER_DATA_DIR"}

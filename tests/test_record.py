@@ -35,6 +35,7 @@ def decode_all(data: bytes, raw: bool = False):
     return batch_records(data, 0, first, rest, end, "t", 0, 0, raw)
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(st.integers(0, 10**12), st.lists(records, min_size=1, max_size=20))
 def test_batch_round_trips_offsets_timestamps_keys_headers_and_values(base, batch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +26,7 @@ def _append_and_read(make_topic, records):
     return topic, raw, native
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(kafka_bytes, headers, kafka_bytes), min_size=1, max_size=5))
 def test_kafka_keys_values_and_headers_come_back_byte_for_byte(tmp_path_factory, records):

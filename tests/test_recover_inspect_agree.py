@@ -56,6 +56,7 @@ def assert_agree(directory: str, topic: str, partition: int, data_dir) -> list[s
     return did
 
 
+@pytest.mark.slow
 def test_batches_a_writer_wrote_but_never_recorded_are_reported_alike_by_inspect_and_recover(data_dir):
     t = Topic.create(data_dir, "t", 1)
     log = t.log(0)
@@ -77,6 +78,7 @@ def test_batches_a_writer_wrote_but_never_recorded_are_reported_alike_by_inspect
     assert [r.value for r in read_all(Topic(data_dir, "t"))] == list(range(12))
 
 
+@pytest.mark.slow
 def test_records_a_writer_never_synced_are_named_as_past_the_high_watermark(data_dir):
     t = Topic.create(data_dir, "t", 1, {"fsync": "interval", "flush.ms": 3_600_000})
     log = t.log(0)

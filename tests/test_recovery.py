@@ -59,6 +59,7 @@ def check_reopened(t: Topic, expected: list, path: str, keep: int, size: int):
     t.close()
 
 
+@pytest.mark.slow
 def test_cutting_the_last_batch_at_every_byte_keeps_exactly_the_earlier_batches(make_topic):
     t, d, values = build_partition(make_topic, [["a", "b"], ["c"], [{"big": "z" * 700, "u": "ü"}, "e", "f"]])
     path = corrupt.segment_path(d)
@@ -83,6 +84,7 @@ def test_cutting_the_last_batch_with_the_state_file_lost_keeps_the_earlier_batch
         check_reopened(t, values[:3], path, last_start, cut)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batches=st.lists(st.lists(st.text(max_size=30), min_size=1, max_size=4), min_size=1, max_size=8),
        data=st.data())
@@ -154,6 +156,7 @@ def mid_log(make_topic, n=20):
     return t, d, values, path, corrupt.batch_spans(path)
 
 
+@pytest.mark.slow
 def test_every_bit_flip_of_a_mid_log_record_is_reported_never_returned(make_topic):
     t, d, values, path, spans = mid_log(make_topic)
     start, end, offset, _ = spans[10]

@@ -240,7 +240,8 @@ def test_a_slow_reader_under_retention_gets_whole_records_or_a_clean_out_of_rang
         while (r_next < end or c_next < end) and time.monotonic() < deadline:  # catch up at full speed
             read_some(500)
             poll_some(500)
-        assert (r_next, c_next) == (end, end)
+        assert (r_next, c_next) == (end, end), \
+            f"after 30 s of catching up the reader was at {r_next} and the consumer at {c_next} of {end}"
     finally:
         open(stop, "w").close()
         if producer.poll() is None:

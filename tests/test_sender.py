@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from waiting import wait_until
 from logbroker import Broker, FencedError, FsyncError, Producer, ProducerTimeoutError
 from logbroker.errors import LogBrokerError
 
@@ -20,15 +21,6 @@ GENEROUS_S = 10.0
 
 def _values(broker, partition=0):
     return [r.value for r in broker.topic("t").reader(partition).read(0, 100_000)]
-
-
-def _eventually(predicate) -> bool:
-    deadline = time.monotonic() + GENEROUS_S
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
 
 
 class _Gate:
@@ -63,8 +55,9 @@ def test_a_record_sent_alone_is_appended_without_flush(broker, tmp_path):
     try:
         future = producer.send("t", {"n": 1}, partition=0)
         # nobody calls flush() or get(): the sender thread appends it on its own
-        assert _eventually(lambda: _values(broker) == [{"n": 1}])
-        assert _eventually(future.done) and future.get().offset == 0
+        wait_until(lambda: _values(broker) == [{"n": 1}], "the record to be appended", seen=lambda: _values(broker))
+        wait_until(future.done, "its future to resolve")
+        assert future.get().offset == 0
     finally:
         producer.close()
 
@@ -79,7 +72,9 @@ def test_records_sent_while_the_sender_is_saturated_wait_for_linger_and_close_ap
     assert gate.entered.wait(GENEROUS_S)  # ... now held inside its fsync: the sender is saturated
     held = [producer.send("t", f"held {i}", partition=0) for i in range(2)]  # less than batch.size
     gate.release()
-    assert _eventually(lambda: all(f.done() for f in first)) and first[-1].get().offset == 3
+    wait_until(lambda: all(f.done() for f in first), "the full batch's futures to resolve",
+               seen=lambda: [f.done() for f in first])
+    assert first[-1].get().offset == 3
     assert not any(f.done() for f in held)  # an hour of linger: they wait for more records
     assert len(_values(broker)) == 4
     producer.close()
@@ -97,7 +92,8 @@ def test_records_sent_while_a_small_round_is_written_follow_it_without_linger(br
         next_ones = [producer.send("t", f"next {i}", partition=0) for i in range(3)]
         gate.release()
         # the disk keeps up (that round was one record): they follow at once, no hour of linger
-        assert _eventually(lambda: all(f.done() for f in next_ones))
+        wait_until(lambda: all(f.done() for f in next_ones), "the records sent meanwhile to be appended",
+                   seen=lambda: [f.done() for f in next_ones])
         assert [f.get().offset for f in [first, *next_ones]] == [1, 2, 3, 4]
     finally:
         gate.release()

@@ -21,6 +21,7 @@ import time
 
 import pytest
 
+from waiting import wait_until
 from logbroker import Broker
 
 pytestmark = pytest.mark.slow
@@ -58,13 +59,15 @@ def _run_incarnation(data_dir: str, fsync: str, inc: int, rng: random.Random) ->
     # Kill at a random moment after a random number of acknowledgments (at least 15, so ten
     # incarnations check more than 100 acknowledged records whatever the machine's speed).
     wanted = rng.randint(15, 60)
-    deadline = time.monotonic() + 30
-    while len(lines) < wanted and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.001)
-    time.sleep(rng.uniform(0.0, 0.05))
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(30)
-    pump.join(30)
+    try:
+        wait_until(lambda: len(lines) >= wanted or proc.poll() is not None, f"{wanted} acknowledgments",
+                   seen=lambda: f"{len(lines)} lines", interval=0.001)
+        assert proc.poll() is None, f"incarnation {inc} exited with {proc.returncode}: {proc.stderr.read().decode()}"
+        time.sleep(rng.uniform(0.0, 0.05))
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        pump.join(30)
     assert lines, proc.stderr.read().decode()
     acks = []
     for line in lines:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -123,4 +124,4 @@ class CompactionMachine(RuleBasedStateMachine):
 
 
 CompactionMachine.TestCase.settings = settings(max_examples=30, stateful_step_count=30, deadline=None)
-test_compaction_against_the_model = CompactionMachine.TestCase
+test_compaction_against_the_model = pytest.mark.slow(CompactionMachine.TestCase)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -123,4 +124,4 @@ class PartitionMachine(RuleBasedStateMachine):
 
 
 PartitionMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
-test_partition_log_behaves_like_the_model = PartitionMachine.TestCase
+test_partition_log_behaves_like_the_model = pytest.mark.slow(PartitionMachine.TestCase)

@@ -18,6 +18,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from waiting import wait_until
 from logbroker import Broker, Consumer, Producer
 from logbroker.errors import CorruptionError, TopicDeletedError
 from logbroker.storage.fsutil import FileLock
@@ -51,16 +52,6 @@ def _total(data_dir: str, name: str) -> int:
 def _segment_bytes(topic: Topic) -> int:
     return sum(os.path.getsize(os.path.join(topic.partition_path(p), e))
                for p in range(topic.partitions) for e in os.listdir(topic.partition_path(p)) if e.endswith(".log"))
-
-
-def _wait_for(predicate, what: str, seconds: float = 60.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # -- the identity itself ------------------------------------------------------------------------
@@ -148,7 +139,7 @@ def test_a_streaming_publish_across_delete_and_create_fails_cleanly_and_nothing_
     for i in range(300):
         proc.stdin.write(orjson.dumps({"n": i, "pad": pad}) + b"\n")
     proc.stdin.flush()
-    _wait_for(lambda: _total(data_dir, "t") > 0, "the first records")
+    wait_until(lambda: _total(data_dir, "t") > 0, "the first records")
     seen, stable = -1, 0
     while stable < 25:  # the publisher has read every line: nothing more is written
         now = _total(data_dir, "t")
@@ -203,14 +194,14 @@ def test_a_consumer_follows_a_recreated_topic_from_its_reset_policy(data_dir, ca
     Producer(data_dir).send_batch("t", [{"old": i} for i in range(3)], partition=0)
     consumer = Consumer("t", data_dir=data_dir, auto_offset_reset="earliest")
     got = []
-    _wait_for(lambda: got.extend(r.value for rs in consumer.poll(10).values() for r in rs) or len(got) >= 3,
-              "the old topic's records")
+    wait_until(lambda: got.extend(r.value for rs in consumer.poll(10).values() for r in rs) or len(got) >= 3,
+               "the old topic's records", seen=lambda: got)
     Broker(data_dir).delete_topic("t")
     Broker(data_dir).create_topic("t", 2)
     with Producer(data_dir) as producer:
         producer.send_batch("t", [{"new": i} for i in range(4)], partition=1)
-    _wait_for(lambda: got.extend(r.value for rs in consumer.poll(10).values() for r in rs) or len(got) >= 7,
-              "the new topic's records")
+    wait_until(lambda: got.extend(r.value for rs in consumer.poll(10).values() for r in rs) or len(got) >= 7,
+               "the new topic's records", seen=lambda: got)
     consumer.close()
     assert got == [{"old": 0}, {"old": 1}, {"old": 2}] + [{"new": i} for i in range(4)]
     assert any("was deleted" in m for m in caplog.messages)
@@ -234,16 +225,16 @@ def test_a_group_member_of_a_deleted_topic_follows_the_new_one_without_a_raw_os_
     Producer(data_dir).send_batch("t", [{"old": i} for i in range(2)], partition=0)
     consumer = Consumer("t", data_dir=data_dir, group_id="g", auto_offset_reset="earliest")
     got = []
-    _wait_for(lambda: got.extend(r.value for rs in consumer.poll(10).values() for r in rs) or len(got) >= 2,
-              "the old topic's records")
+    wait_until(lambda: got.extend(r.value for rs in consumer.poll(10).values() for r in rs) or len(got) >= 2,
+               "the old topic's records", seen=lambda: got)
     consumer.commit()
     Broker(data_dir).delete_topic("t")
     assert consumer.poll(50) == {}  # nothing to read, nothing raised
     Broker(data_dir).create_topic("t", 1)
     with Producer(data_dir) as producer:
         producer.send_batch("t", [{"new": 0}], partition=0)
-    _wait_for(lambda: got.extend(r.value for rs in consumer.poll(10).values() for r in rs) or len(got) >= 3,
-              "the new topic's record")
+    wait_until(lambda: got.extend(r.value for rs in consumer.poll(10).values() for r in rs) or len(got) >= 3,
+               "the new topic's record", seen=lambda: got)
     consumer.commit()
     consumer.close()
     assert got == [{"old": 0}, {"old": 1}, {"new": 0}]

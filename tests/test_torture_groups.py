@@ -31,6 +31,7 @@ import time
 
 import pytest
 
+from waiting import wait_until
 from logbroker import Broker, Producer
 from logbroker.groups.membership import range_assign, read_generation
 from logbroker.groups.offsets import GroupPaths, OffsetStore, decode_line
@@ -47,14 +48,6 @@ def seeded(name: str) -> random.Random:
     seed = int(os.environ.get("LOGBROKER_TORTURE_SEED", random.randrange(10**9)))
     print(f"{name}: seed {seed} (rerun with LOGBROKER_TORTURE_SEED={seed})")
     return random.Random(seed)
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
 
 
 # =================================================================================================
@@ -340,7 +333,8 @@ class Group:
         return self.procs[-1]
 
     def finish(self, members: list[subprocess.Popen], total: int, timeout: float = 60) -> None:
-        wait_for(lambda: self.watcher.done(total), timeout, "the group to commit every record")
+        wait_until(lambda: self.watcher.done(total), "the group to commit every record", timeout,
+                   seen=lambda: f"{self.watcher.progress()} of {total} committed")
         self.generation = read_generation(GroupPaths(os.path.join(self.data_dir, "t"), "g"))  # before they leave
         self.stopped_ns = time.monotonic_ns()  # the last members to leave take over the others' partitions
         open(os.path.join(self.data_dir, "stop"), "w").close()
@@ -466,10 +460,12 @@ def test_a_fourth_member_joining_mid_stream_gets_a_balanced_share_and_the_group_
     members = [g.start(f"m{i}") for i in range(3)]
     go = os.path.join(g.data_dir, "..", "go-m3")
     fourth = g.start("m3", go=go)  # imports now, joins on the go file
-    wait_for(lambda: g.watcher.progress() > total // 5, 60, "a fifth of the records to be committed")
+    wait_until(lambda: g.watcher.progress() > total // 5, "a fifth of the records to be committed", 60,
+               seen=lambda: f"{g.watcher.progress()} of {total} committed")
     joined_at_progress = g.watcher.progress()
     open(go, "w").close()
-    wait_for(lambda: assignments(fourth[1]) and assignments(fourth[1])[-1][1], 30, "the 4th member to own partitions")
+    wait_until(lambda: assignments(fourth[1]) and assignments(fourth[1])[-1][1], "the 4th member to own partitions",
+               30, seen=lambda: assignments(fourth[1]))
     progress_at_first_assignment = g.watcher.progress()
     everyone = members + [fourth]
     g.finish([p for p, _ in everyone], total)
@@ -500,10 +496,12 @@ def test_a_member_killed_before_committing_while_a_producer_appends_costs_only_i
     producer = g.producer(preproduced, total, chunk=60, pause=0.01)
     victim, victim_out = g.start("victim", mode="victim")
     survivors = [g.start(f"s{i}") for i in range(2)]
-    wait_for(lambda: g.watcher.progress() > preproduced // 2 and any(
-        ps for _, ps in assignments(victim_out)), 60, "progress, with the victim owning partitions")
+    wait_until(lambda: g.watcher.progress() > preproduced // 2 and any(ps for _, ps in assignments(victim_out)),
+               "progress, with the victim owning partitions", 60,
+               seen=lambda: f"{g.watcher.progress()} committed; the victim's assignments {assignments(victim_out)}")
     open(victim_out + ".hold", "w").close()
-    wait_for(lambda: any(ev[0] == "holding" for ev in events(victim_out)), 30, "the victim to hold a processed batch")
+    wait_until(lambda: any(ev[0] == "holding" for ev in events(victim_out)), "the victim to hold a processed batch",
+               30, seen=lambda: events(victim_out)[-5:])
     producing = producer.poll() is None
     victim_parts = assignments(victim_out)[-1][1]
     killed_at = time.monotonic_ns()
