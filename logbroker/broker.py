@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from .errors import CorruptionError, TopicExistsError, UnsafePathError
+from .groups import admin as group_admin
 from .groups.admin import describe_group, list_groups
 from .groups.membership import scan_members
 from .groups.offsets import GroupPaths, OffsetStore, topic_groups
@@ -24,7 +25,7 @@ from .storage.datadir import data_dir_path, resolve_data_dir
 from .storage.log import RecoveryReport, RetentionReport
 from .storage.topic import Topic, finish_deletions, list_topics
 
-__all__ = ["Broker", "republish"]
+__all__ = ["Broker", "GroupAdmin", "republish"]
 
 log = logging.getLogger("logbroker")
 
@@ -246,3 +247,39 @@ def republish(data_dir: str | None, records: Iterable[Record], to_topic: str,
             if on_progress is not None:
                 on_progress(count)
     return count
+
+
+class GroupAdmin:
+    """The group functions of :mod:`logbroker.groups.admin` and :func:`republish` bound to one
+    data directory, as methods: the same calls the command line makes on a
+    :class:`logbroker.remote.cluster.Cluster` for a Kafka cluster."""
+
+    def __init__(self, data_dir: str | None) -> None:
+        self.data_dir = data_dir
+
+    def list_groups(self) -> list[str]:
+        return group_admin.list_groups(self.data_dir)
+
+    def describe_group(self, group: str, now_ms: int | None = None) -> list[group_admin.PartitionLag]:
+        return group_admin.describe_group(self.data_dir, group, now_ms)
+
+    def group_members(self, group: str) -> list[group_admin.GroupMemberInfo]:
+        return group_admin.group_members(self.data_dir, group)
+
+    def delete_group(self, group: str) -> None:
+        group_admin.delete_group(self.data_dir, group)
+
+    def plan_reset_offsets(self, group: str, topic: str | None, partitions: list[int] | None, spec,
+                           now_ms: int | None = None) -> group_admin.ResetPlan:
+        return group_admin.plan_reset_offsets(self.data_dir, group, topic, partitions, spec, now_ms)
+
+    def execute_reset(self, plan: group_admin.ResetPlan) -> None:
+        group_admin.execute_reset(plan)
+
+    def replay(self, topic: str, from_offset: int | None = None, to_offset: int | None = None,
+               partition: int | None = None, **times) -> Iterator[Record]:
+        return group_admin.replay(self.data_dir, topic, from_offset, to_offset, partition, **times)
+
+    def republish(self, records: Iterable[Record], to_topic: str,
+                  on_progress: Callable[[int], None] | None = None) -> int:
+        return republish(self.data_dir, records, to_topic, on_progress)

@@ -166,10 +166,7 @@ def test_two_different_topics_as_argument_and_topic_option_are_refused(tmp_path)
     assert done.returncode == 2 and "two topics given: t and --topic u" in done.stderr.decode()
 
 
-def test_bootstrap_server_is_accepted_with_a_note_that_no_server_is_needed(tmp_path):
+def test_kafkas_topic_and_group_options_consume_describe_reset_and_delete(tmp_path):
     fill(tmp_path, 2)
-    done = run(tmp_path, "consume", "--bootstrap-server", "localhost:9092", "--topic", "t", "--from-beginning",
-               "--max-messages", "2")
+    done = run(tmp_path, "consume", "--topic", "t", "--from-beginning", "--max-messages", "2")
     assert done.returncode == 0 and numbers(done.stdout) == [0, 1]
-    err = done.stderr.decode()
-    assert "logbroker needs no server" in err and str(tmp_path) in err

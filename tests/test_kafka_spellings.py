@@ -79,8 +79,10 @@ def test_group_commands_take_kafkas_group_option(tmp_path):
     assert ok(tmp_path, "groups", "list").stdout == b""
 
 
-def test_bootstrap_server_anywhere_says_no_server_is_needed_and_names_the_data_directory(tmp_path):
-    for args in (["topics", "list"], ["topics", "create", "t"], ["groups", "list"]):
-        done = ok(tmp_path, *args, "--bootstrap-server", "localhost:9092")
-        assert f"logbroker needs no server; --bootstrap-server localhost:9092 is not used. Records are in the " \
-               f"data directory {tmp_path}" in done.stderr.decode()
+def test_a_malformed_bootstrap_server_or_a_lone_command_config_is_one_line(tmp_path):
+    for args, message in ((["--bootstrap-server", "localhost"], "'localhost' is not HOST:PORT"),
+                          (["--command-config", "client.properties"], "--command-config needs --bootstrap-server")):
+        for command in (["topics", "list"], ["groups", "list"], ["consume", "t"]):
+            done = run(tmp_path, *command, *args)
+            err = done.stderr.decode()
+            assert done.returncode == 2 and message in err and len(err.splitlines()) == 1, (command, err)

@@ -39,3 +39,18 @@ def test_a_bad_properties_line_names_file_and_line(tmp_path):
 def test_a_missing_properties_file_is_one_line(tmp_path):
     with pytest.raises(errors.ClusterError, match="--command-config .*missing.properties"):
         read_properties(str(tmp_path / "missing.properties"))
+
+
+def test_local_commands_never_load_the_kafka_client(tmp_path):
+    import os
+    import subprocess
+    import sys
+    show = "import sys; print(' '.join(sorted(sys.modules)), file=sys.stderr)"
+    for args in (["topics", "list"], ["groups", "list"], ["consume", "t", "--timeout-ms", "1"]):
+        code = (f"import sys, atexit; sys.argv = ['logbroker', *{args!r}]; atexit.register(lambda: exec({show!r})); "
+                "from logbroker.cli import main; main()")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "LOGBROKER_DATA_DIR": str(tmp_path)})
+        loaded = done.stderr.split()
+        assert "logbroker.errors" in loaded and "confluent_kafka" not in loaded, (args, done.stderr[-500:])
+        assert not any(m.startswith("logbroker.remote.cluster") for m in loaded), args

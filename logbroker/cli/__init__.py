@@ -18,8 +18,8 @@ import typer
 # imports the library modules it needs, help is formatted by click (rich_markup_mode=None, no rich),
 # and cli_typer coerces parameters without pydantic. Text output is built by logbroker.tools.render.
 from logbroker.cli.typer_plain import plain_command
-from logbroker.cli.kafka_options import (BootstrapServer, GroupOption, TopicOption, no_server, one_name,
-                                 producer_options)
+from logbroker.cli.kafka_options import (BootstrapServer, CommandConfig, GroupOption, TopicOption, cluster_for,
+                                         one_name, producer_options)
 from logbroker import errors
 
 ENV_DATA_DIR = "LOGBROKER_DATA_DIR"  # = logbroker.storage.datadir.ENV_DATA_DIR, not imported for start-up's sake
@@ -37,6 +37,7 @@ app.add_typer(topics_app, name="topics")
 
 class _State:
     data_dir: Optional[str] = None
+    cluster: object = None  # the Cluster of --bootstrap-server, when the command runs against one
 
 
 state = _State()
@@ -62,6 +63,22 @@ def where(b) -> str:
     return os.path.abspath(b.data_dir) + ("" if b.exists else " (it does not exist)")
 
 
+def cluster(bootstrap_server: Optional[str], command_config: Optional[str]):
+    """The Kafka cluster the command runs against (--bootstrap-server or its variable), or None."""
+    state.cluster = cluster_for(bootstrap_server, command_config)
+    return state.cluster
+
+
+def group_admin_of(data_dir: Optional[str]):
+    from logbroker.broker import GroupAdmin
+    return GroupAdmin(data_dir)
+
+
+def group_admin(remote):
+    """The groups of the cluster, or of the data directory (the same calls, the same results)."""
+    return remote if remote is not None else group_admin_of(broker().data_dir)
+
+
 def print_names(names: list[str], json: bool, kind: str, b) -> None:
     """A list command's output: one name per line, or a JSON array; an empty list says where it looked."""
     if json:
@@ -70,7 +87,8 @@ def print_names(names: list[str], json: bool, kind: str, b) -> None:
         for n in names:
             typer.echo(n)
     if not names:
-        err(f"No {kind} in data directory {where(b)}; {ELSEWHERE}.")
+        remote = getattr(b, "bootstrap_servers", None)
+        err(f"No {kind} on cluster {remote}." if remote else f"No {kind} in data directory {where(b)}; {ELSEWHERE}.")
 
 
 def err(message: str) -> None:
@@ -115,18 +133,19 @@ def topics_create(
         "--if-not-exists", help="Succeed without changing anything when the topic already exists.")] = False,
     topic: TopicOption = None,
     bootstrap_server: BootstrapServer = None,
+    command_config: CommandConfig = None,
 ) -> None:
     """Create a topic.  Example: logbroker topics create orders --partitions 3 --config retention.ms=86400000"""
     from logbroker.storage.config import parse_config_pairs
     from logbroker.tools.render import plural
-    no_server(bootstrap_server, state.data_dir)
+    remote = cluster(bootstrap_server, command_config)
     name = one_name(ctx, name, topic, param="name", env=None)
     try:
-        t = broker(create=True).create_topic(name, partitions, parse_config_pairs(config or []))
+        t = (remote or broker(create=True)).create_topic(name, partitions, parse_config_pairs(config or []))
     except errors.TopicExistsError:
         if not if_not_exists:
             raise
-        t = broker().topic(name)
+        t = (remote or broker()).topic(name)
         err(f"Topic {t.name} already exists with {plural(t.partitions, 'partition')}; nothing changed.")
         return
     err(f"Created topic {t.name} with {plural(t.partitions, 'partition')}.")
@@ -136,10 +155,10 @@ def topics_create(
 def topics_list(
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     bootstrap_server: BootstrapServer = None,
+    command_config: CommandConfig = None,
 ) -> None:
     """List topics.  Example: logbroker topics list"""
-    no_server(bootstrap_server, state.data_dir)
-    b = broker()
+    b = cluster(bootstrap_server, command_config) or broker()
     print_names(b.list_topics(), json, "topics", b)
 
 
@@ -150,11 +169,12 @@ def topics_describe(
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     topic: TopicOption = None,
     bootstrap_server: BootstrapServer = None,
+    command_config: CommandConfig = None,
 ) -> None:
     """Partitions, offsets, segments, sizes and config of a topic.  Example: logbroker topics describe orders"""
-    no_server(bootstrap_server, state.data_dir)
+    remote = cluster(bootstrap_server, command_config)
     name = one_name(ctx, name, topic, param="name", env=None)
-    info = broker().describe_topic(name)
+    info = (remote or broker()).describe_topic(name)
     if json:
         print_json(info)
     else:
@@ -170,13 +190,14 @@ def topics_alter(
     partitions: Annotated[Optional[int], typer.Option("--partitions", help="New (larger) partition count.")] = None,
     topic: TopicOption = None,
     bootstrap_server: BootstrapServer = None,
+    command_config: CommandConfig = None,
 ) -> None:
     """Change a topic's config or grow its partitions.  Example: logbroker topics alter orders --config retention.ms=3600000"""
     from logbroker.storage.config import parse_config_pairs
     from logbroker.tools.render import config_text, plural
-    no_server(bootstrap_server, state.data_dir)
+    remote = cluster(bootstrap_server, command_config)
     name = one_name(ctx, name, topic, param="name", env=None)
-    t = broker().alter_topic(name, parse_config_pairs(config or []), partitions)
+    t = (remote or broker()).alter_topic(name, parse_config_pairs(config or []), partitions)
     err(f"Altered topic {t.name}: {plural(t.partitions, 'partition')}; config {config_text(t.config.to_kafka())}")
     if partitions is not None:
         err("Note: keyed records may now map to different partitions (as in Kafka).")
@@ -188,11 +209,12 @@ def topics_delete(
     name: Annotated[Optional[str], typer.Argument(help="Topic name.")] = None,
     topic: TopicOption = None,
     bootstrap_server: BootstrapServer = None,
+    command_config: CommandConfig = None,
 ) -> None:
     """Delete a topic with all its records and committed offsets.  Example: logbroker topics delete orders"""
-    no_server(bootstrap_server, state.data_dir)
+    remote = cluster(bootstrap_server, command_config)
     name = one_name(ctx, name, topic, param="name", env=None)
-    broker().delete_topic(name)
+    (remote or broker()).delete_topic(name)
     err(f"Deleted topic {name}.")
 
 
@@ -216,6 +238,7 @@ def publish(
     header: Annotated[Optional[List[str]], typer.Option(
         "--header", metavar="KEY=VALUE", help="A header on every record (repeat for more).")] = None,
     bootstrap_server: BootstrapServer = None,
+    command_config: CommandConfig = None,
     max_block_ms: Annotated[int, typer.Option("--max-block-ms", help=MAX_BLOCK_HELP)] = 60000,
     ctx: typer.Context = None,
 ) -> None:
@@ -234,18 +257,25 @@ def publish(
     """
     from logbroker.tools.publish import PublishSummary, publish_lines
     from logbroker.tools.render import publish_summary
-    no_server(bootstrap_server, state.data_dir)
+    remote = cluster(bootstrap_server, command_config)
     topic = one_name(ctx, topic, topic_option)
     key_separator, headers = producer_options(property or [], header or [], key, key_field)
+    if remote is not None and fsync is not None:
+        raise errors.InvalidConfigError("--fsync is a data directory's policy; a cluster's durability is its own")
     stream = open(file, "rb") if file else sys.stdin.buffer
     summary = PublishSummary()
     progress = Progress("published")
     finished = False
+    common = dict(key_field=key_field, key=key, partition=partition, num_partitions=partitions,
+                  on_error=progress.above, on_progress=progress.report, key_separator=key_separator,
+                  headers=headers, summary=summary)
     try:
-        publish_lines(broker(create=True).data_dir, topic, stream, key_field=key_field, key=key,
-                      partition=partition, fsync=fsync, num_partitions=partitions,
-                      on_error=progress.above, on_progress=progress.report, key_separator=key_separator,
-                      headers=headers, max_block_ms=max_block_ms, summary=summary)
+        if remote is not None:
+            from logbroker.tools.publish_cluster import publish_lines as publish_remote
+            publish_remote(remote, topic, stream, **common)
+        else:
+            publish_lines(broker(create=True).data_dir, topic, stream, fsync=fsync, max_block_ms=max_block_ms,
+                          **common)
         finished = True
     finally:
         if file:
@@ -348,6 +378,7 @@ def consume(
         help="Kafka's formatter properties: print.key, print.timestamp, print.partition, print.offset, "
              "print.headers, print.value (true|false), key.separator.")] = None,
     bootstrap_server: BootstrapServer = None,
+    command_config: CommandConfig = None,
 ) -> None:
     """Read records like kafka-console-consumer; follows the topic until Ctrl+C.
 
@@ -362,7 +393,7 @@ def consume(
     """
     from logbroker.tools.console import consume as run_consume
     from logbroker.tools.render import PRINT_PROPERTIES, parse_properties
-    no_server(bootstrap_server, state.data_dir)
+    remote = cluster(bootstrap_server, command_config)
     topic = one_name(ctx, topic, topic_option)
     write = _record_writer(format, parse_properties(property or [], PRINT_PROPERTIES))
     paced = sys.stdout.isatty() or max_messages is None
@@ -375,7 +406,7 @@ def consume(
         count = run_consume(state.data_dir, topic, sink, group=group, from_beginning=from_beginning,
                             partition=partition, offset=offset, from_time=from_time, max_messages=max_messages,
                             timeout_ms=timeout_ms, on_notice=err, on_waiting=err if sys.stderr.isatty() else None,
-                            output_closed=_stdout_closed)
+                            output_closed=_stdout_closed, cluster=remote)
         sys.stdout.flush()
     except BrokenPipeError:
         _stdout_gone()
@@ -420,24 +451,26 @@ def replay(
     partition: Annotated[Optional[int], typer.Option("--partition", help="Only this partition.")] = None,
     to_topic: Annotated[Optional[str], typer.Option("--to-topic", help="Re-publish into this topic instead of printing.")] = None,
     format: Annotated[str, typer.Option("--format", help="json | envelope | pretty.")] = "envelope",
+    bootstrap_server: BootstrapServer = None,
+    command_config: CommandConfig = None,
 ) -> None:
     """Re-read a historical range without touching any group's offsets.
 
     Example: logbroker replay orders --from-offset 0 --to-offset 100 --partition 0
     """
-    from logbroker.groups.admin import replay as run_replay
+    remote = cluster(bootstrap_server, command_config)
     topic = one_name(ctx, topic, topic_option)
     if from_offset is None and from_time is None:
         raise errors.InvalidConfigError("give --from-offset N or --from-time ISO8601")
-    records = run_replay(state.data_dir, topic, from_offset, to_offset, partition,
-                         from_time=from_time, to_time=to_time)
+    source = remote or group_admin_of(state.data_dir)
+    records = source.replay(topic, from_offset, to_offset, partition, from_time=from_time, to_time=to_time)
     from logbroker.tools.render import plural
     count = 0
     progress = Progress("replayed")
     if to_topic is not None:
-        from logbroker.broker import republish
         try:
-            count = republish(broker(create=True).data_dir, records, to_topic, on_progress=progress.report)
+            target = remote or group_admin_of(broker(create=True).data_dir)
+            count = target.republish(records, to_topic, on_progress=progress.report)
         finally:
             progress.end()
         err(f"Replayed {plural(count, 'record')} from {topic} into {to_topic}")
@@ -458,12 +491,12 @@ def replay(
 def groups_list(
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     bootstrap_server: BootstrapServer = None,
+    command_config: CommandConfig = None,
 ) -> None:
     """List consumer groups.  Example: logbroker groups list"""
-    no_server(bootstrap_server, state.data_dir)
-    from logbroker.groups.admin import list_groups
-    b = broker()
-    print_names(list_groups(b.data_dir), json, "consumer groups", b)
+    remote = cluster(bootstrap_server, command_config)
+    b = remote or broker()
+    print_names(group_admin(remote).list_groups(), json, "consumer groups", b)
 
 
 @groups_app.command("describe")
@@ -473,14 +506,13 @@ def groups_describe(
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     group_option: GroupOption = None,
     bootstrap_server: BootstrapServer = None,
+    command_config: CommandConfig = None,
 ) -> None:
     """Committed offsets, lag and members of a group.  Example: logbroker groups describe billing"""
-    from logbroker.groups.admin import describe_group
-    no_server(bootstrap_server, state.data_dir)
+    remote = cluster(bootstrap_server, command_config)
     group = one_name(ctx, group, group_option, what="group", param="group", env=None)
-    from logbroker.groups.admin import group_members
-    b = broker()
-    rows, members = describe_group(b.data_dir, group), group_members(b.data_dir, group)
+    admin = group_admin(remote)
+    rows, members = admin.describe_group(group), admin.group_members(group)
     if json:
         print_json([{k: getattr(r, k) for k in r.__dataclass_fields__} for r in rows])
     else:
@@ -496,12 +528,12 @@ def groups_delete(
     group: Annotated[Optional[str], typer.Argument(help="Group name.")] = None,
     group_option: GroupOption = None,
     bootstrap_server: BootstrapServer = None,
+    command_config: CommandConfig = None,
 ) -> None:
     """Delete a group's committed offsets (refused while it has live members).  Example: logbroker groups delete billing"""
-    from logbroker.groups.admin import delete_group
-    no_server(bootstrap_server, state.data_dir)
+    remote = cluster(bootstrap_server, command_config)
     group = one_name(ctx, group, group_option, what="group", param="group", env=None)
-    delete_group(broker().data_dir, group)
+    group_admin(remote).delete_group(group)
     err(f"Deleted group {group}.")
 
 
@@ -520,13 +552,13 @@ def groups_reset_offsets(
     execute: Annotated[bool, typer.Option("--execute", help="Apply the plan (otherwise a dry run).")] = False,
     group_option: GroupOption = None,
     bootstrap_server: BootstrapServer = None,
+    command_config: CommandConfig = None,
 ) -> None:
     """Move a group's committed offsets, like kafka-consumer-groups --reset-offsets (dry run unless --execute).
 
     Example: logbroker groups reset-offsets billing --topic orders --to-earliest --execute
     """
-    from logbroker.groups.admin import execute_reset, plan_reset_offsets
-    no_server(bootstrap_server, state.data_dir)
+    remote = cluster(bootstrap_server, command_config)
     group = one_name(ctx, group, group_option, what="group", param="group", env=None)
     if topic is None:
         raise errors.InvalidConfigError("--topic is required: TOPIC, or TOPIC:P,P,... for some partitions")
@@ -543,10 +575,11 @@ def groups_reset_offsets(
     except ValueError:
         raise errors.InvalidConfigError(f"--topic {topic!r}: partitions must be integers, as in orders:0,2") from None
     from logbroker.tools.render import reset_plan
-    plan = plan_reset_offsets(broker().data_dir, group, name, partitions, specs[0])
+    admin = group_admin(remote)
+    plan = admin.plan_reset_offsets(group, name, partitions, specs[0])
     typer.echo(reset_plan(group, plan))
     if execute:
-        execute_reset(plan)
+        admin.execute_reset(plan)
         from logbroker.tools.render import plural
         err(f"Reset {plural(len(plan), 'partition')} of group {group}.")
     else:
@@ -799,6 +832,14 @@ def _bench_out(result, json: bool, text: str) -> None:
         typer.echo(text)
 
 
+def _one_process(**options) -> None:
+    """Against a cluster the benchmarks run one client in this process and leave durability to it."""
+    for name, value in options.items():
+        if value not in (None, 1):
+            raise errors.InvalidConfigError(f"--{name} applies to the data directory; with --bootstrap-server "
+                                            f"leave it out")
+
+
 @bench_app.command("produce")
 def bench_produce(
     topic: Annotated[str, typer.Option("--topic", help="Topic (created with --partitions if missing).")],
@@ -811,11 +852,20 @@ def bench_produce(
     partitions: Annotated[int, typer.Option("--partitions", help="Partitions if the topic must be created.")] = 1,
     throughput: Annotated[float, typer.Option("--throughput", help="Records/s for all producers; -1 = unthrottled.")] = -1,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    bootstrap_server: BootstrapServer = None,
+    command_config: CommandConfig = None,
 ) -> None:
     """Measure produce throughput and send-to-ack latency.  Example: logbroker bench produce --topic perf --num-records 100000 --record-size 250"""
     from logbroker.tools.bench import produce_perf
     if (record_size is None) == (payload_file is None):
         raise errors.InvalidConfigError("give exactly one of --record-size and --payload-file")
+    remote = cluster(bootstrap_server, command_config)
+    if remote is not None:
+        _one_process(producers=producers, fsync=fsync)
+        from logbroker.tools.bench_cluster import produce_perf as produce_remote
+        result = produce_remote(remote, topic, num_records, record_size=record_size, payload_file=payload_file,
+                                partitions=partitions, throughput=throughput)
+        return _bench_out(result, json, result.summary_line())
     result = produce_perf(broker(create=True).data_dir, topic, num_records, record_size=record_size, payload_file=payload_file,
                           batch_size=batch_size, fsync=fsync, producers=producers, partitions=partitions,
                           throughput=throughput, progress=progress_enabled())
@@ -829,11 +879,19 @@ def bench_consume(
     num_records: Annotated[Optional[int], typer.Option("--num-records", help="Records to read (default: all).")] = None,
     consumers: Annotated[int, typer.Option("--consumers", help="Consumer processes (spawned).")] = 1,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    bootstrap_server: BootstrapServer = None,
+    command_config: CommandConfig = None,
 ) -> None:
     """Measure consume throughput in kafka-consumer-perf-test's columns.  Example: logbroker bench consume --topic perf"""
     from logbroker.tools.bench import consume_perf
-    result = consume_perf(broker().data_dir, topic, num_records, group=group, consumers=consumers,
-                          progress=progress_enabled())
+    remote = cluster(bootstrap_server, command_config)
+    if remote is not None:
+        _one_process(consumers=consumers)
+        from logbroker.tools.bench_cluster import consume_perf as consume_remote
+        result = consume_remote(remote, topic, num_records, group=group)
+    else:
+        result = consume_perf(broker().data_dir, topic, num_records, group=group, consumers=consumers,
+                              progress=progress_enabled())
     if result.warning():
         err(result.warning())
     _bench_out(result, json, result.table())
@@ -845,9 +903,17 @@ def bench_e2e(
     num_records: Annotated[int, typer.Option("--num-records", help="Records to send.")] = 10000,
     fsync: Annotated[Optional[str], typer.Option("--fsync", help="always | interval | never (default: always).")] = None,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    bootstrap_server: BootstrapServer = None,
+    command_config: CommandConfig = None,
 ) -> None:
     """Measure producer-to-consumer latency across two processes.  Example: logbroker bench e2e --rate 1000 --num-records 10000"""
     from logbroker.tools.bench import e2e_perf
+    remote = cluster(bootstrap_server, command_config)
+    if remote is not None:
+        _one_process(fsync=fsync)
+        from logbroker.tools.bench_cluster import e2e_perf as e2e_remote
+        result = e2e_remote(remote, rate, num_records)
+        return _bench_out(result, json, result.summary_line())
     result = e2e_perf(broker(create=True).data_dir, rate, num_records, fsync=fsync, progress=progress_enabled())
     _bench_out(result, json, result.summary_line())
 
@@ -866,7 +932,7 @@ def main() -> None:
     except errors.LogBrokerError as exc:
         hint = ""
         if isinstance(exc, (errors.UnknownTopicError, errors.UnknownGroupError, errors.DataDirError)) \
-                and "does not exist" in str(exc):
+                and "does not exist" in str(exc) and state.cluster is None:
             from logbroker.storage.datadir import data_dir_path
             path = os.path.abspath(data_dir_path(state.data_dir))
             hint = f" ({ELSEWHERE})" if path in str(exc) else f" (data directory {path}; {ELSEWHERE})"

@@ -2,37 +2,47 @@
 kafka-topics, kafka-console-producer, kafka-console-consumer and kafka-consumer-groups.
 
 ``--topic`` / ``--group`` beside the positional names (:func:`one_name`), ``--bootstrap-server``
-(:func:`no_server`: today logbroker has no server to reach, so it says so and reads the data
-directory; a Kafka client would plug in there), and the console producer's ``--property`` and
-``--header`` (:func:`producer_options`). The consumer's ``--property print.*`` formatting is
+and ``--command-config`` (:func:`cluster_for`: a Kafka cluster to run the command against instead
+of the data directory), and the console producer's ``--property`` and ``--header``
+(:func:`producer_options`). The consumer's ``--property print.*`` formatting is
 :func:`logbroker.tools.render.kafka_line`. Only :mod:`logbroker.cli` imports this module.
 """
 
-import os
 from typing import Annotated, Optional
 
 import typer
 
 from logbroker import errors
 
-__all__ = ["BootstrapServer", "TopicOption", "GroupOption", "no_server", "one_name", "producer_options"]
+__all__ = ["BootstrapServer", "CommandConfig", "TopicOption", "GroupOption", "cluster_for", "one_name",
+           "producer_options"]
 
 BootstrapServer = Annotated[Optional[str], typer.Option(
-    "--bootstrap-server", metavar="HOST:PORT",
-    help="Accepted for Kafka's tools' sake: logbroker needs no server and reads the data directory.")]
+    "--bootstrap-server", metavar="HOST:PORT[,HOST:PORT]",
+    help="Run against this Kafka cluster instead of the data directory (also $LOGBROKER_BOOTSTRAP_SERVERS; "
+         "needs pip install 'logbroker[kafka]').")]
+CommandConfig = Annotated[Optional[str], typer.Option(
+    "--command-config", metavar="FILE",
+    help="Kafka client properties for the cluster (security.protocol, sasl.*, ssl.*, client.id, ...).")]
 
 
 TopicOption = Annotated[Optional[str], typer.Option("--topic", help="The topic, Kafka's spelling.")]
 GroupOption = Annotated[Optional[str], typer.Option("--group", help="The group, Kafka's spelling.")]
 
 
-def no_server(bootstrap_server: Optional[str], data_dir: Optional[str]) -> None:
-    """``--bootstrap-server``: today logbroker has no server to reach; say so and use the data directory."""
-    if bootstrap_server is not None:
-        from logbroker.storage.datadir import data_dir_path
-        typer.echo(f"Note: logbroker needs no server; --bootstrap-server {bootstrap_server} is not used. "
-                   f"Records are in the data directory {os.path.abspath(data_dir_path(data_dir))} "
-                   f"(--data-dir or $LOGBROKER_DATA_DIR to point elsewhere).", err=True)
+def cluster_for(bootstrap_server: Optional[str], command_config: Optional[str]):
+    """The :class:`~logbroker.remote.cluster.Cluster` of ``--bootstrap-server`` (or
+    $LOGBROKER_BOOTSTRAP_SERVERS), or None: the command uses the data directory. The Kafka client
+    library is imported only here, and only when there is a cluster."""
+    from logbroker.remote.connect import resolve_bootstrap
+    servers = resolve_bootstrap(bootstrap_server)
+    if servers is None:
+        if command_config is not None:
+            raise errors.InvalidConfigError("--command-config needs --bootstrap-server (or "
+                                            "$LOGBROKER_BOOTSTRAP_SERVERS): it configures the Kafka client")
+        return None
+    from logbroker.remote.cluster import Cluster
+    return Cluster(servers, command_config)
 
 
 def one_name(ctx: typer.Context, positional: Optional[str], option: Optional[str], what: str = "topic",

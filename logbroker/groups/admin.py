@@ -21,7 +21,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterator, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 from ..storage import fsutil
 from ..storage.config import validate_group_name
@@ -35,6 +35,7 @@ from ..storage.topic import Topic, list_topics
 
 __all__ = ["list_groups", "describe_group", "group_members", "GroupMemberInfo", "delete_group", "group_topics", "PartitionLag",
            "ResetRow", "ResetPlan", "RESET_KINDS", "plan_reset_offsets", "execute_reset", "replay",
+           "parse_reset_spec", "reset_target", "check_replay_bounds", "replay_range",
            "parse_datetime_ms", "parse_duration_ms"]
 
 RESET_KINDS = ("to-earliest", "to-latest", "to-current", "to-offset", "shift-by", "to-datetime", "by-duration")
@@ -201,7 +202,8 @@ def parse_datetime_ms(text: str) -> int:
     return int(dt.timestamp() * 1000)
 
 
-def _parse_spec(spec) -> tuple[str, object]:
+def parse_reset_spec(spec) -> tuple[str, object]:
+    """(kind, value) of a reset spec (see :func:`plan_reset_offsets`), checked."""
     if isinstance(spec, str):
         kind, _, value = spec.lstrip("-").partition("=")
         spec = (kind, value or None)
@@ -232,7 +234,7 @@ def plan_reset_offsets(data_dir: str | None, group: str, topic: str | None, part
     need not exist yet (resetting is how a new group starts somewhere else than its reset policy).
     """
     validate_group_name(group)
-    kind, value = _parse_spec(spec)
+    kind, value = parse_reset_spec(spec)
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     path = _data_dir(data_dir)
     topics = [Topic(path, topic)] if topic is not None else group_topics(path, group)
@@ -248,37 +250,48 @@ def plan_reset_offsets(data_dir: str | None, group: str, topic: str | None, part
             t.check_partition(p)
             reader = t.reader(p)
             try:
-                start, end = reader.log_start_offset(), reader.high_watermark()
                 old = committed[p].offset if p in committed else None
-                if kind == "to-earliest":
-                    new = start
-                elif kind == "to-latest":
-                    new = end
-                elif kind == "to-current":
-                    new = end if old is None else old
-                elif kind == "to-offset":
-                    new = value
-                elif kind == "shift-by":
-                    if old is None:
-                        raise GroupError(f"--shift-by needs a committed offset, and group {group!r} has none "
-                                         f"for {t.name}-{p}", group=group, topic=t.name, partition=p)
-                    new = old + value
-                else:
-                    target = value if kind == "to-datetime" else now_ms - value
-                    found = reader.offset_for_timestamp(target)
-                    if found is None:
-                        log.warning("partition %d of topic %s has no record at or after that time; "
-                                    "falling back to the log end offset %d", p, t.name, end)
-                    new = end if found is None else found
+                new = reset_target(group, t.name, p, kind, value, old, reader.log_start_offset(),
+                                   reader.high_watermark(), now_ms, reader.offset_for_timestamp)
             finally:
                 reader.close()
-            clamped = min(max(new, start), end)
-            if clamped != new:
-                log.warning("new offset %d for %s-%d is outside [%d, %d]; using %d", new, t.name, p, start, end, clamped)
-            plan.append(ResetRow(t.name, p, old, clamped))
+            plan.append(ResetRow(t.name, p, old, new))
         plan.topics[t.name] = t
         t.close()
     return plan
+
+
+def reset_target(group: str, topic: str, partition: int, kind: str, value: object, old: int | None, start: int,
+                 end: int, now_ms: int, offset_for_timestamp: Callable[[int], int | None]) -> int:
+    """Where ``--reset-offsets`` moves one partition: ``kind``/``value`` from :func:`parse_reset_spec`,
+    ``old`` the committed offset (None: none), [``start``, ``end``] its log start and end offsets,
+    ``offset_for_timestamp`` Kafka's lookup. Clamped into [start, end], with a warning when it was
+    outside; the same rule for the data directory and a cluster."""
+    if kind == "to-earliest":
+        new = start
+    elif kind == "to-latest":
+        new = end
+    elif kind == "to-current":
+        new = end if old is None else old
+    elif kind == "to-offset":
+        new = value
+    elif kind == "shift-by":
+        if old is None:
+            raise GroupError(f"--shift-by needs a committed offset, and group {group!r} has none "
+                             f"for {topic}-{partition}", group=group, topic=topic, partition=partition)
+        new = old + value
+    else:
+        found = offset_for_timestamp(value if kind == "to-datetime" else now_ms - value)
+        if found is None:
+            log.warning("partition %d of topic %s has no record at or after that time; "
+                        "falling back to the log end offset %d", partition, topic, end)
+        # A lookup may answer below a log start that delete-records moved inside a segment: the
+        # first record kept is the first at or after that time then (not a request out of range).
+        new = end if found is None else max(found, start)
+    clamped = min(max(new, start), end)
+    if clamped != new:
+        log.warning("new offset %d for %s-%d is outside [%d, %d]; using %d", new, topic, partition, start, end, clamped)
+    return clamped
 
 
 def execute_reset(plan: ResetPlan) -> None:
@@ -316,11 +329,7 @@ def replay(data_dir: str | None, topic: str, from_offset: int | None = None, to_
     OffsetOutOfRangeError, a negative bound or ``to < from`` InvalidConfigError; every partition is
     checked before the first record is yielded.
     """
-    for name, value in (("--from-offset", from_offset), ("--to-offset", to_offset)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise InvalidConfigError(f"{name} must be an integer >= 0, got {value!r}")
-    if from_offset is not None and to_offset is not None and to_offset < from_offset:
-        raise InvalidConfigError(f"--to-offset {to_offset} is before --from-offset {from_offset}")
+    check_replay_bounds(from_offset, to_offset)
     bounds = [_bound_ms(from_time), _bound_ms(to_time)]
     t = Topic(_data_dir(data_dir), topic)
     try:
@@ -331,22 +340,8 @@ def replay(data_dir: str | None, topic: str, from_offset: int | None = None, to_
         for p in parts:
             reader = t.reader(p)
             try:
-                end, log_start = reader.high_watermark(), reader.log_start_offset()
-                start = log_start if from_offset is None else from_offset
-                if not log_start <= start <= end:
-                    why = ("retention removed the records below the log start offset" if start < log_start
-                           else "that is beyond the log end offset")
-                    raise OffsetOutOfRangeError(
-                        f"cannot replay {topic}-{p} from offset {start}: {why}; valid offsets are "
-                        f"{log_start} (log start) to {end} (log end)", topic=topic, partition=p, offset=start,
-                        log_start_offset=log_start, log_end_offset=end)
-                stop = end if to_offset is None else min(to_offset, end)
-                if bounds[0] is not None:
-                    found = reader.offset_for_timestamp(bounds[0])
-                    start = max(start, end if found is None else found)
-                if bounds[1] is not None:
-                    found = reader.offset_for_timestamp(bounds[1])
-                    stop = min(stop, end if found is None else found)
+                start, stop = replay_range(topic, p, reader.log_start_offset(), reader.high_watermark(), from_offset,
+                                           to_offset, bounds, reader.offset_for_timestamp)
                 ranges.append((p, start, stop))
             finally:
                 reader.close()
@@ -364,6 +359,38 @@ def replay(data_dir: str | None, topic: str, from_offset: int | None = None, to_
                 reader.close()
     finally:
         t.close()
+
+
+def check_replay_bounds(from_offset: int | None, to_offset: int | None) -> None:
+    """InvalidConfigError for a negative or non-integer bound, or ``to`` before ``from``."""
+    for name, value in (("--from-offset", from_offset), ("--to-offset", to_offset)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise InvalidConfigError(f"{name} must be an integer >= 0, got {value!r}")
+    if from_offset is not None and to_offset is not None and to_offset < from_offset:
+        raise InvalidConfigError(f"--to-offset {to_offset} is before --from-offset {from_offset}")
+
+
+def replay_range(topic: str, partition: int, log_start: int, end: int, from_offset: int | None,
+                 to_offset: int | None, bounds: list, offset_for_timestamp: Callable[[int], int | None]
+                 ) -> tuple[int, int]:
+    """``[start, stop)`` of one partition for :func:`replay`; OffsetOutOfRangeError when ``from`` is
+    outside [log start offset, log end offset]. ``bounds``: [from_ms, to_ms], each None or ms."""
+    start = log_start if from_offset is None else from_offset
+    if not log_start <= start <= end:
+        why = ("retention removed the records below the log start offset" if start < log_start
+               else "that is beyond the log end offset")
+        raise OffsetOutOfRangeError(
+            f"cannot replay {topic}-{partition} from offset {start}: {why}; valid offsets are "
+            f"{log_start} (log start) to {end} (log end)", topic=topic, partition=partition, offset=start,
+            log_start_offset=log_start, log_end_offset=end)
+    stop = end if to_offset is None else min(to_offset, end)
+    if bounds[0] is not None:
+        found = offset_for_timestamp(bounds[0])
+        start = max(start, end if found is None else found)
+    if bounds[1] is not None:
+        found = offset_for_timestamp(bounds[1])
+        stop = min(stop, end if found is None else found)
+    return start, stop
 
 
 def _bound_ms(value: int | str | None) -> int | None:
@@ -394,3 +421,4 @@ def parse_offsets_json(data: bytes, path: str) -> list[tuple[str, int, int]]:
                                      f"an integer offset >= -1, got {orjson.dumps(e).decode()}", path=path)
         out.append((e["topic"], e["partition"], e["offset"]))
     return out
+

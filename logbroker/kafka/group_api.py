@@ -1,23 +1,32 @@
-"""FindCoordinator, the group requests and OffsetCommit/OffsetFetch: the coordinator's answers,
+"""FindCoordinator, the group requests, OffsetCommit/OffsetFetch and the group admin requests
+(ListGroups, DescribeGroups, DeleteGroups): the coordinator's answers,
 with committed offsets stored where logbroker's own groups keep theirs (FORMAT.md, "Committed
 offsets and consumer groups"), so ``logbroker groups describe`` shows a Kafka group's commits and
 lag, and ``groups reset-offsets`` moves them.
 
 Committed offsets are the next offset to read. The store never moves an offset backwards (a
-backwards commit from a Kafka client is skipped and logged; ``groups reset-offsets`` moves it
-back), and it keeps no commit metadata string: OffsetFetch returns an empty one.
+backwards commit from a group member is skipped and logged), except for an admin commit
+(generation -1, no member id: Kafka's AlterConsumerGroupOffsets, ``groups reset-offsets
+--bootstrap-server``) while the group has no live member of either kind. It keeps no commit
+metadata string: OffsetFetch returns an empty one.
+
+A group is known when the coordinator holds it (Kafka members) or it has state on some topic
+(committed offsets, logbroker consumers). DescribeGroups shows the coordinator's members only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import Any
 
 from ..storage.config import validate_group_name
-from ..errors import InvalidNameError, LogBrokerError, UnknownPartitionError, UnknownTopicError
-from ..groups.offsets import CommittedOffset, GroupPaths, OffsetStore
+from ..errors import (GroupNotEmptyError, InvalidNameError, LogBrokerError, UnknownGroupError, UnknownPartitionError,
+                      UnknownTopicError)
+from ..groups.membership import scan_members
+from ..groups.offsets import CommittedOffset, GroupPaths, OffsetStore, topic_groups
 from .coordinator import Coordinator
 from .errors import ErrorCode as E
 from .handlers import NODE_ID, ServerConfig
@@ -80,7 +89,8 @@ class GroupHandlers:
                             changes[index] = CommittedOffset(offset, max(generation, 0), member or "kafka",
                                                              int(time.time() * 1000))
                     if changes:
-                        await asyncio.to_thread(_commit, topic.path, group, topic.name, changes)
+                        admin = generation < 0 and not member
+                        await asyncio.to_thread(_commit, topic.path, group, topic.name, changes, admin)
                 except (UnknownTopicError, UnknownPartitionError, InvalidNameError):
                     codes = {i: E.UNKNOWN_TOPIC_OR_PARTITION for i in codes}
                 except LogBrokerError as exc:
@@ -123,8 +133,59 @@ class GroupHandlers:
         return {"Topics": topics, "ErrorCode": 0}
 
 
-def _commit(topic_dir: str, group: str, topic: str, changes: dict[int, CommittedOffset]) -> None:
+    # -- group admin ---------------------------------------------------------------------------
+
+    def list_groups(self, req: dict, version: int, conn: Any) -> dict:
+        names = {g.id for g in self.coordinator.groups.values() if g.members} | self._groups_on_disk()
+        return {"ErrorCode": 0, "Groups": [{"GroupId": g, "ProtocolType": "consumer"} for g in sorted(names)]}
+
+    def describe_groups(self, req: dict, version: int, conn: Any) -> dict:
+        out = []
+        for group_id in req["Groups"]:
+            entry: dict[str, Any] = {"ErrorCode": 0, "GroupId": group_id, "GroupState": "Dead", "ProtocolType": "",
+                                     "ProtocolData": "", "Members": []}
+            group = self.coordinator.groups.get(group_id)
+            if group is not None and group.members:
+                entry.update(GroupState=group.state, ProtocolType=group.protocol_type or "consumer",
+                             ProtocolData=group.protocol or "")
+                entry["Members"] = [{"MemberId": m.id, "GroupInstanceId": m.instance_id, "ClientId": m.client_id,
+                                     "ClientHost": "", "MemberAssignment": m.assignment,
+                                     "MemberMetadata": dict(m.protocols).get(group.protocol or "", b"")}
+                                    for m in group.members.values()]
+            elif group_id in self._groups_on_disk():
+                entry.update(GroupState="Empty", ProtocolType="consumer")
+            out.append(entry)
+        return {"Groups": out}
+
+    async def delete_groups(self, req: dict, version: int, conn: Any) -> dict:
+        from ..groups.admin import delete_group
+        results = []
+        for group_id in req["GroupsNames"]:
+            code = 0
+            if self.coordinator.live_members(group_id):
+                code = E.NON_EMPTY_GROUP
+            else:
+                try:
+                    await asyncio.to_thread(delete_group, self.storage.data_dir, group_id)
+                    self.coordinator.groups.pop(group_id, None)
+                except GroupNotEmptyError:
+                    code = E.NON_EMPTY_GROUP
+                except (UnknownGroupError, InvalidNameError):
+                    code = E.GROUP_ID_NOT_FOUND
+                except LogBrokerError as exc:
+                    log.warning("deleting group %r failed: %s", group_id, exc)
+                    code = E.KAFKA_STORAGE_ERROR
+            results.append({"GroupId": group_id, "ErrorCode": code})
+        return {"Results": results}
+
+    def _groups_on_disk(self) -> set[str]:
+        return {g for topic in self.storage.list_topics()
+                for g in topic_groups(os.path.join(self.storage.data_dir, topic))}
+
+
+def _commit(topic_dir: str, group: str, topic: str, changes: dict[int, CommittedOffset], admin: bool = False) -> None:
     paths = GroupPaths(topic_dir, group)
     paths.ensure()
     with paths.locked(timeout_s=5.0):
-        OffsetStore(paths, topic).commit(changes)
+        backwards = admin and not any(m.live for m in scan_members(paths))
+        OffsetStore(paths, topic).commit(changes, allow_backwards=backwards)

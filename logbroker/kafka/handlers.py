@@ -1,5 +1,6 @@
 """The data and admin APIs over the storage layer: Metadata, Produce, Fetch, ListOffsets,
-CreateTopics, DeleteTopics, DescribeConfigs, InitProducerId (one node, id 0, leader of everything).
+CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs, IncrementalAlterConfigs,
+InitProducerId (one node, id 0, leader of everything).
 
 Each handler takes the decoded request (a dict, :mod:`logbroker.kafka.schemas`) and returns the
 response dict. Per-partition problems become Kafka error codes in the response; nothing a client
@@ -285,6 +286,9 @@ class DataHandlers:
                     elif ts >= 0:
                         found = reader.offset_for_timestamp(ts)
                         if found is not None:
+                            # The lookup may land below a log start that delete-records moved
+                            # inside a segment: the first record kept is the answer then.
+                            found = max(found, reader.log_start_offset())
                             [rec] = reader.read(found, max_records=1, raw=True)
                             out["Offset"], out["Timestamp"] = found, rec.timestamp
                     else:
@@ -374,12 +378,69 @@ class DataHandlers:
             results.append(out)
         return {"Results": results}
 
+    def create_partitions(self, req: dict, version: int, conn: Any) -> dict:
+        """Grow topics' partition counts (``topics alter --partitions``); Kafka never shrinks one."""
+        results = []
+        for t in req["Topics"]:
+            out = {"Name": t["Name"], "ErrorCode": 0, "ErrorMessage": None}
+            try:
+                topic = self.storage.topic(t["Name"])
+                if t["Assignments"] is not None:
+                    out["ErrorCode"], out["ErrorMessage"] = E.INVALID_REQUEST, "manual replica assignment"
+                elif t["Count"] <= topic.partitions:
+                    out["ErrorCode"] = E.INVALID_PARTITIONS
+                    out["ErrorMessage"] = f"topic {t['Name']!r} has {topic.partitions} partitions; the count can only grow"
+                elif not req["ValidateOnly"]:
+                    topic.alter(partitions=t["Count"])
+                    self.storage.forget(t["Name"])
+            except InvalidConfigError as exc:
+                out["ErrorCode"], out["ErrorMessage"] = E.INVALID_PARTITIONS, str(exc)
+            except LogBrokerError as exc:
+                out["ErrorCode"], out["ErrorMessage"] = _storage_error(exc), str(exc)
+            results.append(out)
+        return {"Results": results}
+
+    def incremental_alter_configs(self, req: dict, version: int, conn: Any) -> dict:
+        """SET (0) and DELETE (1, back to the default) of topic configs; list APPEND/SUBTRACT and
+        broker configs are refused (INVALID_REQUEST)."""
+        results = []
+        defaults = TopicConfig().to_kafka()
+        for res in req["Resources"]:
+            out = {"ErrorCode": 0, "ErrorMessage": None, "ResourceType": res["ResourceType"],
+                   "ResourceName": res["ResourceName"]}
+            changes: dict[str, Any] = {}
+            for c in res["Configs"]:
+                if c["ConfigOperation"] == 0 and c["Value"] is not None:
+                    changes[c["Name"]] = c["Value"]
+                elif c["ConfigOperation"] == 1 and c["Name"] in defaults:
+                    changes[c["Name"]] = defaults[c["Name"]]
+                elif c["ConfigOperation"] == 1:
+                    changes[c["Name"]] = None  # unknown: with_overrides names it
+                else:
+                    out["ErrorCode"] = E.INVALID_REQUEST
+                    out["ErrorMessage"] = f"{c['Name']}: only SET and DELETE of a topic config are supported"
+            try:
+                if res["ResourceType"] != 2:
+                    out["ErrorCode"], out["ErrorMessage"] = E.INVALID_REQUEST, "only topic configs can be altered"
+                elif not out["ErrorCode"]:
+                    topic = self.storage.topic(res["ResourceName"])
+                    if req["ValidateOnly"]:
+                        topic.config.with_overrides(changes)
+                    else:
+                        topic.alter(changes)
+                        self.storage.forget(res["ResourceName"])
+            except InvalidConfigError as exc:
+                out["ErrorCode"], out["ErrorMessage"] = E.INVALID_CONFIG, str(exc)
+            except LogBrokerError as exc:
+                out["ErrorCode"], out["ErrorMessage"] = _storage_error(exc), str(exc)
+            results.append(out)
+        return {"Responses": results}
+
     def _topic_configs(self, name: str) -> list[dict]:
         topic = self.storage.topic(name)
         defaults = TopicConfig().to_kafka()
-        values = dict(topic.config.to_kafka())
-        values["cleanup.policy"] = "delete"
-        return [{"Name": k, "Value": str(v), "ReadOnly": k == "cleanup.policy",
+        values = topic.config.to_kafka()
+        return [{"Name": k, "Value": str(v), "ReadOnly": False,
                  "ConfigSource": 5 if defaults.get(k, v) == v else 1, "IsSensitive": False, "Synonyms": []}
                 for k, v in values.items()]
 

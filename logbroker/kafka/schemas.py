@@ -195,6 +195,26 @@ SYNC_GROUP = _api(14, "SyncGroup", 0, 3, 4, [
     F("Assignments", "[]", fields=[F("MemberId", "str"), F("Assignment", "bytes")]),
 ], [F("ThrottleTimeMs", "i32", "1+"), F("ErrorCode", "i16"), F("Assignment", "bytes")])
 
+DESCRIBE_GROUPS = _api(15, "DescribeGroups", 0, 4, 5, [
+    F("Groups", "[str]"), F("IncludeAuthorizedOperations", "bool", "3+"),
+], [
+    F("ThrottleTimeMs", "i32", "1+"),
+    F("Groups", "[]", fields=[
+        F("ErrorCode", "i16"), F("GroupId", "str"), F("GroupState", "str"), F("ProtocolType", "str"),
+        F("ProtocolData", "str"),
+        F("Members", "[]", fields=[
+            F("MemberId", "str"), F("GroupInstanceId", "str", "4+", nullable="4+"), F("ClientId", "str"),
+            F("ClientHost", "str"), F("MemberMetadata", "bytes"), F("MemberAssignment", "bytes"),
+        ]),
+        F("AuthorizedOperations", "i32", "3+", default=-2147483648),
+    ]),
+])
+
+LIST_GROUPS = _api(16, "ListGroups", 0, 2, 3, [], [
+    F("ThrottleTimeMs", "i32", "1+"), F("ErrorCode", "i16"),
+    F("Groups", "[]", fields=[F("GroupId", "str"), F("ProtocolType", "str")]),
+])
+
 API_VERSIONS_API = _api(18, "ApiVersions", 0, 4, 3, [
     F("ClientSoftwareName", "str", "3+"), F("ClientSoftwareVersion", "str", "3+"),
 ], [
@@ -246,9 +266,36 @@ DESCRIBE_CONFIGS = _api(32, "DescribeConfigs", 1, 2, 4, [
     ]),
 ])
 
+CREATE_PARTITIONS = _api(37, "CreatePartitions", 0, 1, 2, [
+    F("Topics", "[]", fields=[F("Name", "str"), F("Count", "i32"),
+                              F("Assignments", "[]", nullable="0+", fields=[F("BrokerIds", "[i32]")])]),
+    F("TimeoutMs", "i32"), F("ValidateOnly", "bool"),
+], [
+    F("ThrottleTimeMs", "i32"),
+    F("Results", "[]", fields=[F("Name", "str"), F("ErrorCode", "i16"), F("ErrorMessage", "str", nullable="0+")]),
+])
+
+DELETE_GROUPS = _api(42, "DeleteGroups", 0, 1, 2, [F("GroupsNames", "[str]")], [
+    F("ThrottleTimeMs", "i32"),
+    F("Results", "[]", fields=[F("GroupId", "str"), F("ErrorCode", "i16")]),
+])
+
+INCREMENTAL_ALTER_CONFIGS = _api(44, "IncrementalAlterConfigs", 0, 0, 1, [
+    F("Resources", "[]", fields=[
+        F("ResourceType", "i8"), F("ResourceName", "str"),
+        F("Configs", "[]", fields=[F("Name", "str"), F("ConfigOperation", "i8"), F("Value", "str", nullable="0+")]),
+    ]),
+    F("ValidateOnly", "bool"),
+], [
+    F("ThrottleTimeMs", "i32"),
+    F("Responses", "[]", fields=[F("ErrorCode", "i16"), F("ErrorMessage", "str", nullable="0+"),
+                                 F("ResourceType", "i8"), F("ResourceName", "str")]),
+])
+
 APIS: tuple[Api, ...] = (PRODUCE, FETCH, LIST_OFFSETS, METADATA, OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR,
                          JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP, API_VERSIONS_API, CREATE_TOPICS,
-                         DELETE_TOPICS, INIT_PRODUCER_ID, DESCRIBE_CONFIGS)
+                         DELETE_TOPICS, INIT_PRODUCER_ID, DESCRIBE_CONFIGS, DESCRIBE_GROUPS, LIST_GROUPS,
+                         CREATE_PARTITIONS, DELETE_GROUPS, INCREMENTAL_ALTER_CONFIGS)
 
 by_key: dict[int, Api] = {api.key: api for api in APIS}
 

@@ -154,6 +154,8 @@ class KafkaServer:
             11: self.groups.join_group, 12: self.groups.heartbeat, 13: self.groups.leave_group,
             14: self.groups.sync_group, 18: self._api_versions, 19: self.data.create_topics,
             20: self.data.delete_topics, 22: self.data.init_producer_id, 32: self.data.describe_configs,
+            15: self.groups.describe_groups, 16: self.groups.list_groups, 37: self.data.create_partitions,
+            42: self.groups.delete_groups, 44: self.data.incremental_alter_configs,
         }
 
     @property

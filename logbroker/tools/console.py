@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import os
 import time
+from functools import partial
 from typing import Callable
 
 from ..groups.admin import parse_datetime_ms
@@ -38,8 +39,12 @@ def consume(data_dir: str | None, topic: str, sink: Callable[[Record, int], None
             from_time: str | None = None, max_messages: int | None = None,
             timeout_ms: int | None = None, on_notice: Callable[[str], None] | None = None,
             on_waiting: Callable[[str], None] | None = None,
-            output_closed: Callable[[], bool] | None = None) -> int:
+            output_closed: Callable[[], bool] | None = None, cluster=None) -> int:
     """Feed records of ``topic`` to ``sink(record, n)`` (n counts from 1); returns how many.
+
+    ``cluster`` (a :class:`logbroker.remote.cluster.Cluster`) reads a Kafka cluster instead of
+    ``data_dir``, by the same rules: it supplies the consumer, the wait for the topic and the
+    look at the group's commits.
 
     ``on_notice(text)`` hears what a user should know once (a ``--from-beginning`` that does not
     apply, a topic waited for); ``on_waiting(text)`` hears once that the consumer reached the end
@@ -67,14 +72,18 @@ def consume(data_dir: str | None, topic: str, sink: Callable[[Record, int], None
     started = time.monotonic()
     # With a timeout the wait ends in a one-line error if the topic never comes: say it only on a terminal.
     wait_notice = notice if timeout_ms is None else on_waiting or (lambda text: None)
-    if partition is None and _wait_for_topic(data_dir, topic, timeout_ms, wait_notice, output_closed):
+    if cluster is None:
+        wait_for_topic, has_commits = partial(_wait_for_topic, data_dir), partial(_has_commits, data_dir)
+        new_consumer = partial(Consumer, data_dir=data_dir)
+    else:
+        wait_for_topic, has_commits, new_consumer = cluster.wait_for_topic, cluster.has_commits, cluster.consumer
+    if partition is None and wait_for_topic(topic, timeout_ms, wait_notice, output_closed):
         from_beginning = True
-    if from_beginning and group is not None and _has_commits(data_dir, topic, group):
+    if from_beginning and group is not None and has_commits(topic, group):
         notice(f"--from-beginning is ignored: group {group} has committed offsets on {topic} and resumes "
                f"from them (Kafka's rule). To read {topic} again from its log start: "
                f"logbroker groups reset-offsets {group} --topic {topic} --to-earliest --execute")
-    consumer = Consumer(data_dir=data_dir, group_id=group,
-                        auto_offset_reset="earliest" if from_beginning else "latest")
+    consumer = new_consumer(group_id=group, auto_offset_reset="earliest" if from_beginning else "latest")
     count = 0
     output_gone = False
     try:

@@ -53,10 +53,12 @@ def config_text(config: dict[str, Any]) -> str:
 
 
 def topic_description(info: dict[str, Any]) -> str:
-    """``topics describe``: kafka-topics' summary line, then one row per partition."""
+    """``topics describe``: kafka-topics' summary line, then one row per partition (SEGMENTS and
+    SIZE are "-" for a cluster, whose protocol does not tell them)."""
     cfg = config_text(info["config"])
-    rows = [[p["partition"], p["log_start_offset"], p["log_end_offset"], p["records"], len(p["segments"]),
-             size(p["size"])] for p in info["partition_details"]]
+    rows = [[p["partition"], p["log_start_offset"], p["log_end_offset"], p["records"],
+             _dash(None if p["segments"] is None else len(p["segments"])),
+             _dash(None if p["size"] is None else size(p["size"]))] for p in info["partition_details"]]
     return (f"Topic: {info['topic']}\tPartitionCount: {info['partitions']}\tConfigs: {cfg}\n"
             + table(["PARTITION", "LOG-START-OFFSET", "LOG-END-OFFSET", "RECORDS", "SEGMENTS", "SIZE"], rows))
 
