@@ -176,7 +176,9 @@ class RemoteConsumer:
 
     # -- assignment ---------------------------------------------------------------------------
 
-    def _topic(self, name: str) -> "_RemoteTopic":
+    def topic(self, name: str) -> "_RemoteTopic":
+        """The topic ``name`` as the local consumer's ``topic()`` gives it: its name and partition
+        count, from the cluster's metadata (UnknownTopicError when the cluster has no such topic)."""
         try:
             meta = self._consumer.list_topics(name, timeout=self.timeout_ms / 1000).topics.get(name)
         except self._kafka.KafkaException as exc:
