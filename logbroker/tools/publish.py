@@ -26,7 +26,6 @@ from typing import BinaryIO, Callable, Iterator
 import orjson
 
 from ..storage.config import DEFAULT_MAX_BLOCK_MS
-from ..storage.config import DEFAULT_MAX_BLOCK_MS
 from ..errors import LogBrokerError, TopicDeletedError, UnknownTopicError
 from ..clients.producer import Producer
 from ..storage.record import encode_headers, encode_key
@@ -234,12 +233,7 @@ def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str
                         summary.skipped += 1
                         continue
                     try:
-                        if line is None:
-                            raise ValueError(f"line is larger than max.message.bytes={limit}")
-                        k = key
-                        if key_separator is not None:
-                            k, line = split_key(line, key_separator)
-                        value = parse_value(line)
+                        k, line, value = parse_line(line, limit, key, key_separator)
                         line = line.strip()  # the line itself is the value's JSON, stored as given
                         if bulk and len(line) + extra <= limit:
                             good.append(line)
@@ -353,6 +347,18 @@ def _settle(pending: list, summary: PublishSummary, on_error: Callable[[str], No
             if top > last.get(p, -1):
                 last[p] = top
     pending[:] = keep
+
+
+def parse_line(line: bytes | None, limit: int, key: str | None,
+               key_separator: str | None) -> tuple[str | None, bytes, object]:
+    """One input line as ``(key, value's JSON text, value)``: the key split off with
+    ``key_separator`` (else ``key``), the value parsed; ``line`` None (longer than ``limit``, as
+    :func:`iter_line_chunks` marks it) or bad JSON is a ValueError."""
+    if line is None:
+        raise ValueError(f"line is larger than max.message.bytes={limit}")
+    if key_separator is not None:
+        key, line = split_key(line, key_separator)
+    return key, line, parse_value(line)
 
 
 def split_key(line: bytes, separator: str) -> tuple[str, bytes]:

@@ -1,6 +1,6 @@
 """Publishing JSON lines to a Kafka cluster: ``logbroker publish --bootstrap-server``.
 
-The same lines are accepted and refused as by :func:`logbroker.publish.publish_lines` (its line
+The same lines are accepted and refused as by :func:`logbroker.tools.publish.publish_lines` (its line
 reader and checks), and the same :class:`~logbroker.publish.PublishSummary` is filled: only
 acknowledged records count, per partition with the last offset. Each value is sent as its
 compact JSON, so consumers of the cluster (and of the data directory behind ``logbroker serve``)
@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, Callable
 import orjson
 
 from .. import errors
-from .publish import PublishSummary, iter_line_chunks, parse_value, split_key
+from .publish import PublishSummary, iter_line_chunks, parse_line
 
 __all__ = ["publish_lines"]
 
@@ -68,12 +68,7 @@ def publish_lines(cluster: Any, topic: str, stream: BinaryIO, *, key_field: str 
                     summary.skipped += 1
                     continue
                 try:
-                    if line is None:
-                        raise ValueError(f"line is larger than max.message.bytes={limit}")
-                    k = key
-                    if key_separator is not None:
-                        k, line = split_key(line, key_separator)
-                    value = parse_value(line)
+                    k, line, value = parse_line(line, limit, key, key_separator)
                     if key_field is not None and isinstance(value, dict) and value.get(key_field) is not None:
                         k = str(value[key_field])
                     producer.send_bytes(topic, orjson.dumps(value), k, partition, headers, on_delivery=delivered)
