@@ -88,7 +88,7 @@ def test_kill_9_at_random_points_then_a_rerun_leaves_each_record_exactly_once(ta
 @pytest.mark.slow
 def test_ctrl_c_stops_a_copy_with_its_summary_and_exit_130_and_a_rerun_finishes_it(target, tmp_path):
     source = str(tmp_path / "source")
-    fill(source, "interrupted", partitions=2, records=20000)
+    fill(source, "interrupted", partitions=2, records=50000)  # a copy long enough for Ctrl+C to land in it
     proc = subprocess.Popen(mirror_command(source, target.bootstrap, "interrupted"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     acked = 0
@@ -99,8 +99,8 @@ def test_ctrl_c_stops_a_copy_with_its_summary_and_exit_130_and_a_rerun_finishes_
     out, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     copied = int(stderr.splitlines()[-1].split()[1].replace(",", ""))
-    assert 0 < copied < 40000 and copied == sum(end_offsets(target.bootstrap, "interrupted", 2))
+    assert 0 < copied < 100000 and copied == sum(end_offsets(target.bootstrap, "interrupted", 2))
     rerun = subprocess.run(mirror_command(source, target.bootstrap, "interrupted"), capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
-    assert int(rerun.stdout.splitlines()[-1].split()[1].replace(",", "")) == 40000 - copied
+    assert int(rerun.stdout.splitlines()[-1].split()[1].replace(",", "")) == 100000 - copied
     assert target_records(target.bootstrap, "interrupted", 2) == source_records(source, "interrupted")
