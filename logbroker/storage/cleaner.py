@@ -135,7 +135,7 @@ def finish_swaps(log, locked: bool = False) -> list[str]:
     Takes the partition lock unless the caller holds it (``locked``). Returns what it did.
     """
     if not locked:
-        with log._locked():
+        with log.locked():
             return finish_swaps(log, locked=True)
     actions = []
     for name in sorted(os.listdir(log.directory)):
@@ -253,7 +253,7 @@ def _clean_group(log, group: list[SegmentInfo], latest: dict[tuple, int], log_st
         raise
     os.close(fd)
     report.bytes_after += total
-    with log._locked():
+    with log.locked():
         if not all(_size_or_none(os.path.join(log.directory, log_name(s.base_offset))) == s.size for s in group):
             fsutil.remove_file(cleaned)
             report.skipped_groups += 1
@@ -290,7 +290,7 @@ def _finish_swap(log, base: int, next_offset: int, entries: IndexEntries | None)
     fsutil.replace_keeping(swap, os.path.join(directory, log_name(base)))
     for other in list_segments(directory):
         if base < other < next_offset:
-            log._unlink_segment(other)
+            log.delete_segment(other)
     fsutil.sync_dir(directory)
     if entries is None:
         fd = os.open(os.path.join(directory, log_name(base)), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)

@@ -137,7 +137,7 @@ class PartitionLog:
         self.partition = partition
         self.directory = directory
         self.config = config
-        # Checked under the lock before any file is touched (see :meth:`_locked`).
+        # Checked under the lock before any file is touched (see :meth:`locked`).
         self._identity = identity
         #: How long a mutation waits for the partition lock before LockTimeoutError (Kafka's
         #: max.block.ms; None: for ever). The wait says after a second who holds the lock.
@@ -156,6 +156,18 @@ class PartitionLog:
         self.last_recovery: RecoveryReport | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def fenced(self) -> str | None:
+        """Why this log refuses appends and flushes (FencedError), or None. Set by a failed fsync
+        (Kafka's answer: the page cache may have dropped the failed pages, so only a reopen, which
+        checks the tail, may write again) or by :meth:`fence`."""
+        return self._fenced
+
+    def fence(self, reason: str) -> None:
+        """Refuse appends and flushes from now on, for ``reason``: how a fenced log closed for want
+        of descriptors (see :mod:`logbroker.storage.handles`) stays fenced when opened again."""
+        self._fenced = reason
 
     def close(self) -> None:
         if self._active is not None:
@@ -232,7 +244,7 @@ class PartitionLog:
             raise FencedError(self._fenced, topic=self.topic, partition=self.partition)
         policy = policy or FsyncPolicy(self.config.fsync, self.config.flush_ms)
         results = []
-        with self._locked():
+        with self.locked():
             state = self._writer_state()
             try:
                 batches = encode(state.log_end_offset)
@@ -279,16 +291,21 @@ class PartitionLog:
         """Make everything appended so far durable and visible (fsync, then move the high watermark)."""
         if self._fenced:
             raise FencedError(self._fenced, topic=self.topic, partition=self.partition)
-        with self._locked():
+        with self.locked():
             state = self._writer_state()
             if state.high_watermark < state.log_end_offset:
                 self._sync(self._active.log, self._active.log_path)
                 self._state_file.write(_with_hw(state))
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Hold the partition lock (waiting at most ``max_block_ms``); any failed fsync inside (data,
-        directory, checkpoint) fences.
+    def locked(self) -> Iterator[None]:
+        """Hold the partition's exclusive lock for the body of a ``with`` block: every change to the
+        partition's files (append, roll, retention, recovery, the cleaner's swap) happens inside one.
+
+        Waits at most ``max_block_ms`` (then LockTimeoutError naming the holder). Not reentrant: a
+        body must not call a method of this log that takes the lock itself (those documented as
+        "lock held" expect it held). Any failed fsync inside (data, directory, checkpoint) fences the
+        log (see :attr:`fenced`).
 
         The topic's identity is checked first, under the lock: if it passes, every descriptor this
         log holds is of the topic it opened, and until the lock is released the topic's path names
@@ -316,7 +333,7 @@ class PartitionLog:
             self._lock.release()
 
     def _sync(self, fd: int, path: str) -> None:
-        """fdatasync (lock held: a failure fences the partition through ``_locked``)."""
+        """fdatasync (lock held: a failure fences the partition through :meth:`locked`)."""
         fsutil.sync_file(fd, path)
         self._last_sync = time.monotonic()
 
@@ -417,7 +434,7 @@ class PartitionLog:
                 # Empty segments past the one the state names: a roll that died before recording
                 # them. Nothing was ever appended there; remove them so offsets stay unique.
                 for b in later:
-                    self._unlink_segment(b)
+                    self.delete_segment(b)
                 fsutil.sync_dir(self.directory)
                 bases = [b for b in bases if b <= state.active_base]
         if state is None or state.active_base != bases[-1]:
@@ -528,7 +545,7 @@ class PartitionLog:
 
     def check(self) -> PartitionCheck:
         """The partition's :func:`~logbroker.storage.recovery.check_partition`, under the lock (no change made)."""
-        with self._locked():
+        with self.locked():
             return check_partition(self.directory, self.topic, self.partition, self.config.index_interval_bytes)
 
     def recover(self) -> RecoveryReport:
@@ -538,7 +555,7 @@ class PartitionLog:
         was found, after every other repair was made; a repair that did not take raises too (recover
         and inspect must agree)."""
         report = RecoveryReport(self.topic, self.partition)
-        with self._locked():
+        with self.locked():
             # Reopen the state file: the one this process opened may have been deleted since.
             self._state_file.close()
             self._state_file = StateFile(self.directory, create=True)
@@ -570,7 +587,7 @@ class PartitionLog:
         if check.rewrite_log_start is not None:
             write_log_start(self.directory, self.topic, self.partition, check.rewrite_log_start)
         for base in check.below_log_start:
-            self._unlink_segment(base)
+            self.delete_segment(base)
         if check.below_log_start or check.temp_files:
             fsutil.sync_dir(self.directory)
         for base in check.closed_indexes:
@@ -630,7 +647,7 @@ class PartitionLog:
         leaves files that the next recovery deletes, never a log start pointing at missing data.
         """
         now = now_ms() if now is None else now
-        with self._locked():
+        with self.locked():
             log_start = read_log_start(self.directory, self.topic, self.partition)
             infos = self.segment_infos()
             doomed, reason = segments_to_delete(infos, self.config, now, log_start)
@@ -642,7 +659,7 @@ class PartitionLog:
             new_start = max(log_start, doomed[-1].next_offset)
             write_log_start(self.directory, self.topic, self.partition, new_start)
             for seg in doomed:
-                self._unlink_segment(seg.base_offset)
+                self.delete_segment(seg.base_offset)
             fsutil.sync_dir(self.directory)
             report.log_start_offset = new_start
             return report
@@ -654,7 +671,7 @@ class PartitionLog:
         The checkpoint is written before any unlink (as retention does). An offset above the high
         watermark raises OffsetOutOfRangeError; one at or below the log start offset changes nothing.
         """
-        with self._locked():
+        with self.locked():
             state = self._writer_state()
             hw = state.high_watermark
             target = hw if before_offset == -1 else before_offset
@@ -671,12 +688,15 @@ class PartitionLog:
             infos = self.segment_infos()
             report.deleted = [s for s in infos[:-1] if s.next_offset <= target]
             for seg in report.deleted:
-                self._unlink_segment(seg.base_offset)
+                self.delete_segment(seg.base_offset)
             fsutil.sync_dir(self.directory)
             report.log_start_offset = target
             return report
 
-    def _unlink_segment(self, base: int) -> None:
+    def delete_segment(self, base: int) -> None:
+        """Delete the segment at ``base`` (its ``.log``, ``.index`` and ``.timeindex``; missing
+        files are skipped). Lock held (:meth:`locked`), the log start offset already past the
+        segment; the caller syncs the directory once after its last deletion."""
         # The .log goes last: recovery finds segments by their .log, so a crash in between must not
         # leave index files without one (nothing would ever delete them).
         for name in (index_name(base), timeindex_name(base), log_name(base)):

@@ -356,14 +356,14 @@ class Topic:
                                max_block_ms=self.max_block_ms)
             fenced = self._fenced.get(partition)
             if fenced:
-                log._fenced = fenced  # closing a fenced log for want of descriptors does not unfence it
+                log.fence(fenced)  # closing a fenced log for want of descriptors does not unfence it
             self._logs[partition] = log
         OPEN_FILES.touch(log, _LOG_DESCRIPTORS, lambda: self._evict(partition, log))
         return log
 
     def _evict(self, partition: int, log: PartitionLog) -> None:
-        if log._fenced:
-            self._fenced[partition] = log._fenced
+        if log.fenced:
+            self._fenced[partition] = log.fenced
         if self._logs.get(partition) is log:
             del self._logs[partition]
         log.close()
