@@ -180,7 +180,7 @@ def test_a_reader_that_listed_segments_before_a_pass_merged_them_finds_the_merge
 
 def test_a_timestamp_lookup_running_while_a_pass_merges_segments_still_finds_the_first_record(
         make_topic, monkeypatch):
-    from logbroker.storage import reader as reader_module
+    from logbroker.storage import segment as segment_module
     t = make_topic(cleanup_policy="compact", segment_bytes=600)
     written = fill(t, n=90, keys=4)
     end = closed_end(t)
@@ -188,16 +188,16 @@ def test_a_timestamp_lookup_running_while_a_pass_merges_segments_still_finds_the
     t.alter({"segment.bytes": 100_000})  # the pass merges every closed segment into segment 0
     t = reopen(t)
     survivors = compacted(written, end)
-    real = reader_module.segment_max_timestamp
+    real = segment_module.segment_max_timestamp
     passes = []
 
-    def pass_runs_right_after(directory, base, size):
-        found = real(directory, base, size)
+    def pass_runs_right_after(directory, base, size, fd=None):
+        found = real(directory, base, size, fd)
         if not passes:  # the lookup has looked at the old segment 0 and will skip it
             passes.append(None)  # (the pass itself calls this function too)
             passes[0] = clean_partition(t.log(0), now=NOW, force=True)
         return found
-    monkeypatch.setattr(reader_module, "segment_max_timestamp", pass_runs_right_after)
+    monkeypatch.setattr(segment_module, "segment_max_timestamp", pass_runs_right_after)
     target = stale[2] + 1  # its segment is merged away while the lookup runs
     reader = t.reader(0)
     try:

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from logbroker.errors import FencedError, LockTimeoutError
+from logbroker.storage.handles import OPEN_FILES
 from logbroker.storage.segment import index_name, list_segments, log_name, timeindex_name
 from logbroker.storage.topic import Topic
 
@@ -70,11 +71,13 @@ def test_a_fenced_log_refuses_appends_and_flushes_with_the_reason(make_topic):
     assert read_all(t) == []
 
 
-def test_a_fenced_log_evicted_for_want_of_descriptors_is_still_fenced_when_opened_again(make_topic):
+def test_a_fenced_log_closed_for_want_of_descriptors_is_still_fenced_when_opened_again(make_topic, monkeypatch):
     t = make_topic()
+    other = make_topic("u")
     log = t.log(0)
     log.fence("disk said no")
-    t._evict(0, log)  # what the descriptor budget does to the least recently used log
+    monkeypatch.setattr(OPEN_FILES, "budget", 1)
+    other.log(0)  # over the budget: the least recently used log (t-0's) is closed
     again = t.log(0)
     assert again is not log
     assert again.fenced == "disk said no"

@@ -69,7 +69,7 @@ def test_records_sharing_timestamp_key_and_headers_round_trip_whatever_their_tex
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=3000), st.integers(0, 50), st.integers(0, 50))
 def test_the_line_checksum_is_zlibs_crc32_whichever_implementation_computes_it(data, head, tail):
-    from logbroker.storage.record import _crc32
+    from logbroker.storage.framing import crc32 as _crc32
 
     assert _crc32(data) == zlib.crc32(data)
     view = memoryview(data)[head:len(data) - tail]

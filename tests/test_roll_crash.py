@@ -46,14 +46,13 @@ KILL_AT = {
         fsutil.fault_hook = hook
     """,
     "before-the-new-file": """
-        import logbroker.storage.log as log_module
-        real = log_module._Active
-        class Dying(real):
-            def __init__(self, directory, base):
-                if base > 0:
-                    os._exit(137)
-                super().__init__(directory, base)
-        log_module._Active = Dying
+        from logbroker.storage.segment import Segment
+        real = Segment.open_append.__func__
+        def dying(cls, directory, base):
+            if base > 0:
+                os._exit(137)
+            return real(cls, directory, base)
+        Segment.open_append = classmethod(dying)
     """,
 }
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
@@ -32,14 +31,13 @@ import orjson
 
 from ..storage import fsutil
 from ..storage.config import validate_group_name
+from ..storage.framing import check_framed, frame
 from ..errors import CorruptionError, GroupError, LockTimeoutError
 
 __all__ = ["CommittedOffset", "OffsetStore", "GroupPaths", "topic_groups", "OFFSETS_FORMAT", "encode_line", "decode_line"]
 
 OFFSETS_FORMAT = 1
 GROUPS_DIR = "groups"
-_PREFIX = b'{"crc":"'
-_PREFIX_LEN = 18
 
 log = logging.getLogger("logbroker")
 
@@ -54,20 +52,17 @@ def topic_groups(topic_path: str) -> list[str]:
 
 
 def encode_line(body: dict) -> bytes:
-    """``{"crc":"HEX8",<body>}`` + LF; the crc covers the bytes after the 18-byte prefix up to the LF.
-
-    The same framing as a record line, so one rule checks every small file logbroker writes.
-    """
-    inner = orjson.dumps(body)[1:]  # drop the opening brace: the prefix supplies it
-    return b'{"crc":"%08x",' % zlib.crc32(inner) + inner + b"\n"
+    """``{"crc":"HEX8",<body>}`` + LF: a framed line (:mod:`logbroker.storage.framing`), the same
+    framing as a record line, so one rule checks every small file logbroker writes."""
+    return frame(orjson.dumps(body)[1:])  # without the opening brace: the prefix supplies it
 
 
 def decode_line(data: bytes) -> dict | None:
     """The body of a line written by :func:`encode_line`; None when it is damaged in any way."""
     line = data.rstrip(b" \n")
-    if len(line) < _PREFIX_LEN + 2 or not line.startswith(_PREFIX) or line[16:18] != b'",':
-        return None
-    if b"\n" in line or b"%08x" % zlib.crc32(line[_PREFIX_LEN:]) != line[8:16]:
+    try:
+        check_framed(line)
+    except ValueError:
         return None
     try:
         body = orjson.loads(line)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from . import fsutil
 
 __all__ = ["IndexEntries", "load_index", "write_index", "search_offset", "search_timestamp", "INDEX_ENTRY",
-           "TIME_ENTRY"]
+           "TIME_ENTRY", "closing_timestamp"]
 
 INDEX_ENTRY = struct.Struct(">II")
 TIME_ENTRY = struct.Struct(">qI")
@@ -96,6 +96,22 @@ def load_index(index_path: str, timeindex_path: str, base_offset: int, log_size:
                                         or (prev_t is not None and entries.closing[0] < prev_t)):
         return None
     return entries
+
+
+def closing_timestamp(index_path: str, timeindex_path: str) -> int | None:
+    """The newest timestamp of a closed segment from its closing time-index entry (the one entry
+    more than the offset index holds); None when there is no such entry (scan the log instead).
+    Raises FileNotFoundError when either file is missing."""
+    tsize = os.path.getsize(timeindex_path)
+    isize = os.path.getsize(index_path)
+    if not tsize or tsize // TIME_ENTRY.size != isize // INDEX_ENTRY.size + 1:
+        return None
+    with open(timeindex_path, "rb") as f:
+        f.seek(tsize - TIME_ENTRY.size)
+        entry = f.read(TIME_ENTRY.size)
+    if len(entry) < TIME_ENTRY.size:
+        return None  # cut meanwhile (a rebuild): scan instead
+    return TIME_ENTRY.unpack(entry)[0]
 
 
 def write_index(index_path: str, timeindex_path: str, entries: IndexEntries) -> None:

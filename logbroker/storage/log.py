@@ -36,15 +36,13 @@ from .recovery import PartitionCheck, check_partition, tail_damage
 from .index import IndexEntries, load_index, write_index
 from .policy import SegmentInfo, segments_to_delete, should_roll
 from .record import BadBatch, EncodedBatch, PendingRecord, encode_records, encode_values
-from .segment import index_name, iter_batches, list_segments, log_name, scan_segment, timeindex_name
+from .segment import (Segment, delete_segment, index_name, iter_batches, list_segments, log_name, scan_segment,
+                      segment_max_timestamp, timeindex_name)
 
 if TYPE_CHECKING:
     from .topic import TopicIdentity  # topic sits above log
 
 __all__ = ["PartitionLog", "RecoveryReport", "RetentionReport", "AppendResult", "partition_dir_name"]
-
-_APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-
 
 def partition_dir_name(topic: str, partition: int) -> str:
     return f"{topic}-{partition}"
@@ -93,36 +91,6 @@ class AppendResult:
     timestamp: int
 
 
-class _Active:
-    """Open append descriptors of the active segment (valid while the state names ``base``)."""
-
-    __slots__ = ("base", "log", "index", "timeindex", "log_path", "created")
-
-    def __init__(self, directory: str, base: int) -> None:
-        self.base = base
-        self.log_path = os.path.join(directory, log_name(base))
-        try:
-            self.log = os.open(self.log_path, _APPEND_FLAGS | os.O_EXCL, 0o644)
-            self.created = True  # a new name: the caller makes it durable with a directory fsync
-        except FileExistsError:
-            self.log = os.open(self.log_path, _APPEND_FLAGS, 0o644)
-            self.created = False
-        try:
-            self.index = os.open(os.path.join(directory, index_name(base)), _APPEND_FLAGS, 0o644)
-            try:
-                self.timeindex = os.open(os.path.join(directory, timeindex_name(base)), _APPEND_FLAGS, 0o644)
-            except BaseException:
-                os.close(self.index)
-                raise
-        except BaseException:
-            os.close(self.log)  # (the directory vanished: a deleted topic) leak nothing
-            raise
-
-    def close(self) -> None:
-        for fd in (self.log, self.index, self.timeindex):
-            os.close(fd)
-
-
 class PartitionLog:
     """The writable log of one partition. See the module docstring for the contract."""
 
@@ -149,7 +117,7 @@ class PartitionLog:
             if identity is not None:
                 identity.check(partition)
             raise
-        self._active: _Active | None = None
+        self._active: Segment | None = None  # the active segment, open for append
         self._verified = False  # the tail was checked by this process
         self._fenced: str | None = None
         self._last_sync = time.monotonic()
@@ -193,7 +161,7 @@ class PartitionLog:
         """
         if not records:
             return []
-        if self.config.compact and any(r[1] == b"null" for r in records):
+        if self.config.compact and any(key_json == b"null" for _ts, key_json, *_ in records):
             raise self._keyless()
         limit = self.config.max_message_bytes
         return self._append(lambda base: encode_records(base, records, limit), policy)
@@ -204,7 +172,7 @@ class PartitionLog:
         (group commit). Results are per batch written, in order."""
         if len(groups) == 1:
             return self.append(groups[0], policy)
-        if self.config.compact and any(r[1] == b"null" for records in groups for r in records):
+        if self.config.compact and any(key_json == b"null" for records in groups for _ts, key_json, *_ in records):
             raise self._keyless()
         limit = self.config.max_message_bytes
 
@@ -255,7 +223,7 @@ class PartitionLog:
             # ones before it durable and recorded, so they stay and are reported in ``appended``).
             undo, kept = state, 0
             try:
-                for parts, nbytes, count, first_ts, max_ts in batches:
+                for parts, nbytes, count, first_ts, max_ts in batches:  # EncodedBatch
                     if should_roll(self.config, state.log_end_position, nbytes, state.first_timestamp, max_ts):
                         state = self._roll(state)
                         undo, kept = state, len(results)
@@ -269,7 +237,7 @@ class PartitionLog:
             if policy.visible_before_sync:
                 state = _with_hw(state)
             elif policy.due(self._last_sync, time.monotonic()):
-                self._sync(self._active.log, self._active.log_path)
+                self._sync(self._active)
                 state = _with_hw(state)
             self._state_file.write(state)
         return results
@@ -277,14 +245,12 @@ class PartitionLog:
     def _undo(self, state: PartitionState) -> None:
         """Cut the active segment and its indexes back to ``state`` (batches of a failed call)."""
         active = self._active
-        os.ftruncate(active.log, state.log_end_position)
+        os.ftruncate(active.fd, state.log_end_position)
         entries = load_index(os.path.join(self.directory, index_name(active.base)),
                              os.path.join(self.directory, timeindex_name(active.base)), active.base, 1 << 62)
         if entries is not None:
             entries.truncate_to_position(state.log_end_position)
-            idx, tidx = entries.encode()
-            os.ftruncate(active.index, len(idx))
-            os.ftruncate(active.timeindex, len(tidx))
+            active.rewrite_indexes(entries)
         self._state_file.write(state)
 
     def flush(self) -> None:
@@ -294,7 +260,7 @@ class PartitionLog:
         with self.locked():
             state = self._writer_state()
             if state.high_watermark < state.log_end_offset:
-                self._sync(self._active.log, self._active.log_path)
+                self._sync(self._active)
                 self._state_file.write(_with_hw(state))
 
     @contextlib.contextmanager
@@ -332,27 +298,19 @@ class PartitionLog:
         finally:
             self._lock.release()
 
-    def _sync(self, fd: int, path: str) -> None:
-        """fdatasync (lock held: a failure fences the partition through :meth:`locked`)."""
-        fsutil.sync_file(fd, path)
+    def _sync(self, segment: Segment) -> None:
+        """fdatasync a segment's ``.log`` (lock held: a failure fences the partition through :meth:`locked`)."""
+        fsutil.sync_file(segment.fd, segment.path)
         self._last_sync = time.monotonic()
 
     def _write_batch(self, state: PartitionState, parts: tuple[bytes, ...], nbytes: int, count: int,
                      first_ts: int, max_ts: int) -> PartitionState:
         active = self._active
         position = state.log_end_position
-        fsutil.append_all(active.log, parts, active.log_path)
+        active.append(parts)
         last_index = state.last_index_position
         if position - last_index > self.config.index_interval_bytes:
-            idx, tidx = IndexEntries.encode_entry(active.base, state.log_end_offset, position, state.max_timestamp)
-            try:
-                os.write(active.index, idx)
-                os.write(active.timeindex, tidx)
-            except OSError:
-                # The indexes are derived: a missing or half-written entry makes them fail their
-                # sanity check, readers then scan the segment, and recovery rebuilds them. The
-                # batch itself is written (and synced) already, so the append stands.
-                pass
+            active.add_index_entry(state.log_end_offset, position, state.max_timestamp)
             last_index = position
         return PartitionState(
             active_base=active.base,
@@ -376,23 +334,19 @@ class PartitionLog:
         entry (an optional shortcut: lookups without it scan).
         """
         old = self._active
-        self._sync(old.log, old.log_path)
+        self._sync(old)
         new_base = state.log_end_offset
         new_state = PartitionState(active_base=new_base, log_end_offset=new_base, high_watermark=new_base)
         self._state_file.write(new_state)
         # Only once the new files are open does the old segment stop being ours to close.
-        self._active = _Active(self.directory, new_base)
+        self._active = Segment.open_append(self.directory, new_base)
         try:
-            if os.fstat(self._active.log).st_size:
+            if self._active.size():
                 raise CorruptionError(
-                    f"cannot roll {self.topic}-{self.partition}: {self._active.log_path} already holds data "
-                    f"that no partition state recorded", path=self._active.log_path)
+                    f"cannot roll {self.topic}-{self.partition}: {self._active.path} already holds data "
+                    f"that no partition state recorded", path=self._active.path)
             fsutil.sync_dir(self.directory)
-            closing = IndexEntries.encode_entry(old.base, state.log_end_offset, 0, state.max_timestamp)[1]
-            try:
-                os.write(old.timeindex, closing)
-            except OSError:
-                pass  # derived: a closed segment without it is scanned for its newest timestamp
+            old.close_timeindex(state.max_timestamp, state.log_end_offset)
         finally:
             old.close()
         return new_state
@@ -408,10 +362,10 @@ class PartitionLog:
             if self._active is not None:
                 self._active.close()
                 self._active = None  # so that a failing open below leaves nothing to close twice
-            self._active = _Active(self.directory, state.active_base)
+            self._active = Segment.open_append(self.directory, state.active_base)
             if self._active.created:
                 fsutil.sync_dir(self.directory)  # a roll recorded this segment but died before creating it
-        size = os.fstat(self._active.log).st_size
+        size = self._active.size()
         if size != state.log_end_position:
             state = self._recover_active(state, f"segment size {size} differs from the recorded log end "
                                                 f"position {state.log_end_position}")
@@ -425,7 +379,7 @@ class PartitionLog:
             bases = [read_log_start(self.directory, self.topic, self.partition)]
         if state is not None and state.active_base > bases[-1] and state.log_end_position == 0:
             # A roll recorded its new segment, then died before creating the file: create it.
-            _Active(self.directory, state.active_base).close()
+            Segment.open_append(self.directory, state.active_base).close()
             fsutil.sync_dir(self.directory)
             bases.append(state.active_base)
         if state is not None and state.active_base in bases and state.active_base != bases[-1]:
@@ -445,17 +399,17 @@ class PartitionLog:
             state = self._recover_active(PartitionState(active_base=bases[-1]),
                                          None if fresh else "partition state missing or stale", trusted=False)
         else:
-            active = _Active(self.directory, state.active_base)
+            active = Segment.open_append(self.directory, state.active_base)
             if self._active is not None:
                 self._active.close()
             self._active = active
-            size = os.fstat(active.log).st_size
+            size = active.size()
             ok = size == state.log_end_position
             why = ("the segment is longer than the recorded log end position (a writer stopped before recording "
                    "its last batches)" if size > state.log_end_position else
                    "the segment is shorter than the recorded log end position")
             if ok and size > 0:
-                rfd = os.open(active.log_path, os.O_RDONLY | os.O_CLOEXEC)
+                rfd = os.open(active.path, os.O_RDONLY | os.O_CLOEXEC)
                 try:
                     ok = _last_batch_intact(rfd, state, size)
                     why = "the last batch is not intact"
@@ -464,13 +418,8 @@ class PartitionLog:
             if ok and state.high_watermark < state.log_end_offset:
                 # Records past the high watermark were never synced: after a power loss any of them,
                 # not only the last batch, may be zeros. Check every byte of that region.
-                rfd = os.open(active.log_path, os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    r = scan_segment(rfd, state.active_base, size, self.config.index_interval_bytes,
-                                     start=state.hw_position, start_offset=state.high_watermark,
-                                     entries=IndexEntries(state.active_base))
-                finally:
-                    os.close(rfd)
+                r = active.scan(size, self.config.index_interval_bytes, start=state.hw_position,
+                                start_offset=state.high_watermark, entries=IndexEntries(state.active_base))
                 ok = r.error is None and r.next_offset == state.log_end_offset
                 if not ok:
                     state = self._recover_active(state, "records past the high watermark are damaged")
@@ -480,7 +429,7 @@ class PartitionLog:
                 state = self._recover_active(state, why)
             elif state.high_watermark < state.log_end_offset:
                 # A writer died between its write and its sync: make its records durable now.
-                self._sync(active.log, active.log_path)
+                self._sync(active)
                 state = _with_hw(state)
                 self._state_file.write(state)
         self._verified = True
@@ -488,7 +437,7 @@ class PartitionLog:
 
     def _create_first_segment(self) -> None:
         base = read_log_start(self.directory, self.topic, self.partition)
-        _Active(self.directory, base).close()
+        Segment.open_append(self.directory, base).close()
         fsutil.sync_dir(self.directory)
 
     def _recover_active(self, state: PartitionState, why: str | None, trusted: bool = True) -> PartitionState:
@@ -499,33 +448,29 @@ class PartitionLog:
             if self._active is not None:
                 self._active.close()
                 self._active = None
-            self._active = _Active(self.directory, base)
+            self._active = Segment.open_append(self.directory, base)
         active = self._active
-        size = os.fstat(active.log).st_size
-        rfd = os.open(active.log_path, os.O_RDONLY | os.O_CLOEXEC)
+        size = active.size()
+        rfd = os.open(active.path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             result = scan_segment(rfd, base, size, self.config.index_interval_bytes)
-            damage = tail_damage(rfd, active.log_path, result, size, state.hw_position if trusted else None)
+            damage = tail_damage(rfd, active.path, result, size, state.hw_position if trusted else None)
             if damage is not None:
                 raise CorruptionError(f"{damage}. Run `logbroker inspect {self.directory} --verify`",
-                                      path=active.log_path, position=result.valid_end, offset=result.next_offset)
+                                      path=active.path, position=result.valid_end, offset=result.next_offset)
         finally:
             os.close(rfd)
         if result.valid_end < size:
             report.truncated_bytes = size - result.valid_end
             report.actions.append(
                 f"truncated {size - result.valid_end} bytes of torn tail at position {result.valid_end} "
-                f"of {active.log_path} (offset {result.next_offset}): {result.error}")
-            fsutil.truncate(active.log, result.valid_end, active.log_path)
+                f"of {active.path} (offset {result.next_offset}): {result.error}")
+            fsutil.truncate(active.fd, result.valid_end, active.path)
         else:
-            fsutil.sync_file(active.log, active.log_path)
+            fsutil.sync_file(active.fd, active.path)
         # Rewrite the active index in place: other writers keep valid descriptors to it.
         entries = result.entries
-        idx, tidx = entries.encode()
-        for fd, data in ((active.index, idx), (active.timeindex, tidx)):
-            os.ftruncate(fd, 0)
-            if data:
-                os.write(fd, data)
+        active.rewrite_indexes(entries)
         if why or report.actions:
             report.actions.insert(0, f"recovered {self.topic}-{self.partition}: {why or 'state rebuilt'}")
         new_state = PartitionState(
@@ -603,15 +548,14 @@ class PartitionLog:
 
     def _rebuild_closed_index(self, base: int) -> None:
         """Rewrite a closed segment's indexes from its bytes (the check found them unusable)."""
-        log_path = os.path.join(self.directory, log_name(base))
         # A compacted partition's closed segment may have gaps and end below the next base (FORMAT.md).
         compacted = os.path.exists(os.path.join(self.directory, CLEANER_NAME))
         later = [b for b in list_segments(self.directory) if b > base]
-        fd = os.open(log_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        segment = Segment.open_read(self.directory, base)
         try:
-            result = scan_segment(fd, base, os.fstat(fd).st_size, self.config.index_interval_bytes, gaps=compacted)
+            result = segment.scan(segment.size(), self.config.index_interval_bytes, gaps=compacted)
         finally:
-            os.close(fd)
+            segment.close()
         result.entries.closing = (result.max_timestamp, max(result.next_offset, later[0]) if later and compacted
                                   else result.next_offset)
         write_index(os.path.join(self.directory, index_name(base)),
@@ -621,7 +565,6 @@ class PartitionLog:
 
     def segment_infos(self) -> list[SegmentInfo]:
         """Every segment with its size and newest timestamp, oldest first (the last is active)."""
-        from .reader import segment_max_timestamp  # reader sits beside log; avoid a cycle at import
         bases = list_segments(self.directory)
         state = self._state_file.read_or_none()
         infos = []
@@ -697,20 +640,15 @@ class PartitionLog:
         """Delete the segment at ``base`` (its ``.log``, ``.index`` and ``.timeindex``; missing
         files are skipped). Lock held (:meth:`locked`), the log start offset already past the
         segment; the caller syncs the directory once after its last deletion."""
-        # The .log goes last: recovery finds segments by their .log, so a crash in between must not
-        # leave index files without one (nothing would ever delete them).
-        for name in (index_name(base), timeindex_name(base), log_name(base)):
-            fsutil.remove_file(os.path.join(self.directory, name))
+        delete_segment(self.directory, base)
 
 
 def _last_batch_intact(fd: int, state: PartitionState, size: int) -> bool:
     """True when one whole valid batch runs from the recorded last batch position to ``size`` and
     ends at the recorded log end offset (its first offset is not in the state, so read it)."""
     try:
-        for _buf, _start, first, _rest, end, fpos in iter_batches(fd, state.last_batch_position, size):
-            batch = first.get("batch")
-            count = batch["count"] if batch else 1
-            return fpos + end == size and first["offset"] + count == state.log_end_offset
+        for batch in iter_batches(fd, state.last_batch_position, size):
+            return batch.file_pos + batch.end == size and batch.first["offset"] + batch.count == state.log_end_offset
     except BadBatch:
         pass
     return False

@@ -17,90 +17,17 @@ from typing import TYPE_CHECKING, Callable
 from .checkpoint import STATE_NAME, PartitionState, StateFile, read_log_start
 from ..errors import CorruptionError, OffsetOutOfRangeError, UnknownPartitionError
 from .handles import OPEN_FILES
-from .index import TIME_ENTRY, search_offset, search_timestamp
 from .consumer_record import Records
-from .record import BadBatch, batch_lines, batch_records, parse_line
-from .segment import CHUNK, index_name, iter_batches, list_segments, log_name, scan_segment, timeindex_name
+from .record import BadBatch, batch_lines, batch_records, parse_first_line
+from .segment import CHUNK, Segment, iter_batches, list_segments, log_name
 
 if TYPE_CHECKING:
     from .topic import TopicIdentity  # topic sits above reader
 
-__all__ = ["PartitionReader", "segment_max_timestamp"]
+__all__ = ["PartitionReader"]
 
 log = logging.getLogger("logbroker")
 _READER_DESCRIPTORS = 4  # high-watermark, and one segment's .log, .index and .timeindex
-
-
-def segment_max_timestamp(directory: str, base: int, size: int) -> int:
-    """Newest timestamp of a closed segment: its closing time-index entry, else a scan."""
-    path = os.path.join(directory, timeindex_name(base))
-    try:
-        tsize = os.path.getsize(path)
-        isize = os.path.getsize(os.path.join(directory, index_name(base)))
-        if tsize and tsize // TIME_ENTRY.size == isize // 8 + 1:
-            with open(path, "rb") as f:
-                f.seek(tsize - TIME_ENTRY.size)
-                return TIME_ENTRY.unpack(f.read(TIME_ENTRY.size))[0]
-    except FileNotFoundError:
-        pass
-    fd = os.open(os.path.join(directory, log_name(base)), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    try:
-        return scan_segment(fd, base, size, 1 << 62, gaps=True).max_timestamp  # closed: may be compacted
-    finally:
-        os.close(fd)
-
-
-class _OpenSegment:
-    """Read descriptors of one segment's ``.log`` and, opened when first needed, its indexes."""
-
-    __slots__ = ("base", "fd", "path", "directory", "_index_fds", "trust_index")
-
-    def __init__(self, directory: str, base: int) -> None:
-        self.base = base
-        self.directory = directory
-        self.path = os.path.join(directory, log_name(base))
-        self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-        self._index_fds: tuple[int, int] | None = None
-        self.trust_index = True
-
-    def index_fds(self) -> tuple[int, int] | None:
-        if self._index_fds is None and self.trust_index:
-            flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
-            try:
-                ifd = os.open(os.path.join(self.directory, index_name(self.base)), flags)
-            except FileNotFoundError:
-                self.trust_index = False
-                return None
-            try:
-                tfd = os.open(os.path.join(self.directory, timeindex_name(self.base)), flags)
-            except FileNotFoundError:
-                os.close(ifd)
-                self.trust_index = False
-                return None
-            self._index_fds = (ifd, tfd)
-        return self._index_fds if self.trust_index else None
-
-    def position_for_offset(self, offset: int, limit: int) -> int:
-        fds = self.index_fds()
-        return search_offset(fds[0], self.base, offset, limit) if fds else 0
-
-    def position_for_timestamp(self, timestamp: int, limit: int) -> int:
-        fds = self.index_fds()
-        return search_timestamp(fds[0], fds[1], timestamp, limit) if fds else 0
-
-    def replaced(self) -> bool:
-        """True when the name now leads to another file (the cleaner swapped it) or to none."""
-        try:
-            return os.stat(self.path).st_ino != os.fstat(self.fd).st_ino
-        except FileNotFoundError:
-            return True
-
-    def close(self) -> None:
-        os.close(self.fd)
-        if self._index_fds is not None:
-            for fd in self._index_fds:
-                os.close(fd)
-            self._index_fds = None
 
 
 class PartitionReader:
@@ -124,7 +51,7 @@ class PartitionReader:
         # directory renamed away never comes back, so a check that passes proves they were its own.
         self._identity = identity
         self._state = StateFile(directory)
-        self._segment: _OpenSegment | None = None
+        self._segment: Segment | None = None
         self._cursor: tuple[int, int] | None = None  # (next offset, its file position) in self._segment
         self._held: tuple[int, bytes] | None = None  # (file position, bytes) last read from self._segment
         # The rest of a batch parsed whole but returned in part: (its first offset, lines, raw values).
@@ -269,7 +196,7 @@ class PartitionReader:
         while len(lines) < max_records and offset < hw:
             seg, pos = self._position(offset, state)
             active = seg.base == state.active_base
-            limit = state.hw_position if active else os.fstat(seg.fd).st_size
+            limit = state.hw_position if active else seg.size()
             got = len(lines)
             if pos < limit:
                 self._read_segment(seg, pos, limit, offset, max_records, raw, lines, values)
@@ -306,13 +233,13 @@ class PartitionReader:
         if values is not None:
             values += batch_values
 
-    def _read_segment(self, seg: _OpenSegment, pos: int, limit: int, offset: int, want: int, raw: bool,
+    def _read_segment(self, seg: Segment, pos: int, limit: int, offset: int, want: int, raw: bool,
                       lines: list[dict], values: list[bytes] | None) -> None:
         """Append to ``lines`` (and ``values``) the batches of ``seg`` from ``offset``, until ``want`` lines."""
         try:
             for buf, start, first, rest, end, fpos in iter_batches(seg.fd, pos, limit, CHUNK, self._held):
                 self._held = (fpos, buf)
-                count = first["batch"]["count"] if end > rest else 1
+                count = first["batch"]["count"] if end > rest else 1  # SegmentBatch.count, inline
                 after = first["offset"] + count  # the offset after this batch
                 take = want - len(lines)
                 left = after - max(offset, first["offset"])
@@ -344,14 +271,14 @@ class PartitionReader:
             i = bisect.bisect_right(self._bases, base)
         return self._bases[i] if i < len(self._bases) else None
 
-    def _position(self, offset: int, state: PartitionState) -> tuple[_OpenSegment, int]:
+    def _position(self, offset: int, state: PartitionState) -> tuple[Segment, int]:
         if self._cursor is not None and self._cursor[0] == offset and self._segment is not None:
             return self._segment, self._cursor[1]
         if offset < read_log_start(self.directory, self.topic, self.partition):
             # delete-records moved the log start into a segment: what lies below it is gone.
             raise self._out_of_range(offset, state.high_watermark)
         seg = self._open(offset)
-        size = state.hw_position if seg.base == state.active_base else os.fstat(seg.fd).st_size
+        size = state.hw_position if seg.base == state.active_base else seg.size()
         pos = seg.position_for_offset(offset, size)
         if pos and not self._batch_starts_at_or_before(seg, pos, size, offset):
             # An index entry that lies (damaged, or a crash mid-rebuild): scan this segment instead.
@@ -360,18 +287,16 @@ class PartitionReader:
         return seg, pos
 
     @staticmethod
-    def _batch_starts_at_or_before(seg: _OpenSegment, pos: int, size: int, offset: int) -> bool:
+    def _batch_starts_at_or_before(seg: Segment, pos: int, size: int, offset: int) -> bool:
         """Check the one line an index entry points at: a valid line at or before ``offset``."""
         head = os.pread(seg.fd, min(size - pos, 1 << 16), pos)
-        end = head.find(b"\n")
-        if end < 0:
-            return True  # a line longer than 64 KiB: let the batch checks judge it
         try:
-            return parse_line(head[:end])["offset"] <= offset
+            first = parse_first_line(head)
+            return first is None or first["offset"] <= offset  # None: a line longer than 64 KiB, the batch checks judge it
         except (ValueError, KeyError, TypeError):
             return False
 
-    def _open(self, offset: int) -> _OpenSegment:
+    def _open(self, offset: int) -> Segment:
         """Open the segment holding ``offset`` (the one with the largest base <= offset)."""
         # Closed segments change only by deletion (retention) or replacement (the cleaner), so the
         # cached listing is right for an offset below the last cached base's successor unless a
@@ -388,7 +313,7 @@ class PartitionReader:
             if self._segment is not None and self._segment.base == base and not self._segment.replaced():
                 return self._segment
             try:
-                seg = _OpenSegment(self.directory, base)
+                seg = Segment.open_read(self.directory, base)
             except FileNotFoundError:
                 # Retention removed it (then the offset is out of range), or the cleaner merged it
                 # into the segment before it (then that one holds the offset now): list again.
@@ -438,9 +363,8 @@ class PartitionReader:
             if base > state.active_base:
                 break  # rolled after the state was read: nothing in it is visible to this lookup
             active = base == state.active_base
-            path = os.path.join(self.directory, log_name(base))
             try:
-                seg = _OpenSegment(self.directory, base)
+                seg = Segment.open_read(self.directory, base)
             except FileNotFoundError:
                 if retries and base < bases[-1]:
                     # Removed meanwhile: by retention (skip it), or merged by the cleaner into an
@@ -449,8 +373,8 @@ class PartitionReader:
                 continue
             try:
                 # The size of the file opened (a cleaner may swap the name at any moment).
-                size = state.hw_position if active else os.fstat(seg.fd).st_size
-                max_ts = state.max_timestamp if active else segment_max_timestamp(self.directory, base, size)
+                size = state.hw_position if active else seg.size()
+                max_ts = state.max_timestamp if active else seg.max_timestamp()
             except (FileNotFoundError, CorruptionError):
                 max_ts = timestamp  # its indexes are being replaced: scan it
             except BaseException:

@@ -1,10 +1,10 @@
 """The bytes of one record line and of a batch (FORMAT.md, "One record line").
 
-This module is the only one that knows the line grammar. It encodes a batch of records into the
-bytes of one ``write`` and decodes batches back, verifying the checksums:
+This module is the only one that knows the record line grammar. It encodes a batch of records into
+the bytes of one ``write`` and decodes batches back, verifying the checksums:
 
-- every line starts with the fixed 18-byte prefix ``{"crc":"xxxxxxxx",`` followed by the body;
-  the crc is ``zlib.crc32(body)``;
+- every line is framed by :mod:`logbroker.storage.framing`: the fixed 18-byte prefix
+  ``{"crc":"xxxxxxxx",`` followed by the body; the crc is CRC-32 of the body;
 - the first line of a batch of N >= 2 records carries ``"batch":{"count":N,"bytes":L,"crc":"…"}``
   covering the L bytes of the N-1 lines after it.
 
@@ -16,20 +16,21 @@ from __future__ import annotations
 
 import math
 import sys
-import zlib
 from array import array
 from itertools import groupby, islice, repeat
 from operator import add, itemgetter, methodcaller
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, NamedTuple, Sequence
 
 import orjson
 
 from .consumer_record import Records
+from .framing import LINE, PREFIX_HEAD, PREFIX_LEN, PREFIX_TAIL, check_framed, crc32
 from ..errors import InvalidRecordError, RecordTooLargeError
 from .record_bytes import MARK, canonical_json_values, decode_marked, encode_kafka, encode_kafka_key
 
 __all__ = [
     "PendingRecord",
+    "EncodedBatch",
     "has_non_finite",
     "line_size",
     "encode_records",
@@ -39,17 +40,11 @@ __all__ = [
     "PREFIX_LEN",
     "rebatch",
     "batch_raw_lines",
+    "batch_max_timestamp",
+    "parse_first_line",
 ]
 
-PREFIX_LEN = 18
-_PREFIX_HEAD = b'{"crc":"'
-_PREFIX_TAIL = b'",'
-try:
-    # ISA-L's CRC-32: the same checksum as zlib.crc32 (a test holds them equal), 3-4x faster on
-    # lines and batches of these sizes; every byte written or read goes through it.
-    from isal.isal_zlib import crc32 as _crc32
-except ImportError:  # a platform without its wheel
-    _crc32 = zlib.crc32
+_crc32 = crc32
 _loads = orjson.loads
 
 
@@ -208,9 +203,19 @@ def has_non_finite(value: Any) -> bool:
     return False
 
 
-#: One encoded batch: (its bytes in one or two parts for one ``writev``, their length, record count,
-#: first timestamp, max timestamp). Two parts spare copying a batch's lines behind its first line.
-EncodedBatch = tuple[tuple[bytes, ...], int, int, int, int]
+class EncodedBatch(NamedTuple):
+    """One batch encoded for the log, ready for one ``writev``."""
+
+    #: its bytes in one or two parts (two spare copying a batch's lines behind its first line)
+    parts: tuple[bytes, ...]
+    #: the length of ``parts`` together
+    nbytes: int
+    #: how many records (lines) it holds
+    count: int
+    #: the timestamp of its first record
+    first_timestamp: int
+    #: the largest timestamp of its records
+    max_timestamp: int
 
 _NO_LIMIT = 1 << 62
 
@@ -267,7 +272,7 @@ def encode_values(base_offset: int, values: Sequence[Any], timestamp: int, key_j
     # orjson writes NaN and Infinity as null: only a line with more nulls than its template can hold
     # one (a crc, an offset or the batch field never spells null).
     expected = template.count(b"null")
-    if sum(part.count(b"null") for parts, *_ in batches for part in parts) > n * expected:
+    if sum(part.count(b"null") for batch in batches for part in batch.parts) > n * expected:
         for i, body in enumerate(bodies):
             if body.count(b"null") > expected and has_non_finite(values[i]):
                 raise InvalidRecordError(f"record value at index {i} contains NaN or Infinity, "
@@ -326,15 +331,15 @@ def _into_batches(base_offset: int, bodies: list[bytes], timestamps: Sequence[in
     for a, b in bounds:
         if b - a == 1:
             line = _LINE % (crcs[a], bodies[a])
-            batches.append(((line,), len(line), 1, timestamps[a], timestamps[a]))
+            batches.append(EncodedBatch((line,), len(line), 1, timestamps[a], timestamps[a]))
             continue
         tail = _join_lines(hexes[a + 1:b], bodies[a + 1:b])
         body = bodies[a]
         cut = len(_HEAD % (base_offset + a, timestamps[a], keys[a], headers[a]))
         first = body[:cut] + _BATCH_FIELD % (b - a, len(tail), _crc32(tail)) + body[cut:]
         first_line = _LINE % (_crc32(first), first)
-        batches.append(((first_line, tail), len(first_line) + len(tail), b - a, timestamps[a],
-                        max(islice(timestamps, a, b))))
+        batches.append(EncodedBatch((first_line, tail), len(first_line) + len(tail), b - a, timestamps[a],
+                                    max(islice(timestamps, a, b))))
     return batches
 
 
@@ -354,9 +359,9 @@ _U32 = next((code for code in "IL" if array(code).itemsize == 4), None)  # an ar
 def _join_lines(hexes: list[bytes], bodies: list[bytes]) -> bytes:
     """The lines ``{"crc":"<hex>",<body>`` LF, joined in one copy of every body."""
     n = len(bodies)
-    pieces = [_PREFIX_TAIL] * (4 * n + 1)  # per line: prefix, hex digits, '",', body; then LF
+    pieces = [PREFIX_TAIL] * (4 * n + 1)  # per line: prefix, hex digits, '",', body; then LF
     pieces[0:4 * n:4] = repeat(_LF_PREFIX_HEAD, n)
-    pieces[0] = _PREFIX_HEAD
+    pieces[0] = PREFIX_HEAD
     pieces[1::4] = hexes
     pieces[3::4] = bodies
     pieces[-1] = b"\n"
@@ -385,9 +390,9 @@ _BODY = _HEAD + b',"value":%b}'
 _BODY_TEMPLATE = b'"offset":%%d,"timestamp":%d,"key":%b%b,"value":%%b}'
 _BATCH_FIELD = b',"batch":{"count":%d,"bytes":%d,"crc":"%08x"}'
 _BATCH_FIELD_MAX = len(_BATCH_FIELD % (_NO_LIMIT, _NO_LIMIT, 0))  # what the field adds at most
-_LINE = b'{"crc":"%08x",%b\n'
+_LINE = LINE
 _LINE_EXTRA = PREFIX_LEN + 1  # what a line adds to its body: the crc prefix and the LF
-_LF_PREFIX_HEAD = b"\n" + _PREFIX_HEAD
+_LF_PREFIX_HEAD = b"\n" + PREFIX_HEAD
 
 
 class BatchStatus:
@@ -416,7 +421,7 @@ def decode_batch(buf: bytes, pos: int, limit: int) -> tuple[dict, int, int]:
     nl = buf.find(b"\n", pos, limit)
     if nl < 0:
         raise BadBatch(BatchStatus.INCOMPLETE, "incomplete line")
-    if buf[pos:pos + 8] != _PREFIX_HEAD or buf[pos + 16:pos + 18] != _PREFIX_TAIL:
+    if buf[pos:pos + 8] != PREFIX_HEAD or buf[pos + 16:pos + 18] != PREFIX_TAIL:
         raise BadBatch(BatchStatus.INVALID, "line does not start with a crc prefix")
     # Compare the hex text itself: int(..., 16) would also accept "A" for "a" or " " for "0",
     # letting a flipped bit in the crc field pass unnoticed.
@@ -536,11 +541,35 @@ def _raw_lines(lines: list[bytes], count: int, skip: int, take: int) -> tuple[li
 
 def parse_line(line: bytes) -> dict:
     """Parse and verify one line on its own (inspect and tests); raises ValueError when invalid."""
-    if len(line) < PREFIX_LEN + 2 or line[:8] != _PREFIX_HEAD or line[16:18] != _PREFIX_TAIL:
-        raise ValueError("line does not start with a crc prefix")
-    if b"%08x" % _crc32(line[PREFIX_LEN:].rstrip(b"\n")) != line[8:16]:
-        raise ValueError("line checksum mismatch")
+    check_framed(line)
     return _loads(line)
+
+
+def parse_first_line(buf: bytes) -> dict | None:
+    """The first line of ``buf``, parsed and verified (:func:`parse_line`); None when ``buf``
+    ends before the line does. Raises ValueError when the line is invalid."""
+    end = buf.find(b"\n")
+    if end < 0:
+        return None
+    return parse_line(buf[:end])
+
+
+def batch_max_timestamp(buf: bytes, first: dict, rest_start: int, end: int) -> int:
+    """The largest timestamp of one verified batch (``decode_batch``), without parsing its values:
+    a timestamp comes before the key, the headers and the value in every line (FORMAT.md)."""
+    ts = first["timestamp"]
+    i = rest_start
+    while i < end:
+        j = buf.index(_TIMESTAMP_MARK, i) + len(_TIMESTAMP_MARK)
+        k = buf.index(b",", j)
+        t = int(buf[j:k])
+        if t > ts:
+            ts = t
+        i = buf.index(b"\n", k) + 1
+    return ts
+
+
+_TIMESTAMP_MARK = b'"timestamp":'
 
 
 # -- rewriting batches (the cleaner) -----------------------------------------------------------

@@ -19,7 +19,7 @@ from ..storage.recovery import check_partition
 from ..storage.config import TopicConfig
 from ..storage.checkpoint import STATE_NAME, StateFile
 from ..storage.index import INDEX_ENTRY, TIME_ENTRY
-from ..storage.record import BadBatch, parse_line
+from ..storage.record import BadBatch, batch_raw_lines, parse_line
 from ..storage.segment import CHUNK, index_name, iter_batches, list_segments, log_name, timeindex_name
 
 __all__ = ["inspect_path"]
@@ -67,9 +67,7 @@ def _inspect_log(path: str, with_records: bool, gaps: bool = True) -> dict[str, 
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     try:
         for buf, start, first, rest, end, fpos in iter_batches(fd, 0, size, CHUNK):
-            lines = [buf[start:rest - 1]]
-            if end > rest:
-                lines.extend(buf[rest:end - 1].split(b"\n"))
+            lines = batch_raw_lines(buf, start, end)
             batch = {"position": fpos + start, "base_offset": first["offset"], "count": len(lines),
                      "bytes": end - start, "crc_valid": True}
             timestamps = []
