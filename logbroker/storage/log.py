@@ -11,7 +11,8 @@ Concurrency contract:
   file descriptors, which are reopened when the state names another active segment.
 - Before its first append a process checks the tail: the file must end exactly where the state says
   and its last batch must be intact. Otherwise the active segment is recovered: torn bytes are cut,
-  the index is rebuilt, and the cut is reported (see :class:`RecoveryReport`).
+  the index is rebuilt, and the cut is reported (see :class:`RecoveryReport`). The rules live in
+  :mod:`logbroker.storage.recovery`; this module opens the files, holds the lock and records the state.
 - Invariants after every mutation: offsets contiguous from the log start offset, every byte of every
   segment part of a whole valid batch, high watermark <= log end offset, and the high watermark only
   moves past records that are durable under the fsync policy.
@@ -27,17 +28,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from . import fsutil
-from .checkpoint import CLEANER_NAME, PartitionState, StateFile, read_log_start, write_log_start
+from .checkpoint import PartitionState, StateFile, read_log_start, write_log_start
 from .config import DEFAULT_MAX_BLOCK_MS, TopicConfig
 from ..errors import (CorruptionError, FencedError, FsyncError, InvalidRecordError, LogBrokerError,
                      OffsetOutOfRangeError, RecordTooLargeError, UnsafePathError)
 from .fsutil import FsyncPolicy
-from .recovery import PartitionCheck, check_partition, tail_damage
-from .index import IndexEntries, load_index, write_index
+from .recovery import (PartitionCheck, RecoveryReport, check_partition, rebuild_closed_index, recover_active,
+                       tail_problem)
+from .index import load_index
 from .policy import SegmentInfo, segments_to_delete, should_roll
-from .record import BadBatch, EncodedBatch, PendingRecord, encode_records, encode_values
-from .segment import (Segment, delete_segment, index_name, iter_batches, list_segments, log_name, scan_segment,
-                      segment_max_timestamp, timeindex_name)
+from .record import EncodedBatch, PendingRecord, encode_records, encode_values
+from .segment import (Segment, delete_segment, index_name, list_segments, log_name, segment_max_timestamp,
+                      timeindex_name)
 
 if TYPE_CHECKING:
     from .topic import TopicIdentity  # topic sits above log
@@ -50,22 +52,6 @@ def partition_dir_name(topic: str, partition: int) -> str:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-@dataclass(slots=True)
-class RecoveryReport:
-    """What recovery changed (``actions``, one line each) and what it found but left alone
-    (``problems``). Empty ``actions`` means nothing was changed."""
-
-    topic: str
-    partition: int
-    actions: list[str] = field(default_factory=list)
-    truncated_bytes: int = 0
-    problems: list[str] = field(default_factory=list)  # damage found and left alone, each with a way out
-    subject: str = ""  # what the report is about when not a partition (a group's offsets)
-
-    def __bool__(self) -> bool:
-        return bool(self.actions)
 
 
 @dataclass(slots=True)
@@ -403,29 +389,8 @@ class PartitionLog:
             if self._active is not None:
                 self._active.close()
             self._active = active
-            size = active.size()
-            ok = size == state.log_end_position
-            why = ("the segment is longer than the recorded log end position (a writer stopped before recording "
-                   "its last batches)" if size > state.log_end_position else
-                   "the segment is shorter than the recorded log end position")
-            if ok and size > 0:
-                rfd = os.open(active.path, os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    ok = _last_batch_intact(rfd, state, size)
-                    why = "the last batch is not intact"
-                finally:
-                    os.close(rfd)
-            if ok and state.high_watermark < state.log_end_offset:
-                # Records past the high watermark were never synced: after a power loss any of them,
-                # not only the last batch, may be zeros. Check every byte of that region.
-                r = active.scan(size, self.config.index_interval_bytes, start=state.hw_position,
-                                start_offset=state.high_watermark, entries=IndexEntries(state.active_base))
-                ok = r.error is None and r.next_offset == state.log_end_offset
-                if not ok:
-                    state = self._recover_active(state, "records past the high watermark are damaged")
-                    self._verified = True
-                    return state
-            if not ok:
+            why = tail_problem(active, state, self.config.index_interval_bytes)
+            if why is not None:
                 state = self._recover_active(state, why)
             elif state.high_watermark < state.log_end_offset:
                 # A writer died between its write and its sync: make its records durable now.
@@ -441,49 +406,16 @@ class PartitionLog:
         fsutil.sync_dir(self.directory)
 
     def _recover_active(self, state: PartitionState, why: str | None, trusted: bool = True) -> PartitionState:
-        """Rescan the active segment, cut a torn tail, rebuild its index. Lock held."""
-        report = RecoveryReport(self.topic, self.partition)
+        """Open the active segment named by ``state`` and recover it (:func:`~logbroker.storage.recovery.recover_active`);
+        records the new state and the report. Lock held."""
         base = state.active_base
         if self._active is None or self._active.base != base:
             if self._active is not None:
                 self._active.close()
                 self._active = None
             self._active = Segment.open_append(self.directory, base)
-        active = self._active
-        size = active.size()
-        rfd = os.open(active.path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            result = scan_segment(rfd, base, size, self.config.index_interval_bytes)
-            damage = tail_damage(rfd, active.path, result, size, state.hw_position if trusted else None)
-            if damage is not None:
-                raise CorruptionError(f"{damage}. Run `logbroker inspect {self.directory} --verify`",
-                                      path=active.path, position=result.valid_end, offset=result.next_offset)
-        finally:
-            os.close(rfd)
-        if result.valid_end < size:
-            report.truncated_bytes = size - result.valid_end
-            report.actions.append(
-                f"truncated {size - result.valid_end} bytes of torn tail at position {result.valid_end} "
-                f"of {active.path} (offset {result.next_offset}): {result.error}")
-            fsutil.truncate(active.fd, result.valid_end, active.path)
-        else:
-            fsutil.sync_file(active.fd, active.path)
-        # Rewrite the active index in place: other writers keep valid descriptors to it.
-        entries = result.entries
-        active.rewrite_indexes(entries)
-        if why or report.actions:
-            report.actions.insert(0, f"recovered {self.topic}-{self.partition}: {why or 'state rebuilt'}")
-        new_state = PartitionState(
-            active_base=base,
-            log_end_offset=result.next_offset,
-            log_end_position=result.valid_end,
-            last_batch_position=result.last_batch_position,
-            high_watermark=result.next_offset,
-            hw_position=result.valid_end,
-            last_index_position=entries.last_position(),
-            max_timestamp=result.max_timestamp,
-            first_timestamp=result.first_timestamp,
-        )
+        new_state, report = recover_active(self._active, state, why, self.config.index_interval_bytes,
+                                           self.topic, self.partition, trusted)
         self._state_file.write(new_state)
         self.last_recovery = report
         return new_state
@@ -536,7 +468,7 @@ class PartitionLog:
         if check.below_log_start or check.temp_files:
             fsutil.sync_dir(self.directory)
         for base in check.closed_indexes:
-            self._rebuild_closed_index(base)
+            rebuild_closed_index(self.directory, base, self.config.index_interval_bytes)
         if check.active_work and not check.active_damaged:
             self._verified = False
             self.last_recovery = None
@@ -545,21 +477,6 @@ class PartitionLog:
                 # The tail check found the state sound (or only synced it): rescan anyway, so the
                 # index and every position are rebuilt from the bytes.
                 self._recover_active(state, None)
-
-    def _rebuild_closed_index(self, base: int) -> None:
-        """Rewrite a closed segment's indexes from its bytes (the check found them unusable)."""
-        # A compacted partition's closed segment may have gaps and end below the next base (FORMAT.md).
-        compacted = os.path.exists(os.path.join(self.directory, CLEANER_NAME))
-        later = [b for b in list_segments(self.directory) if b > base]
-        segment = Segment.open_read(self.directory, base)
-        try:
-            result = segment.scan(segment.size(), self.config.index_interval_bytes, gaps=compacted)
-        finally:
-            segment.close()
-        result.entries.closing = (result.max_timestamp, max(result.next_offset, later[0]) if later and compacted
-                                  else result.next_offset)
-        write_index(os.path.join(self.directory, index_name(base)),
-                    os.path.join(self.directory, timeindex_name(base)), result.entries)
 
     # -- retention ---------------------------------------------------------------------------
 
@@ -641,17 +558,6 @@ class PartitionLog:
         files are skipped). Lock held (:meth:`locked`), the log start offset already past the
         segment; the caller syncs the directory once after its last deletion."""
         delete_segment(self.directory, base)
-
-
-def _last_batch_intact(fd: int, state: PartitionState, size: int) -> bool:
-    """True when one whole valid batch runs from the recorded last batch position to ``size`` and
-    ends at the recorded log end offset (its first offset is not in the state, so read it)."""
-    try:
-        for batch in iter_batches(fd, state.last_batch_position, size):
-            return batch.file_pos + batch.end == size and batch.first["offset"] + batch.count == state.log_end_offset
-    except BadBatch:
-        pass
-    return False
 
 
 def _with_hw(state: PartitionState) -> PartitionState:

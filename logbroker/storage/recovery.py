@@ -32,11 +32,29 @@ from dataclasses import dataclass, field
 from . import fsutil
 from .checkpoint import CLEANER_NAME, LOG_START_NAME, STATE_NAME, PartitionState, StateFile, read_log_start
 from ..errors import CorruptionError
-from .index import IndexEntries, load_index
-from .record import parse_line
-from .segment import ScanResult, index_name, list_segments, log_name, scan_segment, timeindex_name, valid_batch_after
+from .index import IndexEntries, load_index, write_index
+from .record import BadBatch, parse_first_line
+from .segment import (ScanResult, Segment, index_name, iter_batches, list_segments, log_name, scan_segment,
+                      timeindex_name, valid_batch_after)
 
-__all__ = ["PartitionCheck", "SegmentCheck", "check_partition", "tail_damage", "state_problem"]
+__all__ = ["PartitionCheck", "SegmentCheck", "RecoveryReport", "check_partition", "tail_damage", "state_problem",
+           "tail_problem", "recover_active", "rebuild_closed_index"]
+
+
+@dataclass(slots=True)
+class RecoveryReport:
+    """What recovery changed (``actions``, one line each) and what it found but left alone
+    (``problems``). Empty ``actions`` means nothing was changed."""
+
+    topic: str
+    partition: int
+    actions: list[str] = field(default_factory=list)
+    truncated_bytes: int = 0
+    problems: list[str] = field(default_factory=list)  # damage found and left alone, each with a way out
+    subject: str = ""  # what the report is about when not a partition (a group's offsets)
+
+    def __bool__(self) -> bool:
+        return bool(self.actions)
 
 
 @dataclass(slots=True)
@@ -133,6 +151,108 @@ def tail_damage(fd: int, path: str, result: ScanResult, size: int, hw_position: 
     return None
 
 
+# -- recovering the active segment and the indexes (what PartitionLog runs, lock held) ----------
+
+def tail_problem(active: Segment, state: PartitionState, index_interval: int) -> str | None:
+    """Why the active segment (open for append) does not end as ``state`` says, or None when it
+    does: its size is the recorded log end position, its last batch is whole and ends at the log
+    end offset, and every byte past the high watermark (never synced, so after a power loss any of
+    it may be zeros) is whole valid batches. A writer's check before its first append."""
+    size = active.size()
+    if size != state.log_end_position:
+        return ("the segment is longer than the recorded log end position (a writer stopped before recording "
+                "its last batches)" if size > state.log_end_position else
+                "the segment is shorter than the recorded log end position")
+    if size > 0:
+        rfd = os.open(active.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if not last_batch_intact(rfd, state, size):
+                return "the last batch is not intact"
+        finally:
+            os.close(rfd)
+    if state.high_watermark < state.log_end_offset:
+        r = active.scan(size, index_interval, start=state.hw_position, start_offset=state.high_watermark,
+                        entries=IndexEntries(state.active_base))
+        if r.error is not None or r.next_offset != state.log_end_offset:
+            return "records past the high watermark are damaged"
+    return None
+
+
+def last_batch_intact(fd: int, state: PartitionState, size: int) -> bool:
+    """True when one whole valid batch runs from the recorded last batch position to ``size`` and
+    ends at the recorded log end offset (its first offset is not in the state, so read it)."""
+    try:
+        for batch in iter_batches(fd, state.last_batch_position, size):
+            return batch.file_pos + batch.end == size and batch.first["offset"] + batch.count == state.log_end_offset
+    except BadBatch:
+        pass
+    return False
+
+
+def recover_active(active: Segment, state: PartitionState, why: str | None, index_interval: int,
+                   topic: str, partition: int, trusted: bool = True) -> tuple[PartitionState, RecoveryReport]:
+    """Rescan the active segment (open for append, partition lock held) from its start: cut a torn
+    tail (durably), rebuild its indexes in place, and return the partition state the bytes say and
+    what was done (``why``: the reason given in the report).
+
+    ``trusted``: ``state`` (its high watermark position) may decide what is a torn tail (see
+    :func:`tail_damage`). Damage that is not a torn tail raises CorruptionError and changes nothing.
+    The caller records the returned state.
+    """
+    report = RecoveryReport(topic, partition)
+    size = active.size()
+    rfd = os.open(active.path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        result = scan_segment(rfd, active.base, size, index_interval)
+        damage = tail_damage(rfd, active.path, result, size, state.hw_position if trusted else None)
+        if damage is not None:
+            raise CorruptionError(f"{damage}. Run `logbroker inspect {active.directory} --verify`",
+                                  path=active.path, position=result.valid_end, offset=result.next_offset)
+    finally:
+        os.close(rfd)
+    if result.valid_end < size:
+        report.truncated_bytes = size - result.valid_end
+        report.actions.append(
+            f"truncated {size - result.valid_end} bytes of torn tail at position {result.valid_end} "
+            f"of {active.path} (offset {result.next_offset}): {result.error}")
+        fsutil.truncate(active.fd, result.valid_end, active.path)
+    else:
+        fsutil.sync_file(active.fd, active.path)
+    # Rewrite the active index in place: other writers keep valid descriptors to it.
+    entries = result.entries
+    active.rewrite_indexes(entries)
+    if why or report.actions:
+        report.actions.insert(0, f"recovered {topic}-{partition}: {why or 'state rebuilt'}")
+    new_state = PartitionState(
+        active_base=active.base,
+        log_end_offset=result.next_offset,
+        log_end_position=result.valid_end,
+        last_batch_position=result.last_batch_position,
+        high_watermark=result.next_offset,
+        hw_position=result.valid_end,
+        last_index_position=entries.last_position(),
+        max_timestamp=result.max_timestamp,
+        first_timestamp=result.first_timestamp,
+    )
+    return new_state, report
+
+
+def rebuild_closed_index(directory: str, base: int, index_interval: int) -> None:
+    """Rewrite a closed segment's indexes from its bytes, atomically (a check found them unusable)."""
+    # A compacted partition's closed segment may have gaps and end below the next base (FORMAT.md).
+    compacted = os.path.exists(os.path.join(directory, CLEANER_NAME))
+    later = [b for b in list_segments(directory) if b > base]
+    segment = Segment.open_read(directory, base)
+    try:
+        result = segment.scan(segment.size(), index_interval, gaps=compacted)
+    finally:
+        segment.close()
+    result.entries.closing = (result.max_timestamp, max(result.next_offset, later[0]) if later and compacted
+                              else result.next_offset)
+    write_index(os.path.join(directory, index_name(base)), os.path.join(directory, timeindex_name(base)),
+                result.entries)
+
+
 _CLEANER_LEFTOVER = re.compile(r"(\d{20})\.(\d{20})\.(cleaned|swap)\Z")
 
 
@@ -158,11 +278,9 @@ def _index_sane(fd: int, directory: str, base: int, limit: int, closed_next: int
         if position >= limit:
             return None
         head = os.pread(fd, min(limit - position, 1 << 16), position)
-        end = head.find(b"\n")
-        if end < 0:
-            continue  # a first line longer than 64 KiB: its batch was verified by the scan
         try:
-            if parse_line(head[:end])["offset"] != offset:
+            first = parse_first_line(head)  # None: a first line longer than 64 KiB (the scan verified it)
+            if first is not None and first["offset"] != offset:
                 return None
         except (ValueError, KeyError, TypeError):
             return None
