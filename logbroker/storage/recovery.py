@@ -333,7 +333,7 @@ def check_partition(directory: str, topic: str, partition: int, index_interval: 
         _log_start_finding(check, log_start_damaged, log_start)
         return check
 
-    # The active segment, as a writer would find it (see PartitionLog._check_tail).
+    # The active segment, as a writer would find it (see tail_problem, which a writer runs before its first append).
     active = bases[-1]
     if state is not None and state.active_base > active and state.log_end_position == 0:
         _tail_work(check, f"create the active segment {log_name(state.active_base)} the partition state records "
