@@ -27,7 +27,7 @@ import orjson
 
 from ..storage.config import DEFAULT_MAX_BLOCK_MS
 from ..errors import LogBrokerError, TopicDeletedError, UnknownTopicError
-from ..clients.producer import Producer
+from ..clients.producer import Producer, SentRun
 from ..storage.record import encode_headers, encode_key
 from ..storage.topic import Topic
 
@@ -212,7 +212,7 @@ def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str
         summary.created = True
     producer = Producer(data_dir, fsync=fsync, num_partitions=num_partitions, batch_size=256 * 1024,
                         max_block_ms=max_block_ms)
-    pending: list = []  # runs of records not yet settled: [batch, first index, count, partition]
+    pending: list[SentRun] = []  # runs of records not yet settled
     with _CtrlC() as ctrl_c:
         try:
             t = producer.topic(topic)
@@ -241,7 +241,7 @@ def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str
                         if key_field is not None and isinstance(value, dict) and value.get(key_field) is not None:
                             k = str(value[key_field])
                         f = send_json(topic, line, key=k, partition=partition, headers=headers)
-                        pending.append([f[1], f[2], 1, f[4]])
+                        pending.append(SentRun(f.batch, f.index, 1))
                     except TopicDeletedError as exc:
                         summary.failed += 1
                         summary.error = exc  # every later line would fail the same way: stop
@@ -320,13 +320,12 @@ class _CtrlC:
         return guarded
 
 
-def _settle(pending: list, summary: PublishSummary, on_error: Callable[[str], None] | None) -> None:
-    """Count the resolved runs of ``pending`` (``[batch, first index, count, partition]``: records
-    acknowledged, or not) and keep the others."""
+def _settle(pending: list[SentRun], summary: PublishSummary, on_error: Callable[[str], None] | None) -> None:
+    """Count the resolved runs of ``pending`` (records acknowledged, or not) and keep the others."""
     per, last = summary.per_partition, summary.last_offsets
     keep = []
     for run in pending:
-        batch, start, count, p = run
+        batch, start, count, p = run.batch, run.index, run.count, run.partition
         if not batch.done:
             keep.append(run)
             continue
