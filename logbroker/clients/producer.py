@@ -1,8 +1,8 @@
 """The producer: Kafka's ``send`` / ``flush`` / ``close`` over partition logs, with no server.
 
-``send`` encodes the record at once (so a bad value fails at the call that made it), picks the
-partition (explicit, else Kafka's murmur2 of the key, else round-robin for unkeyed records), and
-hands it to the accumulator of :mod:`logbroker.clients.sender`, whose thread appends it within
+``send`` encodes the record at once, up to its offset (so a bad value fails at the call that made
+it), picks the partition (explicit, else Kafka's murmur2 of the key, else round-robin for unkeyed
+records), and adds it to the accumulator of :mod:`logbroker.clients.sender`, whose thread appends it within
 ``linger_ms`` without anyone calling ``flush()`` (group commit, what a future means under each
 fsync policy, and the locks are described there). A record is acknowledged (its future resolved)
 only once its batch was written and, under the ``always`` policy, fsynced.

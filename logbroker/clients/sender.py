@@ -1,8 +1,10 @@
 """The producer's record accumulator and its sender thread (Kafka's ``RecordAccumulator`` and ``Sender``).
 
-``Producer.send`` puts each encoded record into the open batch of its partition; the sender thread
-appends batches to the partition logs and resolves their futures. Nobody has to call ``flush()``
-for a record to be written.
+``Producer.send`` encodes each record, in the caller's thread, into its *tail* (all of its line but
+the offset, :func:`~logbroker.storage.record.encode_tails`) and appends it to the open batch of its
+partition; the sender thread takes whole batches, appends them to the partition logs (adding only
+offsets, crcs and the batch field) and resolves their futures. Nobody has to call ``flush()`` for
+a record to be written.
 
 When a batch is ready (the sender takes it):
 
@@ -31,18 +33,26 @@ not make durable (records made durable by a roll inside it stay acknowledged).
 
 Locks, and who holds them:
 
-- ``lock`` (a ``threading.Lock``, the only lock ``send()`` takes): the open batches, the ready
-  queue, the byte count of ``buffer.memory``, and the flags. Held for microseconds, never across
-  I/O. ``acked`` (a Condition on it) is notified after every round: ``flush()``, ``get()`` and a
-  ``send()`` blocked on ``buffer.memory`` wait on it.
+- ``lock`` (a ``threading.Lock``): the open batches, the ready queue, the bytes of ``buffer.memory``
+  reserved, and the flags. Held for microseconds, never across I/O. ``acked`` (a Condition on it)
+  is notified after every round: ``flush()``, ``get()`` and a ``send()`` blocked on
+  ``buffer.memory`` wait on it. ``send()``'s common path does not take it: a record that fits in
+  what its batch reserved (``Batch.limit``) is added with one ``list.append``, which is atomic.
+  Whoever takes a batch from the accumulator seals it under the lock (:meth:`Batch.seal`: the
+  flag, then the count of records it holds); a ``send()`` that finds the flag set after its
+  append looks under the lock whether its record was counted, and puts it again if not. Every
+  other way in (a batch's first record, one that passes the reservation or fills the batch, a
+  record with a key or headers, ``send_json_many``) goes through :meth:`Sender.put` under the lock.
 - ``io_lock``: whoever appends to this producer's partition logs (the sender for a round,
   ``send_batch`` and the interval flush in the caller's thread). The sender takes it *before*
   collecting a round, so a ``send_batch`` that drains a partition's batches first can never
   overtake batches the sender collected earlier: per partition, records are appended in ``send``
   order. Across processes, the partition's flock (see :mod:`logbroker.storage.log`) serializes appends.
 
-``buffer.memory`` counts the encoded size of records handed to ``send()`` and not yet resolved; a
-``send()`` that would pass it blocks up to ``max.block.ms``, then raises ProducerTimeoutError.
+``buffer.memory`` counts what unresolved batches reserved: each reserves, under the lock, the size
+of the records it takes in pieces of up to 4 KiB (Kafka's BufferPool hands out whole batches); a
+``send()`` whose reservation would pass it blocks up to ``max.block.ms``, then raises
+ProducerTimeoutError.
 """
 
 from __future__ import annotations
