@@ -300,3 +300,13 @@ def test_futures_name_their_batch_record_topic_partition_and_timestamp(broker, t
         assert (a.topic, a.partition, b.timestamp) == ("t", 1, 1234)
         assert a.batch.done and a.get().offset == 0 and b.get().offset == 1
         assert a.index == 0
+
+
+def test_a_batch_reserves_no_more_buffer_memory_than_it_can_take_before_it_is_full(broker, tmp_path):
+    with Producer(tmp_path, batch_size=1) as producer:  # every record is a full batch
+        with producer._acc.io_lock:  # the sender waits: nothing is released meanwhile
+            futures = [producer.send("t", {"i": i}, partition=0) for i in range(20)]
+            sizes = sum(f.batch.size for f in futures)
+            assert producer._acc.buffered == sizes  # each batch reserved its one record, not a 4 KiB piece
+        producer.flush()
+        assert producer._acc.buffered == 0

@@ -195,7 +195,10 @@ class Sender:
                     continue
                 need = batch.size + size - batch.reserved
                 if need > 0:
-                    grow = max(need, self.chunk)
+                    # a piece for the records that may follow without the lock, no more than the
+                    # batch can still take before it is full
+                    room = self.batch_size - 1 - (batch.size + size)
+                    grow = need + max(0, min(self.chunk - need, room))
                     if self.buffered + grow > self.buffer_memory:
                         grow = need
                     if self.buffered + grow > self.buffer_memory:
