@@ -920,8 +920,30 @@ def bench_e2e(
 
 # -- entry point -------------------------------------------------------------------------------------
 
+def _terminated(signum: int, frame: object) -> None:
+    _TERMINATED.append(signum)
+    raise KeyboardInterrupt  # SIGTERM ends a command as Ctrl+C does: commits, summaries, clean close
+
+
+_TERMINATED: list[int] = []
+
+
 def main() -> None:
-    """Run the app, turning library errors into one line on stderr and an exit code."""
+    """Run the app, turning library errors into one line on stderr and an exit code. SIGTERM is
+    handled as Ctrl+C (``serve`` and ``mirror`` set their own handlers), exiting 143."""
+    import signal
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        _main()
+    except SystemExit as exc:
+        if _TERMINATED and exc.code in (None, 0, 130):
+            sys.exit(128 + _TERMINATED[0])
+        raise
+    if _TERMINATED:  # a command that ends quietly on Ctrl+C (consume) still says it was terminated
+        sys.exit(128 + _TERMINATED[0])
+
+
+def _main() -> None:
     try:
         import logging
         logging.basicConfig(level=logging.WARNING, format="%(message)s")
