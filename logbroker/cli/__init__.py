@@ -398,15 +398,11 @@ def consume(
     write = _record_writer(format, parse_properties(property or [], PRINT_PROPERTIES))
     paced = sys.stdout.isatty() or max_messages is None
 
-    def sink(record, n):
-        write(record, n)
-        if paced:
-            sys.stdout.flush()
     try:
-        count = run_consume(state.data_dir, topic, sink, group=group, from_beginning=from_beginning,
+        count = run_consume(state.data_dir, topic, write, group=group, from_beginning=from_beginning,
                             partition=partition, offset=offset, from_time=from_time, max_messages=max_messages,
                             timeout_ms=timeout_ms, on_notice=err, on_waiting=err if sys.stderr.isatty() else None,
-                            output_closed=_stdout_closed, cluster=remote)
+                            output_closed=_stdout_closed, cluster=remote, flush=sys.stdout.flush if paced else None)
         sys.stdout.flush()
     except BrokenPipeError:
         _stdout_gone()
