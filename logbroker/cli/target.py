@@ -12,6 +12,7 @@ import os
 from typing import Optional
 
 from logbroker.cli.kafka_options import cluster_for
+from logbroker.cli.output import err
 
 __all__ = ["ENV_DATA_DIR", "ELSEWHERE", "state", "broker", "where", "nothing_in", "cluster", "group_admin_of", "group_admin"]
 
@@ -31,7 +32,6 @@ def broker(create: bool = False, max_block_ms: Optional[int] = None):
     """The Broker of --data-dir. Only commands that write pass ``create``; they say when the data
     directory was created (read-only commands never create it)."""
     from logbroker.broker import Broker
-    from logbroker.cli.output import err
     b = Broker(state.data_dir, create=create) if max_block_ms is None else \
         Broker(state.data_dir, create=create, max_block_ms=max_block_ms)
     if b.created:
