@@ -48,14 +48,11 @@ def child(workload: str, data_dir: str, n: int) -> None:
         common.logbroker_send_batch(data_dir, values, n, 1000, "always")
     elif workload == "send-loop":
         from logbroker.clients.producer import Producer
-        from logbroker.storage.topic import Topic
-        topic = f"s{time.monotonic_ns()}"
-        Topic.create(data_dir, topic, 1).close()
-        with Producer(data_dir, fsync="always", batch_size=1000 * 374) as p:  # ~1,000 records a batch
-            send = p.send
-            for i in range(n):
-                send(topic, values[i % len(values)], partition=0)
-        Topic(data_dir, topic).delete()
+        with common.fresh_topic(data_dir, "s") as topic:
+            with Producer(data_dir, fsync="always", batch_size=1000 * 374) as p:  # ~1,000 records a batch
+                send = p.send
+                for i in range(n):
+                    send(topic, values[i % len(values)], partition=0)
     elif workload == "send-default":
         common.logbroker_send(data_dir, values, n, 1000)
     elif workload == "plain-read-loads":

@@ -672,6 +672,26 @@ def batch_raw_lines(buf: bytes, start: int, end: int) -> list[bytes]:
     return buf[start:end - 1].split(b"\n")
 
 
+def _value_field_start(body: bytes) -> int:
+    """Where the line body's own ``,"value":`` field starts.
+
+    The mark can also occur before it, inside a headers object whose second name is ``value``,
+    and after it, inside the value. The line's own mark is the first occurrence that closes the
+    head as a JSON object: a cut inside the headers object leaves that object open, and every
+    occurrence inside the value comes later.
+    """
+    cut = body.find(_VALUE_MARK)
+    if body.find(_VALUE_MARK, cut + 1) < 0:
+        return cut  # the common case: the mark occurs once
+    while cut >= 0:
+        try:
+            _loads(b"{%b}" % body[:cut])  # the body follows the prefix's comma: no opening brace
+            return cut
+        except orjson.JSONDecodeError:
+            cut = body.find(_VALUE_MARK, cut + 1)
+    raise ValueError("a record line without a value field")
+
+
 def rebatch(lines: Sequence[bytes], was_first: bool) -> bytes:
     """One batch made of ``lines``: whole lines of records with consecutive offsets, in order, taken
     from one batch (FORMAT.md, "Compacted logs").
@@ -690,7 +710,7 @@ def rebatch(lines: Sequence[bytes], was_first: bool) -> bytes:
         body = body[:cut] + body[close + 1:]
     if len(lines) > 1:
         tail = b"".join(line + b"\n" for line in lines[1:])
-        cut = body.find(_VALUE_MARK)
+        cut = _value_field_start(body)
         body = body[:cut] + _BATCH_FIELD % (len(lines), len(tail), _crc32(tail)) + body[cut:]
         return _LINE % (_crc32(body), body) + tail
     if was_first:
