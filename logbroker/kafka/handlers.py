@@ -239,9 +239,10 @@ class DataHandlers:
             reader = conn.reader(self.storage, name, partition)
             hw = reader.high_watermark()
             out["HighWatermark"] = out["LastStableOffset"] = hw
-            out["LogStartOffset"] = start = reader.log_start_offset()
-            if offset == hw:
+            if offset == hw:  # a consumer at the end: every fetch of an idle long poll
+                out["LogStartOffset"] = conn.log_start_offset(name, partition, reader)
                 return out
+            out["LogStartOffset"] = start = reader.log_start_offset()
             if not start <= offset <= hw:
                 out["ErrorCode"] = E.OFFSET_OUT_OF_RANGE
                 return out

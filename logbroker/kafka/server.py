@@ -28,6 +28,7 @@ import asyncio
 import logging
 import signal
 import struct
+import time
 from collections import deque
 from typing import Any, Callable
 
@@ -56,6 +57,9 @@ _HEAD = struct.Struct(">hhi")
 API_VERSIONS_KEY = 18
 
 
+LOG_START_TTL_S = 1.0  # how old a log start offset a fetch at the end of a partition may report
+
+
 class Connection:
     """One client connection: its readers (a cursor per partition it fetches) and client id."""
 
@@ -63,6 +67,17 @@ class Connection:
         self.peer = peer
         self.client_id: str | None = None
         self._readers: dict[tuple[str, int], Any] = {}
+        self._log_starts: dict[tuple[str, int], tuple[float, int]] = {}  # key -> (read at, log start offset)
+
+    def log_start_offset(self, topic: str, partition: int, reader: Any) -> int:
+        """The partition's log start offset as read at most ``LOG_START_TTL_S`` ago, for a fetch at
+        the high watermark, where it is only information (no offset is checked against it): an idle
+        long poll then costs no directory listing and checkpoint read per fetch."""
+        key, now = (topic, partition), time.monotonic()
+        cached = self._log_starts.get(key)
+        if cached is None or now - cached[0] >= LOG_START_TTL_S:
+            cached = self._log_starts[key] = (now, reader.log_start_offset())
+        return cached[1]
 
     def reader(self, storage: Storage, topic: str, partition: int):
         key = (topic, partition)
@@ -72,6 +87,7 @@ class Connection:
         return reader
 
     def drop_reader(self, topic: str, partition: int) -> None:
+        self._log_starts.pop((topic, partition), None)
         reader = self._readers.pop((topic, partition), None)
         if reader is not None:
             reader.close()

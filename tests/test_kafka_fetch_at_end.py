@@ -1,0 +1,40 @@
+"""A fetch at the high watermark (every fetch of an idle long poll) without a network: what it
+reads from the partition's files, and what it reports."""
+
+from __future__ import annotations
+
+from logbroker.kafka import server as server_module
+from logbroker.kafka.handlers import DataHandlers, ServerConfig
+from logbroker.kafka.server import Connection
+from logbroker.kafka.storage import Storage
+from logbroker.storage.reader import PartitionReader
+from logbroker.storage.record import PendingRecord
+from logbroker.storage.topic import Topic
+
+
+def test_fetches_at_the_end_read_the_log_start_offset_at_most_once_per_ttl_and_report_it_moved(
+        tmp_path, monkeypatch):
+    topic = Topic.create(str(tmp_path), "t", 1)
+    topic.log(0).append([PendingRecord(1_700_000_000_000, None, None, {"n": i}) for i in range(5)])
+    calls = []
+    real = PartitionReader.log_start_offset
+
+    def counted(self):
+        calls.append(1)
+        return real(self)
+    monkeypatch.setattr(PartitionReader, "log_start_offset", counted)
+    storage = Storage(str(tmp_path))
+    handlers, conn = DataHandlers(storage, ServerConfig()), Connection("test")
+    try:
+        ends = [handlers._fetch_partition("t", 0, 5, 1 << 20, conn) for _ in range(3)]
+        assert [(p["HighWatermark"], p["LogStartOffset"], p["Records"]) for p in ends] == [(5, 0, b"")] * 3
+        assert len(calls) == 1  # one directory listing and checkpoint read for three fetches at the end
+        handlers._fetch_partition("t", 0, 2, 1 << 20, conn)
+        assert len(calls) == 2  # a fetch of records checks its offset against a fresh log start
+        topic.log(0).delete_records(3)
+        monkeypatch.setattr(server_module, "LOG_START_TTL_S", 0.0)  # the TTL has passed
+        assert handlers._fetch_partition("t", 0, 5, 1 << 20, conn)["LogStartOffset"] == 3
+    finally:
+        conn.close()
+        storage.close()
+        topic.close()
