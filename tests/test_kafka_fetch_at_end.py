@@ -3,9 +3,13 @@ reads from the partition's files, and what it reports."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from logbroker.kafka import server as server_module
+from logbroker.kafka.batch import encode_batch
 from logbroker.kafka.handlers import DataHandlers, ServerConfig
-from logbroker.kafka.server import Connection
+from logbroker.kafka.server import Connection, KafkaServer
 from logbroker.kafka.storage import Storage
 from logbroker.storage.reader import PartitionReader
 from logbroker.storage.record import PendingRecord
@@ -38,3 +42,32 @@ def test_fetches_at_the_end_read_the_log_start_offset_at_most_once_per_ttl_and_r
         conn.close()
         storage.close()
         topic.close()
+
+
+def test_a_long_poll_is_answered_as_soon_as_a_produce_through_the_server_is_durable(tmp_path):
+    """Not at its MaxWaitMs: the append that acknowledges the produce wakes the waiting fetch, which
+    has its answer before the event loop's next turn (the end-to-end latency's server part)."""
+    Topic.create(str(tmp_path), "e", 1).close()
+
+    async def main():
+        server = KafkaServer(str(tmp_path))
+        producer, consumer = Connection("producer"), Connection("consumer")
+        fetch = asyncio.ensure_future(server.data.fetch(
+            {"MaxWaitMs": 30_000, "MinBytes": 1, "Topics": [{"Topic": "e", "Partitions": [
+                {"Partition": 0, "FetchOffset": 0, "PartitionMaxBytes": 1 << 20}]}]}, 11, consumer))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        parked = not fetch.done()
+        batch = encode_batch(0, [(0, int(time.time() * 1000), None, [], b'{"n":1}')])
+        acked = await server.data.produce({"Acks": -1, "TopicData": [
+            {"Name": "e", "PartitionData": [{"Index": 0, "Records": batch}]}]}, 8, producer)
+        await asyncio.sleep(0)
+        answered = fetch.done()
+        fetch.cancel()
+        producer.close()
+        consumer.close()
+        await server.close()
+        return parked, acked, answered, fetch.result() if answered else None
+    parked, acked, answered, got = asyncio.run(asyncio.wait_for(main(), 20))
+    assert parked and acked["Responses"][0]["PartitionResponses"][0]["ErrorCode"] == 0
+    assert answered and b'{"n":1}' in got["Responses"][0]["Partitions"][0]["Records"]
