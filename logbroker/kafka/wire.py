@@ -18,7 +18,8 @@ import struct
 from dataclasses import dataclass, field as dc_field
 from typing import Any
 
-__all__ = ["Field", "DecodeError", "Reader", "encode", "decode", "write_uvarint", "read_uvarint"]
+__all__ = ["Field", "DecodeError", "Reader", "encode", "decode", "write_uvarint", "read_uvarint", "read_varint",
+           "write_varint"]
 
 
 class DecodeError(ValueError):
@@ -91,6 +92,17 @@ def read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
         shift += 7
         if shift > 63:
             raise DecodeError(f"varint longer than 10 bytes at byte {pos}")
+
+
+def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """A zig-zag varint (the record batch's varint and varlong, signed) and the position after it."""
+    n, pos = read_uvarint(buf, pos)
+    return (n >> 1) ^ -(n & 1), pos
+
+
+def write_varint(out: bytearray, n: int) -> None:
+    """Append ``n`` (signed, 64 bits at most) as a zig-zag varint."""
+    write_uvarint(out, (n << 1) ^ (n >> 63))
 
 
 # -- decoding ------------------------------------------------------------------------------------
