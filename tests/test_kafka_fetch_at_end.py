@@ -71,3 +71,42 @@ def test_a_long_poll_is_answered_as_soon_as_a_produce_through_the_server_is_dura
     parked, acked, answered, got = asyncio.run(asyncio.wait_for(main(), 20))
     assert parked and acked["Responses"][0]["PartitionResponses"][0]["ErrorCode"] == 0
     assert answered and b'{"n":1}' in got["Responses"][0]["Partitions"][0]["Records"]
+
+
+def test_a_large_produced_batch_is_decoded_and_checked_with_no_garbage_collection():
+    """Its thousands of record tuples are made with the collector paused (they hold no cycle), and
+    the collector is enabled again afterwards, also when the batch is refused."""
+    import gc
+
+    import pytest
+
+    from logbroker.kafka import handlers
+    from logbroker.kafka.batch import BatchError, decode_batches
+    batch = encode_batch(0, [(i, 1_700_000_000_000, None, [], b'{"n":%d}' % i) for i in range(5000)])
+    collections, counting = [], [False]
+
+    def count(phase, info):
+        if phase == "start" and counting[0]:
+            collections.append(info["generation"])
+
+    def collections_during(fn, *args):
+        gc.collect()  # the collector's count at zero: a collection now is the call's own
+        del collections[:]
+        counting[0] = True
+        try:
+            return fn(*args)
+        finally:
+            counting[0] = False
+    gc.callbacks.append(count)
+    try:
+        collections_during(decode_batches, batch)
+        unpaused = len(collections)
+        decoded = collections_during(handlers._without_gc, decode_batches, batch)
+        paused = len(collections)
+        collections_during(handlers._without_gc, PendingRecord.from_kafka_records, decoded[0].records)
+        paused += len(collections)
+        with pytest.raises(BatchError):
+            handlers._without_gc(decode_batches, batch[:-1])
+    finally:
+        gc.callbacks.remove(count)
+    assert unpaused > 0 and paused == 0 and gc.isenabled()
