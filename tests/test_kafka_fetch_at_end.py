@@ -110,3 +110,39 @@ def test_a_large_produced_batch_is_decoded_and_checked_with_no_garbage_collectio
     finally:
         gc.callbacks.remove(count)
     assert unpaused > 0 and paused == 0 and gc.isenabled()
+
+
+def test_a_fetch_sent_again_unchanged_is_decoded_once_and_answered_with_its_own_correlation_id(tmp_path, monkeypatch):
+    import struct
+
+    from logbroker.kafka.schemas import FETCH
+    from logbroker.kafka.wire import encode
+    topic = Topic.create(str(tmp_path), "f", 1)
+    topic.log(0).append([PendingRecord(1_700_000_000_000, None, None, {"n": 1})])
+    topic.close()
+    decoded = []
+    real = server_module.decode
+
+    def counted(*args):
+        decoded.append(args[0])
+        return real(*args)
+    monkeypatch.setattr(server_module, "decode", counted)
+
+    def frame(correlation: int, offset: int) -> bytes:
+        out = bytearray(struct.pack(">hhih", 1, 11, correlation, 4) + b"test")
+        encode(FETCH.request, {"MaxWaitMs": 0, "MinBytes": 1, "Topics": [{"Topic": "f", "Partitions": [
+            {"Partition": 0, "FetchOffset": offset, "PartitionMaxBytes": 1 << 20}]}]}, 11, False, out)
+        return bytes(out)
+
+    async def main():
+        server = KafkaServer(str(tmp_path))
+        conn = Connection("consumer")
+        try:
+            return [await server._handle(frame(c, o), conn) for c, o in ((7, 1), (8, 1), (9, 0))]
+        finally:
+            conn.close()
+            await server.close()
+    answers = asyncio.run(main())
+    assert [struct.unpack_from(">i", a)[0] for a in answers] == [7, 8, 9]
+    assert answers[0][4:] == answers[1][4:] and b'{"n":1}' in answers[2]
+    assert len([s for s in decoded if s is FETCH.request]) == 2  # the repeat of the first was not decoded again

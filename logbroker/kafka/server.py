@@ -55,6 +55,7 @@ _PIPELINED = 16  # produce requests of one connection handled at once (group com
 _LEN = struct.Struct(">i")
 _HEAD = struct.Struct(">hhi")
 API_VERSIONS_KEY = 18
+FETCH_KEY = 1
 
 
 LOG_START_TTL_S = 1.0  # how old a log start offset a fetch at the end of a partition may report
@@ -67,6 +68,10 @@ class Connection:
         self.peer = peer
         self.client_id: str | None = None
         self._readers: dict[tuple[str, int], Any] = {}
+        #: (version, bytes after the header, decoded request) of the last Fetch: a consumer at the end
+        #: of its partitions sends the same one every long poll, and the fetch handler never changes
+        #: a request, so it is decoded once.
+        self.last_fetch: tuple[int, bytes, dict] | None = None
         self._log_starts: dict[tuple[str, int], tuple[float, int]] = {}  # key -> (read at, log start offset)
 
     def log_start_offset(self, topic: str, partition: int, reader: Any) -> int:
@@ -317,13 +322,21 @@ class KafkaServer:
                         version)
             return False
         flexible = api.flexible(version)
-        try:
-            if flexible:
-                r.skip_tags()
-            req = decode(api.request, r, version, flexible)
-        except DecodeError as exc:
-            log.warning("%s (%s): malformed %s v%d request (%s); closing", conn.peer, client_id, api.name, version, exc)
-            return False
+        repeated = conn.last_fetch
+        if api_key == FETCH_KEY and repeated is not None and repeated[0] == version and repeated[1] == frame[r.pos:]:
+            req = repeated[2]  # the fetch this connection sent last, again: an idle long poll's usual case
+        else:
+            body = frame[r.pos:]
+            try:
+                if flexible:
+                    r.skip_tags()
+                req = decode(api.request, r, version, flexible)
+            except DecodeError as exc:
+                log.warning("%s (%s): malformed %s v%d request (%s); closing", conn.peer, client_id, api.name, version,
+                            exc)
+                return False
+            if api_key == FETCH_KEY:
+                conn.last_fetch = (version, body, req)
         try:
             result = self._handlers[api_key](req, version, conn)
             if asyncio.iscoroutine(result):
