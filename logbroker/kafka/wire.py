@@ -3,8 +3,9 @@ API version (the protocol guide's "Protocol Primitive Types").
 
 Big-endian fixed-width integers; classic strings (int16 length) and bytes/arrays (int32 length),
 -1 for null; in *flexible* versions compact forms (unsigned varint of length + 1, 0 for null) and a
-tagged-field section at the end of every struct. Varints and zig-zag varlongs are the record
-batch's (:mod:`logbroker.kafka.batch`).
+tagged-field section at the end of every struct. The zig-zag varints of record batches
+(:mod:`logbroker.kafka.batch`) are read and written here too (:func:`read_varint`,
+:func:`write_varint`): one codec for both.
 
 A schema is a list of :class:`Field`. Decoding returns a dict of field name to value (nested
 structs are dicts, arrays lists); fields absent in a version are left out. Encoding takes such a
