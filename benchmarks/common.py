@@ -31,7 +31,8 @@ import threading
 import time
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 
@@ -230,42 +231,46 @@ def queue_pipeline(values: Sequence[Any], n: int) -> float:
     return n / elapsed
 
 
+@contextmanager
+def fresh_topic(data_dir: str, prefix: str, partitions: int = 1) -> Iterator[str]:
+    """The name of a topic created for one run (``prefix`` and a unique number), deleted afterwards."""
+    from logbroker.storage.topic import Topic
+    topic = f"{prefix}{time.monotonic_ns()}"
+    Topic.create(data_dir, topic, partitions).close()
+    try:
+        yield topic
+    finally:
+        Topic(data_dir, topic).delete()
+
+
 def logbroker_send_batch(data_dir: str, values: Sequence[Any], n: int, batch: int, fsync: str) -> float:
     """``Producer.send_batch`` of ``batch`` values at a time (the bulk path) into a fresh one-partition
     topic, deleted afterwards; records per second."""
     from logbroker.clients.producer import Producer
-    from logbroker.storage.topic import Topic
-    topic = f"b{time.monotonic_ns()}"
-    Topic.create(data_dir, topic, 1).close()
     chunks = [list(values[i:i + batch]) for i in range(0, len(values) - batch + 1, batch)] or [list(values)]
-    producer = Producer(data_dir, fsync=fsync)
-    try:
-        producer._topic(topic).log(0)  # open the partition before the clock starts, as produce_perf does
-        send_batch = producer.send_batch
-        start = time.perf_counter()
-        sent = 0
-        while sent < n:
-            chunk = chunks[(sent // batch) % len(chunks)][:n - sent]
-            send_batch(topic, chunk, partition=0)
-            sent += len(chunk)
-        elapsed = time.perf_counter() - start
-    finally:
-        producer.close()
-        Topic(data_dir, topic).delete()
+    with fresh_topic(data_dir, "b") as topic:
+        producer = Producer(data_dir, fsync=fsync)
+        try:
+            producer._topic(topic).log(0)  # open the partition before the clock starts, as produce_perf does
+            send_batch = producer.send_batch
+            start = time.perf_counter()
+            sent = 0
+            while sent < n:
+                chunk = chunks[(sent // batch) % len(chunks)][:n - sent]
+                send_batch(topic, chunk, partition=0)
+                sent += len(chunk)
+            elapsed = time.perf_counter() - start
+        finally:
+            producer.close()
     return n / elapsed
 
 
 def logbroker_produce(data_dir: str, values: Sequence[Any], n: int, batch: int, fsync: str,
                       producers: int = 1, partitions: int = 1) -> float:
     """bench.produce_perf into a fresh topic, deleted afterwards; records per second."""
-    from logbroker.storage.topic import Topic
-    topic = f"p{time.monotonic_ns()}"
-    Topic.create(data_dir, topic, partitions)
-    try:
+    with fresh_topic(data_dir, "p", partitions) as topic:
         result = bench.produce_perf(data_dir, topic, n, values=values, batch_size=batch, fsync=fsync,
                                     producers=producers, partitions=partitions)
-    finally:
-        Topic(data_dir, topic).delete()
     return result.records_per_sec
 
 
@@ -276,28 +281,25 @@ def logbroker_send(data_dir: str, values: Sequence[Any], n: int, flush_every: in
     ``flush_every`` records, or never (``None``: the sender thread and linger alone), then
     ``close()``, inside the clock; records per second."""
     from logbroker.clients.producer import Producer
-    from logbroker.storage.topic import Topic
-    topic = f"s{time.monotonic_ns()}"
-    Topic.create(data_dir, topic, partitions).close()
-    producer = Producer(data_dir, **producer_config)
-    try:
-        t = producer._topic(topic)
-        for p in range(partitions):
-            t.log(p)  # open the partitions before the clock starts, as produce_perf does
-        send, flush = producer.send, producer.flush
-        nv = len(values)
-        start = time.perf_counter()
-        if flush_every is None:
-            for i in range(n):
-                send(topic, values[i % nv])
-        else:
-            for i in range(n):
-                send(topic, values[i % nv])
-                if i % flush_every == flush_every - 1:
-                    flush()
-        producer.close()
-        elapsed = time.perf_counter() - start
-    finally:
-        producer.close()
-        Topic(data_dir, topic).delete()
+    with fresh_topic(data_dir, "s", partitions) as topic:
+        producer = Producer(data_dir, **producer_config)
+        try:
+            t = producer._topic(topic)
+            for p in range(partitions):
+                t.log(p)  # open the partitions before the clock starts, as produce_perf does
+            send, flush = producer.send, producer.flush
+            nv = len(values)
+            start = time.perf_counter()
+            if flush_every is None:
+                for i in range(n):
+                    send(topic, values[i % nv])
+            else:
+                for i in range(n):
+                    send(topic, values[i % nv])
+                    if i % flush_every == flush_every - 1:
+                        flush()
+            producer.close()
+            elapsed = time.perf_counter() - start
+        finally:
+            producer.close()
     return n / elapsed

@@ -1,6 +1,6 @@
 """Instructions per record, counted by valgrind's callgrind: ratios that a noisy machine cannot move.
 
-    python benchmarks/instructions.py [--small N] [--large N]
+    python benchmarks/instructions.py [--small N] [--large N] [--only send-default,raw-produce]
 
 Wall-clock ratios on a shared 2-core machine swing by +-30% from run to run. Instruction counts do
 not: the same program on the same input executes the same instructions whatever else runs. Each
@@ -48,14 +48,11 @@ def child(workload: str, data_dir: str, n: int) -> None:
         common.logbroker_send_batch(data_dir, values, n, 1000, "always")
     elif workload == "send-loop":
         from logbroker.clients.producer import Producer
-        from logbroker.storage.topic import Topic
-        topic = f"s{time.monotonic_ns()}"
-        Topic.create(data_dir, topic, 1).close()
-        with Producer(data_dir, fsync="always", batch_size=1000 * 374) as p:  # ~1,000 records a batch
-            send = p.send
-            for i in range(n):
-                send(topic, values[i % len(values)], partition=0)
-        Topic(data_dir, topic).delete()
+        with common.fresh_topic(data_dir, "s") as topic:
+            with Producer(data_dir, fsync="always", batch_size=1000 * 374) as p:  # ~1,000 records a batch
+                send = p.send
+                for i in range(n):
+                    send(topic, values[i % len(values)], partition=0)
     elif workload == "send-default":
         common.logbroker_send(data_dir, values, n, 1000)
     elif workload == "plain-read-loads":
@@ -113,7 +110,13 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=30_000)
     parser.add_argument("--dir", default=None)
+    parser.add_argument("--only", default=None,
+                        help="comma-separated workloads (default: every pair's); a pair is shown when both ran")
     args = parser.parse_args()
+    wanted = None if args.only is None else set(args.only.split(","))
+    known = {w for pair in PAIRS for w in pair}
+    if wanted is not None and not wanted <= known:
+        raise SystemExit(f"unknown workload(s) {sorted(wanted - known)}; known: {sorted(known)}")
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
     from consume import fill
@@ -122,13 +125,14 @@ def main() -> None:
                       f"differential between {args.small:,} and {args.large:,} records; PYTHONHASHSEED=0")
         fill(d, "c", args.large, common.orders())
         per = {}
-        for workload in dict.fromkeys(w for pair in PAIRS for w in pair):
+        for workload in dict.fromkeys(w for pair in PAIRS for w in pair if wanted is None or w in wanted):
             small, large = instructions(workload, d, args.small), instructions(workload, d, args.large)
             per[workload] = (large - small) / (args.large - args.small)
             sys.stderr.write(f"{workload}: {per[workload]:,.0f} instructions per record\n")
     print(common.table(["workload", "instructions/record", "baseline", "baseline instructions/record",
                         "ratio (baseline / workload)"],
-                       [[w, f"{per[w]:,.0f}", b, f"{per[b]:,.0f}", f"{per[b] / per[w]:.2f}x"] for w, b in PAIRS]))
+                       [[w, f"{per[w]:,.0f}", b, f"{per[b]:,.0f}", f"{per[b] / per[w]:.2f}x"] for w, b in PAIRS
+                        if w in per and b in per]))
     print()
 
 

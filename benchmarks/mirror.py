@@ -16,7 +16,6 @@ Each round, in a rotated order (medians of the rounds; ratios are medians of per
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -27,7 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from serve import VALUE, kafka_produce, native_produce, start_server  # noqa: E402
+from serve import (VALUE, client_versions, kafka_produce, native_produce, rounds_parser,  # noqa: E402
+                   start_server)
 
 
 def mirror(source: str, bootstrap: str, topic: str, n: int) -> float:
@@ -40,15 +40,9 @@ def mirror(source: str, bootstrap: str, topic: str, n: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--records", type=int, default=50_000)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--dir", default=None)
-    args = ap.parse_args()
+    args = rounds_parser(__doc__).parse_args()
     base = tempfile.mkdtemp(prefix="mirror-bench-", dir=args.dir)
-    import confluent_kafka
-    print(f"# Python {sys.version.split()[0]}, confluent-kafka {confluent_kafka.version()[0]} (librdkafka "
-          f"{confluent_kafka.libversion()[0]}), {os.cpu_count()} CPUs, load average "
+    print(f"# {client_versions()}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}, {args.records} records of {len(VALUE)} B, {args.rounds} rounds")
     server, bootstrap = start_server(os.path.join(base, "target"))
     source = os.path.join(base, "source")

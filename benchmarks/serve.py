@@ -242,18 +242,30 @@ def rss_by_size(base: str, sizes: list[int]) -> list[tuple[int, float, float]]:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def rounds_parser(doc: str) -> argparse.ArgumentParser:
+    """The options of the benchmarks against a ``logbroker serve``: records per round, rounds, and
+    where their temp directories go."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--records", type=int, default=50_000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--dir", default=None)
+    return ap
+
+
+def client_versions() -> str:
+    """The start of the environment line of those benchmarks: Python and the Kafka client's versions."""
+    import confluent_kafka
+    return (f"Python {sys.version.split()[0]}, confluent-kafka {confluent_kafka.version()[0]} (librdkafka "
+            f"{confluent_kafka.libversion()[0]})")
+
+
+def main() -> None:
+    ap = rounds_parser(__doc__)
     ap.add_argument("--rss-sizes", default="", help="comma-separated record counts, e.g. 100000,1000000")
     args = ap.parse_args()
     base = tempfile.mkdtemp(prefix="serve-bench-", dir=args.dir)
-    import confluent_kafka
     from logbroker.kafka.crc32c import NATIVE
-    print(f"# Python {sys.version.split()[0]}, confluent-kafka {confluent_kafka.version()[0]} (librdkafka "
-          f"{confluent_kafka.libversion()[0]}), CRC-32C {'google-crc32c' if NATIVE else 'pure Python'}, "
+    print(f"# {client_versions()}, CRC-32C {'google-crc32c' if NATIVE else 'pure Python'}, "
           f"{os.cpu_count()} CPUs, {args.records} records of {len(VALUE)} B, {args.rounds} rounds")
     server, bootstrap = start_server(os.path.join(base, "served"))
     native_dir = os.path.join(base, "native")

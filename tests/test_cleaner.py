@@ -433,3 +433,22 @@ def test_inspect_lists_a_pending_swap_as_a_repair_not_damage_and_recover_finishe
     assert any("finished the swap" in a for a in t.log(0).recover().actions)
     assert inspect_path(directory)["ok"]
     assert [r.offset for r in read_all(reopen(t))] == compacted(written, end)
+
+
+def test_a_run_whose_first_record_has_a_header_named_value_keeps_its_headers_and_value(make_topic):
+    # `,"value":` also occurs inside a headers object whose second name is "value": the new batch
+    # field must go before the record's value, not inside its headers
+    t = make_topic(cleanup_policy="compact", segment_bytes=100_000)
+    log = t.log(0)
+    headers = {"x": "1", "value": "2"}
+    log.append([rec(1, key="a"), rec({"value": 2, "y": 3}, key="b", headers=headers), rec(3, key="c"),
+                rec(4, key="d")])
+    log.append([rec(5, key="a")])
+    t.alter({"segment.bytes": 100})
+    t = reopen(t)
+    t.log(0).append([rec(6, key="z")])
+    clean_partition(t.log(0), now=NOW, force=True)
+    got = read_all(reopen(t))
+    assert [r.offset for r in got] == [1, 2, 3, 4, 5]
+    assert got[0].headers == headers and got[0].value == {"value": 2, "y": 3}
+    assert inspect_path(t.log(0).directory)["ok"]

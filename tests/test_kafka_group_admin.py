@@ -17,6 +17,8 @@ from kafka_support import module_server
 from logbroker.groups.admin import describe_group
 from logbroker.broker import Broker
 
+pytestmark = pytest.mark.slow  # a server process and confluent-kafka's AdminClient and consumers
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):

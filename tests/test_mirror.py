@@ -17,6 +17,8 @@ from logbroker.remote.mirror import MIRROR_GROUP, Mirror
 from kafka_support import module_server
 from mirror_support import append, commit, end_offsets, fill, shifted, source_records, target_records
 
+pytestmark = pytest.mark.slow  # a server process and Kafka clients per module, copies of thousands of records
+
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory):

@@ -21,6 +21,8 @@ from kafka_support import module_server
 from mirror_support import append, commit, end_offsets, fill, shifted, source_records, target_records
 from test_mirror import source, wait_for  # noqa: F401 (source: a fixture)
 
+pytestmark = pytest.mark.slow  # a server process and a logbroker mirror process per test
+
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = (ROOT / "README.md").read_text().split("## Moving to a Kafka cluster: logbroker mirror", 1)[1].split(
     "\n## ", 1)[0]

@@ -54,7 +54,7 @@ def test_pip_install_puts_only_the_logbroker_package_and_its_console_script_on_t
 def test_only_the_command_line_modules_of_the_package_import_typer():
     importers = sorted(p.relative_to(ROOT / "logbroker").as_posix() for p in (ROOT / "logbroker").rglob("*.py")
                        if "import typer" in p.read_text() or "from typer" in p.read_text())
-    assert importers == ["cli/__init__.py", "cli/kafka_options.py", "cli/typer_plain.py"]
+    assert importers and all(p.startswith("cli/") for p in importers), importers
 
 
 @pytest.mark.parametrize("how", ["module", "checkout", "console-script"])

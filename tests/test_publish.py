@@ -61,3 +61,40 @@ def test_the_summary_counts_records_per_partition_with_their_last_offsets(tmp_pa
     assert sorted(summary.per_partition.values()) == [3, 3, 4]  # round-robin
     for p in range(3):
         assert len(_values(tmp_path, "t", p)) == summary.per_partition[p] == summary.last_offsets[p] + 1
+
+
+_LINES = [b'{"n": 0}', b'  {"n": 1}  ', b'[1, 2]', b'"text"', b"12", b"", b"   ", b"not json", b"NaN", b'{"n": Infinity}',
+          b"[" * 300 + b"]" * 300, b"[" * 200 + b"]" * 200, b'{"big": 12345678901234567890}', b'{"ok": 1234567890123456789}',
+          b'"' + b"9" * 25 + b'"', b"\xff", b'{"a": 1', b"1, 2", b"[3", b"4]", b"x" * 80, b'"' + b"y" * 60 + b'"', None]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_read_checked_at_once_is_accepted_exactly_when_every_line_is_on_its_own(seed):
+    import random
+    rng = random.Random(seed)
+    lines = [rng.choice(_LINES) for _ in range(rng.randrange(1, 6))]
+    alone = []
+    for line in lines:
+        try:
+            if line is None or len(line.strip()) > 70:
+                raise ValueError("too long")
+            publish.parse_value(line)
+            alone.append(line.strip())
+        except ValueError:
+            alone = None
+            break
+    got = publish.acceptable_values(lines, 70)
+    if alone is None:
+        assert got is None  # never accepts what a line alone would be refused for
+    else:
+        assert got in (None, alone)  # None: a long run of digits or many brackets, left to line by line
+
+
+def test_a_read_of_ordinary_lines_is_accepted_at_once_and_stored_stripped():
+    lines = [b'{"n": 0}', b'  [1, 2] ', b'"text"', b"12", b'{"ok": 123456789012345678}']
+    assert publish.acceptable_values(lines, 70) == [line.strip() for line in lines]
+
+
+@pytest.mark.parametrize("line", [b'{"big": 12345678901234567890}', b"[" * 300 + b"]" * 300, b"NaN", b"  ", b'{"a": 1'])
+def test_a_read_with_one_line_refused_alone_is_not_accepted_at_once(line):
+    assert publish.acceptable_values([b'{"n": 0}', line, b"1"], 1000) is None

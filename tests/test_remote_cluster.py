@@ -18,6 +18,8 @@ from logbroker.groups.admin import describe_group, plan_reset_offsets, replay
 from logbroker.remote.clients import RemoteConsumer, RemoteProducer
 from logbroker.remote.cluster import Cluster
 
+pytestmark = pytest.mark.slow  # a server process and Kafka clients (confluent-kafka) per test
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):

@@ -233,3 +233,80 @@ def test_send_batch_writes_after_the_records_sent_before_it(broker, tmp_path):
         assert batch.base_offset == 5
         assert [f.get().offset for f in sent] == [0, 1, 2, 3, 4]
     assert _values(broker) == list(range(8))
+
+
+def test_a_record_appended_to_a_batch_after_it_was_sealed_is_left_out_of_it_and_sent_again(broker, tmp_path):
+    with Producer(tmp_path, linger_ms=3_600_000) as producer:
+        acc = producer._acc
+        acc.io_lock.acquire()  # the sender waits, so the batch stays open until the hook below
+        try:
+            first = producer.send("t", "first", partition=0)  # opens the batch (the locked way)
+            batch = first.batch
+
+            class SealedUnderIt(list):
+                """The sender takes the batch just as send() appends to it without the lock."""
+
+                def append(self, tail):
+                    with acc.lock:
+                        batch.seal()
+                        acc.batches["t"][0] = type(batch)("t", 0, acc)
+                        acc.ready.append(batch)
+                        acc.wake.set()
+                    list.append(self, tail)
+
+            batch.tails = SealedUnderIt(batch.tails)
+            late = producer.send("t", "late", partition=0)
+        finally:
+            acc.io_lock.release()
+        assert late.batch is not batch  # not in the batch taken without it: sent again
+        producer.flush()
+        assert (first.get().offset, late.get().offset) == (0, 1)
+    assert _values(broker) == ["first", "late"]
+
+
+def test_threads_sending_at_once_get_futures_naming_their_own_records(broker, tmp_path):
+    import sys
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads between almost every few bytecodes
+    try:
+        with Producer(tmp_path, linger_ms=0, batch_size=600) as producer:
+            futures: dict[str, object] = {}
+
+            def sender(name):
+                for i in range(500):
+                    futures[f"{name}-{i}"] = producer.send("t", f"{name}-{i}", partition=0)
+            threads = [threading.Thread(target=sender, args=(n,)) for n in "abcd"]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            producer.flush()
+            offsets = {value: f.get().offset for value, f in futures.items()}
+    finally:
+        sys.setswitchinterval(interval)
+    stored = _values(broker)
+    assert sorted(stored) == sorted(futures)  # every record once
+    assert all(stored[offset] == value for value, offset in offsets.items())
+    for name in "abcd":  # and each thread's records in the order it sent them
+        mine = [v for v in stored if v.startswith(name)]
+        assert mine == [f"{name}-{i}" for i in range(500)]
+
+
+def test_futures_name_their_batch_record_topic_partition_and_timestamp(broker, tmp_path):
+    with Producer(tmp_path) as producer:
+        a = producer.send("t", "a", partition=1)
+        b = producer.send("t", "b", partition=1, timestamp_ms=1234)
+        producer.flush()
+        assert (a.topic, a.partition, b.timestamp) == ("t", 1, 1234)
+        assert a.batch.done and a.get().offset == 0 and b.get().offset == 1
+        assert a.index == 0
+
+
+def test_a_batch_reserves_no_more_buffer_memory_than_it_can_take_before_it_is_full(broker, tmp_path):
+    with Producer(tmp_path, batch_size=1) as producer:  # every record is a full batch
+        with producer._acc.io_lock:  # the sender waits: nothing is released meanwhile
+            futures = [producer.send("t", {"i": i}, partition=0) for i in range(20)]
+            sizes = sum(f.batch.size for f in futures)
+            assert producer._acc.buffered == sizes  # each batch reserved its one record, not a 4 KiB piece
+        producer.flush()
+        assert producer._acc.buffered == 0

@@ -4,7 +4,7 @@ typer 0.2x coerces every parameter through a pydantic ``TypeAdapter`` built on f
 importing pydantic for that took ~0.2 s of the ~0.4 s a one-record ``logbroker publish`` took.
 The CLI's parameters are all str, int, float, bool or lists of them, so :func:`plain_command`
 gives those a few lines of plain Python instead; anything else keeps typer's own coercion. Only
-logbroker/cli/__init__.py imports this module (no other module of the library imports typer).
+:mod:`logbroker.cli.root` imports this module (no module outside logbroker/cli imports typer).
 """
 
 from __future__ import annotations

@@ -15,10 +15,12 @@ applies when there is no committed offset and when the position is out of range 
 offset after retention, or past the log end); a reset that skips records is logged as a warning.
 
 Waiting for records polls each partition's ``high-watermark`` file (one ``pread``, compared with the
-bytes seen last) with an adaptive sleep: 0.5 ms after data, growing to 5 ms while idle.
+bytes seen last: :class:`~logbroker.clients.partition_watch.PartitionWatch`) with an adaptive sleep:
+0.5 ms after data, growing to 5 ms while idle.
 
 A deleted topic (FORMAT.md, "Topic identity"): every poll checks that each topic is still the one
-this consumer opened (one ``stat``). When it was deleted, the consumer drops its partitions (and its
+this consumer opened (one ``stat``; the open topics are a
+:class:`~logbroker.clients.consumer_topics.ConsumerTopics`). When it was deleted, the consumer drops its partitions (and its
 group membership, which went with the topic) and logs a warning; when a topic of that name exists
 again, it follows it as Kafka does: a subscription joins the new topic's group, a manual assignment
 takes the partitions that exist, and positions start from ``auto_offset_reset`` (the new topic has no
@@ -40,15 +42,15 @@ from collections import deque
 from typing import Any, Iterable, Iterator, NamedTuple
 
 from ..storage.datadir import resolve_data_dir
-from ..storage.checkpoint import STATE_NAME, PartitionState
 from ..errors import (CommitFailedError, GroupError, InvalidConfigError, OffsetOutOfRangeError,
-                     TopicDeletedError, UnknownPartitionError, UnknownTopicError)
-from ..groups.membership import CHECK_INTERVAL_S, DEFAULT_SESSION_TIMEOUT_MS, GroupMember, refuse_if_live
-from ..storage.handles import OPEN_FILES
+                     TopicDeletedError, UnknownPartitionError)
+from ..groups.membership import DEFAULT_SESSION_TIMEOUT_MS, GroupMember, refuse_if_live
 from ..groups.offsets import CommittedOffset, GroupPaths, OffsetStore
 from ..storage.reader import PartitionReader
 from ..storage.consumer_record import Record, Records
-from ..storage.topic import TOPIC_FILE, Topic
+from ..storage.topic import Topic
+from .consumer_topics import ConsumerTopics
+from .partition_watch import PartitionWatch
 
 __all__ = ["Consumer", "TopicPartition", "OffsetAndTimestamp", "RESET_POLICIES"]
 
@@ -70,67 +72,6 @@ class TopicPartition(NamedTuple):
 class OffsetAndTimestamp(NamedTuple):
     offset: int
     timestamp: int
-
-
-_LOST_STATE_PROBE_S = 0.5
-
-
-class _Watch:
-    """Tells cheaply whether a partition's state file changed since it was last looked at."""
-
-    __slots__ = ("path", "fd", "seen", "high_watermark", "next_probe")
-
-    def __init__(self, partition_dir: str) -> None:
-        self.path = os.path.join(partition_dir, STATE_NAME)
-        self.fd = -1
-        self.seen = b""
-        self.high_watermark = -1
-        self.next_probe = 0.0
-
-    def _probe(self) -> bool:
-        """A missing or empty state file: a partition never written to, or a lost state file. Let
-        the reader look now and then (it rebuilds a lost one), never more than twice a second."""
-        now = time.monotonic()
-        if now < self.next_probe:
-            return False
-        self.next_probe = now + _LOST_STATE_PROBE_S
-        return True
-
-    def may_have_data(self, position: int) -> bool:
-        if position < self.high_watermark:
-            return True
-        if self.fd < 0:
-            try:
-                self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-            except FileNotFoundError:
-                return self._probe()
-        OPEN_FILES.touch(self, 1, self._close_fd)
-        raw = os.pread(self.fd, 128, 0)
-        if not raw:
-            return self._probe()
-        if raw == self.seen:
-            if self._probe() and os.fstat(self.fd).st_nlink == 0:
-                # The file was deleted (and perhaps rebuilt by recovery): watch the new one.
-                self.close()
-                self.seen, self.high_watermark = b"", -1
-                return True
-            return False
-        self.seen = raw
-        state = PartitionState.decode(raw)
-        if state is None:  # a read racing a rewrite: let the reader look, and look again next time
-            self.seen, self.high_watermark = b"", -1
-            return True
-        self.high_watermark = state.high_watermark
-        return position < self.high_watermark
-
-    def close(self) -> None:
-        OPEN_FILES.forget(self)
-        self._close_fd()
-
-    def _close_fd(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
 
 
 class Consumer:
@@ -167,14 +108,12 @@ class Consumer:
         self.consumer_timeout_ms = consumer_timeout_ms
         self.member_id = GroupMember.new_member_id(client_id)
         self.client_id = client_id
-        self._topics: dict[str, Topic] = {}
-        self._topic_mtime: dict[str, int] = {}
-        self._gone: dict[str, float] = {}  # deleted topics to follow when re-created: name -> next look
+        self._topics = ConsumerTopics(self.data_dir)
         self._members: dict[str, GroupMember] = {}
         self._subscription: list[str] = []
         self._manual: list[TopicPartition] | None = None
         self._readers: dict[TopicPartition, PartitionReader] = {}
-        self._watches: dict[TopicPartition, _Watch] = {}
+        self._watches: dict[TopicPartition, PartitionWatch] = {}
         self._side_readers: dict[TopicPartition, PartitionReader] = {}
         self._positions: dict[TopicPartition, int] = {}
         self._buffer: deque[list] = deque()  # [partition, records, next index] chunks for iteration
@@ -212,7 +151,7 @@ class Consumer:
                 self._add(TopicPartition(name, p))
             return
         member = GroupMember(GroupPaths(t.path, self.group_id, t.identity), name,
-                             lambda n=name: self._partition_count(n), self.member_id,
+                             lambda n=name: self._topics.partition_count(n), self.member_id,
                              self.session_timeout_ms, self.client_id,
                              on_revoke=lambda ps, n=name: self._on_revoke(n, ps))
         member.join()
@@ -341,7 +280,7 @@ class Consumer:
                 self._reset(tp, position, f"it is out of range ({exc})")
                 continue
             except (TopicDeletedError, FileNotFoundError, NotADirectoryError):
-                if self._topics[tp.topic].identity.current():
+                if self._topics.is_current(tp.topic):
                     raise
                 self._follow(tp.topic)
                 break  # the partitions listed above changed
@@ -488,16 +427,15 @@ class Consumer:
     # -- group upkeep -------------------------------------------------------------------------
 
     def _maintain(self, force: bool = False) -> None:
-        for name, t in list(self._topics.items()):
-            if not t.identity.current():
-                self._follow(name)
-        if self._gone:
+        for name in self._topics.deleted():
+            self._follow(name)
+        if self._topics.looking:
             self._look_for_recreated()
         for topic, member in list(self._members.items()):
             try:
                 revoked, lost, acquired = member.check(force)
             except (TopicDeletedError, FileNotFoundError, NotADirectoryError):
-                if self._topics[topic].identity.current():
+                if self._topics.is_current(topic):
                     raise
                 self._follow(topic)
                 continue
@@ -516,7 +454,7 @@ class Consumer:
 
     def _follow(self, name: str) -> None:
         """The topic ``name`` this consumer opened was deleted: drop it, and follow a re-creation."""
-        t = self._topics.pop(name)
+        t = self._topics.forget(name)
         gone = t.identity.deleted_error()
         self._forget(name)
         t.close()
@@ -525,7 +463,7 @@ class Consumer:
                                     f"a re-created topic from", topic=name, partition=None, topic_id=t.topic_id)
         log.warning("%s; its partitions are dropped, and a topic created again under that name is read "
                     "from auto_offset_reset=%s", gone, self.auto_offset_reset)
-        self._gone[name] = 0.0
+        self._topics.look_for(name)
         self._look_for_recreated()
 
     def _forget(self, name: str) -> None:
@@ -543,16 +481,7 @@ class Consumer:
         self._buffer.clear()
 
     def _look_for_recreated(self) -> None:
-        now = time.monotonic()
-        for name, when in list(self._gone.items()):
-            if now < when:
-                continue
-            self._gone[name] = now + CHECK_INTERVAL_S
-            try:
-                t = self._topic(name)
-            except UnknownTopicError:
-                continue  # not (yet) created again
-            del self._gone[name]
+        for name, t in self._topics.recreated():
             log.warning("topic %r exists again (topic id %s); following it from auto_offset_reset=%s",
                         name, t.topic_id, self.auto_offset_reset)
             if name in self._subscription:
@@ -591,8 +520,7 @@ class Consumer:
             for reader in self._side_readers.values():
                 reader.close()
             self._side_readers.clear()
-            for t in self._topics.values():
-                t.close()
+            self._topics.close()
 
     def __enter__(self) -> "Consumer":
         return self
@@ -610,25 +538,7 @@ class Consumer:
         return self._topic(name)
 
     def _topic(self, name: str) -> Topic:
-        t = self._topics.get(name)
-        if t is None:
-            t = self._topics[name] = Topic(self.data_dir, name)
-            self._topic_mtime[name] = _mtime(os.path.join(t.path, TOPIC_FILE))
-        return t
-
-    def _partition_count(self, name: str) -> int:
-        """The topic's partition count, re-read when topic.json changed (partitions only grow)."""
-        t = self._topic(name)
-        mtime = _mtime(os.path.join(t.path, TOPIC_FILE))
-        if mtime != self._topic_mtime.get(name):
-            fresh = Topic(self.data_dir, name)
-            if fresh.identity.key != t.identity.key:
-                fresh.close()
-                raise t.identity.deleted_error()  # another topic under the name: _maintain follows it
-            t.close()
-            self._topics[name] = t = fresh
-            self._topic_mtime[name] = mtime
-        return t.partitions
+        return self._topics.get(name)
 
     def _drop_topic(self, name: str) -> None:
         member = self._members.get(name)
@@ -641,12 +551,12 @@ class Consumer:
         for tp in [tp for tp in self._readers if tp.topic == name]:
             self._remove(tp)
         self._subscription.remove(name)
-        self._gone.pop(name, None)
+        self._topics.stop_looking(name)
 
     def _add(self, tp: TopicPartition) -> None:
         if tp not in self._readers:
             self._readers[tp] = self._topic(tp.topic).reader(tp.partition)
-            self._watches[tp] = _Watch(self._readers[tp].directory)
+            self._watches[tp] = PartitionWatch(self._readers[tp].directory)
             self._positions.pop(tp, None)
 
     def _remove(self, tp: TopicPartition) -> None:
@@ -670,9 +580,3 @@ class Consumer:
             reader = self._side_readers[tp] = self._topic(topic).reader(partition)
         return reader
 
-
-def _mtime(path: str) -> int:
-    try:
-        return os.stat(path).st_mtime_ns
-    except FileNotFoundError:
-        return 0

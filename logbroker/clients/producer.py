@@ -1,8 +1,8 @@
 """The producer: Kafka's ``send`` / ``flush`` / ``close`` over partition logs, with no server.
 
-``send`` encodes the record at once (so a bad value fails at the call that made it), picks the
-partition (explicit, else Kafka's murmur2 of the key, else round-robin for unkeyed records), and
-hands it to the accumulator of :mod:`logbroker.clients.sender`, whose thread appends it within
+``send`` encodes the record at once, up to its offset (so a bad value fails at the call that made
+it), picks the partition (explicit, else Kafka's murmur2 of the key, else round-robin for unkeyed
+records), and adds it to the accumulator of :mod:`logbroker.clients.sender`, whose thread appends it within
 ``linger_ms`` without anyone calling ``flush()`` (group commit, what a future means under each
 fsync policy, and the locks are described there). A record is acknowledged (its future resolved)
 only once its batch was written and, under the ``always`` policy, fsynced.
@@ -25,23 +25,21 @@ from __future__ import annotations
 import logging
 import os
 import time
-from functools import partial
-from operator import itemgetter
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from ..storage.config import DEFAULT_MAX_BLOCK_MS, DEFAULT_PARTITIONS
-from ..errors import InvalidConfigError, LogBrokerError, RecordTooLargeError, UnknownTopicError
+from ..errors import InvalidConfigError, InvalidRecordError, LogBrokerError, RecordTooLargeError, UnknownTopicError
 from ..storage.fsutil import FsyncPolicy
 from .partitioner import Partitioner
-from ..storage.record import (PendingRecord, check_timestamp, has_non_finite, encode_headers, encode_key,
-                     line_size)
+from ..storage.record import (TAIL_EXTRA, PendingRecord, TailGroup, check_timestamp, encode_headers, encode_key, encode_tail,
+                              has_non_finite, line_size, tail_template)
 from .sender import Batch, Sender
 from ..storage.topic import Topic
 
-__all__ = ["Producer", "RecordMetadata", "FutureRecordMetadata", "FutureBatchMetadata"]
+__all__ = ["Producer", "RecordMetadata", "FutureRecordMetadata", "FutureBatchMetadata", "SentRun"]
 
 _dumps = orjson.dumps
 log = logging.getLogger("logbroker")
@@ -60,31 +58,50 @@ class RecordMetadata:
 
 
 class FutureRecordMetadata(tuple):
-    """The pending result of ``send``. ``get()`` flushes the producer if needed and returns it.
+    """The pending result of ``send``. ``get()`` waits until the record is acknowledged.
 
-    Futures of one batch share its outcome, so acknowledging a batch costs the same for one record
-    or a thousand. (A tuple, so that creating one per record stays cheap.)
+    Futures of one batch share its outcome (the :class:`~logbroker.clients.sender.Batch`), so
+    acknowledging a batch costs the same for one record or a thousand; a future only adds the
+    record's place in it. (A tuple ``(batch, index, timestamp)``, so that creating one per record
+    stays cheap; read it through its properties.)
     """
 
     __slots__ = ()
 
-    topic = property(itemgetter(3))
-    partition = property(itemgetter(4))
-    timestamp = property(itemgetter(5))
+    @property
+    def batch(self) -> Batch:
+        """The producer batch the record went into (shared by the futures of its records)."""
+        return tuple.__getitem__(self, 0)
+
+    @property
+    def index(self) -> int:
+        """The record's place in :attr:`batch`."""
+        return tuple.__getitem__(self, 1)
+
+    @property
+    def timestamp(self) -> int:
+        return tuple.__getitem__(self, 2)
+
+    @property
+    def topic(self) -> str:
+        return self.batch.topic
+
+    @property
+    def partition(self) -> int:
+        return self.batch.partition
 
     def done(self) -> bool:
-        batch = self[1]
-        return batch.results is not None or batch.error is not None
+        return self.batch.done
 
     def get(self, timeout: float | None = None) -> RecordMetadata:
         """Wait (up to ``timeout`` seconds) until the record is acknowledged; raise if it failed."""
-        producer, batch, index, topic, partition, timestamp = self
-        if batch.results is None and batch.error is None:
-            producer._acc.wait(batch, timeout)
+        batch, index, timestamp = self
+        if not batch.done:
+            batch.sender.wait(batch, timeout)
         offset = batch.offset_of(index)
         if offset is None:
             raise batch.error
-        return RecordMetadata(topic, partition, offset, timestamp)
+        return RecordMetadata(batch.topic, batch.partition, offset, timestamp)
 
 
 class FutureBatchMetadata:
@@ -111,8 +128,26 @@ class FutureBatchMetadata:
                 for i in range(self._count)]
 
 
-_new_future = partial(tuple.__new__, FutureRecordMetadata)
-_new_pending = partial(tuple.__new__, PendingRecord)
+class SentRun:
+    """Records of :meth:`Producer.send_json_many` that went into one batch: ``count`` records from
+    ``index`` on. Acknowledged (or failed) together, when ``batch.done``."""
+
+    __slots__ = ("batch", "index", "count")
+
+    def __init__(self, batch: Batch, index: int, count: int) -> None:
+        self.batch, self.index, self.count = batch, index, count
+
+    @property
+    def partition(self) -> int:
+        return self.batch.partition
+
+
+# A record's size for batch.size and buffer.memory: its tail and this, which over-estimates its line
+# (as PendingRecord.size does: ~124 bytes besides the value of a record without key or headers).
+_SIZE_EXTRA = TAIL_EXTRA + 30
+
+_COMPACT_KEYLESS = ("Compacted topic cannot accept message without key in topic partition {topic}-{partition} "
+                    "(cleanup.policy=compact)")
 
 
 class Producer:
@@ -163,7 +198,9 @@ class Producer:
                            buffer_memory=buffer_memory,
                            max_block_ms=float("inf") if max_block_ms is None else max_block_ms)
         self._batches = self._acc.batches  # per topic, the open batch of each partition
+        self._fast: dict[str, list[Batch]] = {}  # the same, for the topics send()'s fast path serves
         self._limits: dict[str, int] = {}  # max.message.bytes per topic
+        self._stamp = (-1, b"")  # the millisecond of the last send() and its tail template
         self._closed = False
 
     # -- Kafka's API --------------------------------------------------------------------------
@@ -177,48 +214,54 @@ class Producer:
         back as ``None``. To store the JSON ``null`` itself, use ``send_json(topic, b"null")``.
         A topic with ``cleanup.policy=compact`` refuses a record without a key (InvalidRecordError).
         """
-        batches = self._batches.get(topic)
-        if batches is None or key is not None or headers or timestamp_ms is not None or self._closed or value is None:
+        batches = self._fast.get(topic)
+        if batches is None or key is not None or headers or timestamp_ms is not None or value is None:
             return self._send(topic, value, key, partition, timestamp_ms, headers)
-        # The common case (no key, headers or timestamp) in one frame: what _route, PendingRecord,
-        # _put and Sender.added do, without their calls (a Python call, a tuple subclass made
-        # through partial and int(time() * 1000) each cost ~300-2,000 instructions, measured with
-        # callgrind). The lock stays a `with`: a bare acquire() could be left held by a Ctrl+C
-        # raised as the call returns, and close() would then wait forever. Anything unusual goes
-        # the general way, which raises.
+        # The common case (no key, headers or timestamp; a topic that takes records without a key)
+        # in one frame, encoded here into its tail (storage.record.encode_tails) and appended to the
+        # open batch of its partition without the lock: list.append is atomic, and a record that
+        # does not fit in what the batch reserved, or lands in a batch sealed meanwhile, goes the
+        # way of put() (see Batch and Sender.put). Anything unusual goes the general way, which raises.
         if partition is None:
             partition = 0 if len(batches) == 1 else self._partitioners[topic].partition(None)
         elif type(partition) is not int or not 0 <= partition < len(batches):
             self._topics[topic].check_partition(partition)  # raises UnknownPartitionError
         try:
-            value_json = b"%b" % _dumps(value)  # record.dumps_kept inline: a copy of its own size
+            value_json = _dumps(value)
         except (TypeError, orjson.JSONEncodeError):
             return self._send(topic, value, key, partition, timestamp_ms, headers)
-        size = len(value_json) + 124
-        if (value_json.find(b"null") >= 0 and has_non_finite(value)) or size > self._limits[topic]:
+        # find, not `in`: bytes.__contains__ first tries its operand as an int (thousands of instructions)
+        if value_json.find(b"null") >= 0 and has_non_finite(value):
             return self._send(topic, value, key, partition, timestamp_ms, headers)
         ts = _time_ns() // 1_000_000
-        acc = self._acc
-        with acc.lock:
-            if acc.buffered + size > acc.buffer_memory:
-                acc.wait_for_space(size)
-            batch = batches[partition]
-            records = batch.records
-            records.append((ts, b"null", b"", value_json, size))  # a PendingRecord's fields
-            acc.buffered += size
-            filled = batch.size + size
-            batch.size = filled
-            if filled == size:
-                acc.started(batch)
-            if filled >= acc.batch_size:
-                acc.full(topic, partition, batch)
-            return _tuple_new(FutureRecordMetadata, (self, batch, len(records) - 1, topic, partition, ts))
+        stamp = self._stamp
+        if stamp[0] != ts:
+            stamp = self._stamp = (ts, tail_template(ts))
+        tail = stamp[1] % value_json  # the tail, in a bytes object of its own size
+        size = len(tail) + _SIZE_EXTRA
+        batch = batches[partition]
+        used = batch.size + size
+        if used > batch.limit:
+            if size > self._limits[topic]:
+                return self._send(topic, value, key, partition, timestamp_ms, headers)  # measures, refuses
+            return self._put(topic, partition, tail, size, ts, None)
+        tails = batch.tails
+        tails.append(tail)
+        index = len(tails) - 1
+        batch.size = used
+        if ts > batch.max_ts:
+            batch.max_ts = ts
+        if batch.sealed or tails[index] is not tail:  # sealed, or another thread appended too
+            index = self._acc.settle(batch, tail)
+            if index is None:
+                return self._put(topic, partition, tail, size, ts, None)
+        return _tuple_new(FutureRecordMetadata, (batch, index, ts))
 
     def _send(self, topic: str, value: Any, key: str | None, partition: int | None, timestamp_ms: int | None,
               headers: dict[str, str] | None) -> FutureRecordMetadata:
         batches, partition = self._route(topic, key, partition)
         ts = _time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms
-        return self._add(topic, batches, partition, PendingRecord(ts, key, headers, value))
+        return self._add(topic, partition, PendingRecord(ts, key, headers, value))
 
     def send_json(self, topic: str, value_json: bytes, key: str | None = None, partition: int | None = None,
                   timestamp_ms: int | None = None, headers: dict[str, str] | None = None) -> FutureRecordMetadata:
@@ -230,47 +273,37 @@ class Producer:
         """
         batches, partition = self._route(topic, key, partition)
         ts = _time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms
-        return self._add(topic, batches, partition, PendingRecord(ts, key, headers, None, value_json=value_json))
+        return self._add(topic, partition, PendingRecord(ts, key, headers, None, value_json=value_json))
 
     def send_json_many(self, topic: str, values_json: list[bytes], key: str | None = None,
-                       partition: int | None = None, headers: dict[str, str] | None = None) -> list[list]:
+                       partition: int | None = None, headers: dict[str, str] | None = None) -> list[SentRun]:
         """:meth:`send_json` for many values at once, all read at the same moment (one timestamp):
         the bulk path of ``logbroker publish``. Records go where ``send_json`` would send them one
-        by one (``partition``, else the key's, else round-robin), each partition's share added
-        to its batches under one hold of the lock. Returns the runs of records that share a batch,
-        ``[batch, first index in it, count, partition]``, in place of a future per record. The
-        caller checks each value's size against max.message.bytes first (``send_json`` raises it).
+        by one (``partition``, else the key's, else round-robin). Returns the runs of records that
+        share a batch (:class:`SentRun`) in place of a future per record. The caller checks each
+        value's size against max.message.bytes first (``send_json`` raises it).
         """
         if not values_json:
             return []
         batches, first = self._route(topic, key, partition)
+        if key is None and topic not in self._fast:
+            raise InvalidRecordError(_COMPACT_KEYLESS.format(topic=topic, partition=first), topic=topic)
         ts = _time_ns() // 1_000_000
-        key_json, headers_json = encode_key(key), encode_headers(headers)
-        extra = len(key_json) + len(headers_json) + 120  # PendingRecord's size estimate
+        head, cut = encode_tail(PendingRecord(ts, key, headers, None, value_json=b""))
+        head = head[:-1].replace(b"%", b"%%") + b"%b}"  # the tail, with %b for the value
+        cut = cut if headers else None
         if key is not None or partition is not None or len(batches) == 1:
             groups = {first: values_json}
         else:
             n = len(batches)
             groups = {(first + i) % n: values_json[i::n] for i in range(min(n, len(values_json)))}
             self._partitioners[topic].skip(len(values_json) - 1)  # round-robin goes on past them
-        runs = []
-        acc = self._acc
-        with acc.lock:
-            for p, values in groups.items():
-                batch = None
-                for value_json in values:
-                    size = len(value_json) + extra
-                    if acc.buffered + size > acc.buffer_memory:
-                        acc.wait_for_space(size)
-                    b = batches[p]
-                    records = b.records
-                    if b is not batch:
-                        batch = b
-                        run = [b, len(records), 0, p]
-                        runs.append(run)
-                    records.append(_new_pending((ts, key_json, headers_json, value_json, size)))
-                    run[2] += 1
-                    acc.added(topic, p, b, size)
+        runs: list[SentRun] = []
+        for p, values in groups.items():
+            tails = list(map(head.__mod__, values))
+            sizes = list(map(_SIZE_EXTRA.__add__, map(len, tails)))
+            runs += [SentRun(batch, index, count)
+                     for batch, index, count in self._acc.put_many(topic, p, tails, sizes, ts, cut)]
         return runs
 
     def _route(self, topic: str, key: str | None, partition: int | None) -> tuple[list[Batch], int]:
@@ -287,28 +320,24 @@ class Producer:
             self._topics[topic].check_partition(partition)  # raises UnknownPartitionError
         return batches, partition
 
-    def _add(self, topic: str, batches: list[Batch], partition: int, record: PendingRecord) -> FutureRecordMetadata:
-        size = record[4]
-        if size > self._limits[topic] and line_size(record) > self._limits[topic]:
-            # Refused here, alone: in a batch it would fail every record buffered with it. record[4]
+    def _add(self, topic: str, partition: int, record: PendingRecord) -> FutureRecordMetadata:
+        limit = self._limits[topic]
+        if record.size > limit and line_size(record) > limit:
+            # Refused here, alone: in a batch it would fail every record buffered with it. The size
             # over-estimates the line (for batch splitting); the refusal uses the exact size.
             raise RecordTooLargeError(
                 f"record is {line_size(record)} bytes as a line after encoding, larger than "
-                f"max.message.bytes={self._limits[topic]} (topic {topic})", topic=topic)
-        return self._put(topic, batches, partition, record, size, record[0])
+                f"max.message.bytes={limit} (topic {topic})", topic=topic)
+        if record.key_json == b"null" and topic not in self._fast:
+            raise InvalidRecordError(_COMPACT_KEYLESS.format(topic=topic, partition=partition), topic=topic)
+        tail, cut = encode_tail(record)
+        return self._put(topic, partition, tail, len(tail) + _SIZE_EXTRA, record.timestamp,
+                         cut if record.headers_json else None)
 
-    def _put(self, topic: str, batches: list[Batch], partition: int, record: PendingRecord, size: int,
-             ts: int) -> FutureRecordMetadata:
-        """Add an encoded record to its partition's open batch (blocking on buffer.memory)."""
-        acc = self._acc
-        with acc.lock:
-            if acc.buffered + size > acc.buffer_memory:
-                acc.wait_for_space(size)
-            batch = batches[partition]
-            records = batch.records
-            records.append(record)
-            acc.added(topic, partition, batch, size)
-            return _new_future((self, batch, len(records) - 1, topic, partition, ts))
+    def _put(self, topic: str, partition: int, tail: bytes, size: int, ts: int, cut: int | None) -> FutureRecordMetadata:
+        """Add an encoded record to its partition's open batch under the lock (blocking on buffer.memory)."""
+        batch, index = self._acc.put(topic, partition, tail, size, ts, cut)
+        return _tuple_new(FutureRecordMetadata, (batch, index, ts))
 
     def send_batch(self, topic: str, values: list[Any], key: str | None = None, partition: int | None = None,
                    timestamp_ms: int | None = None, headers: dict[str, str] | None = None) -> "FutureBatchMetadata":
@@ -370,6 +399,7 @@ class Producer:
         if self._closed:
             return
         self._closed = True
+        self._fast.clear()  # send() now goes the general way, which refuses
         abort = timeout == 0
         try:
             if not abort:
@@ -428,13 +458,13 @@ class Producer:
     def _open_topic(self, name: str) -> list[Batch]:
         t = self._topic(name)
         self._limits[name] = t.config.max_message_bytes
-        batches = [Batch() for _ in range(t.partitions)]
-        with self._acc.lock:
-            self._batches[name] = batches
+        batches = self._acc.open_topic(name, t.partitions, t.config.max_message_bytes)
+        if not t.config.compact:
+            self._fast[name] = batches  # records without a key are welcome
         return batches
 
-    def _append(self, topic: str, partition: int, groups: list[list[PendingRecord]]) -> list:
+    def _append(self, topic: str, partition: int, groups: list[TailGroup]) -> list:
         """The sender's write: one append (one fsync) for a partition's ready batches (io_lock held).
         On failure ``exc.appended`` lists batches made durable by a roll: those stay acknowledged."""
         t = self._topics[topic]
-        return t.log(partition).append_batches(groups, self._policy_for(t))
+        return t.log(partition).append_tails(groups, self._policy_for(t))

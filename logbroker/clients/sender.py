@@ -1,8 +1,10 @@
 """The producer's record accumulator and its sender thread (Kafka's ``RecordAccumulator`` and ``Sender``).
 
-``Producer.send`` puts each encoded record into the open batch of its partition; the sender thread
-appends batches to the partition logs and resolves their futures. Nobody has to call ``flush()``
-for a record to be written.
+``Producer.send`` encodes each record, in the caller's thread, into its *tail* (all of its line but
+the offset, :func:`~logbroker.storage.record.encode_tails`) and appends it to the open batch of its
+partition; the sender thread takes whole batches, appends them to the partition logs (adding only
+offsets, crcs and the batch field) and resolves their futures. Nobody has to call ``flush()`` for
+a record to be written.
 
 When a batch is ready (the sender takes it):
 
@@ -31,18 +33,26 @@ not make durable (records made durable by a roll inside it stay acknowledged).
 
 Locks, and who holds them:
 
-- ``lock`` (a ``threading.Lock``, the only lock ``send()`` takes): the open batches, the ready
-  queue, the byte count of ``buffer.memory``, and the flags. Held for microseconds, never across
-  I/O. ``acked`` (a Condition on it) is notified after every round: ``flush()``, ``get()`` and a
-  ``send()`` blocked on ``buffer.memory`` wait on it.
+- ``lock`` (a ``threading.Lock``): the open batches, the ready queue, the bytes of ``buffer.memory``
+  reserved, and the flags. Held for microseconds, never across I/O. ``acked`` (a Condition on it)
+  is notified after every round: ``flush()``, ``get()`` and a ``send()`` blocked on
+  ``buffer.memory`` wait on it. ``send()``'s common path does not take it: a record that fits in
+  what its batch reserved (``Batch.limit``) is added with one ``list.append``, which is atomic.
+  Whoever takes a batch from the accumulator seals it under the lock (:meth:`Batch.seal`: the
+  flag, then the count of records it holds); a ``send()`` that finds the flag set after its
+  append looks under the lock whether its record was counted, and puts it again if not. Every
+  other way in (a batch's first record, one that passes the reservation or fills the batch, a
+  record with a key or headers, ``send_json_many``) goes through :meth:`Sender.put` under the lock.
 - ``io_lock``: whoever appends to this producer's partition logs (the sender for a round,
   ``send_batch`` and the interval flush in the caller's thread). The sender takes it *before*
   collecting a round, so a ``send_batch`` that drains a partition's batches first can never
   overtake batches the sender collected earlier: per partition, records are appended in ``send``
   order. Across processes, the partition's flock (see :mod:`logbroker.storage.log`) serializes appends.
 
-``buffer.memory`` counts the encoded size of records handed to ``send()`` and not yet resolved; a
-``send()`` that would pass it blocks up to ``max.block.ms``, then raises ProducerTimeoutError.
+``buffer.memory`` counts what unresolved batches reserved: each reserves, under the lock, the size
+of the records it takes in pieces of up to 4 KiB (Kafka's BufferPool hands out whole batches); a
+``send()`` whose reservation would pass it blocks up to ``max.block.ms``, then raises
+ProducerTimeoutError.
 """
 
 from __future__ import annotations
@@ -52,6 +62,7 @@ import time
 from typing import Callable
 
 from ..errors import LogBrokerError, ProducerTimeoutError, RecordTooLargeError
+from ..storage.record import TailGroup
 
 __all__ = ["Batch", "Sender"]
 
@@ -61,15 +72,29 @@ _monotonic = time.monotonic
 class Batch:
     """Records buffered for one partition, and the outcome of their append (shared by their futures).
 
+    ``tails`` are the records encoded up to their offsets (:func:`~logbroker.storage.record.encode_tails`),
+    in send order. ``reserved`` bytes of ``buffer.memory`` are held for it; ``limit`` is what a
+    record may bring ``size`` up to without the lock (see :meth:`Sender.put`): 0 once sealed.
+    Sealing (with the lock held) fixes ``count``: the records taken are ``tails[:count]``; one a
+    thread appended after that is not in the batch, and its sender re-sends it.
+
     ``results`` are the AppendResults of the append that wrote it, which may have written other
     batches of the partition before it: its record ``i`` is record ``start + i`` of that append.
     """
 
-    __slots__ = ("records", "size", "results", "error", "start", "ready_at")
+    __slots__ = ("topic", "partition", "sender", "tails", "cuts", "size", "reserved", "limit", "first_ts",
+                 "max_ts", "sealed", "count", "results", "error", "start", "ready_at")
 
-    def __init__(self) -> None:
-        self.records: list = []
-        self.size = 0
+    def __init__(self, topic: str = "", partition: int = 0, sender: "Sender | None" = None) -> None:
+        self.topic, self.partition, self.sender = topic, partition, sender
+        self.tails: list[bytes] = []
+        self.cuts: dict[int, int] | None = None  # head lengths of tails with headers (TailGroup.cuts)
+        self.size = 0  # the tails' sizes as the producer estimates them (over-estimates of the lines)
+        self.reserved = 0
+        self.limit = 0
+        self.first_ts = self.max_ts = 0
+        self.sealed = False
+        self.count = 0
         self.results: list | None = None
         self.error: BaseException | None = None
         self.start = 0
@@ -78,6 +103,17 @@ class Batch:
     @property
     def done(self) -> bool:
         return self.results is not None or self.error is not None
+
+    def seal(self) -> None:
+        """Take the records appended so far (lock held): the sealed flag first, then the count,
+        so that a thread seeing ``sealed`` false after its append knows its record is counted."""
+        self.sealed = True
+        self.limit = 0
+        self.count = len(self.tails)
+
+    def group(self) -> TailGroup:
+        """The sealed records, as the log encodes them."""
+        return TailGroup(self.tails[:self.count], self.cuts, self.first_ts, self.max_ts)
 
     def offset_of(self, index: int) -> int | None:
         """The offset of record ``index``, or None when it was not written (``error`` says why)."""
@@ -91,11 +127,15 @@ class Batch:
 
 AppendFn = Callable[[str, int, list], list]
 
+#: The largest piece of buffer.memory a batch reserves at a time beyond what its record needs.
+_RESERVE_CHUNK = 4096
+_BATCH_FIELD_ROOM = 128  # more than a batch field takes (FORMAT.md): kept free under max.message.bytes
+
 
 class Sender:
     """The accumulator and the thread that drains it; see the module docstring for the contract.
 
-    ``append(topic, partition, groups)`` writes the record lists ``groups`` (one per batch, in
+    ``append(topic, partition, groups)`` writes the TailGroups ``groups`` (one per batch, in
     order) to a partition log with one fsync and returns their AppendResults (or raises with
     ``appended`` set); it is called with ``io_lock`` held.
     """
@@ -107,14 +147,16 @@ class Sender:
         self.linger = linger_ms / 1000.0
         self.buffer_memory = buffer_memory
         self.max_block = max_block_ms / 1000.0
+        self.chunk = max(1, min(_RESERVE_CHUNK, buffer_memory // 16))
         self.lock = threading.Lock()
         self.acked = threading.Condition(self.lock)
         self.io_lock = threading.Lock()
         self.wake = threading.Event()
         self.batches: dict[str, list[Batch]] = {}  # the open batch of each partition, per topic
-        self.ready: list[tuple[str, int, Batch]] = []  # closed (full) batches, in send order
+        self.max_bytes: dict[str, int] = {}  # max.message.bytes per topic
+        self.ready: list[Batch] = []  # closed (full) batches, in send order
         self.inflight: list[Batch] = []
-        self.buffered = 0
+        self.buffered = 0  # bytes of buffer.memory reserved by unresolved batches
         self.busy = False
         self.last_round = 0  # bytes the sender's last round wrote
         self.flushing = 0
@@ -122,9 +164,129 @@ class Sender:
         self.aborting = False
         self._thread: threading.Thread | None = None
 
-    # -- called by send(), with ``lock`` held -------------------------------------------------
+    def open_topic(self, topic: str, partitions: int, max_bytes: int) -> list[Batch]:
+        """Start buffering for ``topic``: its list of open batches (one per partition)."""
+        with self.lock:
+            batches = self.batches.get(topic)
+            if batches is None:
+                batches = self.batches[topic] = [Batch(topic, p, self) for p in range(partitions)]
+                self.max_bytes[topic] = max_bytes
+        return batches
 
-    def wait_for_space(self, size: int) -> None:
+    # -- called by send() ----------------------------------------------------------------------
+
+    def put(self, topic: str, partition: int, tail: bytes, size: int, ts: int, cut: int | None) -> tuple[Batch, int]:
+        """Add a record to its partition's open batch with the lock held: the way of a batch's
+        first record, of one that does not fit in what its batch reserved, of one that fills
+        it, and of one with headers. Returns the batch and the record's index in it.
+
+        A batch reserves buffer.memory in pieces (Kafka's BufferPool hands out whole batches)
+        and sets ``limit`` so that the records sent without the lock (``Producer.send``) stay
+        within the reservation, below batch.size and below max.message.bytes; blocks (up to
+        max.block.ms) while buffer.memory is full.
+        """
+        with self.lock:
+            while True:
+                batches = self.batches[topic]
+                batch = batches[partition]
+                max_bytes = self.max_bytes[topic] - _BATCH_FIELD_ROOM
+                if batch.tails and batch.size + size > max_bytes:
+                    self._close(batch)  # together they would pass max.message.bytes
+                    continue
+                need = batch.size + size - batch.reserved
+                if need > 0:
+                    # a piece for the records that may follow without the lock, no more than the
+                    # batch can still take before it is full
+                    room = self.batch_size - 1 - (batch.size + size)
+                    grow = need + max(0, min(self.chunk - need, room))
+                    if self.buffered + grow > self.buffer_memory:
+                        grow = need
+                    if self.buffered + grow > self.buffer_memory:
+                        self._wait_for_space(grow)  # releases the lock: the batch may be sealed meanwhile
+                        continue
+                    batch.reserved += grow
+                    self.buffered += grow
+                break
+            tails = batch.tails
+            tails.append(tail)
+            index = len(tails) - 1
+            batch.size += size
+            if cut is not None:
+                if batch.cuts is None:
+                    batch.cuts = {}
+                batch.cuts[index] = cut
+            if index == 0:
+                batch.first_ts = batch.max_ts = ts
+                self._started(batch)
+            elif ts > batch.max_ts:
+                batch.max_ts = ts
+            if batch.size >= self.batch_size:
+                self._close(batch)
+            else:
+                batch.limit = min(batch.reserved, self.batch_size - 1, max_bytes)
+            return batch, index
+
+    def put_many(self, topic: str, partition: int, tails: list[bytes], sizes: list[int], ts: int,
+                 cut: int | None) -> list[tuple[Batch, int, int]]:
+        """:meth:`put` of many records of one timestamp under one hold of the lock, each run of them
+        that fits in the open batch at once. Returns ``(batch, first index, count)`` per run."""
+        runs = []
+        i, n = 0, len(tails)
+        batch_size = self.batch_size
+        with self.lock:
+            while i < n:
+                batch = self.batches[topic][partition]
+                max_bytes = self.max_bytes[topic] - _BATCH_FIELD_ROOM
+                size, j = batch.size, i
+                while j < n and size < batch_size and (size + sizes[j] <= max_bytes or not (batch.tails or j > i)):
+                    size += sizes[j]
+                    j += 1
+                if j == i:
+                    self._close(batch)  # the next record would pass max.message.bytes
+                    continue
+                need = size - batch.reserved
+                if need > 0:
+                    if self.buffered + need > self.buffer_memory:
+                        while j > i + 1 and self.buffered + need > self.buffer_memory:
+                            j -= 1  # fewer records, if that fits
+                            size -= sizes[j]
+                            need -= sizes[j]
+                        if self.buffered + need > self.buffer_memory:
+                            self._wait_for_space(need)  # releases the lock: the batch may be sealed meanwhile
+                            continue
+                    batch.reserved += need
+                    self.buffered += need
+                first = len(batch.tails)
+                batch.tails += tails[i:j]
+                batch.size = size
+                if cut is not None:
+                    if batch.cuts is None:
+                        batch.cuts = {}
+                    batch.cuts.update((k, cut) for k in range(first, first + j - i))
+                if first == 0:
+                    batch.first_ts = batch.max_ts = ts
+                    self._started(batch)
+                elif ts > batch.max_ts:
+                    batch.max_ts = ts
+                if size >= batch_size:
+                    self._close(batch)
+                else:
+                    batch.limit = min(batch.reserved, batch_size - 1, max_bytes)
+                runs.append((batch, first, j - i))
+                i = j
+        return runs
+
+    def settle(self, batch: Batch, tail: bytes) -> int | None:
+        """The index of ``tail`` in ``batch``, appended without the lock, if it was taken with the
+        batch; None if the batch was sealed before it (its sender puts it again)."""
+        with self.lock:
+            tails = batch.tails
+            for i in range(len(tails) - 1, -1, -1):
+                if tails[i] is tail:
+                    return i if not batch.sealed or i < batch.count else None
+        raise AssertionError("a record vanished from its batch")  # pragma: no cover
+
+    def _wait_for_space(self, size: int) -> None:
         """Block until ``size`` more bytes fit in ``buffer.memory`` (Kafka's max.block.ms)."""
         if size > self.buffer_memory:
             raise RecordTooLargeError(f"record of about {size} bytes is larger than buffer.memory="
@@ -139,17 +301,7 @@ class Sender:
             self.wake.set()
             self.acked.wait(left)
 
-    def added(self, topic: str, partition: int, batch: Batch, size: int) -> None:
-        """A record of ``size`` bytes was appended to ``batch.records``: count it, and wake the
-        sender when the batch starts (see :meth:`started`) or fills up (see :meth:`full`)."""
-        self.buffered += size
-        batch.size += size
-        if len(batch.records) == 1:
-            self.started(batch)
-        if batch.size >= self.batch_size:
-            self.full(topic, partition, batch)
-
-    def started(self, batch: Batch) -> None:
+    def _started(self, batch: Batch) -> None:
         """The first record went into ``batch``: ready at once if the sender is idle, else after linger."""
         if self.busy:
             batch.ready_at = _monotonic() + self.linger
@@ -159,21 +311,27 @@ class Sender:
         if self._thread is None:
             self._start()
 
-    def full(self, topic: str, partition: int, batch: Batch) -> None:
-        """``batch`` reached batch.size: close it and open a new one for the partition."""
-        self.batches[topic][partition] = Batch()
-        self.ready.append((topic, partition, batch))
+    def _close(self, batch: Batch) -> None:
+        """``batch`` is full: seal it, queue it, and open a new one for the partition (lock held)."""
+        batch.seal()
+        self.batches[batch.topic][batch.partition] = Batch(batch.topic, batch.partition, self)
+        self.ready.append(batch)
         if not self.busy:
             self.wake.set()
+
+    def _take(self, batch: Batch) -> None:
+        """Seal an open batch and replace it with a new one (lock held)."""
+        batch.seal()
+        self.batches[batch.topic][batch.partition] = Batch(batch.topic, batch.partition, self)
 
     # -- flush, close, send_batch --------------------------------------------------------------
 
     def unresolved(self) -> list[Batch]:
         """Every batch handed to the sender and not resolved yet (lock held)."""
-        out = [b for _, _, b in self.ready]
+        out = list(self.ready)
         out.extend(self.inflight)
         for batches in self.batches.values():
-            out.extend(b for b in batches if b.records)
+            out.extend(b for b in batches if b.tails)
         return out
 
     def flush(self, timeout: float | None = None) -> list[Batch]:
@@ -208,12 +366,12 @@ class Sender:
     def take_partition(self, topic: str, partition: int) -> list[Batch]:
         """Remove and return every unsent batch of one partition, oldest first (``io_lock`` held)."""
         with self.lock:
-            taken = [b for t, p, b in self.ready if t == topic and p == partition]
+            taken = [b for b in self.ready if b.topic == topic and b.partition == partition]
             if taken:
-                self.ready = [e for e in self.ready if not (e[0] == topic and e[1] == partition)]
+                self.ready = [b for b in self.ready if not (b.topic == topic and b.partition == partition)]
             open_batch = self.batches[topic][partition]
-            if open_batch.records:
-                self.batches[topic][partition] = Batch()
+            if open_batch.tails:
+                self._take(open_batch)
                 taken.append(open_batch)
             self.inflight.extend(taken)
         return taken
@@ -237,8 +395,8 @@ class Sender:
             leftover = self.unresolved()
             self.ready.clear()
             for batches in self.batches.values():
-                for i in range(len(batches)):
-                    batches[i] = Batch()
+                for b in batches:
+                    self._take(b)
         self._fail(leftover, LogBrokerError("the producer was closed before these records were written"))
 
     # -- the thread ----------------------------------------------------------------------------
@@ -268,18 +426,18 @@ class Sender:
     def _collect(self, now: float) -> tuple[list[tuple[str, int, list[Batch]]], float | None]:
         """The ready batches grouped by partition, and how long until the next one is (lock held)."""
         groups: dict[tuple[str, int], list[Batch]] = {}
-        for topic, p, b in self.ready:
-            groups.setdefault((topic, p), []).append(b)
+        for b in self.ready:
+            groups.setdefault((b.topic, b.partition), []).append(b)
         self.ready.clear()
         everything = self.flushing or self.stopping
         eager = self.last_round < self.batch_size  # the disk keeps up: no reason to linger
         next_ready = None
         for topic, batches in self.batches.items():
             for p, b in enumerate(batches):
-                if not b.records:
+                if not b.tails:
                     continue
                 if everything or eager or b.ready_at <= now or (topic, p) in groups:
-                    batches[p] = Batch()
+                    self._take(b)
                     groups.setdefault((topic, p), []).append(b)
                 elif next_ready is None or b.ready_at < next_ready:
                     next_ready = b.ready_at
@@ -295,9 +453,9 @@ class Sender:
             start = 0
             for b in batches:
                 b.start = start
-                start += len(b.records)
+                start += b.count
             try:
-                results = self.append(topic, partition, [b.records for b in batches])
+                results = self.append(topic, partition, [b.group() for b in batches])
             except Exception as exc:  # noqa: BLE001 (any failure belongs to the futures, not to this thread)
                 appended = getattr(exc, "appended", None) or []
                 for b in batches:
@@ -309,7 +467,7 @@ class Sender:
         with self.lock:
             done = [b for _, _, bs in work for b in bs]
             self.last_round = sum(b.size for b in done)
-            self.buffered -= self.last_round
+            self.buffered -= sum(b.reserved for b in done)
             ids = {id(b) for b in done}
             self.inflight = [b for b in self.inflight if id(b) not in ids]
             self.acked.notify_all()
@@ -320,6 +478,6 @@ class Sender:
                 if not b.done:
                     b.error = error
                     b.results = []
-                    self.buffered -= b.size
+                    self.buffered -= b.reserved
             self.inflight = [b for b in self.inflight if not b.done]
             self.acked.notify_all()

@@ -308,8 +308,8 @@ class GroupMember:
         self._heartbeat(time.monotonic_ns())
         fsutil.rename_durably(joining, self._path)  # the lock follows the inode
         # Registered first, checked second; `logbroker serve` takes kafka.lock first and looks for
-        # members second (FORMAT.md, "kafka.lock"): whatever the interleaving, the two kinds of member
-        # never both stay in one group.
+        # members second (`kafka.lock` in FORMAT.md, "Committed offsets and consumer groups"):
+        # whatever the interleaving, the two kinds of member never both stay in one group.
         if kafka_clients_present(self.paths):
             fsutil.remove_file(self._path)
             self._lock.close()

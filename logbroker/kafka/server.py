@@ -15,6 +15,11 @@ Hostile input never reaches beyond its own connection:
   UNSUPPORTED_VERSION in its v0 form), or a frame not completed within ``FRAME_TIMEOUT_S`` of its
   first byte closes that connection;
 - a connection idle for ``connections.max.idle.ms`` (10 min) is closed;
+- a connection that would leave the storage fewer descriptors than its budget
+  (:mod:`logbroker.storage.handles`) under the process's limit (``ulimit -n``) is closed at once,
+  with one warning per run of refusals: clients already connected keep being served rather than
+  every file open failing with ``Too many open files``. Connections are accepted one at a time
+  for that (:meth:`KafkaServer._accept_loop`);
 - memory per connection is bounded by the frames of its pipelined produce requests (at most 16,
   and reading stops once they hold 100 MiB) or one other request, and the responses waiting to be
   written; a client that stops reading stalls only itself;
@@ -26,13 +31,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import resource
 import signal
+import socket
 import struct
 import time
 from collections import deque
 from typing import Any, Callable
 
 from ..errors import LogBrokerError
+from ..storage.handles import OPEN_FILES
 from .coordinator import Coordinator
 from .errors import ErrorCode as E
 from .group_api import GroupHandlers
@@ -56,6 +65,19 @@ _LEN = struct.Struct(">i")
 _HEAD = struct.Struct(">hhi")
 API_VERSIONS_KEY = 18
 FETCH_KEY = 1
+#: descriptors kept free beyond the storage's budget: topic directories pinned as topics are first
+#: used, the request log, a reader opened between two budget checks
+_SPARE_DESCRIPTORS = 16
+_BACKLOG = 100  # asyncio's default
+_ACCEPT_RETRY_S = 0.1
+
+
+def open_descriptors() -> int | None:
+    """How many descriptors this process has open (Linux's /proc), or None where it cannot tell."""
+    try:
+        return len(os.listdir("/proc/self/fd")) - 1  # less the one listing it
+    except OSError:
+        return None
 
 
 LOG_START_TTL_S = 1.0  # how old a log start offset a fetch at the end of a partition may report
@@ -169,6 +191,9 @@ class KafkaServer:
         self.request_log = request_log
         self._server: asyncio.base_events.Server | None = None
         self._conns: set[asyncio.Task] = set()
+        self._refusing = False  # a connection was refused for want of descriptors, none accepted since
+        self._listeners: list[socket.socket] = []
+        self._acceptors: list[asyncio.Task] = []
         self._handlers = {
             0: self.data.produce, 1: self.data.fetch, 2: self.data.list_offsets, 3: self.data.metadata,
             8: self.groups.offset_commit, 9: self.groups.offset_fetch, 10: self.groups.find_coordinator,
@@ -184,12 +209,48 @@ class KafkaServer:
         return self.config.port
 
     async def start(self) -> None:
+        # Bound (the host resolved, SO_REUSEADDR) by asyncio, but accepted by :meth:`_accept_loop`:
+        # one connection at a time, each checked for descriptors before the next is taken (asyncio's
+        # own loop accepts a whole backlog at once, taking the storage's descriptors with it).
         self._server = await asyncio.start_server(self._serve, self.config.host, self.config.port,
-                                                  limit=1 << 16, reuse_address=True)
+                                                  limit=1 << 16, reuse_address=True, start_serving=False)
         self.config.port = self._server.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        for bound in self._server.sockets:
+            listener = socket.socket(fileno=os.dup(bound.fileno()))
+            listener.setblocking(False)
+            listener.listen(_BACKLOG)
+            self._listeners.append(listener)
+            self._acceptors.append(loop.create_task(self._accept_loop(listener)))
         self.coordinator.start()
 
+    async def _accept_loop(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, peer = await loop.sock_accept(listener)
+            except OSError as exc:  # EMFILE and the like: the backlog waits, the clients retry
+                if not self._refusing:
+                    self._refusing = True
+                    log.warning("cannot accept a connection: %s; trying again", exc)
+                await asyncio.sleep(_ACCEPT_RETRY_S)
+                continue
+            if not self._room_for_a_connection(peer):
+                sock.close()
+                continue
+            try:
+                reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 16)
+            except OSError as exc:
+                log.warning("%s: connection failed at once: %s", peer, exc)
+                sock.close()
+                continue
+            loop.create_task(self._serve(reader, writer))
+
     async def close(self) -> None:
+        for acceptor in self._acceptors:
+            acceptor.cancel()
+        for listener in self._listeners:
+            listener.close()
         if self._server is not None:
             self._server.close()
         self.coordinator.stop()
@@ -219,6 +280,25 @@ class KafkaServer:
             await self.close()
 
     # -- one connection ------------------------------------------------------------------------
+
+    def _room_for_a_connection(self, peer: Any) -> bool:
+        """Whether the descriptor limit leaves room for one more connection beside the storage's
+        budget (what it holds now plus what it may still open); warns once per run of refusals."""
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        reserved = max(OPEN_FILES.budget - OPEN_FILES.weight, 0) + _SPARE_DESCRIPTORS
+        if limit == resource.RLIM_INFINITY or len(self._conns) + OPEN_FILES.weight + reserved + 64 < limit // 2:
+            used = None  # far from the limit: /proc is not listed for each connection
+        else:
+            used = open_descriptors()
+        if used is None or used + 1 + reserved <= limit:  # + 1: the connection's own descriptor
+            self._refusing = False
+            return True
+        if not self._refusing:
+            self._refusing = True
+            log.warning("%s: refusing connections beyond %d open descriptors of the limit of %d (ulimit -n): "
+                        "the rest is kept for the partitions' files; raise the limit to serve more clients",
+                        peer, limit - reserved, limit)
+        return False
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

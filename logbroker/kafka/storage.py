@@ -9,6 +9,13 @@ append under ``fsync=always`` therefore holds the loop for its fdatasync: one pe
 (:meth:`Storage.append_soon`), shared by every produced batch of the partition queued when it runs. Under ``fsync=interval`` a flush is scheduled ``flush.ms`` after an append, so
 records become visible without waiting for the next one. Topic objects are cached by name and
 dropped when the topic's directory changes identity (deleted and re-created by another process).
+
+The loop never waits for a partition lock: its logs are opened with a max.block.ms of 0, so a lock
+held by another process (``logbroker publish`` in its fsync, or a writer stopped with SIGSTOP)
+makes the append fail at once with nothing written; the partition's group commit is then tried
+again a few milliseconds later, new batches joining it, while every other partition is served.
+After ``LOCK_WAIT_WARN_S`` one warning names the holder; after ``max.block.ms`` (60 s) the
+waiting batches fail with :class:`~logbroker.errors.LockTimeoutError` naming it.
 """
 
 from __future__ import annotations
@@ -16,10 +23,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import Any
 
 from ..storage.config import validate_topic_name
-from ..errors import FsyncError, LogBrokerError, StorageError, TopicExistsError, UnknownTopicError
+from ..errors import (FsyncError, LockTimeoutError, LogBrokerError, StorageError, TopicExistsError,
+                      UnknownTopicError)
+from ..storage.config import DEFAULT_MAX_BLOCK_MS
+from ..storage.fsutil import LOCK_WAIT_WARN_S, holder_description
 from ..storage.log import AppendResult
 from ..storage.record import PendingRecord
 from ..storage.datadir import resolve_data_dir
@@ -30,6 +41,7 @@ __all__ = ["Storage"]
 log = logging.getLogger("logbroker.serve")
 
 WATCH_INTERVAL_S = 0.05  # how soon a long poll sees an append made by another process
+LOCK_RETRY_S = (0.001, 0.02)  # a busy partition lock is tried again after 1 ms, doubling up to 20 ms
 
 
 class Storage:
@@ -39,6 +51,8 @@ class Storage:
         self._flush_due: set[tuple[str, int]] = set()
         #: (topic, partition) -> (topic, producer batches, their futures) waiting for their group commit
         self._groups: dict[tuple[str, int], tuple[Topic, list, list]] = {}
+        #: (topic, partition) -> [monotonic start, tries, warned] of a group commit waiting for a lock
+        self._lock_waits: dict[tuple[str, int], list] = {}
         #: Long-polling fetches' futures (:meth:`next_append`), set when this process appends or the
         #: watcher sees another process's append to a watched partition.
         self._waiters: set[asyncio.Future] = set()
@@ -153,7 +167,7 @@ class Storage:
                 return cached[0]
             cached[0].close()
             del self._topics[name]
-        topic = Topic(self.data_dir, name)
+        topic = Topic(self.data_dir, name, max_block_ms=0)  # the loop never blocks on a lock
         self._topics[name] = (topic, ino)
         return topic
 
@@ -209,8 +223,11 @@ class Storage:
 
     def _commit(self, key: tuple[str, int]) -> None:
         topic, batches, futures = self._groups.pop(key)
+        waiting = self._lock_waits.pop(key, None)
         try:
             _answer(batches, futures, self.append(topic, key[1], batches))
+        except LockTimeoutError as exc:  # held by another process: nothing written, try again soon
+            self._retry_commit(key, topic, batches, futures, exc, waiting)
         except FsyncError as exc:  # the log is fenced: nothing this fdatasync covered is acknowledged
             for fut in futures:
                 _fail(fut, exc)
@@ -221,11 +238,41 @@ class Storage:
             if len(batches) - done == 1:
                 _fail(futures[done], exc)
                 return
-            for records, fut in zip(batches[done:], futures[done:]):
+            for i in range(done, len(batches)):
                 try:
-                    _answer([records], [fut], self.append(topic, key[1], [records]))
+                    _answer([batches[i]], [futures[i]], self.append(topic, key[1], [batches[i]]))
+                except LockTimeoutError as busy:
+                    self._retry_commit(key, topic, batches[i:], futures[i:], busy, waiting)
+                    return
                 except LogBrokerError as one:
-                    _fail(fut, one)
+                    _fail(futures[i], one)
+
+    def _retry_commit(self, key: tuple[str, int], topic: Topic, batches: list, futures: list,
+                      exc: LockTimeoutError, wait: list | None) -> None:
+        """Queue a group commit whose partition lock was busy again (no batch was queued since:
+        nothing ran in between, so later batches join it, in order), or fail it once it has waited
+        ``max.block.ms``. ``wait``: [monotonic start, tries, warned] of its earlier tries."""
+        now = time.monotonic()
+        wait = wait or [now, 0, False]
+        waited = now - wait[0]
+        what = f"the lock of partition {key[0]}-{key[1]}"
+        path = getattr(exc, "path", "")
+        if waited >= DEFAULT_MAX_BLOCK_MS / 1000:
+            error = LockTimeoutError(
+                f"gave up waiting for {what} after {DEFAULT_MAX_BLOCK_MS} ms (max.block.ms): it is held by "
+                f"{holder_description(path)} ({path}); nothing was written", path=path)
+            for fut in futures:
+                _fail(fut, error)
+            return
+        if not wait[2] and waited >= LOCK_WAIT_WARN_S:
+            wait[2] = True
+            log.warning("waiting for %s: it is held by %s (%s); waiting up to %d ms (max.block.ms)",
+                        what, holder_description(path), path, DEFAULT_MAX_BLOCK_MS)
+        self._groups[key] = (topic, batches, futures)
+        self._lock_waits[key] = wait
+        delay = min(LOCK_RETRY_S[0] * (1 << min(wait[1], 10)), LOCK_RETRY_S[1])
+        wait[1] += 1
+        asyncio.get_running_loop().call_later(delay, self._commit, key)
 
     def append(self, topic: Topic, partition: int, batches: list[list[PendingRecord]]) -> list[AppendResult]:
         """Append producer batches under the topic's fsync policy, one write sequence and one
@@ -244,6 +291,10 @@ class Storage:
         self._flush_due.discard((topic.name, partition))
         try:
             topic.log(partition).flush()
+        except LockTimeoutError:  # another process holds the lock (and flushes as it appends): again soon
+            self._flush_due.add((topic.name, partition))
+            asyncio.get_running_loop().call_later(LOCK_RETRY_S[1], self._flush, topic, partition)
+            return
         except LogBrokerError as exc:
             log.warning("flush of %s-%d failed: %s", topic.name, partition, exc)
             return

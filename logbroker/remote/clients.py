@@ -1,9 +1,9 @@
 """A producer and a consumer for a Kafka cluster, with the local ones' interface as the commands
 use it, over confluent-kafka: :class:`RemoteProducer` (send / send_json / flush / close) and
 :class:`RemoteConsumer` (subscribe / assign / poll / seek / commit / close, positions and commits
-as :class:`logbroker.consumer.Consumer` keeps them).
+as :class:`logbroker.clients.consumer.Consumer` keeps them).
 
-Records come back as :class:`~logbroker.consumer_record.Record`, decoded by the same rule the
+Records come back as :class:`~logbroker.storage.consumer_record.Record`, decoded by the same rule the
 data directory uses for what Kafka clients wrote (FORMAT.md, "Bytes keys, values and headers"):
 a value that is canonical compact JSON is that JSON value, other bytes are ``bytes``, a null
 value ``None``; a UTF-8 key a str; headers a mapping of str. So a record prints the same
@@ -148,7 +148,7 @@ class RemoteProducer:
 
 
 class RemoteConsumer:
-    """A consumer of a cluster with :class:`logbroker.consumer.Consumer`'s calls as the console
+    """A consumer of a cluster with :class:`logbroker.clients.consumer.Consumer`'s calls as the console
     consumer makes them. Positions are kept here, as the local consumer keeps them: what ``poll``
     handed out, moved by ``seek``; with a group they are committed every ``auto_commit_interval_ms``,
     on a revocation and by ``close(autocommit=True)``, never beyond what was handed out."""

@@ -2,10 +2,10 @@
 
 ``Cluster(bootstrap_servers, command_config)`` has the methods the CLI calls on the data
 directory (topics through :class:`~logbroker.broker.Broker`, groups and replay through
-:mod:`logbroker.admin`) and returns the same values: topic names, the dict of
-``Broker.describe_topic``, :class:`~logbroker.admin.PartitionLag` rows, a
-:class:`~logbroker.admin.ResetPlan`, :class:`~logbroker.consumer_record.Record` objects. So one
-renderer prints both. What Kafka's protocol does not carry is None: a partition's segments and
+:mod:`logbroker.groups.admin`) and returns the same values: topic names, the dict of
+``Broker.describe_topic``, :class:`~logbroker.groups.admin.PartitionLag` rows, a
+:class:`~logbroker.groups.admin.ResetPlan`, :class:`~logbroker.storage.consumer_record.Record`
+objects. So one renderer prints both. What Kafka's protocol does not carry is None: a partition's segments and
 size, the topic id, an owner's process id.
 
 Every call first asks the cluster for its metadata, within ``timeout_ms``: a cluster that does
@@ -41,7 +41,7 @@ log = logging.getLogger("logbroker")
 
 class RemoteTopic:
     """What ``topics create`` / ``topics alter`` print of a topic: name, partition count and a
-    config with ``to_kafka()`` (as the local :class:`~logbroker.topic.Topic` has)."""
+    config with ``to_kafka()`` (as the local :class:`~logbroker.storage.topic.Topic` has)."""
 
     def __init__(self, name: str, partitions: int, config: dict[str, Any]) -> None:
         self.name, self.partitions, self.config = name, partitions, _Config(config)
@@ -237,7 +237,8 @@ class Cluster:
         return self._wait(f"describe group {group}", future)
 
     def group_members(self, group: str) -> list[GroupMemberInfo]:
-        """The group's members per topic they are assigned partitions of (:func:`logbroker.admin.group_members`)."""
+        """The group's members per topic they are assigned partitions of
+        (:func:`logbroker.groups.admin.group_members`)."""
         out = []
         for m in self._description(group).members:
             tps = m.assignment.topic_partitions if m.assignment else []
@@ -247,7 +248,7 @@ class Cluster:
         return sorted(out, key=lambda m: (m.topic, m.consumer_id))
 
     def describe_group(self, group: str, now_ms: int | None = None) -> list[PartitionLag]:
-        """:func:`logbroker.admin.describe_group`'s rows: every partition of each topic the group has
+        """:func:`logbroker.groups.admin.describe_group`'s rows: every partition of each topic the group has
         committed offsets on, with the log end offset, lag, owner and the age of the oldest
         unconsumed record. UnknownGroupError when the cluster knows no such group."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
@@ -299,7 +300,7 @@ class Cluster:
 
     def plan_reset_offsets(self, group: str, topic: str | None, partitions: list[int] | None, spec,
                            now_ms: int | None = None) -> ResetPlan:
-        """:func:`logbroker.admin.plan_reset_offsets` over the cluster: the same rules (clamped into
+        """:func:`logbroker.groups.admin.plan_reset_offsets` over the cluster: the same rules (clamped into
         [log start offset, log end offset], the same warnings)."""
         kind, value = parse_reset_spec(spec)
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
@@ -355,7 +356,7 @@ class Cluster:
     def wait_for_topic(self, topic: str, timeout_ms: int | None, notice: Callable[[str], None],
                        output_closed: Callable[[], bool] | None) -> bool:
         """Block until ``topic`` exists on the cluster; True when it had to wait. UnknownTopicError
-        after ``timeout_ms`` (as :func:`logbroker.console.consume` waits in a data directory)."""
+        after ``timeout_ms`` (as :func:`logbroker.tools.console.consume` waits in a data directory)."""
         deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
         waited = False
         while topic not in self._metadata().topics:
@@ -377,7 +378,7 @@ class Cluster:
     def replay(self, topic: str, from_offset: int | None = None, to_offset: int | None = None,
                partition: int | None = None, *, from_time: int | str | None = None,
                to_time: int | str | None = None) -> Iterator[Record]:
-        """:func:`logbroker.admin.replay` over the cluster: the same checks, the same records,
+        """:func:`logbroker.groups.admin.replay` over the cluster: the same checks, the same records,
         partition by partition; no group is involved."""
         from ..groups.admin import check_replay_bounds, parse_datetime_ms, replay_range
         check_replay_bounds(from_offset, to_offset)
@@ -423,7 +424,7 @@ class Cluster:
 
     def republish(self, records: Iterable[Record], to_topic: str,
                   on_progress: Callable[[int], None] | None = None) -> int:
-        """:func:`logbroker.admin.republish` into the cluster: keys, headers and timestamps kept."""
+        """:func:`logbroker.broker.republish` into the cluster: keys, headers and timestamps kept."""
         count = 0
         with self.producer() as producer:
             for r in records:

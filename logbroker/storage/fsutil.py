@@ -325,9 +325,17 @@ class FileLock:
         ``error`` (default :class:`~logbroker.errors.LockTimeoutError`) says the same. The wait
         itself is a blocking ``flock`` in a helper thread on a descriptor of its own, so the lock is
         taken the instant it is released (no polling delay); a wait given up on never holds it.
+        A ``timeout_s`` of 0 tries once and raises at once, starting no helper: a caller that must
+        not block (an event loop) polls with it.
         """
         if self.acquire(blocking=False):
             return
+        if timeout_s is not None and timeout_s <= 0:
+            label = f" ({limit_name})" if limit_name else ""
+            # No holder_description here: it reads /proc/locks, and a poller asks often.
+            raise (error or LockTimeoutError)(
+                f"{what} is held by another process ({self.path}); not waiting (0 ms{label}); "
+                f"nothing was written", path=self.path)
         warn_after_s = LOCK_WAIT_WARN_S if warn_after_s is None else warn_after_s
         started = time.monotonic()
         waiter = _LockWaiter(self.path, self.fd)

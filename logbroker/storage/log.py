@@ -35,7 +35,7 @@ from .fsutil import FsyncPolicy
 from .recovery import PartitionCheck, check_partition, tail_damage
 from .index import IndexEntries, load_index, write_index
 from .policy import SegmentInfo, segments_to_delete, should_roll
-from .record import BadBatch, EncodedBatch, PendingRecord, encode_records, encode_values
+from .record import BadBatch, EncodedBatch, PendingRecord, TailGroup, encode_records, encode_tails, encode_values
 from .segment import index_name, iter_batches, list_segments, log_name, scan_segment, timeindex_name
 
 if TYPE_CHECKING:
@@ -201,6 +201,20 @@ class PartitionLog:
             for records in groups:
                 out += encode_records(base, records, limit)
                 base += len(records)
+            return out
+        return self._append(encode, policy)
+
+    def append_tails(self, groups: list[TailGroup], policy: FsyncPolicy | None = None) -> list[AppendResult]:
+        """:meth:`append_batches` of producer batches whose records the producer already encoded up
+        to their offsets (:func:`~logbroker.storage.record.encode_tails`): one write sequence and one
+        fsync for all of them. The producer refuses records without a key for a compacted topic."""
+        limit = self.config.max_message_bytes
+
+        def encode(base: int) -> list[EncodedBatch]:
+            out: list[EncodedBatch] = []
+            for group in groups:
+                out += encode_tails(base, group, limit)
+                base += len(group.tails)
             return out
         return self._append(encode, policy)
 

@@ -20,7 +20,7 @@ import zlib
 from array import array
 from itertools import groupby, islice, repeat
 from operator import add, itemgetter, methodcaller
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, NamedTuple, Sequence
 
 import orjson
 
@@ -39,6 +39,11 @@ __all__ = [
     "PREFIX_LEN",
     "rebatch",
     "batch_raw_lines",
+    "TailGroup",
+    "tail_template",
+    "encode_tail",
+    "encode_tails",
+    "TAIL_EXTRA",
 ]
 
 PREFIX_LEN = 18
@@ -390,6 +395,91 @@ _LINE_EXTRA = PREFIX_LEN + 1  # what a line adds to its body: the crc prefix and
 _LF_PREFIX_HEAD = b"\n" + _PREFIX_HEAD
 
 
+# -- tails: a record encoded ahead of its offset (the producer) -----------------------------------
+#
+# A record's body is ``"offset":N`` followed by its *tail* ``,"timestamp":T,"key":K[H],"value":V}``.
+# Everything in the tail is known when the record is sent, so the producer encodes it in the
+# caller's thread; only the offset, the crcs and the batch field wait for the append.
+
+_TAIL = b',"timestamp":%d,"key":%b%b,"value":%b}'
+_TAIL_VALUE_EXTRA = len(b',"value":') + 1  # what follows the head in a tail besides the value: the mark, "}"
+_OFFSET_BODY = b'"offset":%d%b'
+#: What a line adds to its tail at most: the crc prefix, ``"offset":`` and 20 digits, the LF.
+TAIL_EXTRA = PREFIX_LEN + len(b'"offset":') + 20 + 1
+
+
+def tail_template(timestamp: int) -> bytes:
+    """The tail of a record with no key and no headers sent at ``timestamp``, with ``%b`` left for
+    the value's JSON: one ``%`` per record then makes its tail (and copies orjson's output into a
+    bytes object of its own size, see :func:`dumps_kept`)."""
+    return b',"timestamp":%d,"key":null,"value":%%b}' % timestamp
+
+
+def encode_tail(record: PendingRecord) -> tuple[bytes, int]:
+    """The tail of ``record``, and the length of its head (where a ``batch`` field would go)."""
+    ts, key_json, headers_json, value_json, _ = record
+    tail = _TAIL % (ts, key_json, headers_json, value_json)
+    return tail, len(tail) - len(value_json) - _TAIL_VALUE_EXTRA
+
+
+class TailGroup(NamedTuple):
+    """The tails of one producer batch, in order, with what encoding them needs besides.
+
+    ``cuts`` maps the index of a tail whose head holds headers to its head length; any other
+    tail's head ends at its first ``,"value":`` (a key is a JSON string, which cannot hold it).
+    """
+
+    tails: Sequence[bytes]
+    cuts: dict[int, int] | None
+    first_timestamp: int
+    max_timestamp: int
+
+
+def encode_tails(base_offset: int, group: TailGroup, max_bytes: int = _NO_LIMIT) -> list[EncodedBatch]:
+    """``group``'s tails as a batch at offsets ``base_offset`` onwards (more than one when it
+    would pass ``max_bytes``; the producer sizes its batches so that this is rare).
+
+    Per record only the offset is formatted into the body (see :func:`_bodies`) and its crc
+    computed; the crcs of the lines after the first are written as hex for the whole batch at
+    once (see :func:`_into_batches`). Raises :class:`RecordTooLargeError` when a line alone is
+    longer than ``max_bytes``.
+    """
+    tails = group.tails
+    n = len(tails)
+    bodies = _bodies(_OFFSET_BODY, base_offset, iter(tails), n)
+    total = sum(map(len, bodies)) + _LINE_EXTRA * n
+    if n == 1 or total + _BATCH_FIELD_MAX <= max_bytes:
+        bounds = [(0, n)]
+        stamps = [(group.first_timestamp, group.max_timestamp)]
+    else:
+        bounds = _bounds([len(b) + _LINE_EXTRA for b in bodies], max_bytes)
+        stamps = [_tail_timestamps(tails[a:b]) for a, b in bounds]
+    crcs = list(map(_crc32, bodies))
+    hexes = _hex8(crcs) if n > 1 else []
+    batches = []
+    for (a, b), (first_ts, max_ts) in zip(bounds, stamps):
+        if b - a == 1:
+            line = _LINE % (crcs[a], bodies[a])
+            batches.append(((line,), len(line), 1, first_ts, max_ts))
+            continue
+        tail = _join_lines(hexes[a + 1:b], bodies[a + 1:b])
+        cut = (group.cuts or {}).get(a)
+        if cut is None:
+            cut = tails[a].find(_VALUE_MARK)
+        cut += len(bodies[a]) - len(tails[a])  # the offset's part of the body
+        body = bodies[a]
+        first = body[:cut] + _BATCH_FIELD % (b - a, len(tail), _crc32(tail)) + body[cut:]
+        first_line = _LINE % (_crc32(first), first)
+        batches.append(((first_line, tail), len(first_line) + len(tail), b - a, first_ts, max_ts))
+    return batches
+
+
+def _tail_timestamps(tails: Sequence[bytes]) -> tuple[int, int]:
+    """The first and the largest timestamp of ``tails`` (each starts ``,"timestamp":T,``)."""
+    stamps = [int(t[13:t.index(b",", 13)]) for t in tails]
+    return stamps[0], max(stamps)
+
+
 class BatchStatus:
     """Why :func:`decode_batch` could not return a batch."""
 
@@ -553,6 +643,26 @@ def batch_raw_lines(buf: bytes, start: int, end: int) -> list[bytes]:
     return buf[start:end - 1].split(b"\n")
 
 
+def _value_field_start(body: bytes) -> int:
+    """Where the line body's own ``,"value":`` field starts.
+
+    The mark can also occur before it, inside a headers object whose second name is ``value``,
+    and after it, inside the value. The line's own mark is the first occurrence that closes the
+    head as a JSON object: a cut inside the headers object leaves that object open, and every
+    occurrence inside the value comes later.
+    """
+    cut = body.find(_VALUE_MARK)
+    if body.find(_VALUE_MARK, cut + 1) < 0:
+        return cut  # the common case: the mark occurs once
+    while cut >= 0:
+        try:
+            _loads(b"{%b}" % body[:cut])  # the body follows the prefix's comma: no opening brace
+            return cut
+        except orjson.JSONDecodeError:
+            cut = body.find(_VALUE_MARK, cut + 1)
+    raise ValueError("a record line without a value field")
+
+
 def rebatch(lines: Sequence[bytes], was_first: bool) -> bytes:
     """One batch made of ``lines``: whole lines of records with consecutive offsets, in order, taken
     from one batch (FORMAT.md, "Compacted logs").
@@ -571,7 +681,7 @@ def rebatch(lines: Sequence[bytes], was_first: bool) -> bytes:
         body = body[:cut] + body[close + 1:]
     if len(lines) > 1:
         tail = b"".join(line + b"\n" for line in lines[1:])
-        cut = body.find(_VALUE_MARK)
+        cut = _value_field_start(body)
         body = body[:cut] + _BATCH_FIELD % (len(lines), len(tail), _crc32(tail)) + body[cut:]
         return _LINE % (_crc32(body), body) + tail
     if was_first:

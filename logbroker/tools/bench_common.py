@@ -3,7 +3,9 @@
 - :func:`environment` is the header every tool prints first (:func:`format_environment`);
 - :func:`make_values` builds the record values (orders padded or trimmed to an exact size);
 - :func:`percentiles` follows Kafka: a sample of at most 500,000 latencies (every
-  floor(N / min(N, 500000))-th), sorted, value at index floor(p * count).
+  floor(N / min(N, 500000))-th), sorted, value at index floor(p * count);
+- :func:`run_children` runs the spawned producer or consumer processes of one measurement;
+- :func:`result_dict` is a result's ``--json`` object, its environment first.
 
 Part of the perf tools behind :mod:`logbroker.tools.bench`; never imports typer.
 """
@@ -13,13 +15,14 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from dataclasses import asdict
 from typing import Any, Sequence
 
 import orjson
 
 __all__ = ["MB", "PERCENTILES", "MAX_SAMPLE", "PROGRESS_WINDOW_S", "filesystem_type", "environment",
            "format_environment", "make_values", "encoded_bytes", "median", "percentiles", "latency_fields",
-           "stderr_progress"]
+           "percentiles_text", "stderr_progress", "run_children", "result_dict"]
 
 MB = 1024 * 1024  # Kafka's MB
 PERCENTILES = (0.5, 0.95, 0.99, 0.999)
@@ -157,21 +160,42 @@ def latency_fields(lat: Sequence[int]) -> dict[str, float]:
             "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "p999_ms": p999}
 
 
+def percentiles_text(result: Any) -> str:
+    """The percentiles of a result with :func:`latency_fields`, worded as Kafka's perf tools end
+    their summary line (two decimals: ours are often below 1 ms)."""
+    return (f"{result.p50_ms:.2f} ms 50th, {result.p95_ms:.2f} ms 95th, {result.p99_ms:.2f} ms 99th, "
+            f"{result.p999_ms:.2f} ms 99.9th.")
+
+
+def result_dict(result: Any, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A result as one JSON object: ``environment`` first, then ``fields`` (default: the
+    dataclass's own fields)."""
+    if fields is None:
+        fields = {k: v for k, v in asdict(result).items() if k != "environment"}
+    return {"environment": result.environment, **fields}
+
+
 def stderr_progress(message: str) -> None:
     sys.stderr.write(message + "\n")
     sys.stderr.flush()
 
 
-def run_children(procs: list, ready, go, results) -> list:
+def run_children(procs: list, ready, go, results, what: str) -> list:
     """Start benchmark child processes, release them together once all are ready, collect one
-    result from each, and make sure none outlives the call."""
+    result from each, and make sure none outlives the call. A result is a tuple whose last item
+    is the child's error (empty when it succeeded); the first error raises RuntimeError naming
+    ``what`` ("a producer process")."""
     for proc in procs:
         proc.start()
     try:
         for _ in procs:
             ready.get(timeout=120)
         go.set()
-        return [results.get(timeout=3600) for _ in procs]
+        outs = [results.get(timeout=3600) for _ in procs]
+        failures = [o[-1] for o in outs if o[-1]]
+        if failures:
+            raise RuntimeError(f"{what} failed: {failures[0]}")
+        return outs
     finally:
         for proc in procs:
             proc.join(timeout=10)

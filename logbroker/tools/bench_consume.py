@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from .bench_common import MB, environment, run_children
+from .bench_common import MB, environment, result_dict, run_children
 
 __all__ = ["CONSUME_COLUMNS", "ConsumeResult", "consume_perf"]
 
@@ -69,11 +69,9 @@ class ConsumeResult:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"environment": self.environment}
-        d.update(self.columns())
-        d.update(consumers=self.consumers, group=self.group, reader=self.reader,
-                 expected=self.expected, bytes=self.bytes, elapsed_s=self.elapsed_s)
-        return d
+        return result_dict(self, {**self.columns(), "consumers": self.consumers, "group": self.group,
+                                  "reader": self.reader, "expected": self.expected, "bytes": self.bytes,
+                                  "elapsed_s": self.elapsed_s})
 
 
 def _kafka_time(ms: int) -> str:
@@ -254,10 +252,7 @@ def _run_consumers(data_dir, topic, nparts, limit, raw, max_records, group, cons
                          args=(data_dir, topic, [p for p in range(nparts) if p % consumers == i], share, raw,
                                max_records, group, ready, go, results, shared))
              for i in range(consumers)]
-    outs = run_children(procs, ready, go, results)
-    errors = [o[5] for o in outs if o[5]]
-    if errors:
-        raise RuntimeError(f"a consumer process failed: {errors[0]}")
+    outs = run_children(procs, ready, go, results, "a consumer process")
     count = sum(o[0] for o in outs)
     if limit is not None:
         count = min(count, limit)

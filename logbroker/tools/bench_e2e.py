@@ -11,12 +11,13 @@ import os
 import secrets
 import time
 from array import array
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from .bench_common import PROGRESS_WINDOW_S, environment, latency_fields, make_values, stderr_progress
+from .bench_common import (PROGRESS_WINDOW_S, environment, latency_fields, make_values, percentiles_text,
+                           result_dict, stderr_progress)
 
 __all__ = ["E2EResult", "e2e_perf"]
 
@@ -39,13 +40,10 @@ class E2EResult:
     def summary_line(self) -> str:
         return (f"{self.records} records at {self.rate:.1f} records/sec target ({self.actual_rate:.1f} sent), "
                 f"end-to-end latency: {self.avg_latency_ms:.2f} ms avg, {self.max_latency_ms:.2f} ms max, "
-                f"{self.p50_ms:.2f} ms 50th, {self.p95_ms:.2f} ms 95th, {self.p99_ms:.2f} ms 99th, "
-                f"{self.p999_ms:.2f} ms 99.9th.")
+                f"{percentiles_text(self)}")
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"environment": self.environment}
-        d.update({k: v for k, v in asdict(self).items() if k != "environment"})
-        return d
+        return result_dict(self)
 
 
 def _e2e_consumer(data_dir, topic, num_records, poll_interval, ready, results) -> None:

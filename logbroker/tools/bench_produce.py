@@ -15,11 +15,11 @@ import multiprocessing
 import os
 import time
 from array import array
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from .bench_common import (MB, PROGRESS_WINDOW_S, encoded_bytes, environment, latency_fields, make_values,
-                           run_children, stderr_progress)
+                           percentiles_text, result_dict, run_children, stderr_progress)
 
 __all__ = ["ProduceResult", "produce_perf"]
 
@@ -55,12 +55,10 @@ class ProduceResult:
         """Kafka's final line; percentiles get two decimals since ours are often below 1 ms."""
         return (f"{self.records} records sent, {self.records_per_sec:.1f} records/sec "
                 f"({self.mb_per_sec:.2f} MB/sec), {self.avg_latency_ms:.2f} ms avg latency, "
-                f"{self.max_latency_ms:.2f} ms max latency, {self.p50_ms:.2f} ms 50th, "
-                f"{self.p95_ms:.2f} ms 95th, {self.p99_ms:.2f} ms 99th, {self.p999_ms:.2f} ms 99.9th.")
+                f"{self.max_latency_ms:.2f} ms max latency, {percentiles_text(self)}")
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"environment": self.environment}
-        d.update({k: v for k, v in asdict(self).items() if k != "environment"})
+        d = result_dict(self)
         d["records_per_sec"] = self.records_per_sec
         d["mb_per_sec"] = self.mb_per_sec
         return d
@@ -189,10 +187,7 @@ def _run_producers(data_dir, topic, num_records, values, batch_size, fsync, npar
                          args=(data_dir, topic, shares[i], values, batch_size, fsync, nparts, rate,
                                i * max(1, nparts // producers), ready, go, results))
              for i in range(producers) if shares[i]]
-    outs = run_children(procs, ready, go, results)
-    errors = [o[3] for o in outs if o[3]]
-    if errors:
-        raise RuntimeError(f"a producer process failed: {errors[0]}")
+    outs = run_children(procs, ready, go, results, "a producer process")
     lats = []
     for _, _, raw, _ in outs:
         a = array("q")

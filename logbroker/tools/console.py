@@ -39,8 +39,14 @@ def consume(data_dir: str | None, topic: str, sink: Callable[[Record, int], None
             from_time: str | None = None, max_messages: int | None = None,
             timeout_ms: int | None = None, on_notice: Callable[[str], None] | None = None,
             on_waiting: Callable[[str], None] | None = None,
-            output_closed: Callable[[], bool] | None = None, cluster=None) -> int:
+            output_closed: Callable[[], bool] | None = None, cluster=None,
+            flush: Callable[[], None] | None = None) -> int:
     """Feed records of ``topic`` to ``sink(record, n)`` (n counts from 1); returns how many.
+
+    ``flush()``, when given, is called after each record is counted (a console flushing its output
+    while it follows a topic): the record is in the output's buffer then, so a Ctrl+C landing in
+    the flush (where a follower mostly is) leaves it counted and committed, since it is written at
+    exit; raised from ``sink`` instead, the record is taken as not handed over.
 
     ``cluster`` (a :class:`logbroker.remote.cluster.Cluster`) reads a Kafka cluster instead of
     ``data_dir``, by the same rules: it supplies the consumer, the wait for the topic and the
@@ -129,6 +135,12 @@ def consume(data_dir: str | None, topic: str, sink: Callable[[Record, int], None
                         _rewind(consumer, batch, tp, record.offset)
                         raise
                     count += 1
+                    if flush is not None:
+                        try:
+                            flush()
+                        except BaseException:
+                            _rewind(consumer, batch, tp, record.offset + 1)
+                            raise
             idle_since = time.monotonic()
     except KeyboardInterrupt:
         pass

@@ -1,7 +1,7 @@
 """Publishing JSON lines to a Kafka cluster: ``logbroker publish --bootstrap-server``.
 
 The same lines are accepted and refused as by :func:`logbroker.tools.publish.publish_lines` (its line
-reader and checks), and the same :class:`~logbroker.publish.PublishSummary` is filled: only
+reader and checks), and the same :class:`~logbroker.tools.publish.PublishSummary` is filled: only
 acknowledged records count, per partition with the last offset. Each value is sent as its
 compact JSON, so consumers of the cluster (and of the data directory behind ``logbroker serve``)
 read it as the JSON value. A missing topic is created with ``num_partitions`` first, as the local
