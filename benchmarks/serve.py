@@ -13,6 +13,8 @@ between runs made back to back on this noisy shared machine):
 - redis: Redis Streams, XADD of the same values pipelined by 1,000 (AOF on, appendfsync everysec),
   against the produce through the server of the same round; skipped, saying so, when no
   ``redis-server`` is on PATH (a benchmark-only tool, never needed by the tests).
+- client alone: the produce loop into a confluent-kafka producer with no reachable broker (its
+  records only queue): what the client itself costs, a ceiling for any server.
 - e2e: confluent producer (acks=all; librdkafka's default linger.ms of 5, then linger.ms 0) ->
   confluent consumer (another process, fetch.wait.max.ms 100) through the server at 1,000
   records/s for 5 s: p50 and p99 of (receive time - create timestamp).
@@ -57,6 +59,20 @@ def kafka_produce(bootstrap: str, topic: str, n: int) -> float:
                 p.poll(0.005)
     assert p.flush(120) == 0
     return n / (time.perf_counter() - t0)
+
+
+def client_alone(n: int) -> float:
+    """The same ``produce()`` loop into a producer whose broker is unreachable (its records only
+    queue): the client's own cost per record, a ceiling no server can lift."""
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": "127.0.0.1:1", "queue.buffering.max.messages": max(n, 1000),
+                  "linger.ms": 5, "log_level": 0})
+    t0 = time.perf_counter()
+    for _ in range(n):
+        p.produce("t", value=VALUE, partition=0)
+    rate = n / (time.perf_counter() - t0)
+    p.purge()
+    return rate
 
 
 def native_produce(data_dir: str, topic: str, n: int) -> float:
@@ -253,13 +269,15 @@ def main() -> None:
           f"{os.cpu_count()} CPUs, {args.records} records of {len(VALUE)} B, {args.rounds} rounds")
     server, bootstrap = start_server(os.path.join(base, "served"))
     native_dir = os.path.join(base, "native")
-    rows: dict[str, list] = {"produce": [], "consume": [], "produce vs Redis XADD": []}
+    rows: dict[str, list] = {"produce": [], "consume": [], "produce vs Redis XADD": [],
+                             "produce vs the client alone (no broker)": []}
     redis_skipped = None
     for r in range(args.rounds):
         topic = f"r{r}"
         k = kafka_produce(bootstrap, topic, args.records)
         nat = native_produce(native_dir, topic, args.records)
         rows["produce"].append((k, nat))
+        rows["produce vs the client alone (no broker)"].append((k, client_alone(args.records)))
         red = redis_xadd(os.path.join(base, f"redis-{r}"), topic, args.records)
         if isinstance(red, str):
             redis_skipped = red

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from logbroker.kafka import crc32c as crc_module
 from logbroker.kafka.batch import BatchError, decode_batches, encode_batch, encode_plain_batch
 from logbroker.kafka.schemas import API_VERSIONS, APIS, by_key
-from logbroker.kafka.wire import DecodeError, Reader, decode, encode
+from logbroker.kafka.wire import DecodeError, Reader, decode, encode, read_varint, write_varint
 
 
 def test_crc32c_matches_the_standard_check_value_native_and_fallback():
@@ -166,3 +166,12 @@ def test_mutated_batches_with_a_valid_crc_raise_only_batch_errors(recs, data):
         decode_batches(bytes(batch))
     except BatchError as exc:
         assert exc.code in (2, 42)
+
+
+@given(st.integers(min_value=-(1 << 63), max_value=(1 << 63) - 1))
+def test_zig_zag_varints_round_trip_through_the_one_codec_that_batches_and_messages_share(n):
+    out = bytearray(b"\xff")
+    write_varint(out, n)
+    assert read_varint(bytes(out), 1) == (n, len(out))
+    with pytest.raises(DecodeError, match="runs past the end"):
+        read_varint(bytes(out[:-1]), 1)

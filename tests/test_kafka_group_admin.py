@@ -109,3 +109,22 @@ def test_create_partitions_grows_a_topic_and_refuses_to_shrink_it(server, admin)
     [f] = admin.create_partitions([NewPartitions("grow", 3)]).values()
     with pytest.raises(KafkaException, match="INVALID_PARTITIONS"):
         f.result(timeout=15)
+
+
+def test_a_committed_metadata_string_comes_back_from_committed_and_a_too_long_one_is_refused(server):
+    from confluent_kafka import Consumer
+    assert _local(server, "topics", "create", "meta", "--partitions", "2").returncode == 0
+    c = Consumer({"bootstrap.servers": server.bootstrap, "group.id": "annotated", "enable.auto.commit": False,
+                  "log_level": 0})
+    try:
+        c.commit(offsets=[TopicPartition("meta", 0, 3, metadata="batch 7 of run 2"),
+                          TopicPartition("meta", 1, 4)], asynchronous=False)
+        got = {tp.partition: (tp.offset, tp.metadata)
+               for tp in c.committed([TopicPartition("meta", 0), TopicPartition("meta", 1)], timeout=15)}
+        assert got == {0: (3, "batch 7 of run 2"), 1: (4, None)}  # confluent-kafka shows "" as None
+        with pytest.raises(KafkaException, match="OFFSET_METADATA_TOO_LARGE"):
+            c.commit(offsets=[TopicPartition("meta", 0, 5, metadata="x" * 4097)], asynchronous=False)
+    finally:
+        c.close()
+    rows = {r.partition: r.current_offset for r in describe_group(server.data_dir, "annotated")}
+    assert rows == {0: 3, 1: 4}

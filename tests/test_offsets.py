@@ -151,3 +151,22 @@ def test_encode_line_round_trips_and_detects_any_single_bit_flip():
         damaged = bytearray(line)
         damaged[bit // 8] ^= 1 << (bit % 8)
         assert decode_line(bytes(damaged)) is None, bit
+
+
+def test_commit_metadata_is_stored_read_back_and_a_change_of_it_alone_is_written(store):
+    with store.paths.locked():
+        store.commit({0: CommittedOffset(5, 1, "m1", 0, "checkpoint-a")})
+    assert OffsetStore(store.paths, "orders").read()[0].metadata == "checkpoint-a"
+    with store.paths.locked():
+        store.commit({0: CommittedOffset(5, 1, "m1", 0, "checkpoint-b")})
+    assert OffsetStore(store.paths, "orders").read()[0].metadata == "checkpoint-b"
+
+
+def test_an_offsets_file_without_metadata_reads_as_empty_metadata_and_gets_no_field(store):
+    # The bytes a commit wrote before metadata was stored: format 1, no "metadata" field.
+    body = {"format": 1, "topic": "orders", "group": "billing", "seq": 1,
+            "offsets": {"0": {"offset": 9, "generation": 2, "member": "m1", "timestamp": 7}}}
+    fsutil.atomic_write(store.paths.offsets, encode_line(body))
+    assert store.read()[0] == CommittedOffset(9, 2, "m1", 7, "")
+    commit(store, 0, 10)
+    assert "metadata" not in decode_line(open(store.paths.offsets, "rb").read())["offsets"]["0"]

@@ -142,13 +142,23 @@ class CommittedOffset:
     """One partition's committed offset and who committed it.
 
     ``generation`` is the group generation the committing member belonged to; ``member`` its id
-    (``"reset"`` for the reset tool); ``timestamp`` the wall-clock time of the commit in ms.
+    (``"reset"`` for the reset tool); ``timestamp`` the wall-clock time of the commit in ms;
+    ``metadata`` the string a Kafka client committed with the offset (OffsetCommit), "" when none.
     """
 
     offset: int
     generation: int = 0
     member: str = ""
     timestamp: int = 0
+    metadata: str = ""
+
+
+def _entry(c: CommittedOffset) -> dict:
+    """One partition's entry in ``offsets``: ``metadata`` only when not empty (FORMAT.md)."""
+    entry = {"offset": c.offset, "generation": c.generation, "member": c.member, "timestamp": c.timestamp}
+    if c.metadata:
+        entry["metadata"] = c.metadata
+    return entry
 
 
 class OffsetStore:
@@ -209,7 +219,8 @@ class OffsetStore:
         if why is None:
             try:
                 offsets = {int(p): CommittedOffset(int(v["offset"]), int(v.get("generation", 0)),
-                                                   str(v.get("member", "")), int(v.get("timestamp", 0)))
+                                                   str(v.get("member", "")), int(v.get("timestamp", 0)),
+                                                   str(v.get("metadata", "")))
                            for p, v in body["offsets"].items()}
                 if any(p < 0 or c.offset < 0 for p, c in offsets.items()):
                     raise ValueError("negative partition or offset")
@@ -247,11 +258,10 @@ class OffsetStore:
                 continue
             merged[partition] = change
         if current_bytes is not None and all(offsets.get(p) is not None and offsets[p].offset == merged[p].offset
-                                             for p in merged):
+                                             and offsets[p].metadata == merged[p].metadata for p in merged):
             return offsets  # nothing moved: no rewrite (an idle auto-commit costs no fsync)
         body = {"format": OFFSETS_FORMAT, "topic": self.topic, "group": self.paths.group, "seq": seq + 1,
-                "offsets": {str(p): {"offset": c.offset, "generation": c.generation, "member": c.member,
-                                     "timestamp": c.timestamp} for p, c in sorted(merged.items())}}
+                "offsets": {str(p): _entry(c) for p, c in sorted(merged.items())}}
         if current_bytes is not None:
             # Keep the generation we are about to replace; a damaged one is never copied over a good prev.
             fsutil.atomic_write(self.paths.prev, current_bytes)

@@ -24,6 +24,7 @@ from operator import sub
 from typing import Sequence
 
 from .crc32c import crc32c
+from .wire import DecodeError, read_varint, write_varint
 
 __all__ = ["BatchError", "ProducedBatch", "decode_batches", "encode_batch", "encode_plain_batch", "CODEC_PACKAGES"]
 
@@ -53,19 +54,10 @@ class ProducedBatch:
 
 
 def _zigzag(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    n = len(buf)
-    while True:
-        if pos >= n:
-            raise BatchError(2, f"record varint runs past the end of the batch at byte {pos}")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return (result >> 1) ^ -(result & 1), pos
-        shift += 7
-        if shift > 63:
-            raise BatchError(2, f"record varint longer than 10 bytes at byte {pos}")
+    try:
+        return read_varint(buf, pos)
+    except DecodeError as exc:
+        raise BatchError(2, f"record {exc}") from None
 
 
 def _blob(buf: bytes, pos: int, end: int) -> tuple[bytes | None, int]:
@@ -255,17 +247,9 @@ def _headers(body: bytes, pos: int, end: int, i: int) -> tuple[list, int]:
 
 # -- encoding ------------------------------------------------------------------------------------
 
-def _varint(out: bytearray, n: int) -> None:
-    n = (n << 1) ^ (n >> 63)
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-
-
 def _varint_bytes(n: int) -> bytes:
     out = bytearray()
-    _varint(out, n)
+    write_varint(out, n)
     return bytes(out)
 
 

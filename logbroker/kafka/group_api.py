@@ -7,8 +7,9 @@ lag, and ``groups reset-offsets`` moves them.
 Committed offsets are the next offset to read. The store never moves an offset backwards (a
 backwards commit from a group member is skipped and logged), except for an admin commit
 (generation -1, no member id: Kafka's AlterConsumerGroupOffsets, ``groups reset-offsets
---bootstrap-server``) while the group has no live member of either kind. It keeps no commit
-metadata string: OffsetFetch returns an empty one.
+--bootstrap-server``) while the group has no live member of either kind. The metadata string a
+client commits with an offset is stored with it and returned by OffsetFetch (a null one as ""); one
+longer than Kafka's ``offset.metadata.max.bytes`` (4,096) gets OFFSET_METADATA_TOO_LARGE.
 
 A group is known when the coordinator holds it (Kafka members) or it has state on some topic
 (committed offsets, logbroker consumers). DescribeGroups shows the coordinator's members only.
@@ -35,6 +36,7 @@ from .storage import Storage
 __all__ = ["GroupHandlers"]
 
 log = logging.getLogger("logbroker.serve")
+MAX_METADATA_BYTES = 4096  # Kafka's offset.metadata.max.bytes: a longer commit metadata string is refused
 
 
 class GroupHandlers:
@@ -85,9 +87,11 @@ class GroupHandlers:
                             codes[index] = E.UNKNOWN_TOPIC_OR_PARTITION
                         elif offset < 0:
                             codes[index] = E.OFFSET_OUT_OF_RANGE
+                        elif len((p.get("CommittedMetadata") or "").encode("utf-8")) > MAX_METADATA_BYTES:
+                            codes[index] = E.OFFSET_METADATA_TOO_LARGE
                         else:
                             changes[index] = CommittedOffset(offset, max(generation, 0), member or "kafka",
-                                                             int(time.time() * 1000))
+                                                             int(time.time() * 1000), p.get("CommittedMetadata") or "")
                     if changes:
                         admin = generation < 0 and not member
                         await asyncio.to_thread(_commit, topic.path, group, topic.name, changes, admin)
@@ -128,7 +132,8 @@ class GroupHandlers:
             for index in t["PartitionIndexes"]:
                 c = committed.get(index)
                 parts.append({"PartitionIndex": index, "CommittedOffset": -1 if c is None else c.offset,
-                              "CommittedLeaderEpoch": -1, "Metadata": "", "ErrorCode": error})
+                              "CommittedLeaderEpoch": -1, "Metadata": "" if c is None else c.metadata,
+                              "ErrorCode": error})
             topics.append({"Name": t["Name"], "Partitions": parts})
         return {"Topics": topics, "ErrorCode": 0}
 

@@ -10,6 +10,7 @@ sends makes a handler raise, except a malformed message (the server closes that 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from itertools import repeat
@@ -99,6 +100,21 @@ def _encode_read(got: Any) -> tuple[bytes, int]:
     return encode_batch(records[0][0], records), size
 
 
+def _without_gc(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` with the cyclic garbage collector paused: decoding a produced batch allocates
+    tuples by the thousand and no reference cycle, and each allocation past the collector's
+    threshold would otherwise traverse them all again (measured: ~2,800 of ~39,000 instructions
+    per record of decoding and checking). Nothing awaits inside, so no other task runs paused; the
+    collector, when enabled, sees the survivors at its next collection."""
+    if not gc.isenabled():
+        return fn(*args)
+    gc.disable()
+    try:
+        return fn(*args)
+    finally:
+        gc.enable()
+
+
 class DataHandlers:
     def __init__(self, storage: Storage, config: ServerConfig) -> None:
         self.storage = storage
@@ -153,7 +169,7 @@ class DataHandlers:
             topic = (self.storage.ensure_topic(name, self.config.num_partitions) if self.config.auto_create_topics
                      else self.storage.topic(name))
             topic.check_partition(partition)
-            batches = decode_batches(data or b"", topic.config.max_message_bytes * 4)
+            batches = _without_gc(decode_batches, data or b"", topic.config.max_message_bytes * 4)
         except BatchError as exc:
             log.warning("produce to %s-%d refused: %s", name, partition, exc)
             out["ErrorCode"], out["ErrorMessage"] = exc.code, str(exc)
@@ -177,7 +193,7 @@ class DataHandlers:
                         out["ErrorCode"] = verdict
                         out["ErrorMessage"] = f"producer {batch.producer_id}: {verdict.name}"
                         return out
-                    records = PendingRecord.from_kafka_records(batch.records)
+                    records = _without_gc(PendingRecord.from_kafka_records, batch.records)
                     results = await self.storage.append_soon(topic, partition, records)
                     first = results[0].base_offset
                     self.producers.record(batch, name, partition, first)
@@ -239,9 +255,10 @@ class DataHandlers:
             reader = conn.reader(self.storage, name, partition)
             hw = reader.high_watermark()
             out["HighWatermark"] = out["LastStableOffset"] = hw
-            out["LogStartOffset"] = start = reader.log_start_offset()
-            if offset == hw:
+            if offset == hw:  # a consumer at the end: every fetch of an idle long poll
+                out["LogStartOffset"] = conn.log_start_offset(name, partition, reader)
                 return out
+            out["LogStartOffset"] = start = reader.log_start_offset()
             if not start <= offset <= hw:
                 out["ErrorCode"] = E.OFFSET_OUT_OF_RANGE
                 return out

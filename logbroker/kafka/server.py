@@ -36,6 +36,7 @@ import resource
 import signal
 import socket
 import struct
+import time
 from collections import deque
 from typing import Any, Callable
 
@@ -63,6 +64,7 @@ _PIPELINED = 16  # produce requests of one connection handled at once (group com
 _LEN = struct.Struct(">i")
 _HEAD = struct.Struct(">hhi")
 API_VERSIONS_KEY = 18
+FETCH_KEY = 1
 #: descriptors kept free beyond the storage's budget: topic directories pinned as topics are first
 #: used, the request log, a reader opened between two budget checks
 _SPARE_DESCRIPTORS = 16
@@ -78,6 +80,9 @@ def open_descriptors() -> int | None:
         return None
 
 
+LOG_START_TTL_S = 1.0  # how old a log start offset a fetch at the end of a partition may report
+
+
 class Connection:
     """One client connection: its readers (a cursor per partition it fetches) and client id."""
 
@@ -85,6 +90,21 @@ class Connection:
         self.peer = peer
         self.client_id: str | None = None
         self._readers: dict[tuple[str, int], Any] = {}
+        #: (version, bytes after the header, decoded request) of the last Fetch: a consumer at the end
+        #: of its partitions sends the same one every long poll, and the fetch handler never changes
+        #: a request, so it is decoded once.
+        self.last_fetch: tuple[int, bytes, dict] | None = None
+        self._log_starts: dict[tuple[str, int], tuple[float, int]] = {}  # key -> (read at, log start offset)
+
+    def log_start_offset(self, topic: str, partition: int, reader: Any) -> int:
+        """The partition's log start offset as read at most ``LOG_START_TTL_S`` ago, for a fetch at
+        the high watermark, where it is only information (no offset is checked against it): an idle
+        long poll then costs no directory listing and checkpoint read per fetch."""
+        key, now = (topic, partition), time.monotonic()
+        cached = self._log_starts.get(key)
+        if cached is None or now - cached[0] >= LOG_START_TTL_S:
+            cached = self._log_starts[key] = (now, reader.log_start_offset())
+        return cached[1]
 
     def reader(self, storage: Storage, topic: str, partition: int):
         key = (topic, partition)
@@ -94,6 +114,7 @@ class Connection:
         return reader
 
     def drop_reader(self, topic: str, partition: int) -> None:
+        self._log_starts.pop((topic, partition), None)
         reader = self._readers.pop((topic, partition), None)
         if reader is not None:
             reader.close()
@@ -381,13 +402,21 @@ class KafkaServer:
                         version)
             return False
         flexible = api.flexible(version)
-        try:
-            if flexible:
-                r.skip_tags()
-            req = decode(api.request, r, version, flexible)
-        except DecodeError as exc:
-            log.warning("%s (%s): malformed %s v%d request (%s); closing", conn.peer, client_id, api.name, version, exc)
-            return False
+        repeated = conn.last_fetch
+        if api_key == FETCH_KEY and repeated is not None and repeated[0] == version and repeated[1] == frame[r.pos:]:
+            req = repeated[2]  # the fetch this connection sent last, again: an idle long poll's usual case
+        else:
+            body = frame[r.pos:]
+            try:
+                if flexible:
+                    r.skip_tags()
+                req = decode(api.request, r, version, flexible)
+            except DecodeError as exc:
+                log.warning("%s (%s): malformed %s v%d request (%s); closing", conn.peer, client_id, api.name, version,
+                            exc)
+                return False
+            if api_key == FETCH_KEY:
+                conn.last_fetch = (version, body, req)
         try:
             result = self._handlers[api_key](req, version, conn)
             if asyncio.iscoroutine(result):

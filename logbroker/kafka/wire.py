@@ -3,8 +3,9 @@ API version (the protocol guide's "Protocol Primitive Types").
 
 Big-endian fixed-width integers; classic strings (int16 length) and bytes/arrays (int32 length),
 -1 for null; in *flexible* versions compact forms (unsigned varint of length + 1, 0 for null) and a
-tagged-field section at the end of every struct. Varints and zig-zag varlongs are the record
-batch's (:mod:`logbroker.kafka.batch`).
+tagged-field section at the end of every struct. The zig-zag varints of record batches
+(:mod:`logbroker.kafka.batch`) are read and written here too (:func:`read_varint`,
+:func:`write_varint`): one codec for both.
 
 A schema is a list of :class:`Field`. Decoding returns a dict of field name to value (nested
 structs are dicts, arrays lists); fields absent in a version are left out. Encoding takes such a
@@ -18,7 +19,8 @@ import struct
 from dataclasses import dataclass, field as dc_field
 from typing import Any
 
-__all__ = ["Field", "DecodeError", "Reader", "encode", "decode", "write_uvarint", "read_uvarint"]
+__all__ = ["Field", "DecodeError", "Reader", "encode", "decode", "write_uvarint", "read_uvarint", "read_varint",
+           "write_varint"]
 
 
 class DecodeError(ValueError):
@@ -93,6 +95,17 @@ def read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
             raise DecodeError(f"varint longer than 10 bytes at byte {pos}")
 
 
+def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """A zig-zag varint (the record batch's varint and varlong, signed) and the position after it."""
+    n, pos = read_uvarint(buf, pos)
+    return (n >> 1) ^ -(n & 1), pos
+
+
+def write_varint(out: bytearray, n: int) -> None:
+    """Append ``n`` (signed, 64 bits at most) as a zig-zag varint."""
+    write_uvarint(out, (n << 1) ^ (n >> 63))
+
+
 # -- decoding ------------------------------------------------------------------------------------
 
 class Reader:
@@ -146,59 +159,101 @@ class Reader:
 
 def decode(schema: tuple[Field, ...], r: Reader, version: int, flexible: bool) -> dict:
     out: dict[str, Any] = {}
-    for f in schema:
-        if f.tag is not None or not f.present(version):
-            continue
-        out[f.name] = _read(f, r, version, flexible)
+    for name, read in _decode_plan(schema, version, flexible):
+        out[name] = read(r)
     if flexible:
         r.skip_tags()
     return out
 
 
-def _read(f: Field, r: Reader, version: int, flexible: bool) -> Any:
+# A schema is interpreted once per (schema, version, flexible): its plan lists the fields present in
+# that version, each with a function made for its type and nullability, so that decoding and
+# encoding a message walk a flat list instead of asking every field about the version each time.
+_DECODE_PLANS: dict[tuple[int, int, bool], tuple[tuple[Field, ...], list]] = {}
+_ENCODE_PLANS: dict[tuple[int, int, bool], tuple[tuple[Field, ...], list]] = {}
+
+
+def _decode_plan(schema: tuple[Field, ...], version: int, flexible: bool) -> list:
+    """[(name, read)] of the fields of ``schema`` present in ``version`` (tagged fields left out)."""
+    key = (id(schema), version, flexible)
+    cached = _DECODE_PLANS.get(key)
+    if cached is None:
+        plan = [(f.name, _reader(f, version, flexible)) for f in schema if f.tag is None and f.present(version)]
+        cached = _DECODE_PLANS[key] = (schema, plan)  # the schema kept: its id stays its own
+    return cached[1]
+
+
+def _reader(f: Field, version: int, flexible: bool):
+    """A function of a Reader that reads one value of field ``f`` in ``version``."""
     t = f.type
     if t in _INT:
-        return r.int(t)
+        unpack, size = _INT[t].unpack_from, _INT[t].size
+
+        def read_int(r: Reader) -> int:
+            pos = r.pos
+            if pos + size > len(r.buf):
+                r.take(size)  # raises the DecodeError naming the position
+            r.pos = pos + size
+            return unpack(r.buf, pos)[0]
+        return read_int
     if t == "bool":
-        return r.take(1) != b"\x00"
+        return lambda r: r.take(1) != b"\x00"
     if t == "uuid":
-        return r.take(16)
-    at = r.pos
+        return lambda r: r.take(16)
     if t == "str":
-        value = r.string(flexible)
+        def read(r: Reader) -> str | None:
+            return r.string(flexible)
     elif t in ("bytes", "records"):
-        value = r.bytes(flexible)
+        def read(r: Reader) -> bytes | None:
+            return r.bytes(flexible)
     elif t.startswith("["):
-        value = _read_array(f, r, version, flexible)
+        if t == "[]":
+            def element(r: Reader) -> Any:
+                return decode(f.fields, r, version, flexible)
+        else:
+            element = _reader(Field(f.name, t[1:-1]), version, flexible)
+
+        def read(r: Reader) -> list | None:
+            n = r.length(flexible, True)
+            if n < 0:
+                return None
+            if n > len(r.buf) - r.pos:  # every element takes at least one byte
+                raise DecodeError(f"array of {n} elements at byte {r.pos} is longer than the message")
+            return [element(r) for _ in range(n)]
     else:
         raise AssertionError(f"unknown field type {t}")
-    if value is None and not f.is_nullable(version):
-        raise DecodeError(f"{f.name} is null at byte {at} but cannot be in version {version}")
-    return value
+    if f.is_nullable(version):
+        return read
+    name = f.name
 
-
-def _read_array(f: Field, r: Reader, version: int, flexible: bool) -> list | None:
-    n = r.length(flexible, True)
-    if n < 0:
-        return None
-    if n > len(r.buf) - r.pos:  # every element takes at least one byte
-        raise DecodeError(f"array of {n} elements at byte {r.pos} is longer than the message")
-    if f.type == "[]":
-        return [decode(f.fields, r, version, flexible) for _ in range(n)]
-    inner = Field(f.name, f.type[1:-1])
-    return [_read(inner, r, version, flexible) for _ in range(n)]
+    def read_not_null(r: Reader) -> Any:
+        at = r.pos
+        value = read(r)
+        if value is None:
+            raise DecodeError(f"{name} is null at byte {at} but cannot be in version {version}")
+        return value
+    return read_not_null
 
 
 # -- encoding ------------------------------------------------------------------------------------
 
 def encode(schema: tuple[Field, ...], value: dict, version: int, flexible: bool, out: bytearray) -> None:
-    for f in schema:
-        if f.tag is not None or not f.present(version):
-            continue
-        v = value.get(f.name, f.default)
-        _write(f, v, version, flexible, out)
+    get = value.get
+    for name, default, write in _encode_plan(schema, version, flexible):
+        write(get(name, default), out)
     if flexible:
         out.append(0)  # no tagged fields
+
+
+def _encode_plan(schema: tuple[Field, ...], version: int, flexible: bool) -> list:
+    """[(name, default, write)] of the fields of ``schema`` present in ``version``."""
+    key = (id(schema), version, flexible)
+    cached = _ENCODE_PLANS.get(key)
+    if cached is None:
+        plan = [(f.name, f.default, _writer(f, version, flexible)) for f in schema
+                if f.tag is None and f.present(version)]
+        cached = _ENCODE_PLANS[key] = (schema, plan)
+    return cached[1]
 
 
 def _write_length(out: bytearray, n: int, flexible: bool, wide: bool) -> None:
@@ -208,44 +263,59 @@ def _write_length(out: bytearray, n: int, flexible: bool, wide: bool) -> None:
         out += _INT["i32" if wide else "i16"].pack(n)
 
 
-def _write(f: Field, v: Any, version: int, flexible: bool, out: bytearray) -> None:
+def _writer(f: Field, version: int, flexible: bool):
+    """A function ``write(value, out)`` that appends one value of field ``f`` in ``version``; a null
+    where the version allows none is written as the type's empty value."""
     t = f.type
+    nullable = f.is_nullable(version)
     if t in _INT:
-        out += _INT[t].pack(v or 0)
-    elif t == "bool":
-        out.append(1 if v else 0)
-    elif t == "str":
-        if v is None and not f.is_nullable(version):
-            v = ""
-        if v is None:
-            _write_length(out, -1, flexible, False)
-        else:
-            data = v.encode("utf-8")
-            _write_length(out, len(data), flexible, False)
-            out += data
-    elif t in ("bytes", "records"):
-        if v is None and not f.is_nullable(version):
-            v = b""
-        if v is None:
-            _write_length(out, -1, flexible, True)
-        else:
-            _write_length(out, len(v), flexible, True)
-            out += v
-    elif t == "uuid":
-        out += v or bytes(16)
-    elif t.startswith("["):
-        if v is None and not f.is_nullable(version):
-            v = []
-        if v is None:
-            _write_length(out, -1, flexible, True)
-            return
-        _write_length(out, len(v), flexible, True)
+        pack = _INT[t].pack
+
+        def write_int(v: Any, out: bytearray) -> None:
+            out += pack(v or 0)
+        return write_int
+    if t == "bool":
+        return lambda v, out: out.append(1 if v else 0)
+    if t == "uuid":
+        def write_uuid(v: Any, out: bytearray) -> None:
+            out += v or bytes(16)
+        return write_uuid
+    if t == "str":
+        def write_str(v: Any, out: bytearray) -> None:
+            if v is None and not nullable:
+                v = ""
+            if v is None:
+                _write_length(out, -1, flexible, False)
+            else:
+                data = v.encode("utf-8")
+                _write_length(out, len(data), flexible, False)
+                out += data
+        return write_str
+    if t in ("bytes", "records"):
+        def write_bytes(v: Any, out: bytearray) -> None:
+            if v is None and not nullable:
+                v = b""
+            if v is None:
+                _write_length(out, -1, flexible, True)
+            else:
+                _write_length(out, len(v), flexible, True)
+                out += v
+        return write_bytes
+    if t.startswith("["):
         if t == "[]":
-            for item in v:
+            def element(item: Any, out: bytearray) -> None:
                 encode(f.fields, item, version, flexible, out)
         else:
-            inner = Field(f.name, t[1:-1])
+            element = _writer(Field(f.name, t[1:-1]), version, flexible)
+
+        def write_array(v: Any, out: bytearray) -> None:
+            if v is None and not nullable:
+                v = []
+            if v is None:
+                _write_length(out, -1, flexible, True)
+                return
+            _write_length(out, len(v), flexible, True)
             for item in v:
-                _write(inner, item, version, flexible, out)
-    else:
-        raise AssertionError(f"unknown field type {t}")
+                element(item, out)
+        return write_array
+    raise AssertionError(f"unknown field type {t}")

@@ -1,0 +1,148 @@
+"""A fetch at the high watermark (every fetch of an idle long poll) without a network: what it
+reads from the partition's files, and what it reports."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from logbroker.kafka import server as server_module
+from logbroker.kafka.batch import encode_batch
+from logbroker.kafka.handlers import DataHandlers, ServerConfig
+from logbroker.kafka.server import Connection, KafkaServer
+from logbroker.kafka.storage import Storage
+from logbroker.storage.reader import PartitionReader
+from logbroker.storage.record import PendingRecord
+from logbroker.storage.topic import Topic
+
+
+def test_fetches_at_the_end_read_the_log_start_offset_at_most_once_per_ttl_and_report_it_moved(
+        tmp_path, monkeypatch):
+    topic = Topic.create(str(tmp_path), "t", 1)
+    topic.log(0).append([PendingRecord(1_700_000_000_000, None, None, {"n": i}) for i in range(5)])
+    calls = []
+    real = PartitionReader.log_start_offset
+
+    def counted(self):
+        calls.append(1)
+        return real(self)
+    monkeypatch.setattr(PartitionReader, "log_start_offset", counted)
+    storage = Storage(str(tmp_path))
+    handlers, conn = DataHandlers(storage, ServerConfig()), Connection("test")
+    try:
+        ends = [handlers._fetch_partition("t", 0, 5, 1 << 20, conn) for _ in range(3)]
+        assert [(p["HighWatermark"], p["LogStartOffset"], p["Records"]) for p in ends] == [(5, 0, b"")] * 3
+        assert len(calls) == 1  # one directory listing and checkpoint read for three fetches at the end
+        handlers._fetch_partition("t", 0, 2, 1 << 20, conn)
+        assert len(calls) == 2  # a fetch of records checks its offset against a fresh log start
+        topic.log(0).delete_records(3)
+        monkeypatch.setattr(server_module, "LOG_START_TTL_S", 0.0)  # the TTL has passed
+        assert handlers._fetch_partition("t", 0, 5, 1 << 20, conn)["LogStartOffset"] == 3
+    finally:
+        conn.close()
+        storage.close()
+        topic.close()
+
+
+def test_a_long_poll_is_answered_as_soon_as_a_produce_through_the_server_is_durable(tmp_path):
+    """Not at its MaxWaitMs: the append that acknowledges the produce wakes the waiting fetch, which
+    has its answer before the event loop's next turn (the end-to-end latency's server part)."""
+    Topic.create(str(tmp_path), "e", 1).close()
+
+    async def main():
+        server = KafkaServer(str(tmp_path))
+        producer, consumer = Connection("producer"), Connection("consumer")
+        fetch = asyncio.ensure_future(server.data.fetch(
+            {"MaxWaitMs": 30_000, "MinBytes": 1, "Topics": [{"Topic": "e", "Partitions": [
+                {"Partition": 0, "FetchOffset": 0, "PartitionMaxBytes": 1 << 20}]}]}, 11, consumer))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        parked = not fetch.done()
+        batch = encode_batch(0, [(0, int(time.time() * 1000), None, [], b'{"n":1}')])
+        acked = await server.data.produce({"Acks": -1, "TopicData": [
+            {"Name": "e", "PartitionData": [{"Index": 0, "Records": batch}]}]}, 8, producer)
+        await asyncio.sleep(0)
+        answered = fetch.done()
+        fetch.cancel()
+        producer.close()
+        consumer.close()
+        await server.close()
+        return parked, acked, answered, fetch.result() if answered else None
+    parked, acked, answered, got = asyncio.run(asyncio.wait_for(main(), 20))
+    assert parked and acked["Responses"][0]["PartitionResponses"][0]["ErrorCode"] == 0
+    assert answered and b'{"n":1}' in got["Responses"][0]["Partitions"][0]["Records"]
+
+
+def test_a_large_produced_batch_is_decoded_and_checked_with_no_garbage_collection():
+    """Its thousands of record tuples are made with the collector paused (they hold no cycle), and
+    the collector is enabled again afterwards, also when the batch is refused."""
+    import gc
+
+    import pytest
+
+    from logbroker.kafka import handlers
+    from logbroker.kafka.batch import BatchError, decode_batches
+    batch = encode_batch(0, [(i, 1_700_000_000_000, None, [], b'{"n":%d}' % i) for i in range(5000)])
+    collections, counting = [], [False]
+
+    def count(phase, info):
+        if phase == "start" and counting[0]:
+            collections.append(info["generation"])
+
+    def collections_during(fn, *args):
+        gc.collect()  # the collector's count at zero: a collection now is the call's own
+        del collections[:]
+        counting[0] = True
+        try:
+            return fn(*args)
+        finally:
+            counting[0] = False
+    gc.callbacks.append(count)
+    try:
+        collections_during(decode_batches, batch)
+        unpaused = len(collections)
+        decoded = collections_during(handlers._without_gc, decode_batches, batch)
+        paused = len(collections)
+        collections_during(handlers._without_gc, PendingRecord.from_kafka_records, decoded[0].records)
+        paused += len(collections)
+        with pytest.raises(BatchError):
+            handlers._without_gc(decode_batches, batch[:-1])
+    finally:
+        gc.callbacks.remove(count)
+    assert unpaused > 0 and paused == 0 and gc.isenabled()
+
+
+def test_a_fetch_sent_again_unchanged_is_decoded_once_and_answered_with_its_own_correlation_id(tmp_path, monkeypatch):
+    import struct
+
+    from logbroker.kafka.schemas import FETCH
+    from logbroker.kafka.wire import encode
+    topic = Topic.create(str(tmp_path), "f", 1)
+    topic.log(0).append([PendingRecord(1_700_000_000_000, None, None, {"n": 1})])
+    topic.close()
+    decoded = []
+    real = server_module.decode
+
+    def counted(*args):
+        decoded.append(args[0])
+        return real(*args)
+    monkeypatch.setattr(server_module, "decode", counted)
+
+    def frame(correlation: int, offset: int) -> bytes:
+        out = bytearray(struct.pack(">hhih", 1, 11, correlation, 4) + b"test")
+        encode(FETCH.request, {"MaxWaitMs": 0, "MinBytes": 1, "Topics": [{"Topic": "f", "Partitions": [
+            {"Partition": 0, "FetchOffset": offset, "PartitionMaxBytes": 1 << 20}]}]}, 11, False, out)
+        return bytes(out)
+
+    async def main():
+        server = KafkaServer(str(tmp_path))
+        conn = Connection("consumer")
+        try:
+            return [await server._handle(frame(c, o), conn) for c, o in ((7, 1), (8, 1), (9, 0))]
+        finally:
+            conn.close()
+            await server.close()
+    answers = asyncio.run(main())
+    assert [struct.unpack_from(">i", a)[0] for a in answers] == [7, 8, 9]
+    assert answers[0][4:] == answers[1][4:] and b'{"n":1}' in answers[2]
+    assert len([s for s in decoded if s is FETCH.request]) == 2  # the repeat of the first was not decoded again
