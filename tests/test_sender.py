@@ -310,3 +310,28 @@ def test_a_batch_reserves_no_more_buffer_memory_than_it_can_take_before_it_is_fu
             assert producer._acc.buffered == sizes  # each batch reserved its one record, not a 4 KiB piece
         producer.flush()
         assert producer._acc.buffered == 0
+
+
+
+
+def test_a_batch_that_two_threads_filled_takes_its_newest_timestamp_from_its_records(tmp_path):
+    # send() raises a batch's newest timestamp without the lock, so two threads can interleave and
+    # leave it lower than one of their records: the time index entry after the batch would then
+    # say nothing newer came before it, and a lookup of that record's timestamp would skip it
+    Broker(tmp_path).create_topic("t", 1, config={"index.interval.bytes": "1"})
+    with Producer(tmp_path, linger_ms=3_600_000) as producer:
+        acc = producer._acc
+        acc.io_lock.acquire()  # the batch stays open until both records are in it
+        try:
+            first = producer.send("t", "first", partition=0, timestamp_ms=1_000)
+            other = []
+            worker = threading.Thread(target=lambda: other.append(producer.send("t", "other", partition=0)))
+            worker.start()
+            worker.join()
+            assert other[0].batch is first.batch
+            first.batch.max_ts = 1_000  # the first thread's lower timestamp, written back last
+        finally:
+            acc.io_lock.release()
+        newest = other[0].get().timestamp
+        producer.send("t", "later", partition=0, timestamp_ms=newest + 1).get()  # indexed after them
+    assert Broker(tmp_path).topic("t").reader(0).offset_for_timestamp(newest) == 1

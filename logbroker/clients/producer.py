@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,7 @@ __all__ = ["Producer", "RecordMetadata", "FutureRecordMetadata", "FutureBatchMet
 _dumps = orjson.dumps
 log = logging.getLogger("logbroker")
 _time_ns = time.time_ns
+_get_ident = threading.get_ident
 _tuple_new = tuple.__new__
 
 
@@ -201,6 +203,7 @@ class Producer:
         self._fast: dict[str, list[Batch]] = {}  # the same, for the topics send()'s fast path serves
         self._limits: dict[str, int] = {}  # max.message.bytes per topic
         self._stamp = (-1, b"")  # the millisecond of the last send() and its tail template
+        self._owner = _get_ident()  # the thread that made the producer (see Sender.shared)
         self._closed = False
 
     # -- Kafka's API --------------------------------------------------------------------------
@@ -214,6 +217,8 @@ class Producer:
         back as ``None``. To store the JSON ``null`` itself, use ``send_json(topic, b"null")``.
         A topic with ``cleanup.policy=compact`` refuses a record without a key (InvalidRecordError).
         """
+        if _get_ident() != self._owner:
+            self._acc.shared = True  # other threads send too: batches re-read their newest timestamp
         batches = self._fast.get(topic)
         if batches is None or key is not None or headers or timestamp_ms is not None or value is None:
             return self._send(topic, value, key, partition, timestamp_ms, headers)
@@ -309,6 +314,8 @@ class Producer:
     def _route(self, topic: str, key: str | None, partition: int | None) -> tuple[list[Batch], int]:
         """The topic's per-partition buffers and the partition a record goes to (explicit, by key,
         else round-robin); raises on a closed producer or a partition that does not exist."""
+        if _get_ident() != self._owner:
+            self._acc.shared = True
         if self._closed:
             raise LogBrokerError("the producer is closed")
         batches = self._batches.get(topic)

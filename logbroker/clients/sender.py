@@ -62,7 +62,7 @@ import time
 from typing import Callable
 
 from ..errors import LogBrokerError, ProducerTimeoutError, RecordTooLargeError
-from ..storage.record import TailGroup
+from ..storage.record import TailGroup, tails_max_timestamp
 
 __all__ = ["Batch", "Sender"]
 
@@ -109,7 +109,11 @@ class Batch:
         so that a thread seeing ``sealed`` false after its append knows its record is counted."""
         self.sealed = True
         self.limit = 0
-        self.count = len(self.tails)
+        self.count = count = len(self.tails)
+        if count and self.sender is not None and self.sender.shared:
+            # send() raises max_ts without the lock: with several threads, one may have lowered
+            # it under another's record (a time index entry too old would skip that record)
+            self.max_ts = tails_max_timestamp(self.tails[:count])
 
     def group(self) -> TailGroup:
         """The sealed records, as the log encodes them."""
@@ -158,6 +162,7 @@ class Sender:
         self.inflight: list[Batch] = []
         self.buffered = 0  # bytes of buffer.memory reserved by unresolved batches
         self.busy = False
+        self.shared = False  # send() was called from more than one thread (see Batch.seal)
         self.last_round = 0  # bytes the sender's last round wrote
         self.flushing = 0
         self.stopping = False

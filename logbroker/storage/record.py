@@ -43,7 +43,7 @@ __all__ = [
     "batch_max_timestamp",
     "parse_first_line",
     "TailGroup",
-    "tail_template",
+    "tail_template", "tails_max_timestamp",
     "encode_tail",
     "encode_tails",
     "TAIL_EXTRA",
@@ -418,6 +418,15 @@ def tail_template(timestamp: int) -> bytes:
     the value's JSON: one ``%`` per record then makes its tail (and copies orjson's output into a
     bytes object of its own size, see :func:`dumps_kept`)."""
     return b',"timestamp":%d,"key":null,"value":%%b}' % timestamp
+
+
+_TAIL_TS = len(b',"timestamp":')
+
+
+def tails_max_timestamp(tails: Sequence[bytes]) -> int:
+    """The newest timestamp among ``tails`` (each starts with its ``,"timestamp":``), read from
+    the bytes: exact where a running maximum kept by several threads without a lock may not be."""
+    return max([int(t[_TAIL_TS:t.index(b",", _TAIL_TS)]) for t in tails])
 
 
 def encode_tail(record: PendingRecord) -> tuple[bytes, int]:
