@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from logbroker.tools.inspect import inspect_path
 from logbroker.storage.index import INDEX_ENTRY, TIME_ENTRY, IndexEntries, load_index, search_offset, search_timestamp
 from logbroker.storage.segment import index_name, list_segments, log_name, timeindex_name
 
@@ -211,3 +212,19 @@ def test_an_index_entry_that_passes_sanity_but_points_at_a_later_batch_is_not_tr
     records = reader.read(target, 3)
     assert [r.offset for r in records] == [target, target + 1, target + 2]
     assert [r.value["i"] for r in records] == [target, target + 1, target + 2]
+
+
+def test_inspect_names_the_torn_tail_of_an_index_file_and_lists_its_whole_entries(make_topic):
+    t = make_topic(segment_bytes=2_000)
+    for i in range(60):
+        t.log(0).append([rec({"i": i, "pad": "x" * 40})])
+    d = t.log(0).directory
+    closed = list_segments(d)[0]
+    path = os.path.join(d, index_name(closed))
+    with open(path, "rb") as f:
+        whole = len(f.read()) // 8
+    corrupt.append_bytes(path, b"\x01\x02\x03")
+    report = inspect_path(path)
+    assert not report["ok"] and len(report["entries"]) == whole
+    assert report["problems"] == [f"{path}: size {whole * 8 + 3} ends in 3 bytes that are not a whole entry"]
+    t.close()

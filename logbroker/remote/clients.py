@@ -25,7 +25,7 @@ import orjson
 from .. import errors
 from ..clients.consumer import TopicPartition
 from ..storage.consumer_record import Record
-from ..storage.record_bytes import decode_marked, encode_kafka
+from ..storage.record_bytes import kafka_record_line
 from .connect import client_config, kafka_client
 
 __all__ = ["RemoteProducer", "RemoteConsumer", "record_from_message", "quiet_config", "last_client_log"]
@@ -63,10 +63,7 @@ def record_from_message(msg: Any) -> Record:
     """The :class:`Record` a local read of the same bytes returns (the line a Kafka client's
     record is stored as, decoded as for a native reader)."""
     ts_type, ts = msg.timestamp()
-    key_json, extras, value_json = encode_kafka(msg.key(), msg.headers(), msg.value())
-    line = orjson.loads(b'{"offset":%d,"timestamp":%d,"key":%b%b,"value":%b}'
-                        % (msg.offset(), ts if ts_type else 0, key_json, extras, value_json))
-    decode_marked([line], None)
+    line = kafka_record_line(msg.offset(), ts if ts_type else 0, msg.key(), msg.headers(), msg.value())
     return Record(msg.topic(), msg.partition(), line)
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from . import fsutil
 
 __all__ = ["IndexEntries", "load_index", "write_index", "search_offset", "search_timestamp", "INDEX_ENTRY",
-           "TIME_ENTRY", "closing_timestamp"]
+           "TIME_ENTRY", "closing_timestamp", "decode_offset_index", "decode_time_index", "index_entry_count"]
 
 INDEX_ENTRY = struct.Struct(">II")
 TIME_ENTRY = struct.Struct(">qI")
@@ -66,6 +66,25 @@ class IndexEntries:
     def encode_entry(base_offset: int, offset: int, position: int, max_ts_before: int) -> tuple[bytes, bytes]:
         return (INDEX_ENTRY.pack(offset - base_offset, position),
                 TIME_ENTRY.pack(max_ts_before, offset - base_offset))
+
+
+def decode_offset_index(raw: bytes, base_offset: int) -> tuple[list[tuple[int, int]], int]:
+    """The ``(offset, position)`` entries of ``.index`` bytes, absolute offsets, and how many
+    trailing bytes do not make a whole entry (a torn or damaged file; 0 when it is sound)."""
+    torn = len(raw) % INDEX_ENTRY.size
+    return [(base_offset + rel, pos) for rel, pos in INDEX_ENTRY.iter_unpack(raw[:len(raw) - torn])], torn
+
+
+def decode_time_index(raw: bytes, base_offset: int) -> tuple[list[tuple[int, int]], int]:
+    """The ``(max timestamp before, offset)`` entries of ``.timeindex`` bytes, absolute offsets,
+    and how many trailing bytes do not make a whole entry."""
+    torn = len(raw) % TIME_ENTRY.size
+    return [(ts, base_offset + rel) for ts, rel in TIME_ENTRY.iter_unpack(raw[:len(raw) - torn])], torn
+
+
+def index_entry_count(index_size: int) -> int:
+    """Whole entries in an ``.index`` file of ``index_size`` bytes."""
+    return index_size // INDEX_ENTRY.size
 
 
 def load_index(index_path: str, timeindex_path: str, base_offset: int, log_size: int) -> IndexEntries | None:

@@ -31,7 +31,7 @@ import orjson
 
 from ..errors import InvalidRecordError
 
-__all__ = ["encode_kafka", "encode_kafka_key", "canonical_json_values", "kafka_key", "kafka_value", "kafka_headers", "decode_marked", "MARK"]
+__all__ = ["encode_kafka", "encode_kafka_key", "canonical_json_values", "kafka_key", "kafka_value", "kafka_headers", "decode_marked", "kafka_record_line", "MARK"]
 
 _loads = orjson.loads
 _dumps = orjson.dumps
@@ -184,3 +184,14 @@ def decode_marked(lines: list[dict], values: list[bytes] | None) -> None:
                 line["value"] = value.encode("utf-8")
             elif enc == "base64":
                 line["value"] = binascii.a2b_base64(value)
+
+
+def kafka_record_line(offset: int, timestamp: int, key: bytes | None,
+                      headers: Sequence[tuple[str, bytes | None]] | None, value: bytes | None) -> dict:
+    """The parsed line a native reader gets for a Kafka client's record stored at ``offset``:
+    what :func:`encode_kafka` stores, decoded as :func:`decode_marked` decodes it."""
+    key_json, extras, value_json = encode_kafka(key, headers, value)
+    line = _loads(b'{"offset":%d,"timestamp":%d,"key":%b%b,"value":%b}'
+                  % (offset, timestamp, key_json, extras, value_json))
+    decode_marked([line], None)
+    return line

@@ -18,7 +18,7 @@ from ..storage import fsutil
 from ..storage.recovery import check_partition
 from ..storage.config import TopicConfig
 from ..storage.checkpoint import STATE_NAME, StateFile
-from ..storage.index import INDEX_ENTRY, TIME_ENTRY
+from ..storage.index import decode_offset_index, decode_time_index, index_entry_count
 from ..storage.record import BadBatch, batch_raw_lines, parse_line
 from ..storage.segment import CHUNK, index_name, iter_batches, list_segments, log_name, timeindex_name
 
@@ -110,7 +110,7 @@ def _index_count(log_path: str) -> int | None:
     """Entries in the ``.index`` beside a ``.log`` (None when it has none): the same number whether
     the file or its partition directory is inspected."""
     try:
-        return os.path.getsize(log_path[:-len(".log")] + ".index") // INDEX_ENTRY.size
+        return index_entry_count(os.path.getsize(log_path[:-len(".log")] + ".index"))
     except FileNotFoundError:
         return None
 
@@ -124,17 +124,18 @@ def _inspect_index(path: str, log_size: int | None = None) -> dict[str, Any]:
     base = _base_of(path)
     raw = _read(path)
     problems = []
-    if len(raw) % INDEX_ENTRY.size:
-        problems.append(f"{path}: size {len(raw)} is not a multiple of {INDEX_ENTRY.size}")
+    decoded, torn = decode_offset_index(raw, base)
+    if torn:
+        problems.append(f"{path}: size {len(raw)} ends in {torn} bytes that are not a whole entry")
     entries = []
     prev = (-1, -1)
-    for rel, pos in INDEX_ENTRY.iter_unpack(raw[:len(raw) - len(raw) % INDEX_ENTRY.size]):
-        entries.append({"offset": base + rel, "position": pos})
-        if rel <= prev[0] or pos <= prev[1]:
-            problems.append(f"{path}: entry for offset {base + rel} at position {pos} is not increasing")
+    for offset, pos in decoded:
+        entries.append({"offset": offset, "position": pos})
+        if offset <= prev[0] or pos <= prev[1]:
+            problems.append(f"{path}: entry for offset {offset} at position {pos} is not increasing")
         if log_size is not None and pos >= log_size:
-            problems.append(f"{path}: entry for offset {base + rel} points past the log end ({pos} >= {log_size})")
-        prev = (rel, pos)
+            problems.append(f"{path}: entry for offset {offset} points past the log end ({pos} >= {log_size})")
+        prev = (offset, pos)
     return {"path": path, "kind": "index", "base_offset": base, "entries": entries, "problems": problems,
             "ok": not problems}
 
@@ -143,14 +144,15 @@ def _inspect_timeindex(path: str) -> dict[str, Any]:
     base = _base_of(path)
     raw = _read(path)
     problems = []
-    if len(raw) % TIME_ENTRY.size:
-        problems.append(f"{path}: size {len(raw)} is not a multiple of {TIME_ENTRY.size}")
+    decoded, torn = decode_time_index(raw, base)
+    if torn:
+        problems.append(f"{path}: size {len(raw)} ends in {torn} bytes that are not a whole entry")
     entries = []
     prev = None
-    for ts, rel in TIME_ENTRY.iter_unpack(raw[:len(raw) - len(raw) % TIME_ENTRY.size]):
-        entries.append({"max_timestamp_before": ts, "offset": base + rel})
+    for ts, offset in decoded:
+        entries.append({"max_timestamp_before": ts, "offset": offset})
         if prev is not None and ts < prev:
-            problems.append(f"{path}: timestamp {ts} for offset {base + rel} goes backwards")
+            problems.append(f"{path}: timestamp {ts} for offset {offset} goes backwards")
         prev = ts
     return {"path": path, "kind": "timeindex", "base_offset": base, "entries": entries, "problems": problems,
             "ok": not problems}
