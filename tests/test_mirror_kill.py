@@ -20,7 +20,7 @@ from kafka_support import module_server
 from mirror_support import commit, end_offsets, fill, shifted, source_records, target_records
 
 PARTITIONS = 3
-RECORDS = 8000  # per partition
+RECORDS = 40_000  # per partition: a copy long enough that a kill lands inside it on a fast machine
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ HOLD = textwrap.dedent("""
     import sys, time
     from logbroker.storage.topic import Topic
     log = Topic(sys.argv[1], "held").log(0)
-    with log._locked():
+    with log.locked():
         print("locked", flush=True)
         time.sleep(600)
 """)
