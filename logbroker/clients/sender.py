@@ -109,15 +109,17 @@ class Batch:
         so that a thread seeing ``sealed`` false after its append knows its record is counted."""
         self.sealed = True
         self.limit = 0
-        self.count = count = len(self.tails)
-        if count and self.sender is not None and self.sender.shared:
-            # send() raises max_ts without the lock: with several threads, one may have lowered
-            # it under another's record (a time index entry too old would skip that record)
-            self.max_ts = tails_max_timestamp(self.tails[:count])
+        self.count = len(self.tails)
 
     def group(self) -> TailGroup:
         """The sealed records, as the log encodes them."""
-        return TailGroup(self.tails[:self.count], self.cuts, self.first_ts, self.max_ts)
+        tails = self.tails[:self.count]
+        if tails and self.sender is not None and self.sender.shared:
+            # send() raises max_ts without the lock: with several threads, one may have lowered
+            # it under another's record (a time index entry too old would skip that record), even
+            # after the seal, so the newest timestamp is read from the records themselves
+            return TailGroup(tails, self.cuts, self.first_ts, tails_max_timestamp(tails))
+        return TailGroup(tails, self.cuts, self.first_ts, self.max_ts)
 
     def offset_of(self, index: int) -> int | None:
         """The offset of record ``index``, or None when it was not written (``error`` says why)."""
