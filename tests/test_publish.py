@@ -98,3 +98,30 @@ def test_a_read_of_ordinary_lines_is_accepted_at_once_and_stored_stripped():
 @pytest.mark.parametrize("line", [b'{"big": 12345678901234567890}', b"[" * 300 + b"]" * 300, b"NaN", b"  ", b'{"a": 1'])
 def test_a_read_with_one_line_refused_alone_is_not_accepted_at_once(line):
     assert publish.acceptable_values([b'{"n": 0}', line, b"1"], 1000) is None
+
+
+def test_a_read_is_refused_at_once_exactly_when_one_line_opens_more_brackets_than_the_depth_limit():
+    deep = publish.MAX_DEPTH
+    many_shallow = [b"[" * 200 + b"1" + b"]" * 200] * 10  # 2,000 brackets in the read, 200 a line
+    assert publish.acceptable_values(many_shallow, 10_000) == many_shallow
+    mixed_ok = b"[" * (deep - 128) + b'{"a":' * 128 + b"1" + b"}" * 128 + b"]" * (deep - 128)
+    mixed_deep = b"[" + mixed_ok + b"]"  # one level more, "{" and "[" counted together
+    assert publish.acceptable_values([b"1", mixed_ok, b"2"], 10_000) == [b"1", mixed_ok, b"2"]
+    assert publish.acceptable_values([b"1", mixed_deep, b"2"], 10_000) is None
+    with pytest.raises(ValueError, match="nested deeper"):
+        publish.parse_value(mixed_deep)
+
+
+def test_a_pipe_is_widened_so_that_a_fast_writer_fills_reads_of_a_whole_chunk():
+    import os
+    if not hasattr(pytest.importorskip("fcntl"), "F_SETPIPE_SZ"):
+        pytest.skip("pipes keep their size where F_SETPIPE_SZ does not exist (Linux only)")
+    r, w = os.pipe()
+    with open(r, "rb") as stream:
+        publish.widen_pipe(stream)
+        os.set_blocking(w, False)
+        data = b'{"n": 1}\n' * ((publish.CHUNK - 4096) // 9)
+        assert os.write(w, data) == len(data)  # 64 KiB without widening
+        os.close(w)
+        chunks = [lines for _, lines in publish.iter_line_chunks(stream, 1000)]
+    assert [len(lines) for lines in chunks] == [len(data) // 9]

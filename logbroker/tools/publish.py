@@ -16,17 +16,23 @@ written and durable when the OS writes it back.
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import re
 import signal
+import stat
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from itertools import repeat
-from operator import add
 from typing import BinaryIO, Callable, Iterator
 
 import orjson
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: widen_pipe leaves pipes as they are
+    fcntl = None  # type: ignore[assignment]
 
 from ..storage.config import DEFAULT_MAX_BLOCK_MS
 from ..errors import LogBrokerError, TopicDeletedError, UnknownTopicError
@@ -34,7 +40,7 @@ from ..clients.producer import Producer, SentRun
 from ..storage.record import encode_headers, encode_key
 from ..storage.topic import Topic
 
-__all__ = ["publish_lines", "PublishSummary", "iter_line_chunks", "split_key"]
+__all__ = ["publish_lines", "PublishSummary", "iter_line_chunks", "split_key", "widen_pipe"]
 
 _LONG_DIGITS = re.compile(rb"\d{19,}")
 _INT64 = (-(2**63), 2**63 - 1)
@@ -67,6 +73,19 @@ class PublishSummary:
 #: Bytes asked of the input per read: a file or a fast pipe fills them (the bulk path); a slow
 #: pipe or a terminal returns what it has, often one line, which is sent at once (the live path).
 CHUNK = 1 << 20
+
+
+def widen_pipe(stream: BinaryIO) -> None:
+    """Let a pipe feeding ``stream`` hold CHUNK bytes (Linux's F_SETPIPE_SZ), so that a fast writer
+    fills reads of CHUNK bytes as a file does; a pipe holds 64 KiB by default, and every read
+    costs its own pass of checks and its own hand-off to the producer. Anything else (a file, a
+    terminal, a system without it, a pipe the limits refuse to grow) is left as it is."""
+    try:
+        fd = stream.fileno()
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, CHUNK)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        pass
 
 
 def iter_line_chunks(stream: BinaryIO, limit: int,
@@ -182,9 +201,11 @@ def acceptable_values(lines: list[bytes | None], max_len: int) -> list[bytes] | 
     joined = b"\n".join(values)
     if joined.translate(_DIGITS_AS_ZEROS).find(_NINETEEN_ZEROS) >= 0:
         return None
-    if joined.count(b"[") + joined.count(b"{") > MAX_DEPTH and max(map(
-            add, map(bytes.count, values, repeat(b"[")), map(bytes.count, values, repeat(b"{")))) > MAX_DEPTH:
-        return None  # a line might be nested too deep for orjson.loads: checked line by line
+    # Each line's opening brackets, and nothing else but the line feeds, as a run of "[": a line
+    # with more than MAX_DEPTH of them (it might be nested too deep) leaves a longer run. Two
+    # passes over the bytes, where counting them per line took four.
+    if joined.translate(_OPENERS_AS_ONE, _ALL_BUT_OPENERS_AND_LF).find(_TOO_MANY_OPENERS) >= 0:
+        return None  # checked line by line
     try:
         deque(map(orjson.loads, values), 0)
     except orjson.JSONDecodeError:
@@ -194,6 +215,9 @@ def acceptable_values(lines: list[bytes | None], max_len: int) -> list[bytes] | 
 
 _DIGITS_AS_ZEROS = bytes.maketrans(b"123456789", b"000000000")
 _NINETEEN_ZEROS = b"0" * 19
+_OPENERS_AS_ONE = bytes.maketrans(b"{", b"[")
+_ALL_BUT_OPENERS_AND_LF = bytes(c for c in range(256) if c not in b"[{\n")
+_TOO_MANY_OPENERS = b"[" * (MAX_DEPTH + 1)
 
 
 def _why_invalid(line: bytes, exc: orjson.JSONDecodeError) -> str:
@@ -252,6 +276,7 @@ def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str
             # producer's lock per read, no future per record.
             bulk = key_field is None and key_separator is None
             extra = len(encode_key(key)) + len(encode_headers(headers)) + 120  # the producer's size estimate
+            widen_pipe(stream)
             for first, lines in iter_line_chunks(stream, limit, ctrl_c.reader(stream)):
                 summary.lines_read = first + len(lines) - 1
                 # The whole read checked at once; a read with a line to report goes line by line.
