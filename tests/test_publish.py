@@ -64,26 +64,28 @@ def test_the_summary_counts_records_per_partition_with_their_last_offsets(tmp_pa
 
 
 _LINES = [b'{"n": 0}', b'  {"n": 1}  ', b'[1, 2]', b'"text"', b"12", b"", b"   ", b"not json", b"NaN", b'{"n": Infinity}',
-          b"[" * 300 + b"]" * 300, b"[" * 200 + b"]" * 200, b'{"big": 12345678901234567890}', b'{"ok": 1234567890123456789}',
+          b"[" * 300 + b"]" * 300, b"[" * 200 + b"]" * 200, b"[" * 256 + b"]" * 256, b"[" * 255 + b"]" * 255,
+          b'"' + b"{" * 300 + b'"', b"[" * 300, b'{"big": 12345678901234567890}', b'{"ok": 1234567890123456789}',
           b'"' + b"9" * 25 + b'"', b"\xff", b'{"a": 1', b"1, 2", b"[3", b"4]", b"x" * 80, b'"' + b"y" * 60 + b'"', None]
 
 
+@pytest.mark.parametrize("max_len", [70, 1000])
 @pytest.mark.parametrize("seed", range(40))
-def test_a_read_checked_at_once_is_accepted_exactly_when_every_line_is_on_its_own(seed):
+def test_a_read_checked_at_once_is_accepted_exactly_when_every_line_is_on_its_own(seed, max_len):
     import random
     rng = random.Random(seed)
     lines = [rng.choice(_LINES) for _ in range(rng.randrange(1, 6))]
     alone = []
     for line in lines:
         try:
-            if line is None or len(line.strip()) > 70:
+            if line is None or len(line.strip()) > max_len:
                 raise ValueError("too long")
             publish.parse_value(line)
             alone.append(line.strip())
         except ValueError:
             alone = None
             break
-    got = publish.acceptable_values(lines, 70)
+    got = publish.acceptable_values(lines, max_len)
     if alone is None:
         assert got is None  # never accepts what a line alone would be refused for
     else:
@@ -125,3 +127,17 @@ def test_a_pipe_is_widened_so_that_a_fast_writer_fills_reads_of_a_whole_chunk():
         os.close(w)
         chunks = [lines for _, lines in publish.iter_line_chunks(stream, 1000)]
     assert [len(lines) for lines in chunks] == [len(data) // 9]
+
+
+def test_lines_too_short_to_be_nested_too_deep_skip_the_depth_check_and_are_still_judged_alone():
+    deep = publish.MAX_DEPTH
+    brackets_in_a_string = b'"' + b"[" * (deep + 50) + b'"'  # many openers, depth 0: accepted alone
+    assert len(brackets_in_a_string) < 2 * (deep + 1)
+    assert publish.acceptable_values([b"1", brackets_in_a_string], 10_000) == [b"1", brackets_in_a_string]
+    unclosed = b"[" * (deep + 50)  # too short to be that deep and valid: not JSON, refused alone
+    assert publish.acceptable_values([b"1", unclosed], 10_000) is None
+    with pytest.raises(ValueError):
+        publish.parse_value(unclosed)
+    shortest_too_deep = b"[" * (deep + 1) + b"]" * (deep + 1)
+    assert len(shortest_too_deep) == 2 * (deep + 1)
+    assert publish.acceptable_values([b"1", shortest_too_deep], 10_000) is None

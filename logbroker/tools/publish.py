@@ -196,15 +196,18 @@ def acceptable_values(lines: list[bytes | None], max_len: int) -> list[bytes] | 
     if not lines or None in lines:
         return None
     values = list(map(bytes.strip, lines))
-    if b"" in values or max(map(len, values)) > max_len:
+    longest = max(map(len, values))
+    if b"" in values or longest > max_len:
         return None
     joined = b"\n".join(values)
     if joined.translate(_DIGITS_AS_ZEROS).find(_NINETEEN_ZEROS) >= 0:
         return None
-    # Each line's opening brackets, and nothing else but the line feeds, as a run of "[": a line
-    # with more than MAX_DEPTH of them (it might be nested too deep) leaves a longer run. Two
-    # passes over the bytes, where counting them per line took four.
-    if joined.translate(_OPENERS_AS_ONE, _ALL_BUT_OPENERS_AND_LF).find(_TOO_MANY_OPENERS) >= 0:
+    # JSON nested deeper than MAX_DEPTH opens and closes more than MAX_DEPTH brackets, so it is at
+    # least _DEEP_ENOUGH bytes long: shorter lines need no depth check (one that is not JSON is
+    # refused by orjson.loads below). Otherwise each line's opening brackets, and nothing else but
+    # the line feeds, as a run of "[": a line with more than MAX_DEPTH of them leaves a longer run.
+    if longest >= _DEEP_ENOUGH and joined.translate(
+            _OPENERS_AS_ONE, _ALL_BUT_OPENERS_AND_LF).find(_TOO_MANY_OPENERS) >= 0:
         return None  # checked line by line
     try:
         deque(map(orjson.loads, values), 0)
@@ -218,6 +221,7 @@ _NINETEEN_ZEROS = b"0" * 19
 _OPENERS_AS_ONE = bytes.maketrans(b"{", b"[")
 _ALL_BUT_OPENERS_AND_LF = bytes(c for c in range(256) if c not in b"[{\n")
 _TOO_MANY_OPENERS = b"[" * (MAX_DEPTH + 1)
+_DEEP_ENOUGH = 2 * (MAX_DEPTH + 1)  # the shortest JSON text nested deeper than MAX_DEPTH: [[...]]
 
 
 def _why_invalid(line: bytes, exc: orjson.JSONDecodeError) -> str:
