@@ -59,6 +59,8 @@ from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_left, bisect_right
+from itertools import accumulate
 from typing import Callable
 
 from ..errors import LogBrokerError, ProducerTimeoutError, RecordTooLargeError
@@ -240,14 +242,20 @@ class Sender:
         runs = []
         i, n = 0, len(tails)
         batch_size = self.batch_size
+        ends = list(accumulate(sizes, initial=0))  # ends[k]: the sizes of the first k records
         with self.lock:
             while i < n:
                 batch = self.batches[topic][partition]
                 max_bytes = self.max_bytes[topic] - _BATCH_FIELD_ROOM
-                size, j = batch.size, i
-                while j < n and size < batch_size and (size + sizes[j] <= max_bytes or not (batch.tails or j > i)):
-                    size += sizes[j]
-                    j += 1
+                # Records i.. join the batch while it is below batch.size and each keeps it within
+                # max_bytes (an empty batch takes its first record whatever its size): the first
+                # record j that fails is found by bisection on the running sizes, batch.size + ends[j] - ends[i].
+                base = batch.size - ends[i]
+                below = bisect_left(ends, batch_size - base, i, n + 1)  # records i..below-1 start below batch.size
+                j = min(n, below, bisect_right(ends, max_bytes - base, i + 1, n + 1) - 1)
+                if j == i and below > i and not batch.tails:
+                    j = i + 1
+                size = base + ends[j]
                 if j == i:
                     self._close(batch)  # the next record would pass max.message.bytes
                     continue
