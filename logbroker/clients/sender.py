@@ -231,6 +231,8 @@ class Sender:
         """
         with self.lock:
             while True:
+                if self.stopping:  # also after a wait for space: nobody would write the record
+                    raise LogBrokerError("the producer is closed")
                 batches = self.batches[topic]
                 batch = batches[partition]
                 max_bytes = self.max_bytes[topic] - _BATCH_FIELD_ROOM
@@ -279,6 +281,8 @@ class Sender:
         batch_size = self.batch_size
         with self.lock:
             while i < n:
+                if self.stopping:
+                    raise LogBrokerError("the producer is closed")
                 batch = self.batches[topic][partition]
                 max_bytes = self.max_bytes[topic] - _BATCH_FIELD_ROOM
                 size, j = batch.size, i
@@ -436,11 +440,15 @@ class Sender:
                 with self.lock:
                     self.aborting = True  # a round cut short here would leave futures unresolved
         with self.lock:
-            leftover = self.unresolved()
-            self.ready.clear()
+            # Each open batch is sealed before it is counted as left over: a send() appending
+            # without the lock lands before the seal (and fails with the batch) or after it (and
+            # goes to put(), which refuses now), never in a batch nobody writes or fails.
+            leftover = self.ready + self.inflight
+            self.ready = []
             for batches in self.batches.values():
                 for b in batches:
                     self._take(b)
+                    leftover.append(b)
         self._fail(leftover, LogBrokerError("the producer was closed before these records were written"))
 
     # -- the thread ----------------------------------------------------------------------------
