@@ -20,12 +20,16 @@ import pytest
 from logbroker import Consumer
 from logbroker.storage.topic import Topic
 
-# Runs in a real process: sends, forks, and both sides go on sending. Prints one JSON line per
-# side: what its futures and send_batch calls acknowledged.
+# Runs in a real process: sends, forks, and both sides go on sending. Each side writes what its
+# futures and send_batch calls acknowledged to a file of its own (a pipe would interleave them).
 _SCRIPT = textwrap.dedent("""
     import faulthandler, json, os, sys, threading
     from logbroker import Producer
-    data_dir, forks = sys.argv[1], int(sys.argv[2])
+    data_dir, forks, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+    def report(who, **fields):
+        with open(os.path.join(out, who + ".json"), "w") as f:
+            json.dump({"who": who, **fields}, f)
     p = Producer(data_dir, fsync="never", num_partitions=1, linger_ms=1)
     p.send_batch("t", [{"who": "first"}], partition=0)
     stop = threading.Event()
@@ -54,10 +58,10 @@ _SCRIPT = textwrap.dedent("""
                 futures = [p.send("t", {"who": f"child{n}", "i": 300 + i}) for i in range(300)]
                 p.close(timeout=30)
                 mine += [f.get(timeout=0).offset for f in futures]
-                print(json.dumps({"who": f"child{n}", "acked": mine}), flush=True)
+                report(f"child{n}", acked=mine)
                 os._exit(0)
             except BaseException as exc:
-                print(json.dumps({"who": f"child{n}", "error": repr(exc), "acked": mine}), flush=True)
+                report(f"child{n}", error=repr(exc), acked=mine)
                 os._exit(1)
         children.append(pid)
     for i in range(300):
@@ -66,16 +70,19 @@ _SCRIPT = textwrap.dedent("""
     stop.set()
     t.join()
     p.close()
-    print(json.dumps({"who": "parent", "acked": acked, "codes": codes}), flush=True)
+    report("parent", acked=acked, codes=codes)
 """)
 
 
 @pytest.mark.slow
-def test_a_producer_used_on_both_sides_of_fork_keeps_the_partition_whole_and_each_record_once(data_dir):
-    proc = subprocess.run([sys.executable, "-c", _SCRIPT, data_dir, "4"], capture_output=True, text=True,
+def test_a_producer_used_on_both_sides_of_fork_keeps_the_partition_whole_and_each_record_once(data_dir, tmp_path):
+    out = tmp_path / "reports"
+    out.mkdir()
+    proc = subprocess.run([sys.executable, "-c", _SCRIPT, data_dir, "4", str(out)], capture_output=True, text=True,
                           timeout=90)
     assert proc.returncode == 0, proc.stderr
-    reports = [json.loads(line) for line in proc.stdout.splitlines()]
+    reports = [json.loads(path.read_text()) for path in sorted(out.iterdir())]
+    assert len(reports) == 5
     assert [r for r in reports if "error" in r] == []
     parent = next(r for r in reports if r["who"] == "parent")
     assert parent["codes"] == [0, 0, 0, 0]  # every child closed its producer, none hung
