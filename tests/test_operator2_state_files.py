@@ -47,3 +47,36 @@ def test_a_zero_filled_timeindex_neither_deletes_fresh_records_nor_skips_them_by
     assert retention.returncode == 0, retention.stderr
     everything = run(data_dir, "consume", "t", "--from-beginning", "--timeout-ms", "500")
     assert [json.loads(line)["i"] for line in everything.stdout.splitlines()] == list(range(60))
+
+
+@pytest.mark.slow
+def test_a_zero_filled_cleaner_checkpoint_is_reported_and_repaired_so_compaction_runs_again(data_dir):
+    assert run(data_dir, "topics", "create", "c", "--partitions", "1", "--config", "cleanup.policy=compact",
+               "--config", "segment.bytes=1500", "--config", "min.compaction.lag.ms=0").returncode == 0
+    for generation in range(6):
+        lines = "".join(json.dumps({"k": f"k{k}", "v": generation}) + "\n" for k in range(8))
+        assert run(data_dir, "publish", "c", "--key-field", "k", stdin=lines).returncode == 0
+    assert run(data_dir, "compact", "c").returncode == 0
+    checkpoint = os.path.join(data_dir, "c", "c-0", "cleaner-offset-checkpoint")
+    overwrite(checkpoint, 0, zeros(os.path.getsize(checkpoint)))
+
+    refused = run(data_dir, "compact", "c")  # a clear refusal, pointing at the way out
+    assert refused.returncode != 0
+    assert "cleaner-offset-checkpoint" in refused.stderr and "logbroker recover c" in refused.stderr
+    verify = run(data_dir, "inspect", os.path.join(data_dir, "c", "c-0"), "--verify")
+    assert verify.returncode != 0 and "rewrite cleaner-offset-checkpoint" in verify.stdout + verify.stderr
+    recovered = run(data_dir, "recover", "c")
+    assert recovered.returncode == 0, recovered.stderr
+    assert "rewrite cleaner-offset-checkpoint" in recovered.stdout + recovered.stderr
+    assert run(data_dir, "inspect", os.path.join(data_dir, "c", "c-0"), "--verify").returncode == 0
+
+    lines = "".join(json.dumps({"k": f"k{k}", "v": 6}) + "\n" for k in range(8))
+    assert run(data_dir, "publish", "c", "--key-field", "k", stdin=lines).returncode == 0
+    compacted = run(data_dir, "compact", "c")
+    assert compacted.returncode == 0, compacted.stderr
+    everything = run(data_dir, "consume", "c", "--from-beginning", "--timeout-ms", "500")
+    latest = {}
+    for line in everything.stdout.splitlines():
+        value = json.loads(line)
+        latest[value["k"]] = value["v"]
+    assert latest == {f"k{k}": 6 for k in range(8)}
