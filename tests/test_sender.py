@@ -314,6 +314,24 @@ def test_a_batch_reserves_no_more_buffer_memory_than_it_can_take_before_it_is_fu
 
 
 
+def test_a_batch_reserves_room_for_a_whole_batch_at_its_first_record_so_the_rest_skip_the_lock(broker, tmp_path):
+    # Kafka's BufferPool hands out a whole batch.size at once; reserving in smaller pieces sent
+    # every few kilobytes of records the locked way (Sender.put) instead of send()'s fast path
+    with Producer(tmp_path) as producer:  # batch.size 16 KiB, buffer.memory 32 MiB
+        acc = producer._acc
+        puts = []
+        put = acc.put
+        acc.put = lambda *args: puts.append(args[1]) or put(*args)
+        with acc.io_lock:  # the sender waits: the batch stays open
+            futures = [producer.send("t", {"i": i, "pad": "p" * 120}, partition=0) for i in range(50)]
+            assert len({id(f.batch) for f in futures}) == 1  # ~13 KB as the producer counts: one batch
+            assert puts == [0]  # its first record only
+            assert acc.buffered == producer.batch_size - 1
+        producer.flush()
+        assert acc.buffered == 0
+    assert [v["i"] for v in _values(broker)] == list(range(50))
+
+
 def test_a_batch_that_two_threads_filled_takes_its_newest_timestamp_from_its_records(tmp_path):
     # send() raises a batch's newest timestamp without the lock, so two threads can interleave and
     # leave it lower than one of their records: the time index entry after the batch would then
