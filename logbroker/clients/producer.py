@@ -211,8 +211,11 @@ class Producer:
         """
         if _get_ident() != self._owner:
             self._acc.shared = True  # other threads send too: batches re-read their newest timestamp
-        batches = self._fast.get(topic)
-        if batches is None or key is not None or headers or timestamp_ms is not None or value is None:
+        try:
+            batches = self._fast[topic]
+        except KeyError:  # a topic not opened yet, or one that needs a key (compacted)
+            return self._send(topic, value, key, partition, timestamp_ms, headers)
+        if key is not None or headers or timestamp_ms is not None or value is None:
             return self._send(topic, value, key, partition, timestamp_ms, headers)
         # The common case (no key, headers or timestamp; a topic that takes records without a key)
         # in one frame, encoded here into its tail (storage.record.encode_tails) and appended to the
@@ -245,8 +248,8 @@ class Producer:
                 return self._send(topic, value, key, partition, timestamp_ms, headers)  # measures, refuses
             return self._put(topic, partition, tail, size, ts, None)
         tails = batch.tails
+        index = len(tails)
         tails.append(tail)
-        index = len(tails) - 1
         batch.size = used
         if ts > batch.max_ts:
             batch.max_ts = ts
