@@ -19,6 +19,7 @@ what cannot be closed: pinned topic directories, group ownership locks), and nev
 
 from __future__ import annotations
 
+import os
 import resource
 import threading
 from collections import OrderedDict
@@ -81,5 +82,10 @@ class OpenFiles:
                 self.weight -= entry[0]
 
 
+    def _after_fork_in_child(self) -> None:
+        self._mutex = threading.Lock()  # a thread of the parent may have held it: none runs here
+
+
 #: The one budget of this process.
 OPEN_FILES = OpenFiles()
+os.register_at_fork(after_in_child=OPEN_FILES._after_fork_in_child)
