@@ -40,7 +40,7 @@ from collections import deque
 from typing import Any, Callable
 
 from ..errors import LogBrokerError
-from ..storage.handles import OPEN_FILES
+from ..storage.handles import OPEN_FILES, raise_descriptor_limit
 from .coordinator import Coordinator
 from .errors import ErrorCode as E
 from .group_api import GroupHandlers
@@ -467,6 +467,7 @@ def serve(data_dir: str | None, config: ServerConfig, on_ready: Callable[[KafkaS
     def note(client_id: str | None, api_key: int, version: int) -> None:
         log_file.write(f"{client_id}\t{api_key}\t{version}\n")
 
+    raise_descriptor_limit()  # each client holds a descriptor: a shell's soft 1,024 is too few
     server = KafkaServer(data_dir, config, note if log_file else None)
     try:
         asyncio.run(server.run(on_ready))
