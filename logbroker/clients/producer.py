@@ -247,12 +247,12 @@ class Producer:
             if size > self._limits[topic]:
                 return self._send(topic, value, key, partition, timestamp_ms, headers)  # measures, refuses
             return self._put(topic, partition, tail, size, ts, None)
+        if ts > batch.max_ts:  # before the append: a seal right after it must not miss this time
+            batch.max_ts = ts  # (one before it leaves max_ts high, which no lookup can trip on)
         tails = batch.tails
         index = len(tails)
         tails.append(tail)
         batch.size = used
-        if ts > batch.max_ts:
-            batch.max_ts = ts
         if batch.sealed or tails[index] is not tail:  # sealed, or another thread appended too
             index = self._acc.settle(batch, tail)
             if index is None:
