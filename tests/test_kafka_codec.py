@@ -69,6 +69,22 @@ def test_a_batch_encoded_column_by_column_is_the_batch_encoded_record_by_record(
     assert encode_plain_batch(offsets, timestamps, keys if with_keys else None, values) == expected
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.binary(max_size=20), _SIZES | st.sampled_from([4040, 4053, 4060, 4085, 4090])),
+                min_size=1, max_size=40), st.integers(0, 2**40), st.integers(2**41, 2**42), st.sampled_from([0, 1, 100, 4095, 4096, 2**40]), st.booleans())
+def test_a_batch_of_contiguous_offsets_encoded_column_by_column_is_the_batch_encoded_record_by_record(
+        shape, base, ts0, ts_step, with_keys):
+    # A fetch from a log that is not compacted: offsets a range; timestamps equal (step 0), close
+    # together or far apart, some before the first; records just under and over 4096 bytes.
+    offsets = range(base, base + len(shape))
+    timestamps = [ts0 + (0, 2, 1, -1)[i % 4] * ts_step for i in range(len(shape))]
+    keys = [key for key, _ in shape]
+    values = [b"v" * size for _, size in shape]
+    expected = encode_batch(base, [(o, ts, k if with_keys else None, [], v)
+                                   for o, ts, k, v in zip(offsets, timestamps, keys, values)])
+    assert encode_plain_batch(offsets, timestamps, keys if with_keys else None, values) == expected
+
+
 def _gzip_batch(recs):
     plain = encode_batch(0, [(i, ts, k, h, v) for i, (ts, k, h, v) in enumerate(recs)])
     body = gzip.compress(plain[61:])
