@@ -146,6 +146,7 @@ def served_instructions(workload: str, data_dir: str, n: int, out_file: str) -> 
                         p.poll(0.05)
             if p.flush(600) != 0:
                 raise RuntimeError("the producer did not deliver every record in 600 s")
+            del p  # disconnects before the server stops
         else:
             c = Consumer({"bootstrap.servers": bootstrap, "group.id": "instructions", "enable.auto.commit": False})
             c.assign([TopicPartition("c", 0, 0)])

@@ -45,12 +45,15 @@ class BatchError(ValueError):
 
 @dataclass(slots=True)
 class ProducedBatch:
-    """One batch as a producer sent it: its records as (timestamp, key, headers, value) tuples."""
+    """One batch as a producer sent it: its records as (timestamp, key, headers, value) tuples; a
+    record without headers has the empty tuple, so that its tuple holds no container (the cyclic
+    collector stops tracking it) and costs no list of its own."""
 
     producer_id: int
     producer_epoch: int
     base_sequence: int
-    records: list[tuple[int, bytes | None, list[tuple[str, bytes | None]], bytes | None]] = field(default_factory=list)
+    records: list[tuple[int, bytes | None, Sequence[tuple[str, bytes | None]], bytes | None]] = field(
+        default_factory=list)
 
 
 def _zigzag(buf: bytes, pos: int) -> tuple[int, int]:
@@ -212,7 +215,7 @@ def _records(body: bytes, count: int, base_ts: int) -> list:
             else:
                 value, pos = body[pos:pos + size], pos + size
             if body[pos] == 0:
-                headers, pos = [], pos + 1
+                headers, pos = (), pos + 1
             else:
                 headers, pos = _headers(body, pos, end, i)
             if pos != end:
