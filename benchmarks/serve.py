@@ -1,6 +1,7 @@
 """logbroker serve against logbroker's own API, Kafka clients on one side, the library on the other.
 
     python benchmarks/serve.py [--records 50000] [--rounds 5] [--dir DIR] [--rss-sizes 100000,1000000]
+    python benchmarks/serve.py --idle-instructions
 
 Workloads (medians of interleaved rounds; the ratio is the median of per-round ratios, each
 between runs made back to back on this noisy shared machine):
@@ -17,8 +18,11 @@ between runs made back to back on this noisy shared machine):
   records only queue): what the client itself costs, a ceiling for any server.
 - e2e: confluent producer (acks=all; librdkafka's default linger.ms of 5, then linger.ms 0) ->
   confluent consumer (another process, fetch.wait.max.ms 100) through the server at 1,000
-  records/s for 5 s: p50 and p99 of (receive time - create timestamp).
-- idle: the server's CPU while 100 confluent consumers assigned at a partition's end long-poll it.
+  records/s for 5 s: p50 and p99 of (receive time - CreateTime), and of (receive time - the send
+  time each record carries in a header, which CreateTime's whole milliseconds truncate).
+- idle: the server's CPU while 100 confluent consumers assigned at a partition's end long-poll it;
+  with ``--idle-instructions`` (and nothing else), the server's instructions per idle long poll
+  under callgrind instead, the load cannot move them.
 - server RSS after the rounds (VmRSS), and with ``--rss-sizes``, a fresh server's VmRSS and peak
   (VmHWM) after each size's records were produced and read back through it.
 """
@@ -31,6 +35,7 @@ import os
 import shutil
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -153,24 +158,31 @@ def redis_xadd(data_dir: str, stream: str, n: int) -> float | str:
 
 
 _E2E_CONSUMER = """
-import sys, time
+import struct, sys, time
 from confluent_kafka import Consumer, TopicPartition
 c = Consumer({"bootstrap.servers": sys.argv[1], "group.id": "e2e", "enable.auto.commit": False,
               "fetch.wait.max.ms": 100})
-c.assign([TopicPartition(sys.argv[2], 0, 0)])
+c.assign([TopicPartition(sys.argv[2], 0, 1)])  # after the warm-up record
 print("ready", flush=True)
-lat, n = [], int(sys.argv[3])
-while len(lat) < n:
+created, sent, n = [], [], int(sys.argv[3])
+while len(sent) < n:
     m = c.poll(5)
     if m is not None and not m.error():
-        lat.append(time.time() * 1000 - m.timestamp()[1])
-lat.sort()
-print(lat[len(lat) // 2], lat[int(len(lat) * 0.99)], flush=True)
+        now = time.time()
+        created.append(now * 1000 - m.timestamp()[1])
+        sent.append((now - struct.unpack(">d", m.headers()[0][1])[0]) * 1000)
+for lat in (created, sent):
+    lat.sort()
+    print(lat[len(lat) // 2], lat[int(len(lat) * 0.99)], end=" ")
+print(flush=True)
 """
 
 
 def e2e(bootstrap: str, topic: str, seconds: float = 5.0, rate: int = 1000,
-        linger_ms: int | None = None) -> tuple[float, float]:
+        linger_ms: int | None = None) -> tuple[float, float, float, float]:
+    """p50 and p99 of (receive time - CreateTime), then of (receive time - the send time the record
+    carries in a header): CreateTime is in whole milliseconds, truncated, which adds 0.5 ms on
+    average to the first pair."""
     from confluent_kafka import Producer
     n = int(seconds * rate)
     settings = {"bootstrap.servers": bootstrap, "acks": "all"}  # None: librdkafka's default linger.ms (5)
@@ -179,7 +191,7 @@ def e2e(bootstrap: str, topic: str, seconds: float = 5.0, rate: int = 1000,
     p = Producer(settings)
     p.produce(topic, value=b"warm", partition=0)
     p.flush(10)
-    consumer = subprocess.Popen([sys.executable, "-c", _E2E_CONSUMER, bootstrap, topic, str(n + 1)],
+    consumer = subprocess.Popen([sys.executable, "-c", _E2E_CONSUMER, bootstrap, topic, str(n)],
                                 stdout=subprocess.PIPE, text=True)
     consumer.stdout.readline()
     time.sleep(1.0)
@@ -187,12 +199,13 @@ def e2e(bootstrap: str, topic: str, seconds: float = 5.0, rate: int = 1000,
     for i in range(n):
         while time.perf_counter() < t0 + i / rate:
             p.poll(0)
-        p.produce(topic, value=VALUE, partition=0, timestamp=int(time.time() * 1000))
+        now = time.time()
+        p.produce(topic, value=VALUE, partition=0, timestamp=int(now * 1000), headers=[("sent", struct.pack(">d", now))])
         p.poll(0)
     p.flush(30)
-    p50, p99 = map(float, consumer.stdout.readline().split())
+    p50, p99, sent50, sent99 = map(float, consumer.stdout.readline().split())
     consumer.wait()
-    return p50, p99
+    return p50, p99, sent50, sent99
 
 
 def idle_cpu(server: subprocess.Popen, bootstrap: str, consumers: int = 100, seconds: float = 10.0) -> float:
@@ -218,6 +231,66 @@ def idle_cpu(server: subprocess.Popen, bootstrap: str, consumers: int = 100, sec
     for c in cs:
         c.close()
     return used
+
+
+def _idle_fetch_frame(wait_ms: int) -> bytes:
+    """The Fetch v11 an idle consumer sends every long poll: partition idle-0 at offset 1, its end."""
+    from logbroker.kafka.schemas import FETCH
+    from logbroker.kafka.wire import encode
+    body = bytearray(struct.pack(">hhih", 1, 11, 7, 4) + b"idle")
+    encode(FETCH.request, {"MaxWaitMs": wait_ms, "MinBytes": 1, "Topics": [{"Topic": "idle", "Partitions": [
+        {"Partition": 0, "FetchOffset": 1, "PartitionMaxBytes": 1 << 20}]}]}, 11, False, body)
+    return struct.pack(">i", len(body)) + bytes(body)
+
+
+def _idle_server_instructions(base: str, fetches: int, connections: int, wait_ms: int) -> int:
+    """Instructions (callgrind, the whole server process) of a server started, sent ``fetches``
+    idle long polls by ``connections`` connections (each re-sent as soon as it is answered), and
+    stopped."""
+    import re
+    import selectors
+    import signal
+    from logbroker import Broker, Producer
+    data_dir = tempfile.mkdtemp(dir=base)
+    Broker(data_dir).create_topic("idle", 1)
+    with Producer(data_dir) as p:
+        p.send("idle", {"n": 1}, partition=0)
+    server = subprocess.Popen(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-m",
+                               "logbroker", "serve", "--port", "0", "--data-dir", data_dir],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    host, port = server.stdout.readline().split()[2].rsplit(":", 1)
+    frame, sel = _idle_fetch_frame(wait_ms), selectors.DefaultSelector()
+    for _ in range(min(connections, fetches)):
+        s = socket.create_connection((host, int(port)))
+        sel.register(s, selectors.EVENT_READ, bytearray())
+        s.sendall(frame)
+    answered, sent = 0, min(connections, fetches)
+    while answered < fetches:
+        for key, _ in sel.select(60):
+            buf = key.data
+            buf += key.fileobj.recv(1 << 16)
+            while len(buf) >= 4 and len(buf) >= 4 + struct.unpack_from(">i", buf)[0]:
+                del buf[:4 + struct.unpack_from(">i", buf)[0]]
+                answered += 1
+                if sent < fetches:
+                    key.fileobj.sendall(frame)
+                    sent += 1
+    for key in list(sel.get_map().values()):
+        key.fileobj.close()
+    server.send_signal(signal.SIGTERM)
+    _, err = server.communicate()
+    found = re.search(r"Collected : (\d+)", err)
+    if found is None:
+        raise RuntimeError(f"no instruction count from callgrind: {err[-500:]}")
+    return int(found.group(1))
+
+
+def idle_instructions(base: str, connections: int = 100, wait_ms: int = 500) -> float:
+    """Instructions per idle long poll of the server process (callgrind; needs valgrind): the
+    difference of two runs, 300 and 1,300 polls, over the 1,000 polls between them."""
+    small = _idle_server_instructions(base, 300, connections, wait_ms)
+    large = _idle_server_instructions(base, 1300, connections, wait_ms)
+    return (large - small) / 1000
 
 
 def _rss(pid: int) -> tuple[float, float]:
@@ -262,8 +335,14 @@ def client_versions() -> str:
 def main() -> None:
     ap = rounds_parser(__doc__)
     ap.add_argument("--rss-sizes", default="", help="comma-separated record counts, e.g. 100000,1000000")
+    ap.add_argument("--idle-instructions", action="store_true",
+                    help="only count the server's instructions per idle long poll (callgrind, ~3 min)")
     args = ap.parse_args()
     base = tempfile.mkdtemp(prefix="serve-bench-", dir=args.dir)
+    if args.idle_instructions:
+        print(f"instructions per idle long poll (100 connections, MaxWaitMs 500, whole server process): "
+              f"{idle_instructions(base):,.0f}")
+        return
     from logbroker.kafka.crc32c import NATIVE
     print(f"# {client_versions()}, CRC-32C {'google-crc32c' if NATIVE else 'pure Python'}, "
           f"{os.cpu_count()} CPUs, {args.records} records of {len(VALUE)} B, {args.rounds} rounds")
@@ -298,8 +377,9 @@ def main() -> None:
                   f"{statistics.median(n for _, n in pairs):,.0f} | {statistics.median(k / n for k, n in pairs):.2f}x |")
     if redis_skipped:
         print(f"\nRedis: {redis_skipped}")
-    for name, (p50, p99) in latencies.items():
-        print(f"\ne2e at 1,000 records/s for 5 s, producer {name}: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    for name, (p50, p99, sent50, sent99) in latencies.items():
+        print(f"\ne2e at 1,000 records/s for 5 s, producer {name}: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+              f"(from CreateTime, whole ms); from the send time: p50 {sent50:.1f} ms, p99 {sent99:.1f} ms")
     print(f"\nserver RSS {rss:.1f} MB; idle with 100 assigned consumers: {idle:.1f}% of a core")
     sizes = [int(x) for x in args.rss_sizes.split(",") if x]
     if sizes:

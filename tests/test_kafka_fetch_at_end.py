@@ -7,6 +7,7 @@ import asyncio
 import time
 
 from logbroker.kafka import server as server_module
+from logbroker.kafka import storage as storage_module
 from logbroker.kafka.batch import encode_batch
 from logbroker.kafka.handlers import DataHandlers, ServerConfig
 from logbroker.kafka.server import Connection, KafkaServer
@@ -18,6 +19,7 @@ from logbroker.storage.topic import Topic
 
 def test_fetches_at_the_end_read_the_log_start_offset_at_most_once_per_ttl_and_report_it_moved(
         tmp_path, monkeypatch):
+    """Once per TTL for the whole server, whatever the connections polling the partition."""
     topic = Topic.create(str(tmp_path), "t", 1)
     topic.log(0).append([PendingRecord(1_700_000_000_000, None, None, {"n": i}) for i in range(5)])
     calls = []
@@ -28,18 +30,19 @@ def test_fetches_at_the_end_read_the_log_start_offset_at_most_once_per_ttl_and_r
         return real(self)
     monkeypatch.setattr(PartitionReader, "log_start_offset", counted)
     storage = Storage(str(tmp_path))
-    handlers, conn = DataHandlers(storage, ServerConfig()), Connection("test")
+    handlers, conn, other = DataHandlers(storage, ServerConfig()), Connection("test"), Connection("other")
     try:
-        ends = [handlers._fetch_partition("t", 0, 5, 1 << 20, conn) for _ in range(3)]
-        assert [(p["HighWatermark"], p["LogStartOffset"], p["Records"]) for p in ends] == [(5, 0, b"")] * 3
-        assert len(calls) == 1  # one directory listing and checkpoint read for three fetches at the end
+        ends = [handlers._fetch_partition("t", 0, 5, 1 << 20, c) for c in (conn, conn, other, other)]
+        assert [(p["HighWatermark"], p["LogStartOffset"], p["Records"]) for p in ends] == [(5, 0, b"")] * 4
+        assert len(calls) == 1  # one directory listing and checkpoint read for four fetches at the end
         handlers._fetch_partition("t", 0, 2, 1 << 20, conn)
         assert len(calls) == 2  # a fetch of records checks its offset against a fresh log start
         topic.log(0).delete_records(3)
-        monkeypatch.setattr(server_module, "LOG_START_TTL_S", 0.0)  # the TTL has passed
+        monkeypatch.setattr(storage_module, "LOG_START_TTL_S", 0.0)  # the TTL has passed
         assert handlers._fetch_partition("t", 0, 5, 1 << 20, conn)["LogStartOffset"] == 3
     finally:
         conn.close()
+        other.close()
         storage.close()
         topic.close()
 
@@ -112,33 +115,43 @@ def test_a_large_produced_batch_is_decoded_and_checked_with_no_garbage_collectio
     assert unpaused > 0 and paused == 0 and gc.isenabled()
 
 
-def test_a_fetch_sent_again_unchanged_is_decoded_once_and_answered_with_its_own_correlation_id(tmp_path, monkeypatch):
+def _fetch_frame(correlation: int, offset: int, max_wait_ms: int = 0) -> bytes:
     import struct
 
     from logbroker.kafka.schemas import FETCH
     from logbroker.kafka.wire import encode
+    out = bytearray(struct.pack(">hhih", 1, 11, correlation, 4) + b"test")
+    encode(FETCH.request, {"MaxWaitMs": max_wait_ms, "MinBytes": 1, "Topics": [{"Topic": "f", "Partitions": [
+        {"Partition": 0, "FetchOffset": offset, "PartitionMaxBytes": 1 << 20}]}]}, 11, False, out)
+    return bytes(out)
+
+
+def _counted(monkeypatch, name: str) -> list:
+    """The schemas ``server_module.<name>`` (decode or encode) is called with, from now on."""
+    calls = []
+    real = getattr(server_module, name)
+
+    def counted(*args):
+        calls.append(args[0])
+        return real(*args)
+    monkeypatch.setattr(server_module, name, counted)
+    return calls
+
+
+def test_a_fetch_sent_again_unchanged_is_decoded_once_and_answered_with_its_own_correlation_id(tmp_path, monkeypatch):
+    import struct
+
+    from logbroker.kafka.schemas import FETCH
     topic = Topic.create(str(tmp_path), "f", 1)
     topic.log(0).append([PendingRecord(1_700_000_000_000, None, None, {"n": 1})])
     topic.close()
-    decoded = []
-    real = server_module.decode
-
-    def counted(*args):
-        decoded.append(args[0])
-        return real(*args)
-    monkeypatch.setattr(server_module, "decode", counted)
-
-    def frame(correlation: int, offset: int) -> bytes:
-        out = bytearray(struct.pack(">hhih", 1, 11, correlation, 4) + b"test")
-        encode(FETCH.request, {"MaxWaitMs": 0, "MinBytes": 1, "Topics": [{"Topic": "f", "Partitions": [
-            {"Partition": 0, "FetchOffset": offset, "PartitionMaxBytes": 1 << 20}]}]}, 11, False, out)
-        return bytes(out)
+    decoded = _counted(monkeypatch, "decode")
 
     async def main():
         server = KafkaServer(str(tmp_path))
         conn = Connection("consumer")
         try:
-            return [await server._handle(frame(c, o), conn) for c, o in ((7, 1), (8, 1), (9, 0))]
+            return [await server._handle(_fetch_frame(c, o), conn) for c, o in ((7, 1), (8, 1), (9, 0))]
         finally:
             conn.close()
             await server.close()
@@ -146,3 +159,117 @@ def test_a_fetch_sent_again_unchanged_is_decoded_once_and_answered_with_its_own_
     assert [struct.unpack_from(">i", a)[0] for a in answers] == [7, 8, 9]
     assert answers[0][4:] == answers[1][4:] and b'{"n":1}' in answers[2]
     assert len([s for s in decoded if s is FETCH.request]) == 2  # the repeat of the first was not decoded again
+
+
+def test_an_unchanged_answer_without_records_is_encoded_once_per_connection(tmp_path, monkeypatch):
+    import struct
+
+    from logbroker.kafka.schemas import FETCH
+    topic = Topic.create(str(tmp_path), "f", 1)
+    topic.log(0).append([PendingRecord(1_700_000_000_000, None, None, {"n": 1})])
+    encoded = _counted(monkeypatch, "encode")
+
+    async def main():
+        server = KafkaServer(str(tmp_path))
+        conn = Connection("consumer")
+        try:
+            answers = [await server._handle(_fetch_frame(c, o), conn) for c, o in ((7, 1), (8, 1), (9, 0), (10, 0))]
+            topic.log(0).append([PendingRecord(1_700_000_000_000, None, None, {"n": 2})])
+            answers.append(await server._handle(_fetch_frame(11, 1), conn))  # the end moved: a new answer
+            return answers
+        finally:
+            conn.close()
+            await server.close()
+    answers = asyncio.run(main())
+    topic.close()
+    assert [struct.unpack_from(">i", a)[0] for a in answers] == [7, 8, 9, 10, 11]
+    assert answers[0][4:] == answers[1][4:] and b'{"n":1}' in answers[2] and b'{"n":1}' in answers[3]
+    assert b'{"n":2}' in answers[4] and answers[4][4:] != answers[0][4:]
+    # the repeat without records reused the first encoding; both answers with records were encoded
+    assert len([s for s in encoded if s is FETCH.response]) == 4
+
+
+def test_a_long_poll_at_a_watched_end_parks_on_the_watchers_read_and_wakes_at_the_next_append(tmp_path, monkeypatch):
+    """Every fetch of an idle consumer: no read of the partition of its own while the watcher read
+    its end less than WATCH_INTERVAL_S ago; the append through the server then wakes it, and it
+    reads and answers with the record."""
+    topic = Topic.create(str(tmp_path), "f", 1)
+    topic.log(0).append([PendingRecord(1_700_000_000_000, None, None, {"n": 1})])
+    topic.close()
+    reads = []
+    real = PartitionReader.high_watermark
+
+    async def main():
+        server = KafkaServer(str(tmp_path))
+        conn = Connection("consumer")
+        server.storage.watch([("f", 0)])  # another connection's long poll
+        watcher_reader = server.storage._watched[("f", 0)][1]
+
+        def counted(self):
+            if self is not watcher_reader:
+                reads.append(1)
+            return real(self)
+        monkeypatch.setattr(PartitionReader, "high_watermark", counted)
+        try:
+            poll = asyncio.ensure_future(server._handle(_fetch_frame(7, 1, 30_000), conn))
+            for _ in range(5):
+                await asyncio.sleep(0)
+            parked_reads, parked = len(reads), not poll.done()
+            batch = encode_batch(0, [(0, 1_700_000_000_000, None, [], b'{"n":2}')])
+            await server.data.produce({"Acks": -1, "TopicData": [
+                {"Name": "f", "PartitionData": [{"Index": 0, "Records": batch}]}]}, 8, Connection("producer"))
+            return parked_reads, parked, await poll
+        finally:
+            conn.close()
+            await server.close()
+    parked_reads, parked, answer = asyncio.run(asyncio.wait_for(main(), 20))
+    assert parked and parked_reads == 0
+    assert b'{"n":2}' in answer and b'{"n":1}' not in answer
+
+
+def test_an_append_by_another_process_since_the_watchers_read_reaches_a_poll_parked_on_that_read(tmp_path):
+    """The poll takes the watcher's read (offset 1 = its end then) although another process has
+    appended since: the watcher's next read wakes it with the record, not its MaxWaitMs."""
+    topic = Topic.create(str(tmp_path), "f", 1)
+    topic.log(0).append([PendingRecord(1_700_000_000_000, None, None, {"n": 1})])
+
+    async def main():
+        server = KafkaServer(str(tmp_path))
+        conn = Connection("consumer")
+        try:
+            server.storage.watch([("f", 0)])  # another connection's long poll
+            topic.log(0).append([PendingRecord(1_700_000_000_000, None, None, {"n": 2})])  # not through the server
+            return await server._handle(_fetch_frame(7, 1, 30_000), conn)
+        finally:
+            conn.close()
+            await server.close()
+    try:
+        answer = asyncio.run(asyncio.wait_for(main(), 10))
+    finally:
+        topic.close()
+    assert b'{"n":2}' in answer
+
+
+def test_a_partition_stays_watched_between_two_polls_and_is_dropped_once_none_waits(tmp_path):
+    """A consumer's next long poll, sent as soon as the last is answered, finds the partition's
+    watch (its reader, its end read) still there; the watcher drops it at a turn where no poll waits."""
+    Topic.create(str(tmp_path), "f", 1).close()
+
+    async def main():
+        storage = Storage(str(tmp_path))
+        try:
+            storage.watch([("f", 0)])
+            first = storage._watched[("f", 0)][1]
+            storage.unwatch([("f", 0)])
+            storage.watch([("f", 0)])  # the next poll
+            again = storage._watched[("f", 0)][1]
+            storage.unwatch([("f", 0)])
+            for _ in range(500):
+                if ("f", 0) not in storage._watched:
+                    break
+                await asyncio.sleep(0.01)
+            return first, again, ("f", 0) in storage._watched
+        finally:
+            storage.close()
+    first, again, still_watched = asyncio.run(asyncio.wait_for(main(), 20))
+    assert first is not None and again is first and not still_watched

@@ -78,6 +78,23 @@ def test_pipelined_produce_requests_share_fsyncs_and_are_answered_in_order(tmp_p
     assert values == [v for i in range(40) for v in (i, b"x")]
 
 
+def test_produce_requests_waiting_unread_behind_an_fsync_all_join_the_next_group_commit(tmp_path, fault_hook):
+    """librdkafka keeps many produce requests in flight: those that arrived while the event loop
+    was held by a group commit's fdatasync (here: 40 sent in one write) are read together and
+    share one fdatasync, instead of 16 per fdatasync, each later one waiting for the one before."""
+    fsyncs = []
+    fault_hook(lambda op, target: fsyncs.append(target) if op == "fsync" and str(target).endswith(".log") else None)
+    counts = []
+    for n in (1, 40):
+        data_dir = str(tmp_path / str(n))
+        Broker(data_dir).create_topic("gc", 1)
+        del fsyncs[:]
+        got = _partition(_pipelined(data_dir, [_produce(i, "gc", _batch([b"%d" % i])) for i in range(n)]))
+        assert [(c, p["ErrorCode"], p["BaseOffset"]) for c, p in got] == [(i, 0, i) for i in range(n)]
+        counts.append(len(fsyncs))
+    assert counts[1] == counts[0]  # 40 requests cost the fsyncs of one
+
+
 def test_pipelined_batches_of_one_idempotent_producer_are_all_appended_in_sequence(tmp_path):
     Broker(str(tmp_path)).create_topic("idem", 1)
     requests = [_request(22, 1, 100, {"TransactionalId": None, "TransactionTimeoutMs": 60000})]

@@ -49,6 +49,11 @@ Locks, and who holds them:
   overtake batches the sender collected earlier: per partition, records are appended in ``send``
   order. Across processes, the partition's flock (see :mod:`logbroker.storage.log`) serializes appends.
 
+After ``fork()`` the child starts afresh: new locks (a thread of the parent may have held them,
+and no thread of the parent runs in the child), no sender thread until its first record, and the
+records the parent had buffered fail in the child (the parent writes them; written by both, they
+would be stored twice).
+
 ``buffer.memory`` counts what unresolved batches reserved: each reserves, under the lock, the size
 of the records it takes in pieces of up to 4 KiB (Kafka's BufferPool hands out whole batches); a
 ``send()`` whose reservation would pass it blocks up to ``max.block.ms``, then raises
@@ -57,8 +62,10 @@ ProducerTimeoutError.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import weakref
 from typing import Callable
 
 from ..errors import LogBrokerError, ProducerTimeoutError, RecordTooLargeError
@@ -138,6 +145,14 @@ _RESERVE_CHUNK = 4096
 _BATCH_FIELD_ROOM = 128  # more than a batch field takes (FORMAT.md): kept free under max.message.bytes
 
 
+_senders: "weakref.WeakSet[Sender]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for sender in list(_senders):
+        sender._after_fork_in_child()
+
+
 class Sender:
     """The accumulator and the thread that drains it; see the module docstring for the contract.
 
@@ -170,6 +185,28 @@ class Sender:
         self.stopping = False
         self.aborting = False
         self._thread: threading.Thread | None = None
+        _senders.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        """In the child of ``fork()``: fresh locks and no thread; the parent's buffered records fail here."""
+        self.lock = threading.Lock()
+        self.acked = threading.Condition(self.lock)
+        self.io_lock = threading.Lock()
+        self.wake = threading.Event()
+        inherited = self.unresolved()
+        self.ready, self.inflight = [], []
+        for topic, batches in self.batches.items():
+            for p in range(len(batches)):
+                batches[p] = Batch(topic, p, self)
+        error = LogBrokerError("sent before fork(): the parent process writes these records (its futures "
+                               "say whether they were written), not this child")
+        for b in inherited:
+            if not b.done:
+                b.error = error
+                b.results = []
+        self.buffered = self.flushing = self.last_round = 0
+        self.busy = False
+        self._thread = None
 
     def open_topic(self, topic: str, partitions: int, max_bytes: int) -> list[Batch]:
         """Start buffering for ``topic``: its list of open batches (one per partition)."""
@@ -194,6 +231,8 @@ class Sender:
         """
         with self.lock:
             while True:
+                if self.stopping:  # also after a wait for space: nobody would write the record
+                    raise LogBrokerError("the producer is closed")
                 batches = self.batches[topic]
                 batch = batches[partition]
                 max_bytes = self.max_bytes[topic] - _BATCH_FIELD_ROOM
@@ -242,6 +281,8 @@ class Sender:
         batch_size = self.batch_size
         with self.lock:
             while i < n:
+                if self.stopping:
+                    raise LogBrokerError("the producer is closed")
                 batch = self.batches[topic][partition]
                 max_bytes = self.max_bytes[topic] - _BATCH_FIELD_ROOM
                 size, j = batch.size, i
@@ -399,11 +440,15 @@ class Sender:
                 with self.lock:
                     self.aborting = True  # a round cut short here would leave futures unresolved
         with self.lock:
-            leftover = self.unresolved()
-            self.ready.clear()
+            # Each open batch is sealed before it is counted as left over: a send() appending
+            # without the lock lands before the seal (and fails with the batch) or after it (and
+            # goes to put(), which refuses now), never in a batch nobody writes or fails.
+            leftover = self.ready + self.inflight
+            self.ready = []
             for batches in self.batches.values():
                 for b in batches:
                     self._take(b)
+                    leftover.append(b)
         self._fail(leftover, LogBrokerError("the producer was closed before these records were written"))
 
     # -- the thread ----------------------------------------------------------------------------
@@ -488,3 +533,6 @@ class Sender:
                     self.buffered -= b.reserved
             self.inflight = [b for b in self.inflight if not b.done]
             self.acked.notify_all()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

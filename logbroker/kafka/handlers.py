@@ -26,7 +26,7 @@ from ..storage.record_bytes import kafka_headers, kafka_key, kafka_value
 from .batch import BatchError, decode_batches, encode_batch, encode_plain_batch
 from .errors import ErrorCode as E
 from .idempotence import Duplicate, ProducerStates
-from .storage import Storage
+from .storage import WATCH_INTERVAL_S, Storage
 
 __all__ = ["DataHandlers", "ServerConfig"]
 
@@ -38,6 +38,8 @@ CLUSTER_ID = "logbroker"
 _TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
 _CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
 _MAX_WAIT_MS = 30_000  # a fetch's long poll is capped (clients ask for 500 ms; a closed client's wait ends)
+#: a long poll waiting at least this long parks on the watcher's recent read of its partitions' ends
+_WATCHED_WAIT_MS = 2000 * WATCH_INTERVAL_S
 _FIRST_READ, _MAX_READ = 500, 4000  # records per read of a fetch; each read is one Kafka batch of the response
 _get_offset, _get_timestamp, _get_key = itemgetter("offset"), itemgetter("timestamp"), itemgetter("key")
 _MARKED = ("venc", "kenc", "headers")  # fields of a line that a Kafka client gets other than as they are stored
@@ -224,11 +226,15 @@ class DataHandlers:
         min_bytes = req["MinBytes"]
         keys = [(t["Topic"], p["Partition"]) for t in req["Topics"] for p in t["Partitions"]]
         self.storage.watch(keys)  # before the first read: an append after it wakes this poll
+        # A poll that waits long enough for the watcher's next read may take the watcher's last read
+        # of a partition's end for its own (see Storage.watched_high_watermark); once woken, it reads.
+        watched = self.storage.watched_high_watermark if req["MaxWaitMs"] >= _WATCHED_WAIT_MS else None
         waiter = None
         try:
             while True:
                 waiter = self.storage.next_append()
-                responses, total = self._fetch_once(req, conn)
+                responses, total = self._fetch_once(req, conn, watched)
+                watched = None
                 remaining = deadline - time.monotonic()
                 if total >= max(min_bytes, 1) or remaining <= 0 or any(
                         p["ErrorCode"] for t in responses for p in t["Partitions"]):
@@ -241,7 +247,7 @@ class DataHandlers:
                 self.storage.drop_waiter(waiter)
             self.storage.unwatch(keys)
 
-    def _fetch_once(self, req: dict, conn: Any) -> tuple[list, int]:
+    def _fetch_once(self, req: dict, conn: Any, watched: Any = None) -> tuple[list, int]:
         budget = req.get("MaxBytes", 0x7FFFFFFF)
         responses, total = [], 0
         for t in req["Topics"]:
@@ -249,7 +255,7 @@ class DataHandlers:
             for p in t["Partitions"]:
                 part = self._fetch_partition(t["Topic"], p["Partition"], p["FetchOffset"],
                                              min(p["PartitionMaxBytes"], budget) if total else p["PartitionMaxBytes"],
-                                             conn)
+                                             conn, watched)
                 size = len(part["Records"])
                 total += size
                 budget -= size
@@ -257,15 +263,20 @@ class DataHandlers:
             responses.append({"Topic": t["Topic"], "Partitions": parts})
         return responses, total
 
-    def _fetch_partition(self, name: str, partition: int, offset: int, max_bytes: int, conn: Any) -> dict:
+    def _fetch_partition(self, name: str, partition: int, offset: int, max_bytes: int, conn: Any,
+                         watched: Any = None) -> dict:
+        """One partition's part of a fetch. ``watched``: a function giving the watcher's recent read of
+        a partition's high watermark (or None), which a fetch at that very offset takes for its own."""
         out = {"PartitionIndex": partition, "ErrorCode": 0, "HighWatermark": -1, "LastStableOffset": -1,
                "LogStartOffset": -1, "AbortedTransactions": None, "PreferredReadReplica": -1, "Records": b""}
         try:
             reader = conn.reader(self.storage, name, partition)
-            hw = reader.high_watermark()
+            hw = watched((name, partition)) if watched is not None else None
+            if hw != offset:
+                hw = reader.high_watermark()
             out["HighWatermark"] = out["LastStableOffset"] = hw
             if offset == hw:  # a consumer at the end: every fetch of an idle long poll
-                out["LogStartOffset"] = conn.log_start_offset(name, partition, reader)
+                out["LogStartOffset"] = self.storage.log_start_offset((name, partition), reader)
                 return out
             out["LogStartOffset"] = start = reader.log_start_offset()
             if not start <= offset <= hw:

@@ -20,7 +20,7 @@ Hostile input never reaches beyond its own connection:
   with one warning per run of refusals: clients already connected keep being served rather than
   every file open failing with ``Too many open files``. Connections are accepted one at a time
   for that (:meth:`KafkaServer._accept_loop`);
-- memory per connection is bounded by the frames of its pipelined produce requests (at most 16,
+- memory per connection is bounded by the frames of its pipelined produce requests (at most 128,
   and reading stops once they hold 100 MiB) or one other request, and the responses waiting to be
   written; a client that stops reading stalls only itself;
 - a handler failing unexpectedly answers UNKNOWN_SERVER_ERROR where the API has a top-level error
@@ -36,12 +36,11 @@ import resource
 import signal
 import socket
 import struct
-import time
 from collections import deque
 from typing import Any, Callable
 
 from ..errors import LogBrokerError
-from ..storage.handles import OPEN_FILES
+from ..storage.handles import OPEN_FILES, raise_descriptor_limit
 from .coordinator import Coordinator
 from .errors import ErrorCode as E
 from .group_api import GroupHandlers
@@ -60,9 +59,13 @@ IDLE_TIMEOUT_S = 600.0  # Kafka's connections.max.idle.ms
 FRAME_TIMEOUT_S = 30.0
 _IDLE = "idle"
 _PRODUCE = b"\x00\x00"  # a request header's API key: Produce
-_PIPELINED = 16  # produce requests of one connection handled at once (group commit), at most
+#: produce requests of one connection handled at once, at most: all that arrived while the loop was held by a
+#: group commit's fdatasync join the next one (librdkafka keeps many in flight; with 16, a backlog of 40
+#: took three fdatasyncs, each request waiting for the one before it)
+_PIPELINED = 128
 _LEN = struct.Struct(">i")
 _HEAD = struct.Struct(">hhi")
+_CORRELATION = struct.Struct(">i")
 API_VERSIONS_KEY = 18
 FETCH_KEY = 1
 #: descriptors kept free beyond the storage's budget: topic directories pinned as topics are first
@@ -80,9 +83,6 @@ def open_descriptors() -> int | None:
         return None
 
 
-LOG_START_TTL_S = 1.0  # how old a log start offset a fetch at the end of a partition may report
-
-
 class Connection:
     """One client connection: its readers (a cursor per partition it fetches) and client id."""
 
@@ -94,17 +94,9 @@ class Connection:
         #: of its partitions sends the same one every long poll, and the fetch handler never changes
         #: a request, so it is decoded once.
         self.last_fetch: tuple[int, bytes, dict] | None = None
-        self._log_starts: dict[tuple[str, int], tuple[float, int]] = {}  # key -> (read at, log start offset)
-
-    def log_start_offset(self, topic: str, partition: int, reader: Any) -> int:
-        """The partition's log start offset as read at most ``LOG_START_TTL_S`` ago, for a fetch at
-        the high watermark, where it is only information (no offset is checked against it): an idle
-        long poll then costs no directory listing and checkpoint read per fetch."""
-        key, now = (topic, partition), time.monotonic()
-        cached = self._log_starts.get(key)
-        if cached is None or now - cached[0] >= LOG_START_TTL_S:
-            cached = self._log_starts[key] = (now, reader.log_start_offset())
-        return cached[1]
+        #: (version, response, its encoding after the correlation id) of the last Fetch answered with
+        #: no records: an idle long poll gets the same answer every time, so it is encoded once.
+        self.last_empty_fetch: tuple[int, dict, bytes] | None = None
 
     def reader(self, storage: Storage, topic: str, partition: int):
         key = (topic, partition)
@@ -114,7 +106,6 @@ class Connection:
         return reader
 
     def drop_reader(self, topic: str, partition: int) -> None:
-        self._log_starts.pop((topic, partition), None)
         reader = self._readers.pop((topic, partition), None)
         if reader is not None:
             reader.close()
@@ -430,11 +421,27 @@ class KafkaServer:
             result = {"ErrorCode": E.UNKNOWN_SERVER_ERROR}
         if api_key == 0 and req["Acks"] == 0:
             return None
-        out = bytearray(struct.pack(">i", correlation))
+        if api_key == FETCH_KEY and not flexible:
+            return _CORRELATION.pack(correlation) + self._fetch_answer(result, version, conn)
+        out = bytearray(_CORRELATION.pack(correlation))
         if flexible and api_key != API_VERSIONS_KEY:
             out.append(0)  # response header v1: no tagged fields
         encode(api.response, result, version, flexible, out)
         return bytes(out)
+
+    @staticmethod
+    def _fetch_answer(result: dict, version: int, conn: Connection) -> bytes:
+        """A Fetch response's bytes after the correlation id; one without records is encoded once
+        per connection while it stays the same (an idle long poll's answer, every ``MaxWaitMs``)."""
+        cached = conn.last_empty_fetch
+        if cached is not None and cached[0] == version and cached[1] == result:
+            return cached[2]
+        out = bytearray()
+        encode(by_key[FETCH_KEY].response, result, version, False, out)
+        body = bytes(out)
+        if not any(p["Records"] for t in result.get("Responses", ()) for p in t["Partitions"]):
+            conn.last_empty_fetch = (version, result, body)
+        return body
 
     def _api_versions(self, req: dict, version: int, conn: Connection) -> dict:
         return {"ErrorCode": 0, "ApiKeys": [{"ApiKey": k, "MinVersion": lo, "MaxVersion": hi}
@@ -460,6 +467,7 @@ def serve(data_dir: str | None, config: ServerConfig, on_ready: Callable[[KafkaS
     def note(client_id: str | None, api_key: int, version: int) -> None:
         log_file.write(f"{client_id}\t{api_key}\t{version}\n")
 
+    raise_descriptor_limit()  # each client holds a descriptor: a shell's soft 1,024 is too few
     server = KafkaServer(data_dir, config, note if log_file else None)
     try:
         asyncio.run(server.run(on_ready))

@@ -36,11 +36,12 @@ from ..storage.record import PendingRecord
 from ..storage.datadir import resolve_data_dir
 from ..storage.topic import Topic, list_topics
 
-__all__ = ["Storage"]
+__all__ = ["Storage", "WATCH_INTERVAL_S"]
 
 log = logging.getLogger("logbroker.serve")
 
 WATCH_INTERVAL_S = 0.05  # how soon a long poll sees an append made by another process
+LOG_START_TTL_S = 1.0  # how old a log start offset a fetch at the end of a partition may report
 LOCK_RETRY_S = (0.001, 0.02)  # a busy partition lock is tried again after 1 ms, doubling up to 20 ms
 
 
@@ -56,8 +57,11 @@ class Storage:
         #: Long-polling fetches' futures (:meth:`next_append`), set when this process appends or the
         #: watcher sees another process's append to a watched partition.
         self._waiters: set[asyncio.Future] = set()
-        self._watched: dict[tuple[str, int], list] = {}  # (topic, partition) -> [waiters, reader, last hw]
+        #: (topic, partition) -> [waiters, reader, last high watermark read, loop time of that read or None
+        #: once this process appended to the partition since]
+        self._watched: dict[tuple[str, int], list] = {}
         self._watcher: asyncio.Task | None = None
+        self._log_starts: dict[tuple[str, int], tuple[float, int]] = {}  # key -> (read at, log start offset)
 
     def close(self) -> None:
         if self._watcher is not None:
@@ -73,12 +77,16 @@ class Storage:
     def watch(self, keys: list[tuple[str, int]]) -> None:
         """Long-polling fetches wait on these partitions: one task checks each one's high watermark
         every ``WATCH_INTERVAL_S`` for appends made by other processes (``logbroker publish``), however
-        many connections wait on it, and sets :attr:`appended` when one moved."""
+        many connections wait on it, and wakes the polls when one moved. A partition no poll waits
+        on is dropped by the watcher's next turn, not when its last poll ends: a consumer's next
+        poll, sent as soon as the last one is answered, mostly finds its reader open and its end
+        read."""
         for key in keys:
             entry = self._watched.get(key)
             if entry is None:
-                entry = self._watched[key] = [0, None, None]
+                entry = self._watched[key] = [0, None, None, None]
                 entry[2] = self._high_watermark(key, entry)
+                entry[3] = asyncio.get_running_loop().time()
             entry[0] += 1
         if self._watched and self._watcher is None:
             self._watcher = asyncio.get_running_loop().create_task(self._watch_loop())
@@ -88,8 +96,6 @@ class Storage:
             entry = self._watched.get(key)
             if entry is not None:
                 entry[0] -= 1
-                if entry[0] <= 0:
-                    self._drop_watch(key)
 
     def _drop_watch(self, key: tuple[str, int]) -> None:
         entry = self._watched.pop(key)
@@ -107,13 +113,32 @@ class Storage:
                 entry[1] = None
             return None
 
+    def watched_high_watermark(self, key: tuple[str, int]) -> int | None:
+        """The partition's high watermark as the watcher read it less than ``WATCH_INTERVAL_S`` ago,
+        when no append of this process came since; None when not watched or older.
+
+        For a long poll that will wait at least ``2 * WATCH_INTERVAL_S``: when it equals the poll's
+        offset, the poll may park without reading the partition itself (an idle consumer's every
+        fetch), since an append another process made since the watcher's read is seen at its next
+        read, within ``WATCH_INTERVAL_S``: the same bound as for a poll parked before that append.
+        """
+        entry = self._watched.get(key)
+        if entry is None or entry[3] is None or asyncio.get_running_loop().time() - entry[3] >= WATCH_INTERVAL_S:
+            return None
+        return entry[2]
+
     async def _watch_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while self._watched:
                 await asyncio.sleep(WATCH_INTERVAL_S)
                 moved = False
                 for key, entry in list(self._watched.items()):
+                    if entry[0] <= 0:  # no poll waits on it now
+                        self._drop_watch(key)
+                        continue
                     hw = self._high_watermark(key, entry)
+                    entry[3] = loop.time()
                     if hw != entry[2]:
                         entry[2], moved = hw, True
                 if moved:
@@ -144,11 +169,30 @@ class Storage:
     def drop_waiter(self, fut: asyncio.Future) -> None:
         self._waiters.discard(fut)
 
+    def _appended(self, key: tuple[str, int]) -> None:
+        """This process made records of the partition visible: the watcher's last read of it no
+        longer stands for its end, and every long poll wakes."""
+        entry = self._watched.get(key)
+        if entry is not None:
+            entry[3] = None
+        self._notify()
+
     def _notify(self) -> None:
         waiters, self._waiters = self._waiters, set()
         for fut in waiters:
             if not fut.done():
                 fut.set_result(True)
+
+    def log_start_offset(self, key: tuple[str, int], reader: Any) -> int:
+        """The partition's log start offset as read (through ``reader``, any reader of it) at most
+        ``LOG_START_TTL_S`` ago, for a fetch at the high watermark, where it is only information (no
+        offset is checked against it): idle long polls then cost no directory listing and
+        checkpoint read each, however many connections poll the partition."""
+        now = time.monotonic()
+        cached = self._log_starts.get(key)
+        if cached is None or now - cached[0] >= LOG_START_TTL_S:
+            cached = self._log_starts[key] = (now, reader.log_start_offset())
+        return cached[1]
 
     def list_topics(self) -> list[str]:
         return list_topics(self.data_dir)
@@ -172,6 +216,8 @@ class Storage:
         return topic
 
     def forget(self, name: str) -> None:
+        for key in [k for k in self._log_starts if k[0] == name]:
+            del self._log_starts[key]
         cached = self._topics.pop(name, None)
         if cached is not None:
             cached[0].close()
@@ -278,12 +324,12 @@ class Storage:
         """Append producer batches under the topic's fsync policy, one write sequence and one
         fdatasync for all (see :meth:`append_soon`): returns once the records are acknowledged."""
         results = topic.log(partition).append_batches(batches)
+        key = (topic.name, partition)
         if topic.config.fsync == "interval":
-            key = (topic.name, partition)
             if key not in self._flush_due:
                 self._flush_due.add(key)
                 asyncio.get_running_loop().call_later(topic.config.flush_ms / 1000.0, self._flush, topic, partition)
-        self._notify()
+        self._appended(key)
         return results
 
     def _flush(self, topic: Topic, partition: int) -> None:
@@ -298,7 +344,7 @@ class Storage:
         except LogBrokerError as exc:
             log.warning("flush of %s-%d failed: %s", topic.name, partition, exc)
             return
-        self._notify()
+        self._appended((topic.name, partition))
 
 
 def _expire(fut: asyncio.Future) -> None:

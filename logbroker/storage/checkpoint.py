@@ -131,7 +131,10 @@ def read_cleaner_offset(partition_dir: str, topic: str, partition: int) -> int |
     path = os.path.join(partition_dir, CLEANER_NAME)
     if not os.path.exists(path):
         return None
-    return _read_offset(path, topic, partition, "cleaner offset")
+    try:
+        return _read_offset(path, topic, partition, "cleaner offset")
+    except CorruptionError as exc:
+        raise CorruptionError(f"{exc}; `logbroker recover {topic}` rewrites it", path=path) from None
 
 
 def write_cleaner_offset(partition_dir: str, topic: str, partition: int, offset: int) -> None:

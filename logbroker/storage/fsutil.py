@@ -12,7 +12,9 @@ Rules (see RELIABILITY.md in the project for why each exists):
   same directory, fsyncs it, ``os.replace``\\ s it over the target and fsyncs the directory. A crash
   leaves the old file or the new one, never a mix; leftover ``*.tmp`` files are garbage.
 - **Locks are flock, opened O_CLOEXEC**, never ``lockf`` (a POSIX lock silently drops when any other
-  descriptor of the file is closed). flock is released by the kernel the instant its holder dies,
+  descriptor of the file is closed). flock belongs to the open file, which ``fork()`` shares with the
+  child: the child of a process holding a :class:`FileLock` reopens it at once (unheld), or parent
+  and child would both hold it and their appends interleave. flock is released by the kernel the instant its holder dies,
   which is what makes kill -9 of a producer or consumer safe. A stopped holder (SIGSTOP, Ctrl+Z)
   keeps it, so waits are bounded: :meth:`FileLock.acquire_within` says after a second which process
   holds the lock (each holder records its pid in the file) and gives up after ``max.block.ms``.
@@ -35,6 +37,7 @@ import secrets
 import stat
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -285,13 +288,27 @@ class FileLock:
     locks, group locks).
     """
 
-    __slots__ = ("path", "fd", "held", "record_holder", "_recorded")
+    __slots__ = ("path", "fd", "held", "record_holder", "_recorded", "__weakref__")
 
     def __init__(self, path: str, record_holder: bool = False) -> None:
         self.path = path
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
         self.held = False
         self.record_holder = record_holder
+        self._recorded = False
+        _open_locks.add(self)
+
+    def _reopen_in_child(self) -> None:
+        """After ``fork()``, in the child: a descriptor of its own, not held. The inherited one shares
+        the parent's open file, and with it the parent's flock (a parent holding the lock would let
+        the child in). Closing the inherited copy leaves the parent's lock alone: flock is released
+        by LOCK_UN or when the last descriptor of the open file closes, and the parent keeps one."""
+        if self.fd < 0:
+            return
+        inherited = self.fd
+        self.fd = _reopen(inherited, self.path)
+        os.close(inherited)
+        self.held = False
         self._recorded = False
 
     def acquire(self, blocking: bool = True, shared: bool = False) -> bool:
@@ -391,17 +408,35 @@ class FileLock:
         self.release()
 
 
+_open_locks: "weakref.WeakSet[FileLock]" = weakref.WeakSet()
+
+
+def _reopen_locks_in_child() -> None:
+    for lock in list(_open_locks):
+        try:
+            lock._reopen_in_child()
+        except OSError:
+            lock.fd, lock.held = -1, False  # gone with its directory: any use fails, none is shared
+
+
+os.register_at_fork(after_in_child=_reopen_locks_in_child)
+
+
+def _reopen(fd: int, path: str) -> int:
+    """A new open file (flock belongs to the open file, so a dup would share the lock with ``fd``)
+    on the same inode as ``fd``, even when the path was renamed or removed since (a deleted topic):
+    reopened through /proc on Linux, else by path."""
+    try:
+        return os.open(f"/proc/self/fd/{fd}", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+
+
 class _LockWaiter:
     """A blocking exclusive flock on a fresh descriptor of the lock file, in a daemon thread."""
 
     def __init__(self, path: str, fd: int) -> None:
-        # A descriptor of its own (flock belongs to the open file, so a dup would share the lock
-        # with ``fd``) on the same inode as ``fd``, even when the path was renamed or removed since
-        # (a deleted topic): reopened through /proc on Linux, else by path.
-        try:
-            self.fd = os.open(f"/proc/self/fd/{fd}", os.O_RDWR | os.O_CLOEXEC)
-        except OSError:
-            self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+        self.fd = _reopen(fd, path)
         self._cond = threading.Condition()
         self._state = "waiting"  # -> "held" (the waiter's owner takes fd) or "abandoned"
         threading.Thread(target=self._run, name="logbroker-lock-wait", daemon=True).start()

@@ -19,12 +19,13 @@ what cannot be closed: pinned topic directories, group ownership locks), and nev
 
 from __future__ import annotations
 
+import os
 import resource
 import threading
 from collections import OrderedDict
 from typing import Callable, Hashable
 
-__all__ = ["OpenFiles", "OPEN_FILES"]
+__all__ = ["OpenFiles", "OPEN_FILES", "raise_descriptor_limit"]
 
 
 class OpenFiles:
@@ -81,5 +82,32 @@ class OpenFiles:
                 self.weight -= entry[0]
 
 
+    def _after_fork_in_child(self) -> None:
+        self._mutex = threading.Lock()  # a thread of the parent may have held it: none runs here
+
+
 #: The one budget of this process.
 OPEN_FILES = OpenFiles()
+os.register_at_fork(after_in_child=OPEN_FILES._after_fork_in_child)
+
+#: The soft descriptor limit a long-running server asks for (Kafka's guidance is 100,000 or more).
+SERVER_DESCRIPTOR_LIMIT = 1 << 17
+
+
+def raise_descriptor_limit(wanted: int = SERVER_DESCRIPTOR_LIMIT) -> int:
+    """Raise this process's soft ``RLIMIT_NOFILE`` toward ``wanted``, never past the hard limit, and
+    size :data:`OPEN_FILES`'s budget to the new limit; returns the soft limit now in force.
+
+    For a server (``logbroker serve``) whose clients each hold a descriptor: a login shell's soft
+    limit is often 1,024 while the hard one allows far more, as ``ulimit -Hn`` shows. A limit the
+    operator lowered on purpose, soft and hard together (``ulimit -n 64``), is left as it is."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            return soft
+        OPEN_FILES.budget = max(OPEN_FILES.budget, OpenFiles.default_budget())
+        return target
+    return soft

@@ -119,18 +119,36 @@ def load_index(index_path: str, timeindex_path: str, base_offset: int, log_size:
 
 def closing_timestamp(index_path: str, timeindex_path: str) -> int | None:
     """The newest timestamp of a closed segment from its closing time-index entry (the one entry
-    more than the offset index holds); None when there is no such entry (scan the log instead).
-    Raises FileNotFoundError when either file is missing."""
+    more than the offset index holds); None when there is no such entry, or when it does not
+    agree with the entry before it (scan the log instead). Raises FileNotFoundError when either
+    file is missing.
+
+    Retention deletes by this timestamp, so it is checked as far as two reads allow: the closing
+    entry's next offset must lie past the last entry's offset (past the base offset when there is
+    none: a closed segment holds a record), its timestamp must not be older than that entry's, and
+    that entry must name the same offset in both files. A zero-filled file fails the first rule.
+    """
     tsize = os.path.getsize(timeindex_path)
     isize = os.path.getsize(index_path)
-    if not tsize or tsize // TIME_ENTRY.size != isize // INDEX_ENTRY.size + 1:
+    n = isize // INDEX_ENTRY.size
+    if not tsize or tsize // TIME_ENTRY.size != n + 1:
         return None
     with open(timeindex_path, "rb") as f:
-        f.seek(tsize - TIME_ENTRY.size)
-        entry = f.read(TIME_ENTRY.size)
-    if len(entry) < TIME_ENTRY.size:
+        f.seek(tsize - 2 * TIME_ENTRY.size if n else tsize - TIME_ENTRY.size)
+        entries = f.read(2 * TIME_ENTRY.size if n else TIME_ENTRY.size)
+    if len(entries) < (2 if n else 1) * TIME_ENTRY.size:
         return None  # cut meanwhile (a rebuild): scan instead
-    return TIME_ENTRY.unpack(entry)[0]
+    closing_ts, closing_rel = TIME_ENTRY.unpack_from(entries, len(entries) - TIME_ENTRY.size)
+    last_ts, last_rel = TIME_ENTRY.unpack_from(entries, 0) if n else (closing_ts, 0)
+    if n:
+        with open(index_path, "rb") as f:
+            f.seek((n - 1) * INDEX_ENTRY.size)
+            entry = f.read(INDEX_ENTRY.size)
+        if len(entry) < INDEX_ENTRY.size or INDEX_ENTRY.unpack(entry)[0] != last_rel:
+            return None
+    if closing_rel <= last_rel or closing_ts < last_ts:
+        return None
+    return closing_ts
 
 
 def write_index(index_path: str, timeindex_path: str, entries: IndexEntries) -> None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from . import fsutil
-from .checkpoint import PartitionState, StateFile, read_log_start, write_log_start
+from .checkpoint import PartitionState, StateFile, read_log_start, write_cleaner_offset, write_log_start
 from .config import DEFAULT_MAX_BLOCK_MS, TopicConfig
 from ..errors import (CorruptionError, FencedError, FsyncError, InvalidRecordError, LogBrokerError,
                      OffsetOutOfRangeError, RecordTooLargeError, UnsafePathError)
@@ -477,6 +477,8 @@ class PartitionLog:
             fsutil.remove_file(os.path.join(self.directory, name))
         if check.rewrite_log_start is not None:
             write_log_start(self.directory, self.topic, self.partition, check.rewrite_log_start)
+        if check.rewrite_cleaner_offset is not None:
+            write_cleaner_offset(self.directory, self.topic, self.partition, check.rewrite_cleaner_offset)
         for base in check.below_log_start:
             self.delete_segment(base)
         if check.below_log_start or check.temp_files:

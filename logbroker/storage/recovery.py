@@ -30,7 +30,8 @@ import re
 from dataclasses import dataclass, field
 
 from . import fsutil
-from .checkpoint import CLEANER_NAME, LOG_START_NAME, STATE_NAME, PartitionState, StateFile, read_log_start
+from .checkpoint import (CLEANER_NAME, LOG_START_NAME, STATE_NAME, PartitionState, StateFile, read_cleaner_offset,
+                         read_log_start)
 from ..errors import CorruptionError
 from .index import IndexEntries, load_index, write_index
 from .record import BadBatch, parse_first_line
@@ -91,6 +92,7 @@ class PartitionCheck:
     # What recover acts on (each matches one or more lines of ``repairs``):
     temp_files: list[str] = field(default_factory=list)
     rewrite_log_start: int | None = None
+    rewrite_cleaner_offset: int | None = None
     below_log_start: list[int] = field(default_factory=list)
     closed_indexes: list[int] = field(default_factory=list)
     active_work: bool = False  # the active segment or the partition state needs recovering
@@ -401,6 +403,8 @@ def check_partition(directory: str, topic: str, partition: int, index_interval: 
         expected = check.segments[-1].next_offset
     check.log_end_offset = check.segments[-1].next_offset
     _log_start_finding(check, log_start_damaged or log_start > check.log_end_offset, log_start)
+    if compacted:
+        _cleaner_offset_finding(check, directory)
     return check
 
 
@@ -411,6 +415,18 @@ def _tail_work(check: PartitionCheck, what: str) -> None:
     else:
         check.active_work = True
         check.repairs.append(what)
+
+
+def _cleaner_offset_finding(check: PartitionCheck, directory: str) -> None:
+    """A damaged cleaner checkpoint stops every compaction pass: rewritten with the log start offset,
+    the next pass takes the whole log as dirty (cleaning clean records again changes nothing) and
+    removes no tombstone it would not have removed before (only those below the first dirty offset go)."""
+    try:
+        read_cleaner_offset(directory, check.topic, check.partition)
+    except CorruptionError:
+        check.rewrite_cleaner_offset = check.log_start_offset
+        check.repairs.append(f"rewrite {CLEANER_NAME} with the log start offset {check.log_start_offset} (it was "
+                             f"damaged): the next compaction pass cleans the whole log again")
 
 
 def _log_start_finding(check: PartitionCheck, damaged: bool, log_start: int) -> None:

@@ -268,6 +268,9 @@ def publish_lines(data_dir: str, topic: str, stream: BinaryIO, *, key_field: str
                             continue
                         if key_field is not None and isinstance(value, dict) and value.get(key_field) is not None:
                             k = str(value[key_field])
+                        if good:  # the lines read before this one go first: input order is kept
+                            pending += send_many(topic, good, key=key, partition=partition, headers=headers)
+                            good = []
                         f = send_json(topic, line, key=k, partition=partition, headers=headers)
                         pending.append(SentRun(f.batch, f.index, 1))
                     except TopicDeletedError as exc:
