@@ -3,6 +3,7 @@ the caller's thread) make the same bytes as the same records encoded at the appe
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -54,3 +55,9 @@ def test_a_header_holding_the_value_mark_does_not_move_the_batch_field_into_it()
 def test_the_tail_template_makes_the_tail_of_a_record_without_key_or_headers():
     record = PendingRecord(1764230400000, None, None, {"item": "lightstick"})
     assert tail_template(1764230400000) % record.value_json == encode_tail(record)[0]
+
+
+@pytest.mark.parametrize("base_offset", [0, 5, 995, 1_998, 9_995, 999_990, 10**15 - 3])
+def test_a_batch_whose_offsets_cross_a_thousand_or_gain_a_digit_encodes_as_at_the_append(base_offset):
+    records = [PendingRecord(1_000 + i % 3, None if i % 2 else "k", None, {"i": i}) for i in range(12)]
+    assert encode_tails(base_offset, _group(records)) == encode_records(base_offset, records)

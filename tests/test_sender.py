@@ -314,6 +314,24 @@ def test_a_batch_reserves_no_more_buffer_memory_than_it_can_take_before_it_is_fu
 
 
 
+def test_a_batch_reserves_room_for_a_whole_batch_at_its_first_record_so_the_rest_skip_the_lock(broker, tmp_path):
+    # Kafka's BufferPool hands out a whole batch.size at once; reserving in smaller pieces sent
+    # every few kilobytes of records the locked way (Sender.put) instead of send()'s fast path
+    with Producer(tmp_path) as producer:  # batch.size 16 KiB, buffer.memory 32 MiB
+        acc = producer._acc
+        puts = []
+        put = acc.put
+        acc.put = lambda *args: puts.append(args[1]) or put(*args)
+        with acc.io_lock:  # the sender waits: the batch stays open
+            futures = [producer.send("t", {"i": i, "pad": "p" * 120}, partition=0) for i in range(50)]
+            assert len({id(f.batch) for f in futures}) == 1  # ~13 KB as the producer counts: one batch
+            assert puts == [0]  # its first record only
+            assert acc.buffered == producer.batch_size - 1
+        producer.flush()
+        assert acc.buffered == 0
+    assert [v["i"] for v in _values(broker)] == list(range(50))
+
+
 def test_a_batch_that_two_threads_filled_takes_its_newest_timestamp_from_its_records(tmp_path):
     # send() raises a batch's newest timestamp without the lock, so two threads can interleave and
     # leave it lower than one of their records: the time index entry after the batch would then
@@ -335,3 +353,49 @@ def test_a_batch_that_two_threads_filled_takes_its_newest_timestamp_from_its_rec
         newest = other[0].get().timestamp
         producer.send("t", "later", partition=0, timestamp_ms=newest + 1).get()  # indexed after them
     assert Broker(tmp_path).topic("t").reader(0).offset_for_timestamp(newest) == 1
+
+
+def test_a_batch_sealed_between_a_sends_append_and_its_timestamp_still_covers_the_record(tmp_path):
+    # One sending thread and the sender thread: send() appends its record to the open batch without
+    # the lock; a seal landing right after that append must not leave the batch's newest timestamp
+    # below the record's (its time index entry would make a lookup of that timestamp skip it)
+    import inspect
+    import sys
+
+    from logbroker.clients import producer as producer_module
+
+    Broker(tmp_path).create_topic("t", 1, config={"index.interval.bytes": "1"})
+    source, first_line = inspect.getsourcelines(producer_module.Producer.send)
+    append_line = first_line + next(i for i, line in enumerate(source) if "tails.append(tail)" in line)
+    code = producer_module.Producer.send.__code__
+    with Producer(tmp_path, linger_ms=3_600_000) as producer:
+        acc = producer._acc
+        producer.send("t", "first", partition=0).get()
+        acc.io_lock.acquire()  # the sender thread takes no batch meanwhile
+        producer.send("t", "warm", partition=0)  # opens a batch with room for more records
+        time.sleep(0.003)  # the next record's millisecond is later
+
+        def seal_after_the_append(frame, event, arg):
+            if frame.f_code is not code:
+                return None
+            def line(frame, event, arg):
+                if event == "line" and frame.f_lineno == append_line + 1:  # the append just ran
+                    # the sender seals and writes the batch right then (the test holds io_lock for it)
+                    acc.write([("t", 0, acc.take_partition("t", 0))])
+                    sealed.append(frame.f_locals["batch"])
+                return line
+            return line
+
+        sealed = []
+        sys.settrace(seal_after_the_append)
+        try:
+            second = producer.send("t", "second", partition=0)
+        finally:
+            sys.settrace(None)
+            acc.io_lock.release()
+        assert sealed and second.batch is sealed[0] and sealed[0].count == 2
+        stamp = second.get().timestamp
+        time.sleep(0.003)
+        producer.send("t", "later", partition=0).get()  # indexed after it
+    reader = Broker(tmp_path).topic("t").reader(0)
+    assert reader.offset_for_timestamp(stamp) == 2

@@ -46,7 +46,7 @@ _dumps = orjson.dumps
 log = logging.getLogger("logbroker")
 _time_ns = time.time_ns
 _get_ident = threading.get_ident
-_tuple_new = tuple.__new__
+_new_future = object.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,30 +59,22 @@ class RecordMetadata:
     timestamp: int
 
 
-class FutureRecordMetadata(tuple):
+class FutureRecordMetadata:
     """The pending result of ``send``. ``get()`` waits until the record is acknowledged.
 
     Futures of one batch share its outcome (the :class:`~logbroker.clients.sender.Batch`), so
     acknowledging a batch costs the same for one record or a thousand; a future only adds the
-    record's place in it. (A tuple ``(batch, index, timestamp)``, so that creating one per record
-    stays cheap; read it through its properties.)
+    record's place in it: ``batch``, ``index`` (the record's place in the batch) and
+    ``timestamp``. Made without ``__init__`` (``_new_future``, then its three slots set): the
+    cheapest object per record, ~920 instructions against ~1,330 for a tuple subclass made with
+    ``tuple.__new__`` (callgrind).
     """
 
-    __slots__ = ()
+    __slots__ = ("batch", "index", "timestamp")
 
-    @property
-    def batch(self) -> Batch:
-        """The producer batch the record went into (shared by the futures of its records)."""
-        return tuple.__getitem__(self, 0)
-
-    @property
-    def index(self) -> int:
-        """The record's place in :attr:`batch`."""
-        return tuple.__getitem__(self, 1)
-
-    @property
-    def timestamp(self) -> int:
-        return tuple.__getitem__(self, 2)
+    batch: Batch
+    index: int
+    timestamp: int
 
     @property
     def topic(self) -> str:
@@ -97,7 +89,7 @@ class FutureRecordMetadata(tuple):
 
     def get(self, timeout: float | None = None) -> RecordMetadata:
         """Wait (up to ``timeout`` seconds) until the record is acknowledged; raise if it failed."""
-        batch, index, timestamp = self
+        batch, index, timestamp = self.batch, self.index, self.timestamp
         if not batch.done:
             batch.sender.wait(batch, timeout)
         offset = batch.offset_of(index)
@@ -219,8 +211,11 @@ class Producer:
         """
         if _get_ident() != self._owner:
             self._acc.shared = True  # other threads send too: batches re-read their newest timestamp
-        batches = self._fast.get(topic)
-        if batches is None or key is not None or headers or timestamp_ms is not None or value is None:
+        try:
+            batches = self._fast[topic]
+        except KeyError:  # a topic not opened yet, or one that needs a key (compacted)
+            return self._send(topic, value, key, partition, timestamp_ms, headers)
+        if key is not None or headers or timestamp_ms is not None or value is None:
             return self._send(topic, value, key, partition, timestamp_ms, headers)
         # The common case (no key, headers or timestamp; a topic that takes records without a key)
         # in one frame, encoded here into its tail (storage.record.encode_tails) and appended to the
@@ -235,8 +230,10 @@ class Producer:
             value_json = _dumps(value)
         except (TypeError, orjson.JSONEncodeError):
             return self._send(topic, value, key, partition, timestamp_ms, headers)
-        # find, not `in`: bytes.__contains__ first tries its operand as an int (thousands of instructions)
-        if value_json.find(b"null") >= 0 and has_non_finite(value):
+        # NaN and Infinity come out of orjson as null. partition, not `in` (bytes.__contains__ first
+        # tries its operand as an int: thousands of instructions) nor find (which parses its
+        # arguments from a format string): measured ~500 instructions per call less than find
+        if value_json.partition(b"null")[1] and has_non_finite(value):
             return self._send(topic, value, key, partition, timestamp_ms, headers)
         ts = _time_ns() // 1_000_000
         stamp = self._stamp
@@ -250,17 +247,21 @@ class Producer:
             if size > self._limits[topic]:
                 return self._send(topic, value, key, partition, timestamp_ms, headers)  # measures, refuses
             return self._put(topic, partition, tail, size, ts, None)
+        if ts > batch.max_ts:  # before the append: a seal right after it must not miss this time
+            batch.max_ts = ts  # (one before it leaves max_ts high, which no lookup can trip on)
         tails = batch.tails
+        index = len(tails)
         tails.append(tail)
-        index = len(tails) - 1
         batch.size = used
-        if ts > batch.max_ts:
-            batch.max_ts = ts
         if batch.sealed or tails[index] is not tail:  # sealed, or another thread appended too
             index = self._acc.settle(batch, tail)
             if index is None:
                 return self._put(topic, partition, tail, size, ts, None)
-        return _tuple_new(FutureRecordMetadata, (batch, index, ts))
+        future = _new_future(FutureRecordMetadata)
+        future.batch = batch
+        future.index = index
+        future.timestamp = ts
+        return future
 
     def _send(self, topic: str, value: Any, key: str | None, partition: int | None, timestamp_ms: int | None,
               headers: dict[str, str] | None) -> FutureRecordMetadata:
@@ -344,7 +345,11 @@ class Producer:
     def _put(self, topic: str, partition: int, tail: bytes, size: int, ts: int, cut: int | None) -> FutureRecordMetadata:
         """Add an encoded record to its partition's open batch under the lock (blocking on buffer.memory)."""
         batch, index = self._acc.put(topic, partition, tail, size, ts, cut)
-        return _tuple_new(FutureRecordMetadata, (batch, index, ts))
+        future = _new_future(FutureRecordMetadata)
+        future.batch = batch
+        future.index = index
+        future.timestamp = ts
+        return future
 
     def send_batch(self, topic: str, values: list[Any], key: str | None = None, partition: int | None = None,
                    timestamp_ms: int | None = None, headers: dict[str, str] | None = None) -> "FutureBatchMetadata":

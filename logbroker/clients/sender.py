@@ -55,9 +55,11 @@ records the parent had buffered fail in the child (the parent writes them; writt
 would be stored twice).
 
 ``buffer.memory`` counts what unresolved batches reserved: each reserves, under the lock, the size
-of the records it takes in pieces of up to 4 KiB (Kafka's BufferPool hands out whole batches); a
-``send()`` whose reservation would pass it blocks up to ``max.block.ms``, then raises
-ProducerTimeoutError.
+of the records it takes: at its first record, room for a whole batch (``batch.size``, as Kafka's
+BufferPool hands out whole batches), or a sixteenth of ``buffer.memory`` when that is smaller, and
+more, in pieces as large, when its records pass it. A ``send()`` whose reservation would pass
+``buffer.memory`` blocks up to ``max.block.ms``, then raises ProducerTimeoutError (a piece
+shrinks to what the record needs before it blocks).
 """
 
 from __future__ import annotations
@@ -140,8 +142,6 @@ class Batch:
 
 AppendFn = Callable[[str, int, list], list]
 
-#: The largest piece of buffer.memory a batch reserves at a time beyond what its record needs.
-_RESERVE_CHUNK = 4096
 _BATCH_FIELD_ROOM = 128  # more than a batch field takes (FORMAT.md): kept free under max.message.bytes
 
 
@@ -168,7 +168,7 @@ class Sender:
         self.linger = linger_ms / 1000.0
         self.buffer_memory = buffer_memory
         self.max_block = max_block_ms / 1000.0
-        self.chunk = max(1, min(_RESERVE_CHUNK, buffer_memory // 16))
+        self.chunk = max(1, min(batch_size, buffer_memory // 16))
         self.lock = threading.Lock()
         self.acked = threading.Condition(self.lock)
         self.io_lock = threading.Lock()
@@ -224,8 +224,8 @@ class Sender:
         first record, of one that does not fit in what its batch reserved, of one that fills
         it, and of one with headers. Returns the batch and the record's index in it.
 
-        A batch reserves buffer.memory in pieces (Kafka's BufferPool hands out whole batches)
-        and sets ``limit`` so that the records sent without the lock (``Producer.send``) stay
+        A batch reserves buffer.memory in pieces of up to batch.size (Kafka's BufferPool hands
+        out whole batches; fewer pieces, fewer records that take this way) and sets ``limit`` so that the records sent without the lock (``Producer.send``) stay
         within the reservation, below batch.size and below max.message.bytes; blocks (up to
         max.block.ms) while buffer.memory is full.
         """

@@ -409,6 +409,7 @@ _LF_PREFIX_HEAD = b"\n" + PREFIX_HEAD
 _TAIL = b',"timestamp":%d,"key":%b%b,"value":%b}'
 _TAIL_VALUE_EXTRA = len(b',"value":') + 1  # what follows the head in a tail besides the value: the mark, "}"
 _OFFSET_BODY = b'"offset":%d%b'
+_OFFSET_KEY = b'"offset":'
 #: What a line adds to its tail at most: the crc prefix, ``"offset":`` and 20 digits, the LF.
 TAIL_EXTRA = PREFIX_LEN + len(b'"offset":') + 20 + 1
 
@@ -460,6 +461,8 @@ def encode_tails(base_offset: int, group: TailGroup, max_bytes: int = _NO_LIMIT)
     """
     tails = group.tails
     n = len(tails)
+    if n > 1 and _tails_size(base_offset, tails) + _BATCH_FIELD_MAX <= max_bytes:
+        return [_tails_batch(base_offset, group)]  # the usual case
     bodies = _bodies(_OFFSET_BODY, base_offset, iter(tails), n)
     total = sum(map(len, bodies)) + _LINE_EXTRA * n
     if n == 1 or total + _BATCH_FIELD_MAX <= max_bytes:
@@ -486,6 +489,63 @@ def encode_tails(base_offset: int, group: TailGroup, max_bytes: int = _NO_LIMIT)
         first_line = _LINE % (_crc32(first), first)
         batches.append(EncodedBatch((first_line, tail), len(first_line) + len(tail), b - a, first_ts, max_ts))
     return batches
+
+
+def _tails_size(base_offset: int, tails: Sequence[bytes]) -> int:
+    """The bytes of ``tails`` as lines at offsets ``base_offset`` onwards, before any batch field."""
+    n = len(tails)
+    digits = len(b"%d" % (base_offset + n - 1)) * n
+    if base_offset < 10 ** (digits // n - 1):  # the offsets do not all have as many digits
+        digits = sum(len(b"%d" % offset) for offset in range(base_offset, base_offset + n))
+    return sum(map(len, tails)) + n * (_LINE_EXTRA + len(_OFFSET_KEY)) + digits
+
+
+def _tails_batch(base_offset: int, group: TailGroup) -> EncodedBatch:
+    """:func:`encode_tails` of two or more records that make one batch, without a body per record.
+
+    A line after the first is joined from pieces: its prefix, the hex of its crc, ``",`` with
+    ``"offset":`` and the offset's digits above the last three (one piece shared by a thousand
+    offsets), the last three digits (from a table), and the tail. Its crc continues the crc of
+    those shared digits (``crc32(tail, start)``) instead of running over a body formatted for it:
+    no format, allocation or copy of ~300 bytes per record (measured: ~400 instructions less per
+    record than :func:`_bodies`).
+    """
+    tails = group.tails
+    n = len(tails)
+    rest = tails[1:]
+    mids: list[bytes] = []
+    lows: list[bytes] = []
+    starts: list[int] = []
+    offset, end = base_offset + 1, base_offset + n
+    while offset < end:
+        high, low = divmod(offset, 1000)
+        run = min(1000 - low, end - offset)  # offsets sharing their digits above the last three
+        if high:
+            head, digits = _OFFSET_KEY + b"%d" % high, _LAST3[low:low + run]
+        else:
+            head, digits = _OFFSET_KEY, _UNDER_1000[low:low + run]
+        mids += repeat(PREFIX_TAIL + head, run)
+        lows += digits
+        starts += map(_crc32, digits, repeat(_crc32(head), run))
+        offset += run
+    m = n - 1
+    pieces = [b"\n"] * (5 * m + 1)  # per line: prefix, hex digits, '",' and offset head, last digits, tail; then LF
+    pieces[0:5 * m:5] = repeat(_LF_PREFIX_HEAD, m)
+    pieces[0] = PREFIX_HEAD
+    pieces[1::5] = _hex8(list(map(_crc32, rest, starts)))
+    pieces[2::5] = mids
+    pieces[3::5] = lows
+    pieces[4::5] = rest
+    lines = b"".join(pieces)
+    first_tail = tails[0]
+    cut = (group.cuts or {}).get(0)
+    if cut is None:
+        cut = first_tail.find(_VALUE_MARK)
+    first = b"%b%d%b%b%b" % (_OFFSET_KEY, base_offset, first_tail[:cut], _BATCH_FIELD % (n, len(lines), _crc32(lines)),
+                            first_tail[cut:])
+    first_line = _LINE % (_crc32(first), first)
+    return EncodedBatch((first_line, lines), len(first_line) + len(lines), n, group.first_timestamp,
+                        group.max_timestamp)
 
 
 def _tail_timestamps(tails: Sequence[bytes]) -> tuple[int, int]:
