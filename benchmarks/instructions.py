@@ -15,7 +15,12 @@ Pairs (the same workloads as produce.py and consume.py):
   latency bookkeeping (a plain Producer.send loop, batches of ~1,000) and send-default (send.py's
   send loop: the producer's default settings, ``flush()`` every 1,000) against the raw loop;
 - consume-parsed (PartitionReader.read) and consume-group (a Consumer in a group, touching every
-  value) against read + split + orjson.loads.
+  value) against read + split + orjson.loads;
+- serve-produce and serve-consume: the instructions of a ``logbroker serve`` process (the server
+  alone runs under callgrind) per record a confluent-kafka client produces (acks=all, linger.ms 5,
+  the topic's default fsync=always, to one partition) or fetches (a consumer assigned to one
+  partition, reading it from offset 0 to its end), against the native bulk-durable and
+  consume-group: the server's CPU per record beside the library's own path (needs confluent-kafka).
 
 What instruction counts miss: time spent waiting (fdatasync, page faults) and how fast each
 instruction runs; large copies done with ``rep movsb`` count one instruction per byte, which
@@ -36,7 +41,9 @@ import time
 import common
 
 PAIRS = [("bulk-durable", "raw-produce"), ("send-loop", "raw-produce"), ("send-default", "raw-produce"),
-         ("consume-parsed", "plain-read-loads"), ("consume-group", "plain-read-loads")]
+         ("consume-parsed", "plain-read-loads"), ("consume-group", "plain-read-loads"),
+         ("serve-produce", "bulk-durable"), ("serve-consume", "consume-group")]
+SERVED = ("serve-produce", "serve-consume")  # workloads whose measured process is a server
 
 
 def child(workload: str, data_dir: str, n: int) -> None:
@@ -91,15 +98,66 @@ def child(workload: str, data_dir: str, n: int) -> None:
         raise SystemExit(f"unknown workload {workload!r}")
 
 
-def instructions(workload: str, data_dir: str, n: int) -> int:
+def _collected(workload: str, stderr: str) -> int:
+    match = re.search(r"Collected : (\d+)", stderr)
+    if not match:
+        raise RuntimeError(f"no instruction count from callgrind for {workload}: {stderr[-500:]}")
+    return int(match.group(1))
+
+
+def instructions(workload: str, data_dir: str, n: int, out_file: str = "/dev/null") -> int:
+    if workload in SERVED:
+        return served_instructions(workload, data_dir, n, out_file)
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+    done = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", sys.executable,
                            os.path.abspath(__file__), "--child", workload, data_dir, str(n)],
                           capture_output=True, text=True, env=env, check=True)
-    match = re.search(r"Collected : (\d+)", done.stderr)
-    if not match:
-        raise RuntimeError(f"no instruction count from callgrind for {workload}: {done.stderr[-500:]}")
-    return int(match.group(1))
+    return _collected(workload, done.stderr)
+
+
+def served_instructions(workload: str, data_dir: str, n: int, out_file: str) -> int:
+    """Run ``logbroker serve`` under callgrind on a fresh data directory, drive it with a
+    confluent-kafka client over ``n`` records, stop it with SIGTERM: the server's instructions."""
+    import orjson
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from consume import fill
+    from logbroker.storage.topic import Topic
+    d = os.path.join(data_dir, f"{workload}-{n}")
+    os.makedirs(d)
+    values = [orjson.dumps(v) for v in common.orders()]
+    if workload == "serve-consume":
+        fill(d, "c", n, common.orders())
+    else:
+        Topic.create(d, "p", 1)
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    server = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", sys.executable,
+                               "-m", "logbroker", "serve", "--port", "0", "--data-dir", d],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        bootstrap = server.stdout.readline().split()[2]
+        if workload == "serve-produce":
+            p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+            for i in range(n):
+                while True:
+                    try:
+                        p.produce("p", value=values[i % len(values)], partition=0)
+                        break
+                    except BufferError:
+                        p.poll(0.05)
+            if p.flush(600) != 0:
+                raise RuntimeError("the producer did not deliver every record in 600 s")
+            del p  # disconnects before the server stops
+        else:
+            c = Consumer({"bootstrap.servers": bootstrap, "group.id": "instructions", "enable.auto.commit": False})
+            c.assign([TopicPartition("c", 0, 0)])
+            got = 0
+            while got < n:
+                got += sum(1 for m in c.consume(1000, 60.0) if not m.error())
+            c.close()
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=600)
+    return _collected(workload, stderr)
 
 
 def main() -> None:
@@ -110,6 +168,8 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=30_000)
     parser.add_argument("--dir", default=None)
+    parser.add_argument("--callgrind-out", default=None, metavar="DIR",
+                        help="keep each run's callgrind profile there (WORKLOAD-N.out), for callgrind_annotate")
     parser.add_argument("--only", default=None,
                         help="comma-separated workloads (default: every pair's); a pair is shown when both ran")
     args = parser.parse_args()
@@ -126,7 +186,9 @@ def main() -> None:
         fill(d, "c", args.large, common.orders())
         per = {}
         for workload in dict.fromkeys(w for pair in PAIRS for w in pair if wanted is None or w in wanted):
-            small, large = instructions(workload, d, args.small), instructions(workload, d, args.large)
+            out = [os.path.join(os.path.abspath(args.callgrind_out), f"{workload}-{n}.out") if args.callgrind_out
+                   else "/dev/null" for n in (args.small, args.large)]
+            small, large = instructions(workload, d, args.small, out[0]), instructions(workload, d, args.large, out[1])
             per[workload] = (large - small) / (args.large - args.small)
             sys.stderr.write(f"{workload}: {per[workload]:,.0f} instructions per record\n")
     print(common.table(["workload", "instructions/record", "baseline", "baseline instructions/record",

@@ -36,7 +36,7 @@ records = st.lists(st.tuples(st.integers(0, 2**40), st.none() | st.binary(max_si
 def test_batch_encoded_for_fetch_decodes_as_produced_records(recs, base):
     data = encode_batch(base, [(base + i, ts, k, h, v) for i, (ts, k, h, v) in enumerate(recs)])
     [batch] = decode_batches(data)
-    assert batch.records == [(ts, k, h, v) for ts, k, h, v in recs]
+    assert [(ts, k, list(h), v) for ts, k, h, v in batch.records] == recs
 
 
 _SIZES = st.sampled_from([0, 1, 63, 64, 65, 127, 128, 8191, 8192, 20_000])  # varints of one, two and three bytes
@@ -50,7 +50,7 @@ def test_batch_with_long_fields_many_records_and_spread_timestamps_decodes_as_pr
             for i, (dt, k, v) in enumerate(shape)]
     data = encode_batch(7, [(7 + i, ts, k, h, v) for i, (ts, k, h, v) in enumerate(recs)])
     [batch] = decode_batches(data)
-    assert batch.records == recs
+    assert batch.records == [(ts, k, (), v) for ts, k, _, v in recs]  # no headers: the empty tuple
 
 
 @settings(max_examples=80, deadline=None)
@@ -69,6 +69,22 @@ def test_a_batch_encoded_column_by_column_is_the_batch_encoded_record_by_record(
     assert encode_plain_batch(offsets, timestamps, keys if with_keys else None, values) == expected
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.binary(max_size=20), _SIZES | st.sampled_from([4040, 4053, 4060, 4085, 4090])),
+                min_size=1, max_size=40), st.integers(0, 2**40), st.integers(2**41, 2**42), st.sampled_from([0, 1, 100, 4095, 4096, 2**40]), st.booleans())
+def test_a_batch_of_contiguous_offsets_encoded_column_by_column_is_the_batch_encoded_record_by_record(
+        shape, base, ts0, ts_step, with_keys):
+    # A fetch from a log that is not compacted: offsets a range; timestamps equal (step 0), close
+    # together or far apart, some before the first; records just under and over 4096 bytes.
+    offsets = range(base, base + len(shape))
+    timestamps = [ts0 + (0, 2, 1, -1)[i % 4] * ts_step for i in range(len(shape))]
+    keys = [key for key, _ in shape]
+    values = [b"v" * size for _, size in shape]
+    expected = encode_batch(base, [(o, ts, k if with_keys else None, [], v)
+                                   for o, ts, k, v in zip(offsets, timestamps, keys, values)])
+    assert encode_plain_batch(offsets, timestamps, keys if with_keys else None, values) == expected
+
+
 def _gzip_batch(recs):
     plain = encode_batch(0, [(i, ts, k, h, v) for i, (ts, k, h, v) in enumerate(recs)])
     body = gzip.compress(plain[61:])
@@ -80,7 +96,7 @@ def _gzip_batch(recs):
 def test_gzip_batches_are_decompressed():
     recs = [(5, b"k", [("h", b"v")], b"value"), (6, None, [], None)]
     [batch] = decode_batches(_gzip_batch(recs))
-    assert batch.records == recs
+    assert [(ts, k, list(h), v) for ts, k, h, v in batch.records] == recs
 
 
 def test_without_cramjam_snappy_lz4_and_zstd_are_refused_with_76_naming_the_package(monkeypatch):

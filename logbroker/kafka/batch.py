@@ -45,12 +45,15 @@ class BatchError(ValueError):
 
 @dataclass(slots=True)
 class ProducedBatch:
-    """One batch as a producer sent it: its records as (timestamp, key, headers, value) tuples."""
+    """One batch as a producer sent it: its records as (timestamp, key, headers, value) tuples; a
+    record without headers has the empty tuple, so that its tuple holds no container (the cyclic
+    collector stops tracking it) and costs no list of its own."""
 
     producer_id: int
     producer_epoch: int
     base_sequence: int
-    records: list[tuple[int, bytes | None, list[tuple[str, bytes | None]], bytes | None]] = field(default_factory=list)
+    records: list[tuple[int, bytes | None, Sequence[tuple[str, bytes | None]], bytes | None]] = field(
+        default_factory=list)
 
 
 def _zigzag(buf: bytes, pos: int) -> tuple[int, int]:
@@ -212,7 +215,7 @@ def _records(body: bytes, count: int, base_ts: int) -> list:
             else:
                 value, pos = body[pos:pos + size], pos + size
             if body[pos] == 0:
-                headers, pos = [], pos + 1
+                headers, pos = (), pos + 1
             else:
                 headers, pos = _headers(body, pos, end, i)
             if pos != end:
@@ -315,24 +318,58 @@ def _varints(numbers) -> list[bytes]:
 
 _NULL_KEY_RECORD = b"\x00%b%b\x01%b%b\x00"  # attributes, ts delta, offset delta, null key, value, no headers
 _KEY_RECORD = b"\x00%b%b%b%b%b%b\x00"  # the same with a key's length and bytes
+_HEAD = struct.Struct(">qiibI")  # base offset, batch length, leader epoch, magic, CRC-32C: 21 bytes
+_AFTER_CRC = struct.Struct(">hiqqqhii")  # attributes .. record count: 40 bytes
 
 
-def encode_plain_batch(offsets: list[int], timestamps: list[int], keys: list[bytes] | None,
-                       values: list[bytes]) -> bytes:
+def encode_plain_batch(offsets: Sequence[int], timestamps: list[int], keys: list[bytes] | None,
+                       values: list[bytes]) -> bytearray:
     """:func:`encode_batch` for records without headers, with non-null values and keys that are all
     bytes (``keys``) or all null (``keys`` None), given column by column (offsets ascending).
 
     The records are laid out by C-level ``map``s over the columns, with no Python-level step per
-    record while every varint is below 4096 (lengths, offset and timestamp deltas).
+    record while every varint is below 4096 (lengths, offset and timestamp deltas). The common
+    cases cost less: contiguous offsets (a log that is not compacted) take their deltas as a slice
+    of the table, equal timestamps (records appended in one batch) repeat one delta, and a record
+    whose value and key are short enough has a length below 4096 without looking. The batch is
+    joined once into a buffer whose header is then filled in (the CRC-32C over that buffer).
     """
-    base_offset, base_ts = offsets[0], timestamps[0]
-    columns = [_varints(map(sub, timestamps, repeat(base_ts))), _varints(map(sub, offsets, repeat(base_offset)))]
+    count, base_offset, base_ts = len(offsets), offsets[0], timestamps[0]
+    small = _SMALL_VARINTS
+    last_delta = offsets[-1] - base_offset
+    if last_delta == count - 1 and count <= _SMALL:  # ascending and contiguous: deltas 0 .. count - 1
+        offset_deltas = small[:count]
+    else:
+        offset_deltas = _varints(map(sub, offsets, repeat(base_offset)))
+    min_ts, max_ts = min(timestamps), max(timestamps)
+    if min_ts == max_ts:
+        ts_deltas = repeat(b"\x00", count)
+    elif min_ts >= base_ts and max_ts - base_ts < _SMALL:
+        ts_deltas = list(map(small.__getitem__, map(sub, timestamps, repeat(base_ts))))
+    else:
+        ts_deltas = list(map(_varint_bytes, map(sub, timestamps, repeat(base_ts))))
+    lengths = list(map(len, values))
+    longest = max(lengths)
+    columns = [ts_deltas, offset_deltas]
     if keys is None:
         template = _NULL_KEY_RECORD
     else:
         template = _KEY_RECORD
-        columns += (_varints(map(len, keys)), keys)
-    columns += (_varints(map(len, values)), values)
+        key_lengths = list(map(len, keys))
+        longest += max(key_lengths)
+        columns += (_varints(key_lengths), keys)
+    columns += (_varints(lengths), values)
     records = list(map(template.__mod__, zip(*columns)))
-    parts = list(chain.from_iterable(zip(_varints(map(len, records)), records)))
-    return _framed(base_offset, offsets[-1] - base_offset, base_ts, max(timestamps), len(records), parts)
+    # A record is its key and value plus at most 42 bytes: attributes, headers count and four varints.
+    if longest < _SMALL - 42:
+        record_lengths = list(map(small.__getitem__, map(len, records)))
+    else:
+        record_lengths = _varints(map(len, records))
+    parts = [_EMPTY_HEAD, _AFTER_CRC.pack(0, last_delta, base_ts, max_ts, -1, -1, -1, count)]
+    parts += chain.from_iterable(zip(record_lengths, records))
+    batch = bytearray().join(parts)
+    _HEAD.pack_into(batch, 0, base_offset, len(batch) - 12, 0, 2, crc32c(memoryview(batch)[_HEAD.size:]))
+    return batch
+
+
+_EMPTY_HEAD = bytes(_HEAD.size)

@@ -76,18 +76,27 @@ def _encode_read(got: Any) -> tuple[bytes, int]:
     byte limits. Plain lines (no ``venc``, ``kenc`` or ``headers``; keys all strings or all null)
     are encoded column by column; any others record by record."""
     lines, values = got.columns()
-    plain = not any(any(map(contains, lines, repeat(mark))) for mark in _MARKED)
+    n = len(lines)
+    # A line head holds crc, offset, timestamp and key, the first line of a stored batch also its
+    # batch field: heads with no field beyond those are plain, told by their sizes; otherwise
+    # each marked field is looked for.
+    extra = sum(map(len, lines)) - 4 * n
+    plain = (extra == 0 or extra == sum(map(contains, lines, repeat("batch")))
+             or not any(any(map(contains, lines, repeat(mark))) for mark in _MARKED))
     if plain:
         keys = list(map(_get_key, lines))
-        if keys.count(None) == len(keys):
+        if keys.count(None) == n:
             keys = None
         elif None in keys:
             plain = False
         else:
             keys = list(map(str.encode, keys))
     if plain:
-        size = 24 * len(values) + sum(map(len, values)) + (0 if keys is None else sum(map(len, keys)))
-        return encode_plain_batch(list(map(_get_offset, lines)), list(map(_get_timestamp, lines)), keys, values), size
+        size = 24 * n + sum(map(len, values)) + (0 if keys is None else sum(map(len, keys)))
+        first, last = lines[0]["offset"], lines[-1]["offset"]
+        # Offsets ascend in a log: as many as there are lines between the first and the last are all of them.
+        offsets = range(first, last + 1) if last - first == n - 1 else list(map(_get_offset, lines))
+        return encode_plain_batch(offsets, list(map(_get_timestamp, lines)), keys, values), size
     records, size = [], 0
     for d, value_json in zip(lines, values):
         if "venc" in d or "kenc" in d or "headers" in d:
