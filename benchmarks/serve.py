@@ -194,6 +194,10 @@ def e2e(bootstrap: str, topic: str, seconds: float = 5.0, rate: int = 1000,
     consumer = subprocess.Popen([sys.executable, "-c", _E2E_CONSUMER, bootstrap, topic, str(n)],
                                 stdout=subprocess.PIPE, text=True)
     consumer.stdout.readline()
+    # The throughput workloads before this one (and Redis's AOF) leave hundreds of MB for the
+    # kernel to write back; an fdatasync queued behind that writeback took 30-200 ms in traces
+    # (serve_trace.py), which measures the disk's backlog, not the server: write it back first.
+    os.sync()
     time.sleep(1.0)
     t0 = time.perf_counter()
     for i in range(n):
