@@ -1,0 +1,276 @@
+"""``logbroker serve``'s group coordinator against an unlucky operator: a zombie member committing
+with a generation that a rebalance has ended, and the server killed (-9) right after it
+acknowledged an OffsetCommit. Hand-made requests on raw sockets drive the protocol step by step, so
+the zombie's commit is the one a stalled real client would send; a committed offset must never move
+because of it, and an acknowledged commit must be on disk when the server comes back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import socket
+import struct
+import threading
+
+import pytest
+
+from kafka_support import ServerProcess
+from logbroker.groups.offsets import GroupPaths, OffsetStore
+from logbroker.kafka.errors import ErrorCode as E
+from logbroker.kafka.schemas import by_key
+from logbroker.kafka.wire import Reader, decode, encode
+from logbroker.storage.topic import Topic
+from waiting import wait_until
+
+JOIN, SYNC, COMMIT, FETCH = 11, 14, 8, 9
+VERSIONS = {JOIN: 3, SYNC: 2, COMMIT: 2, FETCH: 2, 15: 0}  # all before flexible versions: a v0 response header
+
+
+class Wire:
+    """One connection to the server; ``call`` sends one request and returns its decoded response."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.correlation = 0
+
+    def call(self, key: int, body: dict) -> dict:
+        api, version = by_key[key], VERSIONS[key]
+        self.correlation += 1
+        out = bytearray(struct.pack(">hhih", key, version, self.correlation, 2) + b"op")
+        encode(api.request, body, version, False, out)
+        self.sock.sendall(struct.pack(">i", len(out)) + bytes(out))
+        size = struct.unpack(">i", self._exactly(4))[0]
+        frame = self._exactly(size)
+        assert struct.unpack(">i", frame[:4])[0] == self.correlation
+        return decode(api.response, Reader(frame, 4), version, False)
+
+    def _exactly(self, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError("the server closed the connection")
+            data += chunk
+        return data
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def join(wire: Wire, group: str, member: str = "", rebalance_ms: int = 10000) -> dict:
+    return wire.call(JOIN, {"GroupId": group, "SessionTimeoutMs": 30000, "RebalanceTimeoutMs": rebalance_ms,
+                            "MemberId": member, "ProtocolType": "consumer",
+                            "Protocols": [{"Name": "range", "Metadata": b""}]})
+
+
+def sync(wire: Wire, group: str, joined: dict) -> dict:
+    assignments = [{"MemberId": m["MemberId"], "Assignment": b""} for m in joined["Members"]]
+    return wire.call(SYNC, {"GroupId": group, "GenerationId": joined["GenerationId"],
+                            "MemberId": joined["MemberId"], "Assignments": assignments})
+
+
+def commit(wire: Wire, group: str, topic: str, generation: int, member: str, offset: int) -> int:
+    resp = wire.call(COMMIT, {"GroupId": group, "GenerationIdOrMemberEpoch": generation, "MemberId": member,
+                              "RetentionTimeMs": -1,
+                              "Topics": [{"Name": topic, "Partitions": [{"PartitionIndex": 0, "CommittedOffset": offset,
+                                                                         "CommittedMetadata": ""}]}]})
+    return resp["Topics"][0]["Partitions"][0]["ErrorCode"]
+
+
+def fetched(wire: Wire, group: str, topic: str) -> int:
+    resp = wire.call(FETCH, {"GroupId": group, "Topics": [{"Name": topic, "PartitionIndexes": [0]}]})
+    part = resp["Topics"][0]["Partitions"][0]
+    assert part["ErrorCode"] == 0
+    return part["CommittedOffset"]
+
+
+def describe(port: int, group: str) -> bytes:
+    wire = Wire(port)
+    try:
+        return wire.call(15, {"Groups": [group]})["Groups"][0]["GroupState"].encode()
+    finally:
+        wire.close()
+
+
+def on_disk(data: str, topic: str, group: str) -> int | None:
+    return OffsetStore(GroupPaths(os.path.join(data, topic), group), topic).committed(0)
+
+
+@pytest.fixture
+def served(tmp_path):
+    data = str(tmp_path / "data")
+    os.makedirs(data)
+    Topic.create(data, "zt", 1)
+    srv = ServerProcess(data, str(tmp_path / "requests.log"), 100)
+    yield data, srv
+    srv.stop()
+
+
+@pytest.mark.slow
+def test_a_zombie_member_dropped_by_a_rebalance_cannot_commit_over_the_new_owner(served):
+    data, srv = served
+    a, b = Wire(srv.port), Wire(srv.port)
+    try:
+        first = join(a, "zg", rebalance_ms=1000)
+        assert first["ErrorCode"] == 0 and first["GenerationId"] == 1
+        assert sync(a, "zg", first)["ErrorCode"] == 0
+        assert commit(a, "zg", "zt", 1, first["MemberId"], 5) == 0
+
+        # b joins; a (stalled: it never rejoins) is dropped when the rebalance timeout runs out.
+        second = join(b, "zg")
+        assert second["ErrorCode"] == 0 and second["GenerationId"] == 2
+        assert [m["MemberId"] for m in second["Members"]] == [second["MemberId"]]
+        assert sync(b, "zg", second)["ErrorCode"] == 0
+        assert commit(b, "zg", "zt", 2, second["MemberId"], 10) == 0
+
+        # The zombie wakes up and commits further than the new owner did, with its old generation.
+        code = commit(a, "zg", "zt", 1, first["MemberId"], 100)
+        assert code in (E.UNKNOWN_MEMBER_ID, E.ILLEGAL_GENERATION), f"the zombie's commit got error code {code}"
+        assert fetched(b, "zg", "zt") == 10
+        assert on_disk(data, "zt", "zg") == 10
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.slow
+def test_a_member_still_in_the_group_cannot_commit_with_the_generation_before_a_rebalance(served):
+    data, srv = served
+    a, b = Wire(srv.port), Wire(srv.port)
+    try:
+        first = join(a, "sg")
+        assert first["GenerationId"] == 1 and sync(a, "sg", first)["ErrorCode"] == 0
+        answers: dict[str, dict] = {}
+        joiner = threading.Thread(target=lambda: answers.update(b=join(b, "sg")))
+        joiner.start()
+        wait_until(lambda: b"PreparingRebalance" in describe(srv.port, "sg"), "b's join parked")
+        again = join(a, "sg", first["MemberId"])  # a rejoins: generation 2 holds a and b
+        joiner.join(30)
+        assert again["ErrorCode"] == 0 and again["GenerationId"] == 2 == answers["b"]["GenerationId"]
+        leader, follower = (a, b) if again["Members"] else (b, a)
+        results: dict[str, dict] = {}
+        waiting = threading.Thread(
+            target=lambda: results.update(f=sync(follower, "sg", answers["b"] if follower is b else again)))
+        waiting.start()
+        assert sync(leader, "sg", again if leader is a else answers["b"])["ErrorCode"] == 0
+        waiting.join(30)
+        assert results["f"]["ErrorCode"] == 0
+        assert commit(b, "sg", "zt", 2, answers["b"]["MemberId"], 10) == 0
+
+        # a is still a member, but commits with generation 1: Kafka refuses it with ILLEGAL_GENERATION.
+        assert commit(a, "sg", "zt", 1, first["MemberId"], 100) == E.ILLEGAL_GENERATION
+        assert fetched(b, "sg", "zt") == 10
+        assert on_disk(data, "zt", "sg") == 10
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.slow
+def test_an_offset_commit_acknowledged_just_before_kill_9_of_the_server_is_there_after_the_restart(tmp_path):
+    data = str(tmp_path / "data")
+    os.makedirs(data)
+    Topic.create(data, "zt", 1)
+    for round_ in range(3):
+        srv = ServerProcess(data, str(tmp_path / f"r{round_}.log"), 100)
+        wire = Wire(srv.port)
+        try:
+            joined = join(wire, "kg")
+            assert sync(wire, "kg", joined)["ErrorCode"] == 0
+            offset = 1000 * (round_ + 1)
+            assert commit(wire, "kg", "zt", joined["GenerationId"], joined["MemberId"], offset) == 0
+            os.kill(srv.proc.pid, signal.SIGKILL)  # at once after the acknowledgement
+            srv.proc.wait()
+        finally:
+            wire.close()
+            srv.stop()
+        assert on_disk(data, "zt", "kg") == offset
+        again = ServerProcess(data, str(tmp_path / f"check{round_}.log"), 100)
+        check = Wire(again.port)
+        try:
+            assert fetched(check, "kg", "zt") == offset
+        finally:
+            check.close()
+            assert again.stop()[0] == 0
+
+
+def _group_consumer(bootstrap: str, group: str, topic: str):
+    from confluent_kafka import Consumer
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False, "session.timeout.ms": 6000, "topic.metadata.refresh.interval.ms": 500})
+    c.subscribe([topic])
+    return c
+
+
+def _take(c, n: int) -> list[tuple[int, bytes]]:
+    got = []
+    for _ in range(200):
+        m = c.poll(0.25)
+        if m is not None and not m.error():
+            got.append((m.offset(), m.value()))
+            c.commit(m, asynchronous=False)
+            if len(got) == n:
+                return got
+    raise AssertionError(f"only {got} of {n} records arrived")
+
+
+@pytest.mark.slow
+def test_a_kafka_group_whose_committed_offset_fell_below_the_log_start_resumes_at_the_log_start(tmp_path):
+    from confluent_kafka import Producer
+    data = str(tmp_path / "data")
+    os.makedirs(data)
+    Topic.create(data, "zt", 1, config={"segment.bytes": 2000})
+    srv = ServerProcess(data, str(tmp_path / "requests.log"), 100)
+    try:
+        p = Producer({"bootstrap.servers": srv.bootstrap})
+        for i in range(500):
+            p.produce("zt", b"v%d" % i, partition=0)
+        assert p.flush(30) == 0
+        c = _group_consumer(srv.bootstrap, "lg", "zt")
+        assert [o for o, _ in _take(c, 10)] == list(range(10))
+        c.close()
+        moved = subprocess.run([sys.executable, "-m", "logbroker", "--data-dir", data, "delete-records", "zt",
+                                "--partition", "0", "--before-offset", "300"], capture_output=True, text=True, timeout=60)
+        assert moved.returncode == 0, moved.stderr
+        c = _group_consumer(srv.bootstrap, "lg", "zt")
+        assert _take(c, 2) == [(300, b"v300"), (301, b"v301")]
+        c.close()
+        assert on_disk(data, "zt", "lg") == 302
+        assert srv.alive()
+    finally:
+        rc, stderr = srv.stop()
+    assert rc == 0 and "Traceback" not in stderr, stderr
+
+
+@pytest.mark.slow
+def test_a_topic_deleted_and_recreated_under_a_kafka_group_member_delivers_only_the_new_records(tmp_path):
+    from confluent_kafka import Producer
+    data = str(tmp_path / "data")
+    os.makedirs(data)
+    Topic.create(data, "zt", 1)
+    srv = ServerProcess(data, str(tmp_path / "requests.log"), 100)
+    try:
+        p = Producer({"bootstrap.servers": srv.bootstrap})
+        for i in range(20):
+            p.produce("zt", b"old-%d" % i, partition=0)
+        assert p.flush(30) == 0
+        c = _group_consumer(srv.bootstrap, "rg", "zt")
+        assert len(_take(c, 20)) == 20
+        assert on_disk(data, "zt", "rg") == 20
+        c.close()
+        for args in (["topics", "delete", "zt"], ["topics", "create", "zt", "--partitions", "1"]):
+            done = subprocess.run([sys.executable, "-m", "logbroker", "--data-dir", data, *args],
+                                  capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+        for i in range(3):
+            p.produce("zt", b"new-%d" % i, partition=0)
+        assert p.flush(30) == 0
+        c = _group_consumer(srv.bootstrap, "rg", "zt")
+        # The old topic's commit (20) went with it: the new one is read from its start.
+        assert _take(c, 3) == [(0, b"new-0"), (1, b"new-1"), (2, b"new-2")]
+        c.close()
+    finally:
+        rc, stderr = srv.stop()
+    assert rc == 0 and "Traceback" not in stderr, stderr
