@@ -274,3 +274,35 @@ def test_a_topic_deleted_and_recreated_under_a_kafka_group_member_delivers_only_
     finally:
         rc, stderr = srv.stop()
     assert rc == 0 and "Traceback" not in stderr, stderr
+
+
+@pytest.mark.slow
+def test_a_kafka_commit_from_outside_a_group_with_a_live_logbroker_member_is_refused(tmp_path):
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    data = str(tmp_path / "data")
+    os.makedirs(data)
+    Topic.create(data, "zt", 1)
+    subprocess.run([sys.executable, "-m", "logbroker", "--data-dir", data, "publish", "zt"], check=True,
+                   input="".join(f"{i}\n" for i in range(50)), capture_output=True, text=True, timeout=60)
+    member = subprocess.Popen([sys.executable, "-m", "logbroker", "--data-dir", data, "consume", "zt", "--group", "mg",
+                               "--from-beginning"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    srv = ServerProcess(data, str(tmp_path / "requests.log"), 100)
+    try:
+        for _ in range(50):
+            member.stdout.readline()
+        wait_until(lambda: on_disk(data, "zt", "mg") == 50, "the member's automatic commit of its 50 records")
+        # A standalone client (assign, no subscribe: generation -1, no member id) commits for the group.
+        outsider = Consumer({"bootstrap.servers": srv.bootstrap, "group.id": "mg", "enable.auto.commit": False})
+        try:
+            outsider.assign([TopicPartition("zt", 0, 0)])
+            with pytest.raises(KafkaException) as refused:
+                outsider.commit(offsets=[TopicPartition("zt", 0, 5000)], asynchronous=False)
+            assert "UNKNOWN_MEMBER_ID" in str(refused.value), refused.value
+        finally:
+            outsider.close()
+        assert on_disk(data, "zt", "mg") == 50
+    finally:
+        member.send_signal(signal.SIGINT)
+        member.communicate(timeout=30)
+        rc, stderr = srv.stop()
+    assert rc == 0 and "Traceback" not in stderr, stderr

@@ -7,7 +7,9 @@ lag, and ``groups reset-offsets`` moves them.
 Committed offsets are the next offset to read. The store never moves an offset backwards (a
 backwards commit from a group member is skipped and logged), except for an admin commit
 (generation -1, no member id: Kafka's AlterConsumerGroupOffsets, ``groups reset-offsets
---bootstrap-server``) while the group has no live member of either kind. The metadata string a
+--bootstrap-server``). A commit from outside the group (generation -1) is refused with
+UNKNOWN_MEMBER_ID while the group has live members of either kind, as Kafka refuses one to a
+group that is not empty. The metadata string a
 client commits with an offset is stored with it and returned by OffsetFetch (a null one as ""); one
 longer than Kafka's ``offset.metadata.max.bytes`` (4,096) gets OFFSET_METADATA_TOO_LARGE.
 
@@ -26,7 +28,7 @@ from typing import Any
 from ..storage.config import validate_group_name
 from ..errors import (GroupNotEmptyError, InvalidNameError, LogBrokerError, UnknownGroupError, UnknownPartitionError,
                       UnknownTopicError)
-from ..groups.membership import scan_members
+from ..groups.membership import refuse_if_live
 from ..groups.offsets import CommittedOffset, GroupPaths, OffsetStore, topic_groups
 from .coordinator import Coordinator
 from .errors import ErrorCode as E
@@ -93,10 +95,13 @@ class GroupHandlers:
                             changes[index] = CommittedOffset(offset, max(generation, 0), member or "kafka",
                                                              int(time.time() * 1000), p.get("CommittedMetadata") or "")
                     if changes:
-                        admin = generation < 0 and not member
-                        await asyncio.to_thread(_commit, topic.path, group, topic.name, changes, admin)
+                        await asyncio.to_thread(_commit, topic.path, group, topic.name, changes,
+                                                outsider=generation < 0, admin=generation < 0 and not member)
                 except (UnknownTopicError, UnknownPartitionError, InvalidNameError):
                     codes = {i: E.UNKNOWN_TOPIC_OR_PARTITION for i in codes}
+                except GroupNotEmptyError as exc:
+                    log.warning("commit of group %r on %s refused: %s", group, t["Name"], exc)
+                    codes = {i: E.UNKNOWN_MEMBER_ID if c == 0 else c for i, c in codes.items()}
                 except LogBrokerError as exc:
                     log.warning("commit of group %r on %s failed: %s", group, t["Name"], exc)
                     codes = {i: E.KAFKA_STORAGE_ERROR if c == 0 else c for i, c in codes.items()}
@@ -188,9 +193,16 @@ class GroupHandlers:
                 for g in topic_groups(os.path.join(self.storage.data_dir, topic))}
 
 
-def _commit(topic_dir: str, group: str, topic: str, changes: dict[int, CommittedOffset], admin: bool = False) -> None:
+def _commit(topic_dir: str, group: str, topic: str, changes: dict[int, CommittedOffset], *, outsider: bool = False,
+            admin: bool = False) -> None:
+    """Store a Kafka client's commit. One from outside the group (generation -1) is refused with
+    GroupNotEmptyError while logbroker consumers are live in it, as Kafka refuses one to a group
+    with members: it would move their committed offsets under them."""
     paths = GroupPaths(topic_dir, group)
     paths.ensure()
     with paths.locked(timeout_s=5.0):
-        backwards = admin and not any(m.live for m in scan_members(paths))
-        OffsetStore(paths, topic).commit(changes, allow_backwards=backwards)
+        if outsider:
+            refuse_if_live(paths, lambda live: GroupNotEmptyError(
+                f"commit from outside group {group!r} refused: logbroker consumers {', '.join(live)} are live in it "
+                f"on topic {topic!r}", group=group, topic=topic))
+        OffsetStore(paths, topic).commit(changes, allow_backwards=admin)
