@@ -16,7 +16,7 @@ import threading
 import pytest
 
 from logbroker import Broker, Producer
-from logbroker.groups.offsets import GroupPaths, OffsetStore
+from logbroker.groups.offsets import GroupPaths, OffsetStore, decode_line
 from waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -41,6 +41,12 @@ def cli(data: str, *args: str, input: str | None = None, timeout: float = 60) ->
 
 def committed(data: str, group: str) -> int | None:
     return OffsetStore(GroupPaths(os.path.join(data, "t"), group), "t").committed(0)
+
+
+def previous_commit(data: str, group: str) -> int:
+    paths = GroupPaths(os.path.join(data, "t"), group)
+    with open(paths.prev, "rb") as f:
+        return int(decode_line(f.read())["offsets"]["0"]["offset"])
 
 
 @pytest.fixture
@@ -159,3 +165,39 @@ def test_records_deleted_ahead_of_a_reading_consumer_are_skipped_forwards_and_it
     assert any(b - a > 1 for a, b in zip(offsets, offsets[1:])), "never skipped the records deleted ahead of it"
     assert "below the log start offset" in stderr, stderr
     assert committed(data, "x") >= offsets[-1]
+
+
+def test_reset_offsets_racing_a_joining_member_is_either_refused_or_seen_by_it(data):
+    rng = random.Random(5)
+    outcomes = {"refused": 0, "applied": 0}
+    for round_ in range(12):
+        start = 100 * round_
+        assert cli(data, "groups", "reset-offsets", "j", "--topic", "t", "--to-offset", str(start),
+                   "--execute").returncode == 0
+        target = start + 50
+        reset_proc = subprocess.Popen([sys.executable, "-m", "logbroker", "--data-dir", data, "groups", "reset-offsets",
+                                       "j", "--topic", "t", "--to-offset", str(target), "--execute"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        threading.Event().wait(rng.uniform(0.0, 0.5))  # both start up in 0.3-0.8 s: their steps interleave
+        consumer = subprocess.Popen([sys.executable, "-m", "logbroker", "--data-dir", data, "consume", "t",
+                                     "--group", "j", "--max-messages", "1", "--property", "print.offset=true",
+                                     "--property", "print.value=false"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = consumer.communicate(timeout=60)
+        reset_out, reset_err = reset_proc.communicate(timeout=60)
+        reset = subprocess.CompletedProcess(reset_proc.args, reset_proc.returncode, reset_out, reset_err)
+        assert consumer.returncode == 0, err
+        printed = int(out.split(":")[-1])
+        after = committed(data, "j")
+        if reset.returncode != 0:
+            outcomes["refused"] += 1
+            assert "live" in reset.stderr and "\n" not in reset.stderr.strip(), reset.stderr
+            assert (printed, after) == (start, start + 1)
+        else:
+            outcomes["applied"] += 1
+            # Either the member read after the reset (it starts at the target), or it had come and
+            # gone before the reset looked (the reset then holds).
+            assert (printed, after) in ((target, target + 1), (start, target)), (printed, after, reset.stdout)
+            if after == target:  # then the member's commit came before the reset's: it is the generation before
+                assert previous_commit(data, "j") == start + 1, "the reset was applied while the member was live"
+    assert sum(outcomes.values()) == 12
