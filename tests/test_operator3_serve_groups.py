@@ -59,8 +59,8 @@ class Wire:
         self.sock.close()
 
 
-def join(wire: Wire, group: str, member: str = "", rebalance_ms: int = 10000) -> dict:
-    return wire.call(JOIN, {"GroupId": group, "SessionTimeoutMs": 30000, "RebalanceTimeoutMs": rebalance_ms,
+def join(wire: Wire, group: str, member: str = "", rebalance_ms: int = 10000, session_ms: int = 30000) -> dict:
+    return wire.call(JOIN, {"GroupId": group, "SessionTimeoutMs": session_ms, "RebalanceTimeoutMs": rebalance_ms,
                             "MemberId": member, "ProtocolType": "consumer",
                             "Protocols": [{"Name": "range", "Metadata": b""}]})
 
@@ -108,64 +108,87 @@ def served(tmp_path):
     srv.stop()
 
 
-@pytest.mark.slow
-def test_a_zombie_member_dropped_by_a_rebalance_cannot_commit_over_the_new_owner(served):
+@pytest.fixture
+def pair(served):
+    """The served data directory, the server and two connections to it: members a and b."""
     data, srv = served
     a, b = Wire(srv.port), Wire(srv.port)
-    try:
-        first = join(a, "zg", rebalance_ms=1000)
-        assert first["ErrorCode"] == 0 and first["GenerationId"] == 1
-        assert sync(a, "zg", first)["ErrorCode"] == 0
-        assert commit(a, "zg", "zt", 1, first["MemberId"], 5) == 0
+    yield data, srv, a, b
+    a.close()
+    b.close()
 
-        # b joins; a (stalled: it never rejoins) is dropped when the rebalance timeout runs out.
-        second = join(b, "zg")
-        assert second["ErrorCode"] == 0 and second["GenerationId"] == 2
-        assert [m["MemberId"] for m in second["Members"]] == [second["MemberId"]]
-        assert sync(b, "zg", second)["ErrorCode"] == 0
-        assert commit(b, "zg", "zt", 2, second["MemberId"], 10) == 0
 
-        # The zombie wakes up and commits further than the new owner did, with its old generation.
-        code = commit(a, "zg", "zt", 1, first["MemberId"], 100)
-        assert code in (E.UNKNOWN_MEMBER_ID, E.ILLEGAL_GENERATION), f"the zombie's commit got error code {code}"
-        assert fetched(b, "zg", "zt") == 10
-        assert on_disk(data, "zt", "zg") == 10
-    finally:
-        a.close()
-        b.close()
+def generation_2(srv, a: Wire, b: Wire, group: str, session_ms: int = 30000) -> tuple[dict, dict, dict]:
+    """a alone in generation 1, then a and b joining together: (a's first join, a's and b's second)."""
+    first = join(a, group, session_ms=session_ms)
+    assert first["GenerationId"] == 1 and sync(a, group, first)["ErrorCode"] == 0
+    answers: dict[str, dict] = {}
+    joiner = threading.Thread(target=lambda: answers.update(b=join(b, group, session_ms=session_ms)))
+    joiner.start()
+    wait_until(lambda: b"PreparingRebalance" in describe(srv.port, group), "b's join parked")
+    again = join(a, group, first["MemberId"], session_ms=session_ms)
+    joiner.join(30)
+    assert again["ErrorCode"] == 0 and again["GenerationId"] == 2 == answers["b"]["GenerationId"]
+    return first, again, answers["b"]
 
 
 @pytest.mark.slow
-def test_a_member_still_in_the_group_cannot_commit_with_the_generation_before_a_rebalance(served):
-    data, srv = served
-    a, b = Wire(srv.port), Wire(srv.port)
-    try:
-        first = join(a, "sg")
-        assert first["GenerationId"] == 1 and sync(a, "sg", first)["ErrorCode"] == 0
-        answers: dict[str, dict] = {}
-        joiner = threading.Thread(target=lambda: answers.update(b=join(b, "sg")))
-        joiner.start()
-        wait_until(lambda: b"PreparingRebalance" in describe(srv.port, "sg"), "b's join parked")
-        again = join(a, "sg", first["MemberId"])  # a rejoins: generation 2 holds a and b
-        joiner.join(30)
-        assert again["ErrorCode"] == 0 and again["GenerationId"] == 2 == answers["b"]["GenerationId"]
-        leader, follower = (a, b) if again["Members"] else (b, a)
-        results: dict[str, dict] = {}
-        waiting = threading.Thread(
-            target=lambda: results.update(f=sync(follower, "sg", answers["b"] if follower is b else again)))
-        waiting.start()
-        assert sync(leader, "sg", again if leader is a else answers["b"])["ErrorCode"] == 0
-        waiting.join(30)
-        assert results["f"]["ErrorCode"] == 0
-        assert commit(b, "sg", "zt", 2, answers["b"]["MemberId"], 10) == 0
+def test_a_zombie_member_dropped_by_a_rebalance_cannot_commit_over_the_new_owner(pair):
+    data, srv, a, b = pair
+    first = join(a, "zg", rebalance_ms=1000)
+    assert first["ErrorCode"] == 0 and first["GenerationId"] == 1
+    assert sync(a, "zg", first)["ErrorCode"] == 0
+    assert commit(a, "zg", "zt", 1, first["MemberId"], 5) == 0
 
-        # a is still a member, but commits with generation 1: Kafka refuses it with ILLEGAL_GENERATION.
-        assert commit(a, "sg", "zt", 1, first["MemberId"], 100) == E.ILLEGAL_GENERATION
-        assert fetched(b, "sg", "zt") == 10
-        assert on_disk(data, "zt", "sg") == 10
-    finally:
-        a.close()
-        b.close()
+    # b joins; a (stalled: it never rejoins) is dropped when the rebalance timeout runs out.
+    second = join(b, "zg")
+    assert second["ErrorCode"] == 0 and second["GenerationId"] == 2
+    assert [m["MemberId"] for m in second["Members"]] == [second["MemberId"]]
+    assert sync(b, "zg", second)["ErrorCode"] == 0
+    assert commit(b, "zg", "zt", 2, second["MemberId"], 10) == 0
+
+    # The zombie wakes up and commits further than the new owner did, with its old generation.
+    code = commit(a, "zg", "zt", 1, first["MemberId"], 100)
+    assert code in (E.UNKNOWN_MEMBER_ID, E.ILLEGAL_GENERATION), f"the zombie's commit got error code {code}"
+    assert fetched(b, "zg", "zt") == 10
+    assert on_disk(data, "zt", "zg") == 10
+
+
+@pytest.mark.slow
+def test_a_member_still_in_the_group_cannot_commit_with_the_generation_before_a_rebalance(pair):
+    data, srv, a, b = pair
+    first, again, joined_b = generation_2(srv, a, b, "sg")
+    (leader, lead), (follower, follow) = ((a, again), (b, joined_b)) if again["Members"] else ((b, joined_b), (a, again))
+    results: dict[str, dict] = {}
+    waiting = threading.Thread(target=lambda: results.update(f=sync(follower, "sg", follow)))
+    waiting.start()
+    assert sync(leader, "sg", lead)["ErrorCode"] == 0
+    waiting.join(30)
+    assert results["f"]["ErrorCode"] == 0
+    assert commit(b, "sg", "zt", 2, joined_b["MemberId"], 10) == 0
+
+    # a is still a member, but commits with generation 1: Kafka refuses it with ILLEGAL_GENERATION.
+    assert commit(a, "sg", "zt", 1, first["MemberId"], 100) == E.ILLEGAL_GENERATION
+    assert fetched(b, "sg", "zt") == 10
+    assert on_disk(data, "zt", "sg") == 10
+
+
+@pytest.mark.slow
+def test_a_follower_waiting_in_sync_for_a_leader_that_died_stays_a_member_and_rejoins(pair):
+    data, srv, a, b = pair
+    _, again, joined_b = generation_2(srv, a, b, "lg", session_ms=2000)
+    assert again["Members"], "a leads generation 2"
+    # The leader's connection drops before its SyncGroup (all the server sees of a kill -9).
+    a.close()
+    waited = sync(b, "lg", joined_b)  # parked for the leader's assignment until the leader expires
+    # Kafka's answer: rejoin. b was waiting, not silent: it is still a member, under its own id.
+    assert waited["ErrorCode"] == E.REBALANCE_IN_PROGRESS, waited
+    rejoined = join(b, "lg", joined_b["MemberId"], session_ms=2000)
+    assert rejoined["ErrorCode"] == 0 and rejoined["GenerationId"] > 2
+    assert [m["MemberId"] for m in rejoined["Members"]] == [joined_b["MemberId"]]
+    assert sync(b, "lg", rejoined)["ErrorCode"] == 0
+    assert commit(b, "lg", "zt", rejoined["GenerationId"], rejoined["MemberId"], 7) == 0
+    assert on_disk(data, "zt", "lg") == 7
 
 
 @pytest.mark.slow

@@ -13,7 +13,9 @@ verbatim per member, apart from the assignments.
 - Completing a join bumps the generation and answers each parked join; only the leader gets the
   member list. The leader's SyncGroup carries the assignments; parked followers get theirs then.
 - Members expire when not heard from (join, sync, heartbeat, commit) within their session timeout,
-  unless a join of theirs is parked; requests from stale generations get ILLEGAL_GENERATION.
+  counted from the answer to a parked join or sync; never while one is parked (Kafka's rule: a
+  follower waiting for a dead leader's SyncGroup is not expired with it). Requests from stale
+  generations get ILLEGAL_GENERATION.
 
 Generations live only in memory: after a restart members get UNKNOWN_MEMBER_ID or
 ILLEGAL_GENERATION and rejoin; committed offsets are on disk (:mod:`logbroker.groups.offsets`).
@@ -57,7 +59,10 @@ class Member:
         self.join_version = 0
 
     def expired(self, now: float) -> bool:
-        return self.join is None and now - self.last_seen > self.session_ms / 1000.0
+        # Kafka's rule: a member parked in JoinGroup or SyncGroup is waiting for the coordinator
+        # (for a leader that may be dead), not silent; its session runs again from the answer.
+        parked = self.join is not None or (self.sync is not None and not self.sync.done())
+        return not parked and now - self.last_seen > self.session_ms / 1000.0
 
 
 class Group:
@@ -255,7 +260,9 @@ class Coordinator:
         if member.sync is not None and not member.sync.done():
             member.sync.set_result({"ErrorCode": E.REBALANCE_IN_PROGRESS})
         member.sync = asyncio.get_running_loop().create_future()
-        return await member.sync
+        answer = await member.sync
+        member.last_seen = time.monotonic()
+        return answer
 
     # -- Heartbeat, LeaveGroup -----------------------------------------------------------------
 
