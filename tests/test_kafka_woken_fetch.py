@@ -85,3 +85,32 @@ def test_a_waiting_fetch_is_answered_before_the_produce_that_woke_it(tmp_path, m
     """The fetch is latency-critical end to end; the produce's acknowledgement is not."""
     _, _, order = _woken_poll(tmp_path, monkeypatch, 3)
     assert order == ["fetch", "produce"]
+
+
+def test_a_fetch_response_written_field_by_field_has_the_schemas_bytes_in_every_version():
+    """Or is left to the schema's encoder (None) when it holds what the fetch handler never answers."""
+    from logbroker.kafka.schemas import FETCH
+    from logbroker.kafka.server import _fetch_response_bytes
+    from logbroker.kafka.wire import encode
+
+    def part(index, error=0, records=b"", **extra):
+        return {"PartitionIndex": index, "ErrorCode": error, "HighWatermark": 7 + index, "LastStableOffset": 7 + index,
+                "LogStartOffset": index, "AbortedTransactions": None, "PreferredReadReplica": -1, "Records": records,
+                **extra}
+    answers = [
+        {"ErrorCode": 0, "SessionId": 0, "Responses": [{"Topic": "w", "Partitions": [part(0, records=b"\x01" * 70)]}]},
+        {"ErrorCode": 0, "SessionId": 0, "Responses": [
+            {"Topic": "orders-\u00e9", "Partitions": [part(0), part(1, error=1), part(2, records=None)]},
+            {"Topic": "t", "Partitions": []}]},
+        {"ErrorCode": 0, "SessionId": 0, "Responses": []},
+        {"ThrottleTimeMs": 5, "ErrorCode": 0, "SessionId": 3, "Responses": [{"Topic": "w", "Partitions": [part(4)]}]},
+    ]
+    for version in range(4, 12):
+        for answer in answers:
+            expected = bytearray()
+            encode(FETCH.response, answer, version, False, expected)
+            assert _fetch_response_bytes(answer, version) == bytes(expected), (version, answer)
+    assert _fetch_response_bytes({"ErrorCode": 41}, 11) is None  # a handler's failure: no Responses
+    aborted = {"ErrorCode": 0, "SessionId": 0, "Responses": [{"Topic": "w", "Partitions": [
+        part(0, AbortedTransactions=[{"ProducerId": 1, "FirstOffset": 0}])]}]}
+    assert _fetch_response_bytes(aborted, 11) is None

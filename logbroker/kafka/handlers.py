@@ -276,8 +276,9 @@ class DataHandlers:
         before it parked, so ``offset`` was not below the log start then: the records read now were
         all appended since. Its log start offset is then only information, as for a fetch at the
         end (:meth:`Storage.log_start_offset`), and not read afresh: a woken long poll (the
-        end-to-end latency's path) costs no directory listing and checkpoint read. (A delete-records of those very records between their append and this read
-        is seen by the consumer's next fetch, as if it had come just after this read.)"""
+        end-to-end latency's path) costs no directory listing and checkpoint read. (A delete-records
+        of those very records between their append and this read is seen by the consumer's next
+        fetch, as if it had come just after this read.)"""
         out = {"PartitionIndex": partition, "ErrorCode": 0, "HighWatermark": -1, "LastStableOffset": -1,
                "LogStartOffset": -1, "AbortedTransactions": None, "PreferredReadReplica": -1, "Records": b""}
         try:
