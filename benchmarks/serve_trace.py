@@ -10,7 +10,9 @@ loop that came more than 4 ms late. Joined with the clients' stamps (the send ti
 carries, its receive time), each record's latency splits into:
 
 - send -> append start: the producer's linger.ms, the request's trip, and any wait for the
-  event loop (which runs the fdatasync of an earlier group commit);
+  event loop (which runs the fdatasync of an earlier group commit); split at the time the first
+  produce request of the group commit was read (its frame complete) into the client's share and
+  the trip, and the server's (waiting for the loop, decoding, the group commit's turn);
 - append: its write and fdatasync;
 - append end -> the fetch's read of it: waking the waiting fetch;
 - that read -> received: encoding, the trip back, the consumer's own thread hand-off.
@@ -56,11 +58,22 @@ def traced_server(data_dir: str, out_path: str) -> None:
         real = getattr(cls, name)
         setattr(cls, name, before_after(real))
 
+    arrivals: list[float] = []  # produce requests read since the last append
+
+    def handle(real):
+        def handling(self, frame, conn):  # called as the request is read, before its task runs
+            if frame[:2] == b"\x00\x00":
+                arrivals.append(now())
+            return real(self, frame, conn)
+        return handling
+
     def append(real):
         def appended(self, topic, partition, batches):
             t = now()
+            first = arrivals[0] if arrivals else t
+            arrivals.clear()
             results = real(self, topic, partition, batches)
-            events.append(("append", t, now(), results[0].base_offset, sum(r.count for r in results)))
+            events.append(("append", t, now(), results[0].base_offset, sum(r.count for r in results), first))
             return results
         return appended
 
@@ -85,6 +98,7 @@ def traced_server(data_dir: str, out_path: str) -> None:
             return real(self, *args)
         return retried
 
+    wrap(server.KafkaServer, "_handle", handle)
     wrap(storage.Storage, "append", append)
     wrap(storage.Storage, "wait_append", wait_append)
     wrap(storage.Storage, "_retry_commit", retry)
@@ -217,7 +231,8 @@ def run(linger_ms: int | None, seconds: float, rate: int) -> tuple[list, list]:
 
 
 def stages(events: list, got: list) -> list[tuple[float, ...]]:
-    """Per record, in ms: total, send -> append start, append, append end -> read, read -> received."""
+    """Per record, in ms: total, send -> append start, append, append end -> read, read -> received;
+    then send -> append start split at the first produce request of the group commit read."""
     appends = sorted((e for e in events if e[0] == "append"), key=lambda e: e[3])
     bases = [a[3] for a in appends]
     reads = [e for e in events if e[0] == "read" and e[4] > 0]
@@ -227,9 +242,9 @@ def stages(events: list, got: list) -> list[tuple[float, ...]]:
         read = next((r for r in reads if r[2] <= offset < r[3]), None)
         if i < 0 or read is None:
             continue
-        _, start, end, _, _ = appends[i]
+        _, start, end, _, _, first = appends[i]
         rows.append(tuple(1000 * x for x in (received - sent, start - sent, end - start, read[1] - end,
-                                             received - read[1])))
+                                             received - read[1], first - sent, start - first)))
     return rows
 
 
@@ -253,7 +268,7 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
     print("| stage (ms) | p50 | p90 | p99 | max |\n|---|---:|---:|---:|---:|")
     names = ("send -> received", "send -> append start", "append (write + fdatasync)", "append end -> fetch read",
-             "fetch read -> received")
+             "fetch read -> received", "(send -> request read)", "(request read -> append start)")
     for j, name in enumerate(names):
         xs = sorted(r[j] for r in rows)
         q = [xs[min(len(xs) - 1, int(len(xs) * p))] for p in (0.5, 0.9, 0.99)]
