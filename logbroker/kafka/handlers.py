@@ -229,11 +229,11 @@ class DataHandlers:
         # A poll that waits long enough for the watcher's next read may take the watcher's last read
         # of a partition's end for its own (see Storage.watched_high_watermark); once woken, it reads.
         watched = self.storage.watched_high_watermark if req["MaxWaitMs"] >= _WATCHED_WAIT_MS else None
-        waiter = None
+        waiter = responses = None
         try:
             while True:
                 waiter = self.storage.next_append()
-                responses, total = self._fetch_once(req, conn, watched)
+                responses, total = self._fetch_once(req, conn, watched, responses)
                 watched = None
                 remaining = deadline - time.monotonic()
                 if total >= max(min_bytes, 1) or remaining <= 0 or any(
@@ -247,15 +247,19 @@ class DataHandlers:
                 self.storage.drop_waiter(waiter)
             self.storage.unwatch(keys)
 
-    def _fetch_once(self, req: dict, conn: Any, watched: Any = None) -> tuple[list, int]:
+    def _fetch_once(self, req: dict, conn: Any, watched: Any = None, before: list | None = None) -> tuple[list, int]:
+        """Every partition of the fetch read once. ``before``: this poll's previous answer, when it
+        was woken: a partition that answer found at its end is in range (see :meth:`_fetch_partition`)."""
         budget = req.get("MaxBytes", 0x7FFFFFFF)
         responses, total = [], 0
-        for t in req["Topics"]:
+        for i, t in enumerate(req["Topics"]):
             parts = []
-            for p in t["Partitions"]:
-                part = self._fetch_partition(t["Topic"], p["Partition"], p["FetchOffset"],
+            ends = before[i]["Partitions"] if before is not None else None
+            for j, p in enumerate(t["Partitions"]):
+                offset = p["FetchOffset"]
+                part = self._fetch_partition(t["Topic"], p["Partition"], offset,
                                              min(p["PartitionMaxBytes"], budget) if total else p["PartitionMaxBytes"],
-                                             conn, watched)
+                                             conn, watched, ends is not None and ends[j]["HighWatermark"] == offset)
                 size = len(part["Records"])
                 total += size
                 budget -= size
@@ -264,9 +268,17 @@ class DataHandlers:
         return responses, total
 
     def _fetch_partition(self, name: str, partition: int, offset: int, max_bytes: int, conn: Any,
-                         watched: Any = None) -> dict:
+                         watched: Any = None, was_at_end: bool = False) -> dict:
         """One partition's part of a fetch. ``watched``: a function giving the watcher's recent read of
-        a partition's high watermark (or None), which a fetch at that very offset takes for its own."""
+        a partition's high watermark (or None), which a fetch at that very offset takes for its own.
+
+        ``was_at_end``: this poll, woken by an append, found ``offset`` at the partition's end
+        before it parked, so ``offset`` was not below the log start then: the records read now were
+        all appended since. Its log start offset is then only information, as for a fetch at the
+        end (:meth:`Storage.log_start_offset`), and not read afresh: a woken long poll (the
+        end-to-end latency's path) costs no directory listing and checkpoint read. (A delete-records
+        of those very records between their append and this read is seen by the consumer's next
+        fetch, as if it had come just after this read.)"""
         out = {"PartitionIndex": partition, "ErrorCode": 0, "HighWatermark": -1, "LastStableOffset": -1,
                "LogStartOffset": -1, "AbortedTransactions": None, "PreferredReadReplica": -1, "Records": b""}
         try:
@@ -278,7 +290,8 @@ class DataHandlers:
             if offset == hw:  # a consumer at the end: every fetch of an idle long poll
                 out["LogStartOffset"] = self.storage.log_start_offset((name, partition), reader)
                 return out
-            out["LogStartOffset"] = start = reader.log_start_offset()
+            out["LogStartOffset"] = start = (self.storage.log_start_offset((name, partition), reader) if was_at_end
+                                             else reader.log_start_offset())
             if not start <= offset <= hw:
                 out["ErrorCode"] = E.OFFSET_OUT_OF_RANGE
                 return out
