@@ -6,6 +6,7 @@ because of it, and an acknowledged commit must be on disk when the server comes 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -327,5 +328,39 @@ def test_a_kafka_commit_from_outside_a_group_with_a_live_logbroker_member_is_ref
     finally:
         member.send_signal(signal.SIGINT)
         member.communicate(timeout=30)
+        rc, stderr = srv.stop()
+    assert rc == 0 and "Traceback" not in stderr, stderr
+
+
+@pytest.mark.slow
+def test_a_logbroker_consumer_and_a_kafka_client_joining_one_group_at_once_never_both_read(tmp_path):
+    data = str(tmp_path / "data")
+    os.makedirs(data)
+    Topic.create(data, "zt", 1)
+    subprocess.run([sys.executable, "-m", "logbroker", "--data-dir", data, "publish", "zt"], check=True,
+                   input="".join(f"{i}\n" for i in range(20)), capture_output=True, text=True, timeout=60)
+    srv = ServerProcess(data, str(tmp_path / "requests.log"), 100)
+    member = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kafka_member.py")
+    try:
+        for round_ in range(4):
+            group = f"both{round_}"
+            native = subprocess.Popen([sys.executable, "-m", "logbroker", "--data-dir", data, "consume", "zt",
+                                       "--group", group, "--from-beginning", "--timeout-ms", "4000",
+                                       "--property", "print.offset=true", "--property", "print.value=false"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            threading.Event().wait(round_ * 0.3)  # from at once to the native consumer well ahead
+            kafka = subprocess.Popen([sys.executable, member, "ck", srv.bootstrap, "zt", group, "6000"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            native_out, native_err = native.communicate(timeout=60)
+            threading.Event().wait(3)  # the Kafka client's turn, if the native consumer went first
+            kafka.send_signal(signal.SIGTERM)
+            kafka_out, _ = kafka.communicate(timeout=30)
+            by_native = {int(line.split(":")[-1]) for line in native_out.split()}
+            by_kafka = {json.loads(line)["record"][1] for line in kafka_out.splitlines() if "record" in line}
+            assert not by_native & by_kafka, (round_, sorted(by_native & by_kafka), native_err)
+            assert by_native | by_kafka == set(range(20)), (round_, sorted(by_native), sorted(by_kafka), native_err)
+            if native.returncode != 0:  # refused: one line saying why
+                assert "Kafka clients" in native_err and not by_native, native_err
+    finally:
         rc, stderr = srv.stop()
     assert rc == 0 and "Traceback" not in stderr, stderr
